@@ -1,0 +1,300 @@
+"""Read facts from a GGUF header without loading weights, and size the KV cache analytically.
+
+Everything here comes from the file's metadata and tensor table (the `gguf` package), so it is
+cheap, needs no llama.cpp context, and works before a model is downloaded in full.  The KV-cache
+model mirrors llama.cpp's allocation rules (context padded to 256 cells; sliding-window layers get
+``pad256(min(n_ctx, n_swa + n_ubatch))`` cells unless ``swa_full``), so it can be checked against
+the KV buffer sizes llama.cpp logs.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from slmbench.errors import SlmbenchError
+from slmbench.schema import ModelFacts
+
+GGUF_MAGIC = b"GGUF"
+CTX_PAD = 256  # llama.cpp pads n_ctx (and the SWA cache) to a multiple of 256 cells
+
+# Sliding-window layer pattern per architecture, for files that do not store
+# `<arch>.attention.sliding_window_pattern` (llama.cpp hard-codes these in src/models/*.cpp).
+# value: (n_pattern, dense_first)
+SWA_PATTERNS: dict[str, tuple[int, bool]] = {
+    "gemma2": (2, False),
+    "gemma3": (6, False),
+    "cohere2": (4, False),
+    "exaone4": (4, False),
+    "gpt-oss": (2, False),
+}
+# Architectures with a sliding window even when the file has no explicit size.
+SWA_DEFAULT_SIZE = {"gemma2": 4096}
+
+# Sanity limits against corrupt or hostile headers (far above any real model).
+MAX_TENSORS = 1_000_000
+MAX_KV = 1_000_000
+
+
+@dataclass
+class GGUFInfo:
+    """What slmbench knows about one GGUF file (a superset of schema.ModelFacts)."""
+
+    path: str
+    file_size_bytes: int
+    architecture: str
+    name: str | None
+    file_type: str
+    n_params: int
+    model_size_bytes: int
+    n_vocab: int
+    n_layer: int
+    n_embd: int
+    n_head: int
+    n_head_kv_layers: list[int]
+    n_embd_head_k: int
+    n_embd_head_v: int
+    n_ff: int | None
+    n_ctx_train: int
+    sliding_window: int | None
+    swa_layers: list[bool]
+    tensor_types: dict[str, int] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_head_kv(self) -> int:
+        return max(self.n_head_kv_layers) if self.n_head_kv_layers else 0
+
+    @property
+    def bits_per_weight(self) -> float:
+        return 8.0 * self.model_size_bytes / self.n_params if self.n_params else float("nan")
+
+    def kv_bytes_per_token(self, type_k: str = "f16", type_v: str = "f16") -> float:
+        """KV bytes one more token of context costs, counting every layer (SWA layers included)."""
+        return sum(_layer_kv_bytes(self, il, 1, type_k, type_v) for il in range(self.n_layer))
+
+    def to_facts(self) -> ModelFacts:
+        return ModelFacts(
+            path=os.path.abspath(self.path), file_name=os.path.basename(self.path),
+            file_size_bytes=self.file_size_bytes, model_size_bytes=self.model_size_bytes,
+            n_params=self.n_params, bits_per_weight=round(self.bits_per_weight, 4),
+            file_type=self.file_type, architecture=self.architecture, name=self.name,
+            n_vocab=self.n_vocab, n_layer=self.n_layer, n_embd=self.n_embd, n_head=self.n_head,
+            n_head_kv=self.n_head_kv, n_embd_head_k=self.n_embd_head_k,
+            n_embd_head_v=self.n_embd_head_v, n_ff=self.n_ff, n_ctx_train=self.n_ctx_train,
+            sliding_window=self.sliding_window, n_swa_layers=sum(self.swa_layers),
+            kv_bytes_per_token_f16=int(self.kv_bytes_per_token("f16", "f16")),
+            kv_bytes_per_token_q8_0=self.kv_bytes_per_token("q8_0", "q8_0"),
+            tensor_types=dict(self.tensor_types),
+        )
+
+
+# --------------------------------------------------------------------------- type sizes
+
+def ggml_type_size(type_name: str) -> tuple[int, int]:
+    """(block size in elements, bytes per block) of a ggml type name such as 'f16' or 'q8_0'."""
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    try:
+        qtype = GGMLQuantizationType[type_name.upper()]
+    except KeyError:
+        known = ", ".join(t.name.lower() for t in GGMLQuantizationType if t in GGML_QUANT_SIZES)
+        raise SlmbenchError(f"unknown cache/tensor type '{type_name}' (known: {known})") from None
+    return GGML_QUANT_SIZES[qtype]
+
+
+def bytes_for(type_name: str, n_elements: int) -> float:
+    block, size = ggml_type_size(type_name)
+    return n_elements * size / block
+
+
+# --------------------------------------------------------------------------- KV cache model
+
+def pad_ctx(n: int, pad: int = CTX_PAD) -> int:
+    return ((int(n) + pad - 1) // pad) * pad
+
+
+def _layer_kv_bytes(info: GGUFInfo, il: int, cells: int, type_k: str, type_v: str) -> float:
+    n_kv = info.n_head_kv_layers[il] if il < len(info.n_head_kv_layers) else info.n_head_kv
+    return (bytes_for(type_k, n_kv * info.n_embd_head_k * cells)
+            + bytes_for(type_v, n_kv * info.n_embd_head_v * cells))
+
+
+def kv_cache_bytes(info: GGUFInfo, n_ctx: int, type_k: str = "f16", type_v: str = "f16", *,
+                   swa_full: bool = False, n_ubatch: int = 512, pad: bool = True) -> dict:
+    """Analytic KV cache size for a context of ``n_ctx`` tokens, the way llama.cpp allocates it.
+
+    Returns ``{"n_ctx": cells of the full cache, "swa_cells": cells of the SWA cache or None,
+    "full_bytes", "swa_bytes", "total_bytes"}``.
+    """
+    cells = pad_ctx(n_ctx) if pad else int(n_ctx)
+    has_swa = info.sliding_window and any(info.swa_layers)
+    swa_cells = None
+    if has_swa:
+        swa_cells = cells if swa_full else min(cells, pad_ctx(min(cells, info.sliding_window
+                                                                  + n_ubatch)))
+    full_b = swa_b = 0.0
+    for il in range(info.n_layer):
+        if has_swa and info.swa_layers[il]:
+            swa_b += _layer_kv_bytes(info, il, swa_cells, type_k, type_v)
+        else:
+            full_b += _layer_kv_bytes(info, il, cells, type_k, type_v)
+    return {"n_ctx": cells, "swa_cells": swa_cells, "full_bytes": full_b, "swa_bytes": swa_b,
+            "total_bytes": full_b + swa_b}
+
+
+# --------------------------------------------------------------------------- reading
+
+def _check_header(path: str) -> int:
+    """Cheap checks before handing the file to the gguf reader; returns the file size."""
+    if not os.path.exists(path):
+        raise SlmbenchError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise SlmbenchError(f"{path}: is a directory, expected a .gguf file")
+    size = os.path.getsize(path)
+    if size == 0:
+        raise SlmbenchError(f"{path}: empty file, not a GGUF model")
+    with open(path, "rb") as fh:
+        head = fh.read(24)
+    if head[:4] != GGUF_MAGIC:
+        raise SlmbenchError(f"{path}: not a GGUF file (magic {head[:4]!r}, expected b'GGUF'); "
+                            "convert the model with llama.cpp's convert_hf_to_gguf.py")
+    if len(head) < 24:
+        raise SlmbenchError(f"{path}: truncated GGUF header ({size} bytes)")
+    version = struct.unpack("<I", head[4:8])[0]
+    endian = "<"
+    if version > 0xFFFF:  # a big-endian file reads as a huge little-endian number
+        endian = ">"
+        version = struct.unpack(">I", head[4:8])[0]
+    if version not in (2, 3):
+        raise SlmbenchError(f"{path}: unsupported GGUF version {version} (supported: 2, 3)")
+    n_tensors, n_kv = struct.unpack(endian + "QQ", head[8:24])
+    # every tensor info takes >= 24 bytes and every key/value >= 12: counts beyond that are lies
+    if n_tensors > MAX_TENSORS or n_tensors * 24 > size:
+        raise SlmbenchError(f"{path}: corrupt GGUF header (claims {n_tensors} tensors in a "
+                            f"{size}-byte file)")
+    if n_kv > MAX_KV or n_kv * 12 > size:
+        raise SlmbenchError(f"{path}: corrupt GGUF header (claims {n_kv} metadata entries in a "
+                            f"{size}-byte file)")
+    return size
+
+
+def _value(reader: Any, key: str, default: Any = None) -> Any:
+    fld = reader.fields.get(key)
+    if fld is None:
+        return default
+    try:
+        return fld.contents()
+    except Exception:  # noqa: BLE001 - an undecodable value is as good as a missing one
+        return default
+
+
+def _per_layer(value: Any, n_layer: int, default: int) -> list[int]:
+    if value is None:
+        return [default] * n_layer
+    if isinstance(value, (list, tuple)):
+        vals = [int(v) for v in value]
+        return (vals + [vals[-1]] * n_layer)[:n_layer] if vals else [default] * n_layer
+    return [int(value)] * n_layer
+
+
+def _swa_layers(arch: str, reader: Any, n_layer: int, has_window: bool) -> list[bool]:
+    if not has_window:
+        return [False] * n_layer
+    stored = _value(reader, f"{arch}.attention.sliding_window_pattern")
+    if isinstance(stored, (list, tuple)):
+        flags = [bool(x) for x in stored]
+        return (flags + [False] * n_layer)[:n_layer]
+    n_pattern, dense_first = SWA_PATTERNS.get(arch, (0, False))
+    if isinstance(stored, int):
+        n_pattern = stored
+    if n_pattern == 0 and arch not in SWA_PATTERNS and stored is None:
+        return [True] * n_layer  # a window with no pattern: every layer slides (e.g. mistral)
+    if dense_first:
+        return [n_pattern == 0 or il % n_pattern != 0 for il in range(n_layer)]
+    return [n_pattern == 0 or il % n_pattern < n_pattern - 1 for il in range(n_layer)]
+
+
+def file_type_name(ftype: int | None, tensor_types: dict[str, int]) -> str:
+    from gguf import LlamaFileType
+
+    if ftype is not None:
+        try:
+            name = LlamaFileType(int(ftype)).name
+            return name.replace("MOSTLY_", "").replace("ALL_", "")
+        except ValueError:
+            pass
+    # no (known) file type: name it after the most common type among 2-D weights
+    if tensor_types:
+        return max(tensor_types.items(), key=lambda kv: kv[1])[0]
+    return "unknown"
+
+
+def read_gguf(path: str) -> GGUFInfo:
+    """Read a GGUF header into a GGUFInfo; any defect becomes a one-line SlmbenchError."""
+    path = os.fspath(path)
+    size = _check_header(path)
+    try:
+        from gguf import GGUFReader
+
+        reader = GGUFReader(path, "r")
+        return _info_from_reader(path, size, reader)
+    except SlmbenchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the gguf reader raises many kinds on bad files
+        detail = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise SlmbenchError(f"{path}: unreadable or truncated GGUF file ({detail})") from None
+
+
+def _info_from_reader(path: str, size: int, reader: Any) -> GGUFInfo:
+    arch = _value(reader, "general.architecture")
+    if not arch:
+        raise SlmbenchError(f"{path}: GGUF file has no general.architecture key")
+    n_params = 0
+    model_bytes = 0
+    tensor_types: dict[str, int] = {}
+    data_end = 0
+    vocab_from_embd = None
+    for t in reader.tensors:
+        n_params += int(t.n_elements)
+        model_bytes += int(t.n_bytes)
+        tname = t.tensor_type.name
+        tensor_types[tname] = tensor_types.get(tname, 0) + 1
+        data_end = max(data_end, int(t.data_offset) + int(t.n_bytes))
+        if t.name == "token_embd.weight" and len(t.shape) == 2:
+            vocab_from_embd = int(t.shape[1])
+    if data_end > size:
+        raise SlmbenchError(f"{path}: truncated GGUF file (tensor data needs {data_end} bytes, "
+                            f"file has {size}); download it again")
+    n_layer = int(_value(reader, f"{arch}.block_count", 0) or 0)
+    n_embd = int(_value(reader, f"{arch}.embedding_length", 0) or 0)
+    head_raw = _value(reader, f"{arch}.attention.head_count")
+    heads = _per_layer(head_raw, max(n_layer, 1), 0)
+    n_head = max(heads) if heads else 0
+    kv_raw = _value(reader, f"{arch}.attention.head_count_kv")
+    kv_layers = _per_layer(kv_raw, n_layer, n_head) if n_layer else []
+    head_dim_default = n_embd // n_head if n_head else 0
+    n_embd_head_k = int(_value(reader, f"{arch}.attention.key_length", head_dim_default) or 0)
+    n_embd_head_v = int(_value(reader, f"{arch}.attention.value_length", head_dim_default) or 0)
+    ff_raw = _value(reader, f"{arch}.feed_forward_length")
+    n_ff = max(_per_layer(ff_raw, max(n_layer, 1), 0)) if ff_raw is not None else None
+    tokens = reader.fields.get("tokenizer.ggml.tokens")
+    n_vocab = len(tokens.data) if tokens is not None else None
+    n_vocab = int(_value(reader, f"{arch}.vocab_size", n_vocab or vocab_from_embd or 0) or 0)
+    window = _value(reader, f"{arch}.attention.sliding_window", SWA_DEFAULT_SIZE.get(arch))
+    window = int(window) if window else None
+    swa = _swa_layers(arch, reader, n_layer, bool(window))
+    weight_types = {k: v for k, v in tensor_types.items() if k not in ("F32",)} or tensor_types
+    return GGUFInfo(
+        path=path, file_size_bytes=size, architecture=str(arch),
+        name=_value(reader, "general.name"),
+        file_type=file_type_name(_value(reader, "general.file_type"), weight_types),
+        n_params=n_params, model_size_bytes=model_bytes, n_vocab=n_vocab, n_layer=n_layer,
+        n_embd=n_embd, n_head=n_head, n_head_kv_layers=kv_layers, n_embd_head_k=n_embd_head_k,
+        n_embd_head_v=n_embd_head_v, n_ff=n_ff,
+        n_ctx_train=int(_value(reader, f"{arch}.context_length", 0) or 0),
+        sliding_window=window if any(swa) else None, swa_layers=swa,
+        tensor_types=dict(sorted(tensor_types.items(), key=lambda kv: -kv[1])),
+    )

@@ -1,0 +1,56 @@
+"""Summary statistics of repeated samples (spread is part of every number we print)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Sequence
+
+from slmbench.schema import Stats
+
+CV_WARN_PCT = 5.0  # above this coefficient of variation a result is flagged as noisy
+
+
+def t_quantile_975(df: int) -> float:
+    """Two-sided 95% Student-t critical value for ``df`` degrees of freedom."""
+    from scipy import stats as sstats  # scipy is a dependency; imported lazily for start-up time
+
+    return float(sstats.t.ppf(0.975, df))
+
+
+def summarize(samples: Sequence[float]) -> Stats | None:
+    """Mean, median, stdev (n-1), CV and a Student-t 95% CI of the mean; None for no samples."""
+    xs = [float(x) for x in samples]
+    n = len(xs)
+    if n == 0:
+        return None
+    mean = statistics.fmean(xs)
+    median = statistics.median(xs)
+    stdev = statistics.stdev(xs) if n > 1 else 0.0
+    cv = 100.0 * stdev / mean if mean else float("nan")
+    if n > 1:
+        half = t_quantile_975(n - 1) * stdev / math.sqrt(n)
+        low, high = mean - half, mean + half
+    else:
+        low = high = float("nan")
+    return Stats(n=n, mean=mean, median=median, stdev=stdev, cv_pct=cv, ci95_low=low,
+                 ci95_high=high, min=min(xs), max=max(xs))
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (q in 0..100), like numpy's default."""
+    xs = sorted(float(x) for x in samples)
+    if not xs:
+        return float("nan")
+    pos = (len(xs) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def noise_warning(label: str, stats: Stats | None) -> str | None:
+    """A one-line warning when a result's CV is above CV_WARN_PCT."""
+    if stats is None or stats.n < 2 or not (stats.cv_pct > CV_WARN_PCT):
+        return None
+    return (f"{label}: CV {stats.cv_pct:.1f}% > {CV_WARN_PCT:.0f}% - the machine was noisy; "
+            "close other programs or add repetitions")
