@@ -104,7 +104,8 @@ class Settings:
     type_v: str = _f("KV cache type for values", "f16")
     use_mmap: bool = _f("map the model file instead of reading it", True)
     use_mlock: bool = _f("lock the model in RAM", False)
-    swa_full: bool = _f("keep a full-size cache for sliding-window layers (llama.cpp default)", True)
+    swa_full: bool = _f("full-size cache for sliding-window layers (false like llama-bench and "
+                        "llama-cli: SWA layers keep n_swa + n_ubatch cells)", False)
     prompt: str = _f("'random' (token ids from the vocabulary, like llama-bench) or 'text'",
                      "random")
     seed: int = _f("seed of the random prompt tokens", 42)
