@@ -102,8 +102,8 @@ class Settings:
     flash_attn: str = _f("'auto', 'on' or 'off'", "auto")
     type_k: str = _f("KV cache type for keys (f16, q8_0, q4_0, ...)", "f16")
     type_v: str = _f("KV cache type for values", "f16")
-    use_mmap: bool = _f("map the model file instead of reading it", True)
-    use_mlock: bool = _f("lock the model in RAM", False)
+    load_mode: str = _f("llama.cpp model load mode: auto, none, mmap, mlock, mmap+mlock, dio "
+                        "(llama-bench default auto)", "auto")
     swa_full: bool = _f("full-size cache for sliding-window layers (false like llama-bench and "
                         "llama-cli: SWA layers keep n_swa + n_ubatch cells)", False)
     prompt: str = _f("'random' (token ids from the vocabulary, like llama-bench) or 'text'",
