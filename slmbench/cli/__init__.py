@@ -45,8 +45,15 @@ start here:
 """
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the option and pointing at --help."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="slmbench",
         description=MAIN_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -63,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _command_parser(name: str) -> tuple[argparse.ArgumentParser, object]:
     module_name, help_text = COMMANDS[name]
     module = importlib.import_module(f"slmbench.cli.{module_name}")
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=f"slmbench {name}",
         description=getattr(module, "DESCRIPTION", help_text),
         formatter_class=argparse.RawDescriptionHelpFormatter,

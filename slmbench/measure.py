@@ -1,0 +1,506 @@
+"""The measurement engine: prefill, TTFT, decode and load of one GGUF model, the llama-bench way.
+
+What is timed matches llama.cpp's llama-bench (see ../shared/reference/llama-bench-semantics.md):
+random token ids from the vocabulary (BOS first when the vocabulary adds one), the KV memory
+cleared before every repetition, the depth fill done untimed, prefill = ``llama_decode`` per
+``n_batch`` chunk and one ``llama_synchronize``; decode = one token per ``llama_decode`` +
+``llama_synchronize``.  All batches and token buffers are built before the clock starts, so the
+timed loops only call into llama.cpp and read the clock.  One model load and one context serve
+every test of a config (llama-bench creates a context per test; timings do not depend on the
+context size because llama.cpp attends over the used, padded cells only).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from slmbench.errors import SlmbenchError
+from slmbench.gguf_info import GGUFInfo, read_gguf
+from slmbench.llama_backend import llama, log_mark, log_since
+from slmbench.memory import RSSSampler, breakdown, hwm_mib, parse_buffers, rss_mib
+from slmbench.results import utc_now
+from slmbench.schema import LoadResult, PerfCounters, Record, Settings, TestResult
+from slmbench.stats import noise_warning, percentile, summarize
+
+CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
+LOAD_MODES = {"auto": -1, "none": 0, "mmap": 1, "mlock": 2, "mmap+mlock": 3, "dio": 4}
+FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}
+DRIFT_MIN_TOKENS = 8
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TestPlan:
+    """Which tests one config runs: every length at every depth."""
+
+    n_prompt: list[int] = field(default_factory=lambda: [512])
+    n_gen: list[int] = field(default_factory=lambda: [128])
+    n_depth: list[int] = field(default_factory=lambda: [0])
+    ttft: bool = True
+
+    def tests(self) -> list[tuple[str, int, int, int]]:
+        """(kind, n_prompt, n_gen, n_depth) in run order."""
+        out = []
+        for d in self.n_depth or [0]:
+            for p in self.n_prompt:
+                if p > 0:
+                    out.append(("pp", p, 0, d))
+                    if self.ttft:
+                        out.append(("ttft", p, 1, d))
+            for g in self.n_gen:
+                if g > 0:
+                    out.append(("tg", 0, g, d))
+        return out
+
+    def n_ctx_needed(self) -> int:
+        return max((p + g + d for _, p, g, d in self.tests()), default=1)
+
+
+def test_name(kind: str, n_prompt: int, n_gen: int, n_depth: int) -> str:
+    base = {"pp": f"pp{n_prompt}", "ttft": f"ttft{n_prompt}", "tg": f"tg{n_gen}"}[kind]
+    return f"{base}@d{n_depth}" if n_depth else base
+
+
+def default_threads() -> int:
+    """Physical cores, like llama-bench's default."""
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    except Exception:  # noqa: BLE001
+        return os.cpu_count() or 1
+
+
+def config_id(model_key: str, settings: Settings, plan: TestPlan) -> str:
+    """Stable hash of what decides a measurement: the resume key of a config."""
+    payload = json.dumps({"model": model_key, "settings": asdict(settings), "plan": asdict(plan)},
+                         sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def validate(path: str, settings: Settings, plan: TestPlan) -> None:
+    """One-line errors for settings that cannot work, before anything is loaded."""
+    problems = []
+    if settings.n_threads < 0 or settings.n_threads_batch < 0:
+        problems.append("threads must be >= 1 (0 = physical cores)")
+    if settings.n_batch < 1 or settings.n_ubatch < 1:
+        problems.append("n_batch and n_ubatch must be >= 1")
+    for name in ("type_k", "type_v"):
+        if getattr(settings, name).lower() not in CACHE_TYPES:
+            problems.append(f"unknown cache type {name}={getattr(settings, name)!r} "
+                            f"(known: {', '.join(CACHE_TYPES)})")
+    if settings.load_mode not in LOAD_MODES:
+        problems.append(f"unknown load_mode {settings.load_mode!r} (known: {', '.join(LOAD_MODES)})")
+    if settings.flash_attn not in FLASH_ATTN:
+        problems.append(f"flash_attn must be one of {', '.join(FLASH_ATTN)}")
+    if settings.repetitions < 1:
+        problems.append("repetitions must be >= 1")
+    if settings.warmup < 0:
+        problems.append("warmup must be >= 0")
+    if settings.prompt not in ("random", "text"):
+        problems.append("prompt must be 'random' or 'text'")
+    if any(x < 0 for x in plan.n_prompt + plan.n_gen + plan.n_depth):
+        problems.append("prompt, generation and depth lengths must be >= 0")
+    if not plan.tests():
+        problems.append("nothing to measure: give a prompt length (-p) or a generation length (-n)")
+    need = plan.n_ctx_needed()
+    if settings.n_ctx and settings.n_ctx < need:
+        problems.append(f"n_ctx {settings.n_ctx} is smaller than prompt + generation + depth = "
+                        f"{need}; raise --n-ctx or shorten the tests")
+    if problems:
+        raise SlmbenchError("bad settings: " + "; ".join(problems))
+    if not os.path.exists(path):
+        raise SlmbenchError(f"{path}: no such model file")
+
+
+def _ggml_type(name: str) -> int:
+    lc = llama()
+    return int(getattr(lc, f"GGML_TYPE_{name.upper()}"))
+
+
+class Session:
+    """A loaded model and one context, plus pre-built inputs: everything a timed loop needs."""
+
+    def __init__(self, path: str, settings: Settings, n_ctx: int, info: GGUFInfo):
+        self.lc = lc = llama()
+        self.settings = settings
+        self.info = info
+        self.model = None
+        self.ctx = None
+        self.sampler = None
+        self._state_cache: dict[int, Any] = {}
+        mark = log_mark()
+        mparams = lc.llama_model_default_params()
+        mparams.n_gpu_layers = int(settings.n_gpu_layers)
+        mparams.load_mode = LOAD_MODES[settings.load_mode]
+        self.rss_before_load = rss_mib()
+        t0 = time.perf_counter_ns()
+        self.model = lc.llama_model_load_from_file(os.fsencode(path), mparams)
+        self.load_ms = (time.perf_counter_ns() - t0) / 1e6
+        if not self.model:
+            raise SlmbenchError(f"{path}: llama.cpp could not load the model: "
+                                f"{_last_error(log_since(mark))}")
+        self.rss_after_load = rss_mib()
+        cparams = lc.llama_context_default_params()
+        cparams.n_ctx = int(n_ctx)
+        cparams.n_batch = int(settings.n_batch)
+        cparams.n_ubatch = int(settings.n_ubatch)
+        cparams.n_seq_max = 1
+        cparams.n_threads = int(settings.n_threads)
+        cparams.n_threads_batch = int(settings.n_threads_batch)
+        cparams.type_k = _ggml_type(settings.type_k)
+        cparams.type_v = _ggml_type(settings.type_v)
+        cparams.flash_attn_type = FLASH_ATTN[settings.flash_attn]
+        cparams.swa_full = bool(settings.swa_full)
+        cparams.no_perf = False
+        t0 = time.perf_counter_ns()
+        self.ctx = lc.llama_init_from_model(self.model, cparams)
+        self.ctx_ms = (time.perf_counter_ns() - t0) / 1e6
+        if not self.ctx:
+            self.close()
+            raise SlmbenchError(f"{path}: llama.cpp could not create a context with these settings"
+                                f": {_last_error(log_since(mark))}")
+        self.rss_after_ctx = rss_mib()
+        self.log_lines = log_since(mark)
+        self.n_ctx = int(lc.llama_n_ctx(self.ctx))
+        self.mem = lc.llama_get_memory(self.ctx)
+        vocab = lc.llama_model_get_vocab(self.model)
+        self.vocab = vocab
+        self.n_vocab = int(lc.llama_vocab_n_tokens(vocab))
+        self.add_bos = bool(lc.llama_vocab_get_add_bos(vocab))
+        self.bos = int(lc.llama_vocab_bos(vocab))
+        self.sampler = lc.llama_sampler_init_greedy()
+
+    def close(self) -> None:
+        lc = self.lc
+        if self.sampler:
+            lc.llama_sampler_free(self.sampler)
+            self.sampler = None
+        if self.ctx:
+            lc.llama_free(self.ctx)
+            self.ctx = None
+        if self.model:
+            lc.llama_model_free(self.model)
+            self.model = None
+
+    # ------------------------------------------------------------------ inputs (untimed)
+
+    def random_tokens(self, n: int, rng: Any, bos_first: bool = True) -> Any:
+        arr = (ctypes.c_int32 * max(n, 1))()
+        if n:
+            values = rng.integers(0, self.n_vocab, size=n, dtype="int64")
+            for i, v in enumerate(values.tolist()):
+                arr[i] = v
+            if bos_first and self.add_bos:
+                arr[0] = self.bos
+        return arr
+
+    def text_tokens(self, n: int, text: str) -> Any:
+        """The first n tokens of ``text`` (repeated as needed) as a token array."""
+        lc = self.lc
+        data = text.encode("utf-8")
+        while True:
+            cap = len(data) + 16
+            buf = (ctypes.c_int32 * cap)()
+            got = lc.llama_tokenize(self.vocab, data, len(data), buf, cap, True, False)
+            if got < 0:
+                raise SlmbenchError("tokenizer failed on the text prompt")
+            if got >= n:
+                arr = (ctypes.c_int32 * max(n, 1))()
+                ctypes.memmove(arr, buf, 4 * n)
+                return arr
+            data = data + b"\n" + text.encode("utf-8")
+
+    def batches(self, tokens: Any, n: int, chunk: int) -> list[Any]:
+        """llama_batch views over ``tokens`` in chunks of ``chunk`` (no copies).
+
+        The returned list keeps ``tokens`` alive: the batches only hold raw pointers into it.
+        """
+        lc = self.lc
+        out = _BatchList()
+        out.keepalive = tokens
+        base = ctypes.addressof(tokens)
+        for start in range(0, n, chunk):
+            size = min(chunk, n - start)
+            ptr = ctypes.cast(base + 4 * start, ctypes.POINTER(ctypes.c_int32))
+            out.append(lc.llama_batch_get_one(ptr, size))
+        return out
+
+    # ------------------------------------------------------------------ state
+
+    def clear(self) -> None:
+        self.lc.llama_memory_clear(self.mem, False)
+
+    def fill_depth(self, depth: int, rng: Any) -> None:
+        """Untimed: put ``depth`` tokens in the KV cache (restored from a snapshot after once)."""
+        lc = self.lc
+        if depth <= 0:
+            return
+        snap = self._state_cache.get(depth)
+        if snap is not None:
+            buf, size = snap
+            if lc.llama_state_seq_set_data(self.ctx, buf, size, 0):
+                return
+        toks = self.random_tokens(depth, rng)
+        self.run_batches(self.batches(toks, depth, self.settings.n_batch))
+        size = int(lc.llama_state_seq_get_size(self.ctx, 0))
+        buf = (ctypes.c_uint8 * size)()
+        lc.llama_state_seq_get_data(self.ctx, buf, size, 0)
+        self._state_cache[depth] = (buf, size)
+
+    def run_batches(self, batches: list[Any]) -> None:
+        decode = self.lc.llama_decode
+        ctx = self.ctx
+        for b in batches:
+            rc = decode(ctx, b)
+            if rc != 0:
+                raise SlmbenchError(f"llama_decode failed with code {rc} (context full or "
+                                    "out of memory?)")
+        self.lc.llama_synchronize(ctx)
+
+    def perf(self) -> PerfCounters:
+        d = self.lc.llama_perf_context(self.ctx)
+        return PerfCounters(t_p_eval_ms=round(d.t_p_eval_ms, 4), n_p_eval=int(d.n_p_eval),
+                            t_eval_ms=round(d.t_eval_ms, 4), n_eval=int(d.n_eval))
+
+    # ------------------------------------------------------------------ timed loops
+
+    def time_prefill(self, batches: list[Any]) -> int:
+        decode, sync, ctx = self.lc.llama_decode, self.lc.llama_synchronize, self.ctx
+        t0 = time.perf_counter_ns()
+        for b in batches:
+            if decode(ctx, b) != 0:
+                raise SlmbenchError("llama_decode failed during prefill")
+        sync(ctx)
+        return time.perf_counter_ns() - t0
+
+    def time_ttft(self, batches: list[Any]) -> int:
+        decode, sync, ctx = self.lc.llama_decode, self.lc.llama_synchronize, self.ctx
+        sample, smpl = self.lc.llama_sampler_sample, self.sampler
+        t0 = time.perf_counter_ns()
+        for b in batches:
+            if decode(ctx, b) != 0:
+                raise SlmbenchError("llama_decode failed during prefill")
+        sample(smpl, ctx, -1)  # greedy pick of the first token (reads the logits: synchronises)
+        return time.perf_counter_ns() - t0
+
+    def time_decode(self, batches: list[Any], out_ns: list[int]) -> int:
+        decode, sync, ctx = self.lc.llama_decode, self.lc.llama_synchronize, self.ctx
+        clock = time.perf_counter_ns
+        t0 = prev = clock()
+        for b in batches:
+            if decode(ctx, b) != 0:
+                raise SlmbenchError("llama_decode failed during generation (context full?)")
+            sync(ctx)
+            now = clock()
+            out_ns.append(now - prev)
+            prev = now
+        return prev - t0
+
+
+class _BatchList(list):
+    """A list of llama_batch structs that owns the token buffer they point into."""
+
+    keepalive: Any = None
+
+
+def _last_error(lines: list[str]) -> str:
+    errs = [line.strip() for line in lines if "error" in line.lower() or "failed" in line.lower()]
+    return (errs[-1] if errs else (lines[-1].strip() if lines else "no details in llama.cpp log"))[:300]
+
+
+DEFAULT_TEXT = (
+    "The quick brown fox jumps over the lazy dog. Small language models run on phones, "
+    "laptops and embedded boards, where memory and energy are scarce and every token counts. "
+)
+
+
+def _run_test(sess: Session, kind: str, n_prompt: int, n_gen: int, n_depth: int,
+              settings: Settings, rng: Any, text: str | None,
+              progress: Progress | None, sensor_factory: Callable[[], Any] | None) -> TestResult:
+    name = test_name(kind, n_prompt, n_gen, n_depth)
+    res = TestResult(test=kind, name=name, n_prompt=n_prompt, n_gen=n_gen, n_depth=n_depth)
+
+    def make_tokens(n: int, bos_first: bool = True) -> Any:
+        if settings.prompt == "text" and text:
+            return sess.text_tokens(n, text)
+        return sess.random_tokens(n, rng, bos_first)
+
+    reps = settings.repetitions
+    token_ns_all: list[list[int]] = []
+    sensor = sensor_factory() if sensor_factory else None
+    if sensor is not None:
+        sensor.start()
+    t_window0 = time.monotonic()
+    # warm-up: a full prompt pass for prompt tests, one generated token for decode tests
+    for _ in range(settings.warmup):
+        sess.clear()
+        if kind in ("pp", "ttft"):
+            sess.run_batches(sess.batches(make_tokens(n_prompt), n_prompt, settings.n_batch))
+        else:
+            sess.run_batches(sess.batches(make_tokens(1), 1, 1))
+    for rep in range(reps):
+        if progress:
+            progress(f"{name} {rep + 1}/{reps}")
+        sess.clear()
+        sess.fill_depth(n_depth, rng)
+        if kind == "tg":
+            toks = sess.random_tokens(n_gen, rng, bos_first=True)
+            batches = sess.batches(toks, n_gen, 1)
+        else:
+            toks = make_tokens(n_prompt)
+            batches = sess.batches(toks, n_prompt, settings.n_batch)
+        sess.lc.llama_perf_context_reset(sess.ctx)
+        if kind == "pp":
+            ns = sess.time_prefill(batches)
+        elif kind == "ttft":
+            ns = sess.time_ttft(batches)
+        else:
+            per_token: list[int] = []
+            ns = sess.time_decode(batches, per_token)
+            token_ns_all.append(per_token)
+        res.perf.append(sess.perf())
+        res.samples_ns.append(int(ns))
+        n_timed = n_prompt if kind in ("pp", "ttft") else n_gen
+        res.samples_ts.append(1e9 * n_timed / ns if ns > 0 else float("nan"))
+    t_window1 = time.monotonic()
+    res.ms = summarize([ns / 1e6 for ns in res.samples_ns])
+    res.ts = summarize(res.samples_ts)
+    if token_ns_all:
+        res.token_ms = [[round(x / 1e6, 5) for x in rep] for rep in token_ns_all]
+        pooled = [x for rep in res.token_ms for x in rep]
+        res.token_ms_median = round(percentile(pooled, 50), 5)
+        res.token_ms_p90 = round(percentile(pooled, 90), 5)
+        res.token_ms_p99 = round(percentile(pooled, 99), 5)
+        res.drift_pct = _drift(res.token_ms)
+    warn = noise_warning(name, res.ms)
+    if warn:
+        res.warnings.append(warn)
+    if sensor is not None:
+        sensor.stop()
+        try:
+            from slmbench.sensors import summarize as sensor_summary
+
+            res.sensors = sensor_summary(
+                sensor.samples, t_window0, t_window1,
+                n_prefill_tokens=(n_prompt * reps if kind != "tg" else 0),
+                n_decode_tokens=(n_gen * reps if kind == "tg" else 0),
+                token_ms=[x for rep in (res.token_ms or []) for x in rep] or None)
+            if res.sensors and res.sensors.get("throttled"):
+                reasons = ", ".join(res.sensors.get("throttle_reasons") or [])
+                res.warnings.append(f"{name}: throttling detected ({reasons})")
+        except Exception as exc:  # noqa: BLE001 - a sensor problem never loses a measurement
+            res.sensors = {"error": f"{exc.__class__.__name__}: {exc}"}
+    return res
+
+
+def _drift(token_ms: list[list[float]]) -> float | None:
+    """Median of the last quarter of tokens vs the first quarter, pooled over repetitions."""
+    n = min(len(r) for r in token_ms)
+    if n < DRIFT_MIN_TOKENS:
+        return None
+    q = n // 4
+    first = [x for r in token_ms for x in r[:q]]
+    last = [x for r in token_ms for x in r[n - q:n]]
+    a, b = percentile(first, 50), percentile(last, 50)
+    return round(100.0 * (b - a) / a, 3) if a > 0 else None
+
+
+def _sensor_factory() -> Callable[[], Any] | None:
+    if os.environ.get("SLMBENCH_NO_SENSORS"):
+        return None
+    try:
+        from slmbench.sensors import SensorSampler
+    except ImportError:
+        return None
+    return lambda: SensorSampler()
+
+
+def measure_model(path: str, settings: Settings, plan: TestPlan, *, model_id: str | None = None,
+                  quant: str | None = None, device: str | None = None,
+                  progress: Progress | None = None, text: str | None = None,
+                  cooldown_s: float = 0.0, max_temp_c: float | None = None) -> Record:
+    """Load ``path`` once, run every test of ``plan`` with ``settings``; return a Record.
+
+    Raises SlmbenchError for bad input; the caller (runner/worker) turns that into a failed
+    record.  ``settings`` with 0 threads are resolved to the physical core count first.
+    """
+    import numpy as np
+
+    path = os.fspath(path)
+    settings = Settings(**asdict(settings))
+    if settings.n_threads == 0:
+        settings.n_threads = default_threads()
+    if settings.n_threads_batch == 0:
+        settings.n_threads_batch = settings.n_threads
+    validate(path, settings, plan)
+    info = read_gguf(path)
+    quant = quant or info.file_type
+    model_id = model_id or os.path.splitext(os.path.basename(path))[0]
+    record = Record(record_id=config_id(f"{model_id}:{quant}", settings, plan), run_id=None,
+                    model_id=model_id, quant=quant, device=device, started_at=utc_now(),
+                    model=info.to_facts(), settings=settings)
+    n_ctx = settings.n_ctx or plan.n_ctx_needed()
+    sampler = RSSSampler().start()
+    sess = None
+    try:
+        if progress:
+            progress("loading")
+        sess = Session(path, settings, n_ctx, info)
+        record.load = LoadResult(load_ms=round(sess.load_ms, 3), ctx_ms=round(sess.ctx_ms, 3),
+                                 rss_before_load_mib=round(sess.rss_before_load, 2),
+                                 rss_after_load_mib=round(sess.rss_after_load, 2),
+                                 rss_after_ctx_mib=round(sess.rss_after_ctx, 2))
+        rng = np.random.default_rng(settings.seed)
+        prompt_text = text if text is not None else DEFAULT_TEXT
+        sensors = _sensor_factory()
+        for i, (kind, p, g, d) in enumerate(plan.tests()):
+            if i and cooldown_s > 0:
+                time.sleep(cooldown_s)
+            if max_temp_c is not None:
+                _wait_for_temperature(max_temp_c, progress)
+            record.tests.append(_run_test(sess, kind, p, g, d, settings, rng, prompt_text,
+                                          progress, sensors))
+    finally:
+        sampler.stop()
+        if sess is not None:
+            buffers = parse_buffers(sess.log_lines)
+            record.memory = breakdown(
+                buffers, n_ctx=sess.n_ctx, peak_rss_mib=sampler.peak_mib, hwm=hwm_mib(),
+                info=info, type_k=settings.type_k, type_v=settings.type_v,
+                swa_full=settings.swa_full, n_ubatch=settings.n_ubatch,
+                rss_hz=sampler.achieved_hz)
+            sess.close()
+    record.finished_at = utc_now()
+    for t in record.tests:
+        record.warnings.extend(t.warnings)
+    return record
+
+
+def _wait_for_temperature(max_temp_c: float, progress: Progress | None,
+                          timeout_s: float = 600.0) -> None:
+    """Block until the hottest CPU sensor is below ``max_temp_c`` (no-op without sensors)."""
+    try:
+        import psutil
+
+        read = getattr(psutil, "sensors_temperatures", None)
+        if read is None:
+            return
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            temps = [t.current for entries in (read() or {}).values() for t in entries
+                     if t.current is not None]
+            if not temps or max(temps) < max_temp_c:
+                return
+            if progress:
+                progress(f"cooling: {max(temps):.0f} C > {max_temp_c:.0f} C")
+            time.sleep(2.0)
+    except Exception:  # noqa: BLE001 - waiting is best effort
+        return

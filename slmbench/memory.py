@@ -1,0 +1,228 @@
+"""Memory accounting: llama.cpp's buffers, process RSS, the KV share and its projection.
+
+Two views are kept apart on purpose.  llama.cpp's log says what it *reserved* per buffer
+(model weights, KV cache, compute scratch, output); the kernel says what is *resident*.  A compute
+buffer sized for a full batch (Gemma-3-270M: 262k vocabulary x 512 batch x 4 bytes = 516 MiB) is
+not resident until such a batch runs, so both numbers are reported.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from typing import Any
+
+from slmbench.gguf_info import GGUFInfo, kv_cache_bytes, pad_ctx
+from slmbench.schema import Buffer, KVProjection, Memory
+
+MIB = 1024 * 1024
+
+# "load_tensors:   CPU_Mapped model buffer size =   235.16 MiB"
+# "llama_kv_cache:        CPU KV buffer size =     7.50 MiB"
+# "llama_context:        CPU  output buffer size =     0.98 MiB"
+# "sched_reserve:        CPU compute buffer size =   515.75 MiB"
+_BUFFER_RE = re.compile(
+    r"^\s*(?P<func>[\w:]+):\s+(?P<device>\S+)\s+(?P<kind>model|KV|compute|output)\s+buffer size\s*="
+    r"\s*(?P<size>[\d.]+)\s*MiB")
+
+
+def parse_buffers(lines: list[str]) -> list[Buffer]:
+    """Every 'X buffer size = N MiB' allocation line llama.cpp logged, in order."""
+    out = []
+    for line in lines:
+        m = _BUFFER_RE.match(line)
+        if m:
+            out.append(Buffer(kind=m["kind"].lower(), device=m["device"], mib=float(m["size"])))
+    return out
+
+
+def sum_kind(buffers: list[Buffer], kind: str) -> float:
+    return round(sum(b.mib for b in buffers if b.kind == kind), 4)
+
+
+# --------------------------------------------------------------------------- RSS
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_mib() -> float:
+    """Resident set size of this process now."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * _PAGE / MIB
+    except OSError:
+        import psutil
+
+        return psutil.Process().memory_info().rss / MIB
+
+
+def hwm_mib() -> float | None:
+    """Kernel high-water mark of resident memory (VmHWM), Linux only."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+class RSSSampler:
+    """Samples this process's RSS in a thread at >= 100 Hz and keeps the peak.
+
+    Reads /proc/self/statm with one pread per sample (a few microseconds), so the cost inside
+    a timed region is negligible; ctypes releases the GIL while llama.cpp computes.
+    """
+
+    def __init__(self, hz: float = 200.0):
+        self.interval = 1.0 / hz
+        self.peak_mib = 0.0
+        self.n_samples = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._t0 = 0.0
+        self._t1 = 0.0
+        self._fd: int | None = None
+
+    def _read(self) -> float:
+        if self._fd is not None:
+            return int(os.pread(self._fd, 128, 0).split()[1]) * _PAGE / MIB
+        return rss_mib()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            value = self._read()
+            if value > self.peak_mib:
+                self.peak_mib = value
+            self.n_samples += 1
+            self._stop.wait(self.interval)
+
+    def sample_now(self) -> float:
+        value = self._read()
+        self.peak_mib = max(self.peak_mib, value)
+        return value
+
+    def start(self) -> "RSSSampler":
+        try:
+            self._fd = os.open("/proc/self/statm", os.O_RDONLY)
+        except OSError:
+            self._fd = None
+        self._t0 = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="slmbench-rss", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        self._t1 = time.monotonic()
+        self.sample_now()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    @property
+    def achieved_hz(self) -> float:
+        span = self._t1 - self._t0
+        return self.n_samples / span if span > 0 else 0.0
+
+    def __enter__(self) -> "RSSSampler":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------------- breakdown
+
+def kv_projection(info: GGUFInfo, fixed_mib: float, type_k: str, type_v: str, *,
+                  swa_full: bool, n_ubatch: int) -> KVProjection:
+    """KV share at the training context, and the contexts where KV passes 50 % and 80 %.
+
+    ``fixed_mib`` (weights + compute + other) is held constant: compute grows a little with
+    context, so the shares are slight over-estimates at very long contexts.
+    """
+    def kv_mib(ctx: int) -> float:
+        return kv_cache_bytes(info, ctx, type_k, type_v, swa_full=swa_full,
+                              n_ubatch=n_ubatch)["total_bytes"] / MIB
+
+    def crossing(share: float, limit: int = 1 << 20) -> int | None:
+        def ok(c: int) -> bool:
+            kv = kv_mib(c)
+            return kv / (kv + fixed_mib) >= share if kv + fixed_mib > 0 else False
+        if not ok(limit):
+            return None
+        lo, hi = 1, limit  # KV grows monotonically with context: bisect on the padded context
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if ok(mid):
+                hi = mid
+            else:
+                lo = mid + 1
+        return pad_ctx(lo)
+
+    train = int(info.n_ctx_train or 0)
+    kv_train = kv_mib(train) if train else 0.0
+    share_train = kv_train / (kv_train + fixed_mib) if train and kv_train + fixed_mib else 0.0
+    return KVProjection(n_ctx_train=train, kv_mib_at_train_ctx=round(kv_train, 3),
+                        kv_share_at_train_ctx=round(share_train, 4),
+                        ctx_kv_share_50=crossing(0.5), ctx_kv_share_80=crossing(0.8))
+
+
+def breakdown(buffers: list[Buffer], *, n_ctx: int, peak_rss_mib: float, hwm: float | None,
+              info: GGUFInfo | None, type_k: str, type_v: str, swa_full: bool, n_ubatch: int,
+              rss_hz: float | None) -> Memory:
+    model = sum_kind(buffers, "model")
+    kv = sum_kind(buffers, "kv")
+    compute = sum_kind(buffers, "compute")
+    output = sum_kind(buffers, "output")
+    accounted = model + kv + compute + output
+    resident_peak = max(peak_rss_mib, hwm or 0.0)
+    other = max(0.0, resident_peak - accounted)
+    not_resident = max(0.0, accounted - resident_peak)
+    total = model + kv + compute + other
+    mem = Memory(n_ctx=n_ctx, buffers=buffers, model_mib=model, kv_mib=kv, compute_mib=compute,
+                 output_mib=output, peak_rss_mib=round(peak_rss_mib, 2),
+                 hwm_rss_mib=round(hwm, 2) if hwm is not None else None,
+                 other_mib=round(other, 2), reserved_not_resident_mib=round(not_resident, 2),
+                 kv_share=round(kv / total, 5) if total > 0 else 0.0,
+                 rss_sample_hz=round(rss_hz, 1) if rss_hz else None)
+    if info is not None:
+        analytic = kv_cache_bytes(info, n_ctx, type_k, type_v, swa_full=swa_full,
+                                  n_ubatch=n_ubatch, pad=False)["total_bytes"] / MIB
+        mem.kv_analytic_mib = round(analytic, 4)
+        if kv > 0:
+            mem.kv_analytic_error_pct = round(100.0 * (analytic - kv) / kv, 3)
+        mem.projection = kv_projection(info, model + compute + other, type_k, type_v,
+                                       swa_full=swa_full, n_ubatch=n_ubatch)
+    return mem
+
+
+def estimate_memory(info: GGUFInfo, settings: Any, plan: Any = None) -> dict[str, float]:
+    """Predict what a config will need before loading it (for the runner's fits-in-RAM check).
+
+    weights = tensor bytes; KV = analytic; compute ~ 4-byte activations for one micro-batch:
+    logits (vocab x ubatch) + attention scores (heads x ctx x ubatch) + FFN/hidden scratch;
+    overhead = runtime and Python (~150 MiB).  Deliberately generous: it only decides skips.
+    """
+    n_ctx = int(getattr(settings, "n_ctx", 0) or 0)
+    if not n_ctx and plan is not None:
+        n_ctx = plan.n_ctx_needed()
+    n_ctx = pad_ctx(max(n_ctx, 1))
+    ubatch = int(getattr(settings, "n_ubatch", 512) or 512)
+    if plan is not None:
+        ubatch = min(ubatch, max(max(plan.n_prompt or [1]), 1))
+    kv = kv_cache_bytes(info, n_ctx, getattr(settings, "type_k", "f16"),
+                        getattr(settings, "type_v", "f16"),
+                        swa_full=bool(getattr(settings, "swa_full", False)),
+                        n_ubatch=ubatch)["total_bytes"]
+    compute = 4 * ubatch * (info.n_vocab + info.n_head * n_ctx + 4 * info.n_embd
+                            + 2 * (info.n_ff or 4 * info.n_embd))
+    est = {"model_mib": info.model_size_bytes / MIB, "kv_mib": kv / MIB,
+           "compute_mib": compute / MIB, "overhead_mib": 150.0}
+    est["total_mib"] = sum(est.values())
+    return {k: round(v, 1) for k, v in est.items()}
