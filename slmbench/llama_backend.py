@@ -75,8 +75,12 @@ def system_info() -> str:
     return llama().llama_print_system_info().decode("utf-8", errors="replace").strip()
 
 
-def quantize(src: str, dst: str, quant: str, n_threads: int = 0) -> None:
-    """Quantize ``src`` into ``dst`` with llama.cpp's own quantizer (llama_model_quantize)."""
+def quantize(src: str, dst: str, quant: str, n_threads: int = 0,
+             allow_requantize: bool = False) -> None:
+    """Quantize ``src`` into ``dst`` with llama.cpp's own quantizer (llama_model_quantize).
+
+    ``allow_requantize`` lets an already-quantized file be converted (lossy twice over).
+    """
     from gguf import LlamaFileType
 
     lc = llama()
@@ -93,6 +97,7 @@ def quantize(src: str, dst: str, quant: str, n_threads: int = 0) -> None:
     params = lc.llama_model_quantize_default_params()
     params.ftype = int(ftype)
     params.nthread = int(n_threads)
+    params.allow_requantize = bool(allow_requantize)
     mark = log_mark()
     rc = lc.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params))
     if rc != 0:

@@ -40,6 +40,8 @@ Progress = Callable[[str], None]
 class TestPlan:
     """Which tests one config runs: every length at every depth."""
 
+    __test__ = False  # not a pytest test class despite the name
+
     n_prompt: list[int] = field(default_factory=lambda: [512])
     n_gen: list[int] = field(default_factory=lambda: [128])
     n_depth: list[int] = field(default_factory=lambda: [0])

@@ -93,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         parser, module = _command_parser(name)
-        args = parser.parse_args(argv[1:])
+        try:
+            args = parser.parse_args(argv[1:])
+        except SystemExit as exc:  # --help or a usage error: argparse already printed it
+            return int(exc.code or 0)
         return int(module.run(args) or 0)
     except SlmbenchError as exc:
         print(f"slmbench {name}: error: {exc}", file=sys.stderr)

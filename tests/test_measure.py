@@ -1,0 +1,158 @@
+"""The measurement engine on synthetic models (issue: measurement)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+
+from slmbench.cli import main
+from slmbench.errors import SlmbenchError
+from slmbench.measure import TestPlan, measure_model
+from slmbench.memory import parse_buffers
+from slmbench.schema import Record, Settings, from_dict, to_dict
+from slmbench.stats import summarize
+
+FAST = dict(n_threads=2, repetitions=2, warmup=1)
+
+
+@pytest.fixture(scope="module")
+def record(tiny_model) -> Record:
+    plan = TestPlan(n_prompt=[16, 512], n_gen=[12], n_depth=[0, 32])
+    return measure_model(tiny_model, Settings(**FAST), plan, model_id="tiny", quant="Q8_0")
+
+
+def test_record_has_every_test_and_roundtrips(record):
+    names = [t.name for t in record.tests]
+    assert names == ["pp16", "ttft16", "pp512", "ttft512", "tg12",
+                     "pp16@d32", "ttft16@d32", "pp512@d32", "ttft512@d32", "tg12@d32"]
+    again = from_dict(Record, json.loads(json.dumps(to_dict(record))))
+    assert to_dict(again) == to_dict(record)
+    assert record.status == "ok" and record.model.file_type == "Q8_0"
+    assert record.settings.n_threads == 2 and record.memory.n_ctx >= 512 + 1 + 32
+
+
+def test_longer_prompts_take_longer(record):
+    by = {t.name: t for t in record.tests}
+    assert by["pp512"].ms.median > by["pp16"].ms.median * 2
+    assert by["ttft512"].ms.median > by["ttft16"].ms.median
+
+
+def test_decode_series_and_stats(record):
+    tg = next(t for t in record.tests if t.name == "tg12")
+    assert len(tg.samples_ns) == 2 and len(tg.token_ms) == 2
+    assert all(len(rep) == 12 and all(x > 0 for x in rep) for rep in tg.token_ms)
+    # the whole-generation sample is the sum of its per-token latencies
+    for ns, rep in zip(tg.samples_ns, tg.token_ms):
+        assert abs(ns / 1e6 - sum(rep)) < 0.01 * ns / 1e6 + 0.01
+    assert 0 < tg.token_ms_median <= tg.token_ms_p90 <= tg.token_ms_p99
+    # llama-bench's t/s: per-sample tokens/s, averaged
+    assert tg.samples_ts == pytest.approx([12e9 / ns for ns in tg.samples_ns])
+    assert tg.ts.mean == pytest.approx(statistics.fmean(tg.samples_ts))
+    # llama.cpp's counters saw the same single-token decodes
+    assert all(p.n_eval == 12 for p in tg.perf)
+    pp = next(t for t in record.tests if t.name == "pp512")
+    assert all(p.n_p_eval == 512 for p in pp.perf)
+
+
+def test_memory_breakdown_every_buffer_kind(record):
+    mem = record.memory
+    kinds = {b.kind for b in mem.buffers}
+    assert kinds == {"model", "kv", "compute", "output"}
+    assert mem.model_mib > 0 and mem.kv_mib > 0 and mem.compute_mib > 0
+    assert abs(mem.kv_analytic_error_pct) < 2.0
+    assert mem.peak_rss_mib >= record.load.rss_after_ctx_mib * 0.99
+    assert 0 < mem.kv_share < 1
+    assert mem.rss_sample_hz is None or mem.rss_sample_hz > 50
+    assert mem.projection.n_ctx_train == 2048
+    assert mem.projection.ctx_kv_share_50 < mem.projection.ctx_kv_share_80
+
+
+@pytest.mark.parametrize("cache", ["f16", "q8_0"])
+def test_kv_buffer_matches_analytic_at_three_contexts(tiny_model, cache):
+    shares = []
+    # llama.cpp logs sizes to 0.01 MiB: contexts large enough that rounding stays < 1 %
+    for n_ctx in (1024, 4096, 16384):
+        s = Settings(n_threads=2, repetitions=1, warmup=0, n_ctx=n_ctx, type_k=cache,
+                     type_v=cache, flash_attn="on")
+        rec = measure_model(tiny_model, s, TestPlan(n_prompt=[8], n_gen=[], ttft=False))
+        assert rec.memory.n_ctx == n_ctx
+        assert abs(rec.memory.kv_analytic_error_pct) < 2.0, (cache, n_ctx, rec.memory)
+        shares.append(rec.memory.kv_share)
+    assert shares[0] < shares[1] < shares[2]  # KV share rises with the context
+
+
+def test_parse_buffers_sample_lines():
+    lines = [
+        "load_tensors:   CPU_Mapped model buffer size =   235.16 MiB",
+        "load_tensors:        CUDA0 model buffer size =  1200.50 MiB",
+        "llama_kv_cache:        CPU KV buffer size =     7.50 MiB",
+        "llama_kv_cache:      CUDA0 KV buffer size =     1.25 MiB",
+        "llama_context:        CPU  output buffer size =     0.98 MiB",
+        "sched_reserve:        CPU compute buffer size =   515.75 MiB",
+        "sched_reserve:  CUDA_Host compute buffer size =    12.01 MiB",
+        "llama_context: n_ctx = 512",
+    ]
+    got = [(b.kind, b.device, b.mib) for b in parse_buffers(lines)]
+    assert got == [("model", "CPU_Mapped", 235.16), ("model", "CUDA0", 1200.5),
+                   ("kv", "CPU", 7.5), ("kv", "CUDA0", 1.25), ("output", "CPU", 0.98),
+                   ("compute", "CPU", 515.75), ("compute", "CUDA_Host", 12.01)]
+
+
+def test_summarize_matches_reference():
+    from scipy import stats as sst
+
+    xs = [10.0, 11.0, 9.5, 10.5, 12.0]
+    s = summarize(xs)
+    assert s.mean == pytest.approx(statistics.fmean(xs))
+    assert s.stdev == pytest.approx(statistics.stdev(xs))
+    assert s.cv_pct == pytest.approx(100 * statistics.stdev(xs) / statistics.fmean(xs))
+    lo, hi = sst.t.interval(0.95, len(xs) - 1, loc=s.mean, scale=sst.sem(xs))
+    assert (s.ci95_low, s.ci95_high) == (pytest.approx(lo), pytest.approx(hi))
+    assert summarize([]) is None and summarize([3.0]).stdev == 0.0
+
+
+def test_bad_settings_are_one_line_errors(tiny_model, tmp_path):
+    plan = TestPlan(n_prompt=[64], n_gen=[32], n_depth=[64])
+    bad = [
+        (Settings(n_ctx=100), "smaller than prompt + generation + depth"),
+        (Settings(n_threads=-1), "threads must be >= 1"),
+        (Settings(type_k="q9_9"), "unknown cache type"),
+        (Settings(repetitions=0), "repetitions"),
+    ]
+    for settings, text in bad:
+        with pytest.raises(SlmbenchError) as err:
+            measure_model(tiny_model, settings, plan)
+        assert text in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(SlmbenchError, match="no such model file"):
+        measure_model(str(tmp_path / "missing.gguf"), Settings(), plan)
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"<html>404</html>")
+    with pytest.raises(SlmbenchError, match="not a GGUF file"):
+        measure_model(str(junk), Settings(n_threads=1), plan)
+
+
+def test_bench_cli_json_and_errors(tiny_models, capsys):
+    rc = main(["bench", tiny_models["Q4_0"], "-p", "16", "-n", "4", "-r", "2", "-t", "1",
+               "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [t["name"] for t in out[0]["tests"]] == ["pp16", "ttft16", "tg4"]
+    rc = main(["bench", tiny_models["Q4_0"], "-p", "16", "-n", "4", "-r", "2", "-t", "1"])
+    text = capsys.readouterr().out
+    assert rc == 0 and "tokens/s" in text and "KV share" in text
+    for argv, expected in ((["-t", "0"], "must be >= 1"), (["-p", "x"], "comma-separated"),
+                           (["--cache-type", "q9"], "unknown cache type"),
+                           (["--n-ctx", "8", "-p", "16"], "smaller than")):
+        assert main(["bench", tiny_models["Q4_0"], *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert expected in err and err.count("\n") == 0, err
+
+
+def test_bench_several_files_isolated_workers(tiny_models, capsys):
+    rc = main(["bench", tiny_models["Q8_0"], tiny_models["Q4_K_M"], "-p", "16", "-n", "4",
+               "-r", "1", "-t", "1", "--no-ttft", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and [r["quant"] for r in out] == ["Q8_0", "Q4_K_M"]
+    assert all(r["status"] == "ok" and r["memory"]["model_mib"] > 0 for r in out)
