@@ -100,8 +100,8 @@ def format_record(rec: Record) -> str:
     for t in rec.tests:
         if t.sensors and not t.sensors.get("error"):
             bits = []
-            if t.sensors.get("max_temp_c") is not None:
-                bits.append(f"max {t.sensors['max_temp_c']:.0f} C")
+            if t.sensors.get("temp_max_c") is not None:
+                bits.append(f"max {t.sensors['temp_max_c']:.0f} C")
             if t.sensors.get("avg_power_w") is not None:
                 bits.append(f"{t.sensors['avg_power_w']:.2f} W")
             for key, label in (("j_per_prefill_token", "J/prefill token"),

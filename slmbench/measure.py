@@ -394,7 +394,8 @@ def _run_test(sess: Session, kind: str, n_prompt: int, n_gen: int, n_depth: int,
                 sensor.samples, t_window0, t_window1,
                 n_prefill_tokens=(n_prompt * reps if kind != "tg" else 0),
                 n_decode_tokens=(n_gen * reps if kind == "tg" else 0),
-                token_ms=[x for rep in (res.token_ms or []) for x in rep] or None)
+                token_ms=[x for rep in (res.token_ms or []) for x in rep] or None,
+                busy_s=sum(res.samples_ns) / 1e9)
             if res.sensors and res.sensors.get("throttled"):
                 reasons = ", ".join(res.sensors.get("throttle_reasons") or [])
                 res.warnings.append(f"{name}: throttling detected ({reasons})")
