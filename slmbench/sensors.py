@@ -873,8 +873,8 @@ def summarize(samples: Sequence[dict[str, Any]], t_start: float, t_end: float,
                         first_temps.append(float(v))
     if temps:
         name, top = max(temps, key=lambda x: x[1])
-        out["temp_max_c"], out["temp_max_sensor"] = _r(top, 2), name
-        out["temp_start_c"] = _r(max(first_temps), 2) if first_temps else None
+        out["temp_max_c"], out["temp_max_sensor"] = _r(top, 3), name
+        out["temp_start_c"] = _r(max(first_temps), 3) if first_temps else None
     else:
         out["temp_max_c"] = out["temp_max_sensor"] = out["temp_start_c"] = None
     fastest = []   # per sample: the fastest core (a thermal cap lowers the whole cluster)
