@@ -271,6 +271,7 @@ class SensorSampler:
         self.rapl_max_uj: dict[str, int] = {}
         self._battery: dict[str, int] = {}
         self._psutil_temps = False
+        self._max_sent = False
         self._fds: list[int] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -419,6 +420,9 @@ class SensorSampler:
                 rapl[name] = v
         if rapl:
             s["rapl_uj"] = rapl
+            if self.rapl_max_uj and not self._max_sent:   # once: summarize needs it for wraps
+                s["rapl_max_uj"] = dict(self.rapl_max_uj)
+                self._max_sent = True
         if self._battery:
             b = self._battery
             st = None
@@ -760,7 +764,10 @@ def summarize(samples: Sequence[dict[str, Any]], t_start: float, t_end: float,
     """
     t_start, t_end = float(t_start), float(t_end)
     dur = max(0.0, t_end - t_start)
-    rapl_max_uj = rapl_max_uj or {}
+    rapl_max_uj = dict(rapl_max_uj or {})
+    for s in samples:   # the sampler puts the counter ranges in its first RAPL sample
+        for zone, rng in (s.get("rapl_max_uj") or {}).items():
+            rapl_max_uj.setdefault(zone, rng)
     # samples just outside the window are kept so the edges can be interpolated
     by_src: dict[str, list[dict[str, Any]]] = {}
     for s in samples:

@@ -388,6 +388,23 @@ def test_sampler_thread_collects_at_about_the_interval(tmp_path):
     json.dumps(out, allow_nan=False)
 
 
+def test_sampler_samples_carry_the_rapl_range_so_wraps_are_unwrapped(tmp_path):
+    fake_sysfs(tmp_path)
+    write(tmp_path, "sys/class/powercap/intel-rapl:0/max_energy_range_uj", "5000000\n")
+    rapl = tmp_path / "sys/class/powercap/intel-rapl:0/energy_uj"
+    s = SensorSampler(str(tmp_path), interval_s=60, tegrastats=False).start()
+    try:
+        a = s.sample_now()
+        rapl.write_text("4500000\n")      # +3.5 J
+        s.sample_now()
+        rapl.write_text("1000000\n")      # wrapped at 5 J: +1.5 J
+        b = s.sample_now()
+    finally:
+        s.stop()
+    out = summarize(s.samples, a["t"], b["t"], n_prefill_tokens=10)   # no rapl_max_uj passed
+    assert out["energy_j"] == pytest.approx(5.0) and out["j_per_prefill_token"] == pytest.approx(0.5)
+
+
 def test_sampler_on_an_empty_tree_records_nothing_and_never_raises(tmp_path):
     with SensorSampler(str(tmp_path), interval_s=0.02) as s:
         time.sleep(0.05)
