@@ -542,6 +542,7 @@ class SensorSampler:
             return self
         self._started = True
         self._stop.clear()
+        self.sources, self._max_sent, self.rapl_max_uj = {}, False, {}
         try:
             self._discover()
         except Exception as exc:  # noqa: BLE001
@@ -681,7 +682,7 @@ def _latency_drift(token_ms: Any) -> float | None:
 
     A flat list is read in order; a list of lists (one per repetition) is pooled by position.
     """
-    if not token_ms:
+    if token_ms is None or len(token_ms) == 0:
         return None
     reps = token_ms if isinstance(token_ms[0], (list, tuple)) else [token_ms]
     reps = [[float(x) for x in r if x is not None] for r in reps]
@@ -955,8 +956,10 @@ def snapshot(root: str = "/", *, tegrastats_timeout_s: float = 3.0) -> dict[str,
         "errors": list(sampler.errors),
     }
     src = sampler.sources
-    out["power"]["rapl"] = ("readable: " + ", ".join(src["rapl"]) if src.get("rapl")
-                            else src.get("rapl_note") or "not present")
+    rapl = ["readable: " + ", ".join(src["rapl"])] if src.get("rapl") else []
+    if src.get("rapl_note"):
+        rapl.append(src["rapl_note"])
+    out["power"]["rapl"] = "; ".join(rapl) or "not present"
     if src.get("battery"):
         w, how = battery_power_w((s.get("battery") or {}).get("uV"),
                                  (s.get("battery") or {}).get("uA"),
