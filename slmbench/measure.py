@@ -326,7 +326,7 @@ DEFAULT_TEXT = (
 
 def _run_test(sess: Session, kind: str, n_prompt: int, n_gen: int, n_depth: int,
               settings: Settings, rng: Any, text: str | None,
-              progress: Progress | None, sensor_factory: Callable[[], Any] | None) -> TestResult:
+              progress: Progress | None, sensor: Any | None) -> TestResult:
     name = test_name(kind, n_prompt, n_gen, n_depth)
     res = TestResult(test=kind, name=name, n_prompt=n_prompt, n_gen=n_gen, n_depth=n_depth)
 
@@ -337,9 +337,8 @@ def _run_test(sess: Session, kind: str, n_prompt: int, n_gen: int, n_depth: int,
 
     reps = settings.repetitions
     token_ns_all: list[list[int]] = []
-    sensor = sensor_factory() if sensor_factory else None
     if sensor is not None:
-        sensor.start()
+        sensor.sample_now()  # a sample exactly at the window's edge
     t_window0 = time.monotonic()
     # warm-up: a full prompt pass for prompt tests, one generated token for decode tests
     for _ in range(settings.warmup):
@@ -386,12 +385,10 @@ def _run_test(sess: Session, kind: str, n_prompt: int, n_gen: int, n_depth: int,
     if warn:
         res.warnings.append(warn)
     if sensor is not None:
-        sensor.stop()
+        sensor.sample_now()
         try:
-            from slmbench.sensors import summarize as sensor_summary
-
-            res.sensors = sensor_summary(
-                sensor.samples, t_window0, t_window1,
+            res.sensors = sensor.summary(
+                t_window0, t_window1,
                 n_prefill_tokens=(n_prompt * reps if kind != "tg" else 0),
                 n_decode_tokens=(n_gen * reps if kind == "tg" else 0),
                 token_ms=[x for rep in (res.token_ms or []) for x in rep] or None,
@@ -416,14 +413,16 @@ def _drift(token_ms: list[list[float]]) -> float | None:
     return round(100.0 * (b - a) / a, 3) if a > 0 else None
 
 
-def _sensor_factory() -> Callable[[], Any] | None:
+def _start_sensors() -> Any | None:
+    """One sensor sampler per config (tegrastats etc. start once); None when disabled."""
     if os.environ.get("SLMBENCH_NO_SENSORS"):
         return None
     try:
         from slmbench.sensors import SensorSampler
-    except ImportError:
+
+        return SensorSampler().start()
+    except Exception:  # noqa: BLE001 - no sensors never stops a measurement
         return None
-    return lambda: SensorSampler()
 
 
 def measure_model(path: str, settings: Settings, plan: TestPlan, *, model_id: str | None = None,
@@ -453,6 +452,7 @@ def measure_model(path: str, settings: Settings, plan: TestPlan, *, model_id: st
     n_ctx = settings.n_ctx or plan.n_ctx_needed()
     sampler = RSSSampler().start()
     sess = None
+    sensors = None
     try:
         if progress:
             progress("loading")
@@ -463,7 +463,7 @@ def measure_model(path: str, settings: Settings, plan: TestPlan, *, model_id: st
                                  rss_after_ctx_mib=round(sess.rss_after_ctx, 2))
         rng = np.random.default_rng(settings.seed)
         prompt_text = text if text is not None else DEFAULT_TEXT
-        sensors = _sensor_factory()
+        sensors = _start_sensors()
         for i, (kind, p, g, d) in enumerate(plan.tests()):
             if i and cooldown_s > 0:
                 time.sleep(cooldown_s)
@@ -473,6 +473,8 @@ def measure_model(path: str, settings: Settings, plan: TestPlan, *, model_id: st
                                           progress, sensors))
     finally:
         sampler.stop()
+        if sensors is not None:
+            sensors.stop()
         if sess is not None:
             buffers = parse_buffers(sess.log_lines)
             record.memory = breakdown(

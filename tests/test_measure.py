@@ -14,7 +14,7 @@ from slmbench.memory import parse_buffers
 from slmbench.schema import Record, Settings, from_dict, to_dict
 from slmbench.stats import summarize
 
-FAST = dict(n_threads=2, repetitions=2, warmup=1)
+FAST = dict(n_threads=2, repetitions=3, warmup=1)
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +35,14 @@ def test_record_has_every_test_and_roundtrips(record):
 
 def test_longer_prompts_take_longer(record):
     by = {t.name: t for t in record.tests}
-    assert by["pp512"].ms.median > by["pp16"].ms.median * 2
-    assert by["ttft512"].ms.median > by["ttft16"].ms.median
+    # minima: robust to a busy machine stretching one repetition
+    assert by["pp512"].ms.min > by["pp16"].ms.min * 2
+    assert by["ttft512"].ms.min > by["ttft16"].ms.min
 
 
 def test_decode_series_and_stats(record):
     tg = next(t for t in record.tests if t.name == "tg12")
-    assert len(tg.samples_ns) == 2 and len(tg.token_ms) == 2
+    assert len(tg.samples_ns) == 3 and len(tg.token_ms) == 3
     assert all(len(rep) == 12 and all(x > 0 for x in rep) for rep in tg.token_ms)
     # the whole-generation sample is the sum of its per-token latencies
     for ns, rep in zip(tg.samples_ns, tg.token_ms):
