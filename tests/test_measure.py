@@ -14,7 +14,8 @@ from slmbench.memory import parse_buffers
 from slmbench.schema import Record, Settings, from_dict, to_dict
 from slmbench.stats import summarize
 
-FAST = dict(n_threads=2, repetitions=3, warmup=1)
+# one thread: two threads on a loaded 2-core machine stall on each other's barriers
+FAST = dict(n_threads=1, repetitions=3, warmup=1)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def test_record_has_every_test_and_roundtrips(record):
     again = from_dict(Record, json.loads(json.dumps(to_dict(record))))
     assert to_dict(again) == to_dict(record)
     assert record.status == "ok" and record.model.file_type == "Q8_0"
-    assert record.settings.n_threads == 2 and record.memory.n_ctx >= 512 + 1 + 32
+    assert record.settings.n_threads == 1 and record.memory.n_ctx >= 512 + 1 + 32
 
 
 def test_longer_prompts_take_longer(record):
