@@ -481,12 +481,23 @@ def measure_model(path: str, settings: Settings, plan: TestPlan, *, model_id: st
                 buffers, n_ctx=sess.n_ctx, peak_rss_mib=sampler.peak_mib, hwm=hwm_mib(),
                 info=info, type_k=settings.type_k, type_v=settings.type_v,
                 swa_full=settings.swa_full, n_ubatch=settings.n_ubatch,
-                rss_hz=sampler.achieved_hz)
+                rss_hz=sampler.achieved_hz, available_drop_mib=sampler.available_drop_mib,
+                unified_memory=_unified_memory(), rss_before_load_mib=sess.rss_before_load)
             sess.close()
     record.finished_at = utc_now()
     for t in record.tests:
         record.warnings.extend(t.warnings)
     return record
+
+
+def _unified_memory() -> bool:
+    """True on devices whose GPU shares system RAM (Jetson): RSS alone misses GPU buffers."""
+    try:
+        from slmbench.devices import device_profile
+
+        return bool(device_profile().get("unified_memory"))
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def _wait_for_temperature(max_temp_c: float, progress: Progress | None,

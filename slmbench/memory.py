@@ -70,6 +70,18 @@ def hwm_mib() -> float | None:
     return None
 
 
+def mem_available_mib() -> float | None:
+    """System-wide MemAvailable (Linux); None elsewhere."""
+    try:
+        with open("/proc/meminfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
 class RSSSampler:
     """Samples this process's RSS in a thread at >= 100 Hz and keeps the peak.
 
@@ -86,6 +98,8 @@ class RSSSampler:
         self._t0 = 0.0
         self._t1 = 0.0
         self._fd: int | None = None
+        self.available_start_mib: float | None = None
+        self.available_min_mib: float | None = None
 
     def _read(self) -> float:
         if self._fd is not None:
@@ -97,8 +111,23 @@ class RSSSampler:
             value = self._read()
             if value > self.peak_mib:
                 self.peak_mib = value
+            if self.n_samples % 10 == 0:  # the system-wide figure changes slowly: ~20 Hz
+                self._note_available()
             self.n_samples += 1
             self._stop.wait(self.interval)
+
+    def _note_available(self) -> None:
+        avail = mem_available_mib()
+        if avail is not None:
+            if self.available_start_mib is None:
+                self.available_start_mib = avail
+            self.available_min_mib = min(self.available_min_mib or avail, avail)
+
+    @property
+    def available_drop_mib(self) -> float | None:
+        if self.available_start_mib is None or self.available_min_mib is None:
+            return None
+        return max(0.0, self.available_start_mib - self.available_min_mib)
 
     def sample_now(self) -> float:
         value = self._read()
@@ -111,6 +140,7 @@ class RSSSampler:
         except OSError:
             self._fd = None
         self._t0 = time.monotonic()
+        self._note_available()
         self._thread = threading.Thread(target=self._run, name="slmbench-rss", daemon=True)
         self._thread.start()
         return self
@@ -121,6 +151,7 @@ class RSSSampler:
             self._thread.join()
         self._t1 = time.monotonic()
         self.sample_now()
+        self._note_available()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -175,13 +206,24 @@ def kv_projection(info: GGUFInfo, fixed_mib: float, type_k: str, type_v: str, *,
 
 def breakdown(buffers: list[Buffer], *, n_ctx: int, peak_rss_mib: float, hwm: float | None,
               info: GGUFInfo | None, type_k: str, type_v: str, swa_full: bool, n_ubatch: int,
-              rss_hz: float | None) -> Memory:
+              rss_hz: float | None, available_drop_mib: float | None = None,
+              unified_memory: bool = False, rss_before_load_mib: float = 0.0) -> Memory:
+    """Weights / KV / compute / output from the buffers, "other" from resident memory.
+
+    On unified-memory devices (Jetson) GPU buffers live outside the process RSS, so the
+    resident figure is the system-wide MemAvailable drop plus what the process held before
+    loading; ``accounting`` says which basis was used.
+    """
     model = sum_kind(buffers, "model")
     kv = sum_kind(buffers, "kv")
     compute = sum_kind(buffers, "compute")
     output = sum_kind(buffers, "output")
     accounted = model + kv + compute + output
     resident_peak = max(peak_rss_mib, hwm or 0.0)
+    accounting = "process"
+    if unified_memory and available_drop_mib is not None:
+        resident_peak = max(resident_peak, rss_before_load_mib + available_drop_mib)
+        accounting = "system"
     other = max(0.0, resident_peak - accounted)
     not_resident = max(0.0, accounted - resident_peak)
     total = model + kv + compute + other
@@ -190,7 +232,10 @@ def breakdown(buffers: list[Buffer], *, n_ctx: int, peak_rss_mib: float, hwm: fl
                  hwm_rss_mib=round(hwm, 2) if hwm is not None else None,
                  other_mib=round(other, 2), reserved_not_resident_mib=round(not_resident, 2),
                  kv_share=round(kv / total, 5) if total > 0 else 0.0,
-                 rss_sample_hz=round(rss_hz, 1) if rss_hz else None)
+                 rss_sample_hz=round(rss_hz, 1) if rss_hz else None,
+                 mem_available_drop_mib=(round(available_drop_mib, 2)
+                                         if available_drop_mib is not None else None),
+                 accounting=accounting)
     if info is not None:
         analytic = kv_cache_bytes(info, n_ctx, type_k, type_v, swa_full=swa_full,
                                   n_ubatch=n_ubatch, pad=False)["total_bytes"] / MIB

@@ -200,6 +200,13 @@ class Memory:
     kv_analytic_error_pct: float | None = _f("(analytic - reported) / reported", unit="%")
     projection: KVProjection | None = _f("KV share projected to the training context")
     rss_sample_hz: float | None = _f("achieved sampling rate of the RSS sampler", unit="Hz")
+    mem_available_drop_mib: float | None = _f(
+        "system-wide: MemAvailable before the model load minus its minimum during the "
+        "config (/proc/meminfo); includes other processes' activity", unit="MiB")
+    accounting: str = _f(
+        "'process' (RSS: CPU devices) or 'system' (unified-memory devices such as Jetson, "
+        "where GPU buffers are not in the process RSS: other_mib is then based on "
+        "mem_available_drop_mib)", "process")
 
 
 @dataclass

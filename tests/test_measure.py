@@ -158,3 +158,23 @@ def test_bench_several_files_isolated_workers(tiny_models, capsys):
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and [r["quant"] for r in out] == ["Q8_0", "Q4_K_M"]
     assert all(r["status"] == "ok" and r["memory"]["model_mib"] > 0 for r in out)
+
+
+def test_breakdown_process_vs_unified_memory():
+    """Jetson-style unified memory: GPU buffers are outside RSS, so the system basis is used."""
+    from slmbench.memory import breakdown
+    from slmbench.schema import Buffer
+
+    bufs = [Buffer("model", "CUDA0", 500.0), Buffer("kv", "CUDA0", 100.0),
+            Buffer("compute", "CUDA0", 50.0), Buffer("model", "CPU_Mapped", 20.0)]
+    common = dict(n_ctx=2048, peak_rss_mib=200.0, hwm=210.0, info=None, type_k="f16",
+                  type_v="f16", swa_full=False, n_ubatch=512, rss_hz=150.0)
+    cpu = breakdown(bufs, **common, available_drop_mib=760.0, unified_memory=False,
+                    rss_before_load_mib=60.0)
+    assert cpu.accounting == "process" and cpu.other_mib == 0.0
+    assert cpu.reserved_not_resident_mib == pytest.approx(670 - 210)
+    jet = breakdown(bufs, **common, available_drop_mib=760.0, unified_memory=True,
+                    rss_before_load_mib=60.0)
+    assert jet.accounting == "system"
+    assert jet.other_mib == pytest.approx(60 + 760 - 670)
+    assert jet.kv_share == pytest.approx(100 / (520 + 100 + 50 + 150))
