@@ -58,28 +58,26 @@ def rss_mib() -> float:
         return psutil.Process().memory_info().rss / MIB
 
 
-def hwm_mib() -> float | None:
-    """Kernel high-water mark of resident memory (VmHWM), Linux only."""
+def _proc_field_mib(path: str, key: str) -> float | None:
+    """A 'Key:   1234 kB' line of a /proc file, in MiB; None where it does not exist."""
     try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+        with open(path, encoding="ascii", errors="replace") as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
+                if line.startswith(key):
                     return int(line.split()[1]) / 1024.0
     except OSError:
         pass
     return None
+
+
+def hwm_mib() -> float | None:
+    """Kernel high-water mark of resident memory (VmHWM), Linux only."""
+    return _proc_field_mib("/proc/self/status", "VmHWM:")
 
 
 def mem_available_mib() -> float | None:
     """System-wide MemAvailable (Linux); None elsewhere."""
-    try:
-        with open("/proc/meminfo", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
+    return _proc_field_mib("/proc/meminfo", "MemAvailable:")
 
 
 class RSSSampler:
