@@ -1,0 +1,168 @@
+"""Run a suite on another device over SSH (a Jetson, or a phone running Termux's sshd).
+
+Uses the system ``ssh``/``scp`` (keys, agents and ~/.ssh/config work as for any ssh command).
+The remote run is started detached (``nohup``), so a dropped connection does not stop it; the
+local side follows its log with short, separate ssh calls and simply reconnects after a drop.
+If the remote run itself dies (device reboot, OOM), it is relaunched with ``--resume``: nothing
+measured is lost and nothing is measured twice.  At the end the run directory is copied back
+into the local results folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, Sequence
+
+from slmbench.errors import SlmbenchError
+
+SSH_BASE_OPTS = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+                 "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]
+UNREACHABLE = 255  # ssh's exit code for connection problems
+
+
+class Remote:
+    """ssh/scp to one host, with the user's extra options (port, identity, ...)."""
+
+    def __init__(self, host: str, ssh_opts: Sequence[str] = (), port: int | None = None):
+        if not host or host.startswith("-"):
+            raise SlmbenchError(f"bad --host {host!r}: expected [user@]hostname")
+        self.host = host
+        self.opts = [*SSH_BASE_OPTS, *ssh_opts]
+        self.port = port
+
+    def _ssh_cmd(self, command: str) -> list[str]:
+        port = ["-p", str(self.port)] if self.port else []
+        return ["ssh", *self.opts, *port, self.host, command]
+
+    def run(self, command: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
+        try:
+            return subprocess.run(self._ssh_cmd(command), capture_output=True, text=True,
+                                  timeout=timeout, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(self._ssh_cmd(command), UNREACHABLE, "",
+                                               "ssh timed out")
+
+    def scp(self, src: str, dst: str, recursive: bool = False) -> None:
+        port = ["-P", str(self.port)] if self.port else []
+        cmd = ["scp", "-q", *self.opts, *port, *(["-r"] if recursive else []), src, dst]
+        proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            raise SlmbenchError(f"scp {src} -> {dst} failed: {_last_line(proc.stderr)}")
+
+    def target(self, path: str) -> str:
+        return f"{self.host}:{path}"
+
+
+def _last_line(text: str) -> str:
+    lines = [x for x in (text or "").strip().splitlines() if x.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def check_remote(remote: Remote, slmbench: str) -> str:
+    """The remote slmbench version; a clear error when the host or slmbench is missing."""
+    proc = remote.run(f"{slmbench} --version")
+    if proc.returncode == UNREACHABLE:
+        raise SlmbenchError(f"cannot reach {remote.host} over ssh: {_last_line(proc.stderr)} "
+                            "(check the address, that sshd runs there - Termux: `sshd`, port "
+                            "8022 - and that your key is in its ~/.ssh/authorized_keys)")
+    if proc.returncode != 0:
+        raise SlmbenchError(f"slmbench is not installed on {remote.host} ({slmbench!r} failed: "
+                            f"{_last_line(proc.stderr)}); install it there with ./install.sh "
+                            "or pass --remote-slmbench PATH")
+    return proc.stdout.strip().split()[-1] if proc.stdout.strip() else "unknown"
+
+
+def run_remote(host: str, suite: str | None, run_args: Sequence[str], results_dir: str,
+               run_id: str, *, ssh_opts: Sequence[str] = (), port: int | None = None,
+               remote_slmbench: str = "slmbench", remote_dir: str = ".cache/slmbench/remote",
+               poll_s: float = 2.0, max_relaunch: int = 3, max_unreachable_s: float = 600.0,
+               out: IO[str] = sys.stderr) -> Path:
+    """Run ``slmbench run [suite] run_args`` on ``host``; returns the local run directory."""
+    from slmbench import __version__
+
+    remote = Remote(host, ssh_opts, port)
+    version = check_remote(remote, remote_slmbench)
+    if version != __version__:
+        out.write(f"note: {host} has slmbench {version}, this machine {__version__}\n")
+    rdir = f"{remote_dir.rstrip('/')}/{run_id}"
+    mk = remote.run(f"mkdir -p {shlex.quote(rdir)}")
+    if mk.returncode != 0:
+        raise SlmbenchError(f"cannot create {rdir} on {host}: {_last_line(mk.stderr)}")
+    remote_suite = None
+    if suite:
+        remote_suite = f"{rdir}/suite.yaml"
+        remote.scp(suite, remote.target(remote_suite))
+    results_remote = f"{remote_dir.rstrip('/')}/results"
+    log = f"{rdir}/run.log"
+
+    def launch(resume: bool) -> str:
+        args = [remote_slmbench, "run"] + ([remote_suite] if remote_suite else [])
+        args += list(run_args) + ["--results", results_remote]
+        args += ["--resume", run_id] if resume else ["--run-id", run_id]
+        command = (f"cd ~ && nohup {' '.join(shlex.quote(a) for a in args)} "
+                   f">> {shlex.quote(log)} 2>&1 < /dev/null & echo $!")
+        proc = remote.run(command)
+        if proc.returncode != 0 or not proc.stdout.strip().isdigit():
+            raise SlmbenchError(f"could not start the run on {host}: {_last_line(proc.stderr)}")
+        return proc.stdout.strip()
+
+    pid = launch(resume=False)
+    out.write(f"{host}: run {run_id} started (pid {pid}); following its progress\n")
+    offset = 0
+    relaunches = 0
+    unreachable_since: float | None = None
+    while True:
+        # one short ssh call per poll: new log bytes, then whether the run is still alive
+        probe = remote.run(f"tail -c +{offset + 1} {shlex.quote(log)} 2>/dev/null; "
+                           f"echo; kill -0 {pid} 2>/dev/null && echo __ALIVE__ || echo __DONE__")
+        if probe.returncode == UNREACHABLE:
+            now = time.monotonic()
+            unreachable_since = unreachable_since or now
+            if now - unreachable_since > max_unreachable_s:
+                raise SlmbenchError(f"lost {host} for {max_unreachable_s:.0f} s; the run goes on "
+                                    f"there - fetch it later with --resume {run_id}")
+            out.write(f"{host}: connection lost ({_last_line(probe.stderr)}); retrying\n")
+            time.sleep(poll_s)
+            continue
+        unreachable_since = None
+        text, _, status = probe.stdout.rstrip("\n").rpartition("\n")
+        if text:
+            out.write(text if text.endswith("\n") else text + "\n")
+            offset += len(text.encode("utf-8"))
+        if status.strip() == "__ALIVE__":
+            time.sleep(poll_s)
+            continue
+        state = _remote_status(remote, f"{results_remote}/{run_id}/manifest.json")
+        if state in ("finished", "interrupted") or relaunches >= max_relaunch:
+            break
+        relaunches += 1
+        out.write(f"{host}: the run stopped ({state or 'no manifest'}); resuming "
+                  f"({relaunches}/{max_relaunch})\n")
+        pid = launch(resume=True)
+    local = Path(results_dir)
+    local.mkdir(parents=True, exist_ok=True)
+    remote.scp(remote.target(f"{results_remote}/{run_id}"), str(local), recursive=True)
+    out.write(f"{host}: results copied to {local / run_id}\n")
+    return local / run_id
+
+
+def _remote_status(remote: Remote, manifest: str) -> str | None:
+    import json
+
+    proc = remote.run(f"cat {shlex.quote(manifest)}")
+    if proc.returncode != 0:
+        return None
+    try:
+        return json.loads(proc.stdout).get("status")
+    except (ValueError, AttributeError):
+        return None
+
+
+def ssh_options_from_env() -> list[str]:
+    """Extra ssh options from SLMBENCH_SSH_OPTS (e.g. "-i ~/.ssh/jetson -o Port=22")."""
+    return shlex.split(os.environ.get("SLMBENCH_SSH_OPTS", ""))
