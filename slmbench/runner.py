@@ -1,0 +1,610 @@
+"""The sweep: every config of a suite measured in its own worker process, results appended safely.
+
+For each config the runner gets the model file (download, synthesize or local path), predicts its
+memory and skips it when it cannot fit, then starts ``python -m slmbench.worker`` and waits for
+it under a timeout.  Whatever happens - a result, bad settings, a segfault, an OOM kill, a hang -
+becomes one Record appended (and fsynced) to ``results.jsonl`` by the runner, and the sweep goes
+on.  A record is written only when its config is complete, so after any crash of the runner
+``--resume`` measures exactly the configs that are missing.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, IO
+
+from slmbench.errors import SlmbenchError
+from slmbench.progress import Progress
+from slmbench.results import (ENV_FILE, MANIFEST_FILE, RESULTS_FILE, append_record,
+                              iter_record_dicts, measured_ids, new_run_id, utc_now,
+                              write_json_atomic)
+from slmbench.schema import Record, from_dict
+from slmbench.suite import Config, Suite, expand, parse_suite, synthetic_file
+
+AVAILABLE_ENV = "SLMBENCH_AVAILABLE_MIB"  # override of available RAM (tests, what-if runs)
+MIB = 1024 * 1024
+MARGIN_MIB = 64.0  # plus 5% of what is available: the OS and page cache need room too
+KILL_GRACE_S = 2.0
+DEFAULT_SYNTH_DIR = Path.home() / ".cache" / "slmbench" / "synthetic"
+
+SIGNAL_NOTES = {
+    "SIGKILL": "killed by SIGKILL (out of memory? the kernel's OOM killer sends SIGKILL)",
+    "SIGSEGV": "crashed: SIGSEGV (segmentation fault)",
+    "SIGBUS": "crashed: SIGBUS (bus error: truncated or changed model file?)",
+    "SIGABRT": "crashed: SIGABRT (abort: a failed llama.cpp assertion?)",
+    "SIGILL": "crashed: SIGILL (illegal instruction: built for another CPU?)",
+}
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    run_dir: Path
+    status: str  # finished | interrupted
+    records: list[Record] = field(default_factory=list)  # one per config of the suite
+    configs: list[Config] = field(default_factory=list)
+    measured_now: int = 0
+
+    @property
+    def counts(self) -> dict[str, int]:
+        c = collections.Counter(r.status for r in self.records)
+        return {k: c.get(k, 0) for k in ("ok", "failed", "skipped")}
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "interrupted":
+            return 130
+        return 1 if self.counts["failed"] else 0
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM during a sweep."""
+
+
+class Runner:
+    """Runs one suite into one run directory (new, or resumed)."""
+
+    def __init__(self, suite: Suite | None, *, results_dir: str | Path = "results",
+                 run_id: str | None = None, resume: bool = False, offline: bool | None = None,
+                 synth_dir: str | Path | None = None, argv: list[str] | None = None,
+                 stream: IO[str] | None = None, tty: bool | None = None, verbose: bool = False):
+        self.results_dir = Path(results_dir)
+        self.resume = resume
+        self.offline = offline
+        self.synth_dir = Path(synth_dir) if synth_dir else DEFAULT_SYNTH_DIR
+        self.argv = list(sys.argv if argv is None else argv)
+        self.stream = stream or sys.stderr
+        self.tty = tty
+        self.verbose = verbose
+        self.run_id, self.run_dir = self._open_run_dir(run_id)
+        self.manifest: dict[str, Any] = self._read_manifest() if resume else {}
+        if suite is None:
+            suite = self._suite_from_manifest()
+        self.suite = suite
+        self.configs = expand(suite)
+        self.device: str | None = None
+        self.bar: Progress | None = None
+        self._paths: dict[str, str | SlmbenchError] = {}
+        self._catalog: Any = None
+        self._current_note = ""
+
+    # ------------------------------------------------------------------ run directory
+
+    def _open_run_dir(self, run_id: str | None) -> tuple[str, Path]:
+        if run_id is not None and (not run_id or "/" in run_id or run_id in (".", "..")):
+            raise SlmbenchError(f"bad run id {run_id!r}: use the directory name under "
+                                f"{self.results_dir}")
+        if self.resume:
+            if not run_id:
+                raise SlmbenchError("--resume needs the run id (the directory name under "
+                                    f"{self.results_dir})")
+            run_dir = self.results_dir / run_id
+            if not (run_dir / MANIFEST_FILE).exists() and not (run_dir / RESULTS_FILE).exists():
+                known = sorted(p.name for p in self.results_dir.glob("*/manifest.json"))
+                hint = f" (runs there: {', '.join(p for p in known[-5:])})" if known else ""
+                raise SlmbenchError(f"--resume {run_id}: no run directory {run_dir}{hint}")
+            return run_id, run_dir
+        run_id = run_id or new_run_id()
+        run_dir = self.results_dir / run_id
+        if (run_dir / RESULTS_FILE).exists() or (run_dir / MANIFEST_FILE).exists():
+            raise SlmbenchError(f"{run_dir} already exists; continue it with --resume {run_id} "
+                                "or pick another --run-id")
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SlmbenchError(f"cannot create {run_dir}: {exc.strerror}") from None
+        return run_id, run_dir
+
+    def _read_manifest(self) -> dict[str, Any]:
+        path = self.run_dir / MANIFEST_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _suite_from_manifest(self) -> Suite:
+        data = self.manifest.get("suite")
+        if not isinstance(data, dict):
+            raise SlmbenchError(f"{self.run_dir / MANIFEST_FILE}: no suite recorded; pass the "
+                                "suite file again with --resume")
+        return parse_suite(data, source=str(self.run_dir / MANIFEST_FILE))
+
+    def _write_manifest(self, status: str) -> None:
+        m = self.manifest
+        now = utc_now()
+        if not m.get("started_at"):
+            m.update(run_id=self.run_id, started_at=now, command=self.argv, cwd=os.getcwd())
+        elif self.resume and status == "running":
+            m.setdefault("resumes", []).append({"at": now, "command": self.argv})
+        from slmbench import __version__
+
+        m.update(status=status, updated_at=now, slmbench_version=__version__,
+                 suite_file=self.suite.source, suite=self.suite.to_dict(),
+                 n_configs=len(self.configs),
+                 configs=[{"index": c.index, "record_id": c.record_id, "model_id": c.model.model_id,
+                           "quant": c.model.quant, "label": c.label} for c in self.configs])
+        if status != "running":
+            m["finished_at"] = now
+        m.setdefault("versions", _versions())
+        write_json_atomic(self.run_dir / MANIFEST_FILE, m)
+
+    def _env(self) -> dict[str, Any]:
+        """env.json: collected once per run (a resume keeps the first one)."""
+        path = self.run_dir / ENV_FILE
+        if path.exists():
+            try:
+                return json.loads(path.read_text(encoding="utf-8"))
+            except ValueError:
+                pass
+        from slmbench.envinfo import collect_env
+
+        env = collect_env()
+        write_json_atomic(path, env)
+        return env
+
+    # ------------------------------------------------------------------ the sweep
+
+    def run(self) -> RunResult:
+        done = measured_ids(self.run_dir)
+        todo = [c for c in self.configs if c.record_id not in done]
+        env = self._env()
+        from slmbench.envinfo import device_label
+
+        self.device = device_label(env)
+        self._write_manifest("running")
+        self._say(f"run {self.run_id}: {len(self.configs)} configs"
+                  + (f", {len(self.configs) - len(todo)} already measured" if self.resume else "")
+                  + f" -> {self.run_dir}")
+        self.bar = Progress(len(self.configs), done=len(self.configs) - len(todo),
+                            stream=self.stream, tty=self.tty)
+        status = "finished"
+        measured = 0
+        previous_signal = _install_sigterm()
+        try:
+            for cfg in todo:
+                if measured and cfg.cooldown_s > 0:
+                    self._cool_down(cfg.cooldown_s)
+                self.bar.start(cfg.label)
+                record = self.run_config(cfg)
+                append_record(self.run_dir, record)
+                measured += record.status != "skipped"
+                detail = record.reason or ""
+                self.bar.finish(record.status, detail[:160])
+        except (KeyboardInterrupt, Interrupted):
+            status = "interrupted"
+        finally:
+            _restore_sigterm(previous_signal)
+            self.bar.close()
+            self._write_manifest(status)
+        if status == "interrupted":
+            self._say(f"interrupted: what was measured is in {self.run_dir / RESULTS_FILE}; "
+                      f"continue with: slmbench run --resume {self.run_id} "
+                      f"--results {self.results_dir}")
+        return RunResult(self.run_id, self.run_dir, status, self._records(), self.configs,
+                         measured)
+
+    def _records(self) -> list[Record]:
+        """The latest record of every config of this suite, in suite order."""
+        by_id: dict[str, Record] = {}
+        path = self.run_dir / RESULTS_FILE
+        if path.exists():
+            for obj in iter_record_dicts(path):
+                try:
+                    rec = from_dict(Record, obj)
+                except TypeError:
+                    continue
+                by_id[rec.record_id] = rec
+        return [by_id[c.record_id] for c in self.configs if c.record_id in by_id]
+
+    def _cool_down(self, seconds: float) -> None:
+        self.bar.note(f"cooling down {seconds:.0f} s")
+        time.sleep(seconds)
+
+    def _say(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.message(text)
+        else:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    # ------------------------------------------------------------------ one config
+
+    def run_config(self, cfg: Config) -> Record:
+        """Everything for one config; never raises for a problem of that config."""
+        started = utc_now()
+        extra: dict[str, Any] = {"config_index": cfg.index, "model_source": cfg.model.kind}
+        record: Record | None = None
+        info = None
+        try:
+            path = self.model_path(cfg)
+            extra["path"] = path
+            from slmbench.gguf_info import read_gguf
+
+            info = read_gguf(path)
+            estimate, reason = self.memory_check(cfg, info)
+            if estimate:
+                extra["memory_estimate"] = estimate
+            if reason:
+                record = Record(record_id=cfg.record_id, status="skipped", reason=reason)
+            else:
+                record = self.run_worker(cfg, path)
+        except SlmbenchError as exc:
+            record = Record(record_id=cfg.record_id, status="failed", reason=str(exc))
+        # the runner's id is the resume key, whatever the worker computed
+        record.record_id = cfg.record_id
+        record.run_id = self.run_id
+        record.model_id = record.model_id or cfg.model.model_id
+        record.quant = record.quant or cfg.model.quant or (info.file_type if info else None)
+        record.device = record.device or self.device
+        record.settings = record.settings or cfg.settings
+        record.started_at = record.started_at or started
+        record.finished_at = record.finished_at or utc_now()
+        if record.model is None and info is not None:
+            record.model = info.to_facts()
+        record.extra = {**record.extra, **extra}
+        return record
+
+    def model_path(self, cfg: Config) -> str:
+        """Local path of the config's model: download or synthesize it first if needed."""
+        ref = cfg.model
+        if ref.kind == "file":
+            return ref.path or ""
+        key = ref.key
+        if key not in self._paths:
+            try:
+                if ref.kind == "synthetic":
+                    self._paths[key] = self._synthesize(ref.model_id, ref.synthetic or {},
+                                                        ref.quant or "F16")
+                else:
+                    self._paths[key] = self._download(ref.model_id, ref.quant)
+            except SlmbenchError as exc:
+                self._paths[key] = exc  # one failed download fails its configs, once
+        got = self._paths[key]
+        if isinstance(got, SlmbenchError):
+            raise got
+        return got
+
+    def _download(self, model_id: str, quant: str | None) -> str:
+        try:
+            from slmbench.catalog import load_catalog
+            from slmbench.hub import fetch_model
+        except ImportError as exc:
+            raise SlmbenchError(f"cannot download {model_id}: {exc}") from None
+        if self._catalog is None:
+            self._catalog = load_catalog()
+        entry = self._catalog.get(model_id)
+        self.bar.note(f"fetching {model_id} {quant}")
+        tty = self.bar.tty
+        if tty:
+            self.bar.clear()
+        return str(fetch_model(entry, quant, offline=self.offline, progress=tty))
+
+    def _synthesize(self, name: str, shape: dict[str, int], quant: str) -> str:
+        """Random-weight model in the synthetic cache, written once and reused."""
+        from slmbench.synth import SynthSpec, quant_path, write_synthetic
+
+        base = synthetic_file(self.synth_dir, name, shape)
+        target = base if quant == "F16" else quant_path(base, quant)
+        if os.path.exists(target):
+            return target
+        self.bar.note(f"synthesizing {name} {quant}")
+        os.makedirs(self.synth_dir, exist_ok=True)
+        if not os.path.exists(base):
+            tmp = base + ".part"
+            write_synthetic(tmp, SynthSpec(name=name, **shape))
+            os.replace(tmp, base)
+        if target != base:
+            from slmbench.llama_backend import quantize
+
+            tmp = target + ".part"
+            quantize(base, tmp, quant)
+            os.replace(tmp, target)
+        return target
+
+    def memory_check(self, cfg: Config, info: Any) -> tuple[dict | None, str | None]:
+        """(prediction, reason to skip or None) before anything is loaded."""
+        from slmbench.memory import estimate_memory
+
+        est = estimate_memory(info, cfg.settings, cfg.plan)
+        if cfg.settings.n_gpu_layers and not _unified_memory():
+            return est, None  # weights go to GPU memory; RAM is not the limit
+        available = available_mib()
+        if available is None:
+            return est, None
+        margin = MARGIN_MIB + 0.05 * available
+        if est["total_mib"] <= available - margin:
+            return est, None
+        return est, (f"does not fit in memory: needs ~{est['total_mib']:.0f} MiB (weights "
+                     f"{est['model_mib']:.0f} + KV {est['kv_mib']:.0f} + compute "
+                     f"{est['compute_mib']:.0f} + runtime {est['overhead_mib']:.0f}) but "
+                     f"{available:.0f} MiB are available and {margin:.0f} MiB are kept free; "
+                     "try a smaller quant, a smaller --n-ctx or a q8_0 KV cache")
+
+    def run_worker(self, cfg: Config, path: str) -> Record:
+        """Measure one config in a fresh process; a crash or hang becomes a failed Record."""
+        with tempfile.TemporaryDirectory(prefix="slmbench-worker-") as tmp:
+            cfg_file = os.path.join(tmp, "config.json")
+            out_file = os.path.join(tmp, "record.json")
+            with open(cfg_file, "w", encoding="utf-8") as fh:
+                json.dump(cfg.worker_payload(path, self.device), fh)
+            env = dict(os.environ)
+            env["SLMBENCH_WORKER_PARENT"] = str(os.getpid())
+            t_spawn = time.monotonic()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "slmbench.worker", cfg_file, out_file],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                start_new_session=True, env=env, text=True, encoding="utf-8", errors="replace",
+                bufsize=1)
+            state = {"ready": None, "note": ""}
+            tail: collections.deque[str] = collections.deque(maxlen=40)
+            readers = [threading.Thread(target=self._read_protocol, args=(proc.stdout, state),
+                                        daemon=True),
+                       threading.Thread(target=self._read_stderr, args=(proc.stderr, tail),
+                                        daemon=True)]
+            for t in readers:
+                t.start()
+            timed_out = False
+            try:
+                deadline = t_spawn + cfg.timeout_s
+                while True:
+                    try:
+                        proc.wait(timeout=0.2)
+                        break
+                    except subprocess.TimeoutExpired:
+                        if time.monotonic() > deadline:
+                            timed_out = True
+                            _kill_group(proc)
+                            break
+            finally:
+                if proc.poll() is None:  # Ctrl-C or an error in the runner: no orphan
+                    _kill_group(proc)
+                else:
+                    _kill_group(proc, grace=0)  # helpers the worker may have started
+            for t in readers:
+                t.join(timeout=5)
+            wall = time.monotonic() - t_spawn
+            rc = proc.returncode
+            worker = {"exit_code": rc, "wall_s": round(wall, 3),
+                      "start_ms": (round(1000 * (state["ready"] - t_spawn), 1)
+                                   if state["ready"] else None)}
+            if timed_out:
+                record = self._failed(f"timed out after {cfg.timeout_s:.0f} s"
+                                      + (f" (during {state['note']})" if state["note"] else "")
+                                      + "; the worker was killed")
+            elif rc is not None and rc < 0:
+                name = _signal_name(-rc)
+                record = self._failed(f"worker {SIGNAL_NOTES.get(name, f'killed by {name}')}"
+                                      + (f" during {state['note']}" if state["note"] else ""))
+            elif rc != 0:
+                last = next((x for x in reversed(tail) if x.strip()), "no error output")
+                record = self._failed(f"worker exited with code {rc}: {last.strip()[:300]}")
+            elif not os.path.exists(out_file):
+                record = self._failed("worker exited without writing a result")
+            else:
+                with open(out_file, encoding="utf-8") as fh:
+                    record = from_dict(Record, json.load(fh))
+            if rc != 0 and tail:
+                worker["stderr_tail"] = [x.rstrip() for x in list(tail)[-10:]]
+            record.extra = {**record.extra, "worker": worker}
+            return record
+
+    @staticmethod
+    def _failed(reason: str) -> Record:
+        return Record(record_id="", status="failed", reason=reason)
+
+    def _read_protocol(self, pipe: IO[str], state: dict[str, Any]) -> None:
+        for line in pipe:
+            line = line.rstrip("\n")
+            if line == "ready":
+                state["ready"] = time.monotonic()
+            elif line.startswith("progress "):
+                state["note"] = line[9:]
+                if self.bar is not None:
+                    self.bar.note(state["note"])
+
+    def _read_stderr(self, pipe: IO[str], tail: collections.deque) -> None:
+        for line in pipe:
+            tail.append(line)
+            if self.verbose:
+                self.stream.write(line)
+
+
+# --------------------------------------------------------------------------- helpers
+
+def run_suite(suite: Suite | None, **kwargs: Any) -> RunResult:
+    """Convenience: ``Runner(suite, **kwargs).run()``."""
+    return Runner(suite, **kwargs).run()
+
+
+def available_mib() -> float | None:
+    """RAM available for a new model: psutil's figure, or SLMBENCH_AVAILABLE_MIB if set."""
+    override = os.environ.get(AVAILABLE_ENV)
+    if override:
+        try:
+            return float(override)
+        except ValueError:
+            raise SlmbenchError(f"{AVAILABLE_ENV}={override!r}: expected a number of MiB") \
+                from None
+    try:
+        import psutil
+
+        return psutil.virtual_memory().available / MIB
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _unified_memory() -> bool:
+    try:
+        from slmbench.devices import device_profile
+
+        return bool(device_profile().get("unified_memory"))
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _signal_name(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
+
+
+def _kill_group(proc: subprocess.Popen, grace: float = KILL_GRACE_S) -> None:
+    """SIGTERM the worker's process group, then SIGKILL what is left."""
+    try:
+        pgid = os.getpgid(proc.pid)
+    except ProcessLookupError:
+        pgid = proc.pid  # already reaped: its group may still have members
+    if grace > 0:
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    raise Interrupted(f"signal {signum}")
+
+
+def _install_sigterm() -> Any:
+    """SIGTERM (e.g. `kill`, a CI timeout) stops the sweep like Ctrl-C does."""
+    try:
+        return signal.signal(signal.SIGTERM, _raise_interrupted)
+    except ValueError:  # not the main thread
+        return None
+
+
+def _restore_sigterm(previous: Any) -> None:
+    if previous is not None:
+        try:
+            signal.signal(signal.SIGTERM, previous)
+        except ValueError:
+            pass
+
+
+def _versions() -> dict[str, Any]:
+    try:
+        from slmbench.envinfo import versions
+
+        return versions()
+    except Exception as exc:  # noqa: BLE001
+        return {"error": str(exc)}
+
+
+# --------------------------------------------------------------------------- summary
+
+def _pick(rec: Record, kind: str, name: str) -> Any:
+    return next((t for t in rec.tests if t.test == kind and t.name == name), None)
+
+
+def summary_columns(configs: list[Config]) -> tuple[str, str, str]:
+    """Names of the pp / tg / ttft tests shown in the summary (depth 0, longest / shortest)."""
+    plan = configs[0].plan if configs else None
+    if plan is None:
+        return "", "", ""
+    pp = f"pp{max(plan.n_prompt)}" if plan.n_prompt else ""
+    tg = f"tg{max(plan.n_gen)}" if plan.n_gen else ""
+    ttft = f"ttft{min(plan.n_prompt)}" if plan.n_prompt and plan.ttft else ""
+    return pp, tg, ttft
+
+
+def summary_rows(result: RunResult) -> list[dict[str, Any]]:
+    """One dict per config with the headline numbers (also the --json summary)."""
+    pp, tg, ttft = summary_columns(result.configs)
+    rows = []
+    by_id = {r.record_id: r for r in result.records}
+    for cfg in result.configs:
+        rec = by_id.get(cfg.record_id)
+        s = cfg.settings
+        row: dict[str, Any] = {
+            "index": cfg.index, "record_id": cfg.record_id, "model_id": cfg.model.model_id,
+            "quant": (rec.quant if rec else None) or cfg.model.quant, "threads": s.n_threads,
+            "n_gpu_layers": s.n_gpu_layers, "cache": f"{s.type_k}/{s.type_v}",
+            "flash_attn": s.flash_attn, "status": rec.status if rec else "not run",
+            "reason": rec.reason if rec else None}
+        if rec is not None and rec.status == "ok":
+            tp, tt, tf = _pick(rec, "pp", pp), _pick(rec, "tg", tg), _pick(rec, "ttft", ttft)
+            row.update({
+                f"{pp}_ts": tp.ts.mean if tp and tp.ts else None,
+                f"{pp}_ts_sd": tp.ts.stdev if tp and tp.ts else None,
+                f"{tg}_ts": tt.ts.mean if tt and tt.ts else None,
+                f"{tg}_ts_sd": tt.ts.stdev if tt and tt.ts else None,
+                f"{ttft}_ms": tf.ms.median if tf and tf.ms else None,
+                "peak_rss_mib": rec.memory.peak_rss_mib if rec.memory else None,
+                "kv_share": rec.memory.kv_share if rec.memory else None,
+                "load_ms": rec.load.load_ms if rec.load else None})
+        rows.append(row)
+    return rows
+
+
+def summary_table(result: RunResult) -> str:
+    from slmbench.display import fmt, table
+
+    pp, tg, ttft = summary_columns(result.configs)
+    rows = summary_rows(result)
+    varying = [k for k, label in (("threads", "threads"), ("n_gpu_layers", "ngl"),
+                                  ("cache", "kv cache"), ("flash_attn", "fa"))
+               if len({r[k] for r in rows}) > 1]
+    header = ["model", "quant"] + [{"threads": "threads", "n_gpu_layers": "ngl",
+                                    "cache": "kv cache", "flash_attn": "fa"}[k] for k in varying]
+    header += [f"{pp} t/s", f"{tg} t/s", f"{ttft} ms", "peak RSS MiB", "KV share", "status"]
+
+    def pm(mean: Any, sd: Any) -> str:
+        if mean is None:
+            return "-"
+        return f"{fmt(mean, 1)} ± {fmt(sd, 1)}" if sd is not None else fmt(mean, 1)
+
+    out = []
+    notes = []
+    for r in rows:
+        status = r["status"]
+        if r["reason"]:
+            notes.append(f"[{len(notes) + 1}] {r['model_id']} {r['quant'] or ''}: {r['reason']}")
+            status += f" [{len(notes)}]"
+        kv = r.get("kv_share")
+        out.append([r["model_id"], r["quant"] or "?"] + [str(r[k]) for k in varying] + [
+            pm(r.get(f"{pp}_ts"), r.get(f"{pp}_ts_sd")),
+            pm(r.get(f"{tg}_ts"), r.get(f"{tg}_ts_sd")),
+            fmt(r.get(f"{ttft}_ms"), 2), fmt(r.get("peak_rss_mib"), 1),
+            f"{100 * kv:.1f}%" if kv is not None else "-", status])
+    return "\n".join([table(out, header) if out else "(no configs)", *notes])

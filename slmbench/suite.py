@@ -1,0 +1,583 @@
+"""Benchmark suites: a YAML file (plus command-line overrides) expanded into model configs.
+
+A suite names models and the settings to sweep.  :func:`expand` turns it into the cross product
+models x quants x threads x n_gpu_layers x cache types x flash attention; every :class:`Config`
+carries the whole :class:`~slmbench.measure.TestPlan` (all prompt / generation lengths and
+depths), because one model load serves every length.  Every problem in a suite file is reported
+at once, in one line naming the file and the key, so a long sweep never dies on a typo late.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slmbench.errors import SlmbenchError
+from slmbench.schema import Settings
+
+SUITES_DIR = Path(__file__).resolve().parent / "suites"
+DEFAULT_SUITE = "quick"
+
+# key -> (kind, default).  kinds: int, float, bool, str, ints (int or list of ints), strs,
+# models, optional float.  Defaults follow llama-bench (and `slmbench bench`).
+KEYS: dict[str, tuple[str, Any]] = {
+    "name": ("str", None),
+    "description": ("str", ""),
+    "models": ("models", None),
+    "quants": ("strs", []),
+    "n_prompt": ("ints", [512]),
+    "n_gen": ("ints", [128]),
+    "n_depth": ("ints", [0]),
+    "ttft": ("bool", True),
+    "threads": ("ints", [0]),
+    "threads_batch": ("int", 0),
+    "n_gpu_layers": ("ints", [0]),
+    "cache_type": ("strs", None),
+    "type_k": ("strs", None),
+    "type_v": ("strs", None),
+    "flash_attn": ("strs", ["auto"]),
+    "n_ctx": ("int", 0),
+    "n_batch": ("int", 2048),
+    "n_ubatch": ("int", 512),
+    "repetitions": ("int", 5),
+    "warmup": ("int", 1),
+    "prompt": ("str", "random"),
+    "seed": ("int", 42),
+    "load_mode": ("str", "auto"),
+    "swa_full": ("bool", False),
+    "cooldown_s": ("float", 0.0),
+    "max_temp_c": ("ofloat", None),
+    "timeout_s": ("float", 3600.0),
+}
+MODEL_KEYS = {"id", "path", "synthetic", "name", "quants"}
+SYNTH_KEYS = {"n_embd", "n_layer", "n_head", "n_head_kv", "n_ff", "n_vocab", "n_ctx", "seed"}
+CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
+FLASH_ATTN = ("auto", "on", "off")
+LOAD_MODES = ("auto", "none", "mmap", "mlock", "mmap+mlock", "dio")
+
+
+@dataclass
+class ModelSpec:
+    """One entry of ``models``: a catalog id, a local GGUF file or a synthetic shape."""
+
+    kind: str  # 'catalog' | 'file' | 'synthetic'
+    id: str  # catalog id, file stem, or synthetic name
+    quants: list[str] | None = None  # None: the suite's `quants` (catalog/synthetic)
+    path: str | None = None  # 'file': absolute path
+    synthetic: dict[str, int] | None = None  # 'synthetic': SynthSpec fields
+    pinned: bool = False  # written as id:QUANT - command-line --quants leave it alone
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.kind == "file":
+            return {"path": self.path, "name": self.id}
+        out: dict[str, Any] = {"id": self.id} if self.kind == "catalog" else {
+            "synthetic": dict(self.synthetic or {}), "name": self.id}
+        if self.quants is not None:
+            out["quants"] = list(self.quants)
+        return out
+
+
+@dataclass
+class Suite:
+    """A validated suite: every list normalised, paths absolute."""
+
+    name: str
+    source: str  # file it came from, or '<built-in>'
+    models: list[ModelSpec]
+    values: dict[str, Any] = field(default_factory=dict)  # every KEYS entry except models
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data that :func:`parse_suite` reads back to the same suite (the manifest copy)."""
+        out = {"name": self.name}
+        out.update({k: v for k, v in self.values.items() if k != "name"})
+        out["models"] = [m.to_dict() for m in self.models]
+        return out
+
+
+@dataclass
+class ModelRef:
+    """The model of one config: where its file is (or how to get it)."""
+
+    kind: str
+    model_id: str
+    quant: str | None
+    path: str | None = None
+    synthetic: dict[str, int] | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.model_id}:{self.quant or '?'}"
+
+
+@dataclass
+class Config:
+    """One model load: a model, its settings and every test it runs."""
+
+    index: int
+    model: ModelRef
+    settings: Settings
+    plan: Any  # slmbench.measure.TestPlan
+    record_id: str
+    cooldown_s: float = 0.0
+    max_temp_c: float | None = None
+    timeout_s: float = 3600.0
+
+    @property
+    def label(self) -> str:
+        s = self.settings
+        bits = [self.model.key, f"t{s.n_threads}"]
+        if s.n_gpu_layers:
+            bits.append(f"ngl{s.n_gpu_layers}")
+        if (s.type_k, s.type_v) != ("f16", "f16"):
+            bits.append(f"kv {s.type_k}/{s.type_v}")
+        if s.flash_attn != "auto":
+            bits.append(f"fa {s.flash_attn}")
+        return " ".join(bits)
+
+    def worker_payload(self, path: str, device: str | None) -> dict[str, Any]:
+        """What the worker process needs (JSON)."""
+        return {"index": self.index, "record_id": self.record_id, "path": path,
+                "model_id": self.model.model_id, "quant": self.model.quant, "device": device,
+                "settings": asdict(self.settings), "plan": asdict(self.plan),
+                "cooldown_s": self.cooldown_s, "max_temp_c": self.max_temp_c}
+
+
+# --------------------------------------------------------------------------- loading
+
+def resolve_suite_path(name: str | None) -> Path:
+    """A path, or the name of a shipped suite (``quick``, ``survey``, ``demo``)."""
+    name = name or DEFAULT_SUITE
+    p = Path(name)
+    if p.exists():
+        return p
+    shipped = SUITES_DIR / (name if name.endswith((".yaml", ".yml")) else name + ".yaml")
+    if shipped.exists() and p.parent == Path("."):
+        return shipped
+    known = ", ".join(sorted(x.stem for x in SUITES_DIR.glob("*.yaml")))
+    raise SlmbenchError(f"{name}: no such suite file (shipped suites: {known})")
+
+
+def read_suite_file(path: str | Path) -> dict[str, Any]:
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SlmbenchError(f"{path}: cannot read the suite ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SlmbenchError(f"{path}:{where}: not valid YAML ({problem})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SlmbenchError(f"{path}: a suite must be a YAML mapping of keys (models:, n_prompt:, "
+                            "...), not a {type(data).__name__}")
+    return data
+
+
+def load_suite(name: str | None = None, overrides: dict[str, Any] | None = None,
+               catalog: Any = None) -> Suite:
+    """Read a suite file (or a shipped suite by name), apply overrides, validate it."""
+    path = resolve_suite_path(name)
+    raw = read_suite_file(path)
+    return parse_suite(raw, source=str(path), overrides=overrides, catalog=catalog,
+                       base_dir=path.resolve().parent)
+
+
+def parse_suite(raw: dict[str, Any], *, source: str = "<built-in>",
+                overrides: dict[str, Any] | None = None, catalog: Any = None,
+                base_dir: str | Path | None = None) -> Suite:
+    """Validate suite data; every problem is collected and raised as one SlmbenchError.
+
+    ``overrides`` are suite keys from the command line; they replace the file's values (and
+    --quants replaces per-model quant lists too, except for models pinned as ``id:QUANT``).
+    """
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    data = dict(raw)
+    data.update(overrides)
+    problems: list[str] = []
+
+    def where(key: str) -> str:
+        return f"command line --{key.replace('_', '-')}" if key in overrides else key
+
+    for key in data:
+        if key not in KEYS:
+            close = difflib.get_close_matches(str(key), KEYS, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(f"unknown key '{key}'{hint}")
+    values: dict[str, Any] = {}
+    for key, (kind, default) in KEYS.items():
+        if key == "models":
+            continue
+        if key not in data or data[key] is None:
+            values[key] = list(default) if isinstance(default, list) else default
+            continue
+        value, err = _coerce(kind, data[key])
+        if err:
+            problems.append(f"{where(key)}: {err}")
+        values[key] = value
+    _check_values(values, problems, where)
+    models: list[ModelSpec] = []
+    if "models" not in data or not data["models"]:
+        problems.append("models: the suite lists no models (add `models: [smollm2-135m]` or "
+                        "pass --models)")
+    else:
+        entries = data["models"]
+        if isinstance(entries, str):
+            entries = [x.strip() for x in entries.split(",") if x.strip()]
+        if not isinstance(entries, list):
+            problems.append(f"{where('models')}: expected a list of model entries")
+            entries = []
+        base = Path(base_dir) if base_dir is not None else Path.cwd()
+        if "models" in overrides:
+            base = Path.cwd()
+        for i, entry in enumerate(entries):
+            spec = _parse_model(entry, f"{where('models')}[{i}]", base, problems)
+            if spec is not None:
+                models.append(spec)
+    if "quants" in overrides:
+        for m in models:
+            if m.kind != "file" and not m.pinned:
+                m.quants = None
+    _check_quants(models, values, problems, catalog)
+    name = values.pop("name") or (Path(source).stem if source != "<built-in>" else "suite")
+    if problems:
+        raise SlmbenchError(f"{source}: " + "; ".join(problems))
+    return Suite(name=name, source=source, models=models, values=values)
+
+
+def _coerce(kind: str, value: Any) -> tuple[Any, str | None]:
+    """(value in canonical form, problem or None)."""
+    def is_int(x: Any) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    if kind == "int":
+        return (value, None) if is_int(value) else (value, f"expected an integer, got {value!r}")
+    if kind in ("float", "ofloat"):
+        if is_int(value) or isinstance(value, float):
+            return float(value), None
+        return value, f"expected a number, got {value!r}"
+    if kind == "bool":
+        return (value, None) if isinstance(value, bool) else (
+            value, f"expected true or false, got {value!r}")
+    if kind == "str":
+        return (value, None) if isinstance(value, str) else (value, f"expected text, got {value!r}")
+    if kind == "ints":
+        items = value if isinstance(value, list) else [value]
+        if isinstance(value, str):
+            items = [x.strip() for x in value.split(",") if x.strip()]
+            try:
+                items = [int(x) for x in items]
+            except ValueError:
+                return value, f"expected an integer or a list of integers, got {value!r}"
+        if not items or not all(is_int(x) for x in items):
+            return value, f"expected an integer or a list of integers, got {value!r}"
+        return list(items), None
+    if kind == "strs":
+        items = value if isinstance(value, list) else [value]
+        if isinstance(value, str):
+            items = [x.strip() for x in value.split(",") if x.strip()]
+        # YAML 1.1 reads bare on/off as booleans: flash_attn: on
+        items = [({True: "on", False: "off"}[x] if isinstance(x, bool) else x) for x in items]
+        if not items or not all(isinstance(x, str) for x in items):
+            return value, f"expected a name or a list of names, got {value!r}"
+        return list(items), None
+    raise AssertionError(kind)
+
+
+def _check_values(values: dict[str, Any], problems: list[str], where: Any) -> None:
+    """Range and vocabulary checks that need no catalog."""
+    def ints(key: str) -> list[int]:
+        v = values.get(key)
+        return v if isinstance(v, list) and all(isinstance(x, int) for x in v) else []
+
+    for key in ("n_prompt", "n_gen", "n_depth", "threads", "n_gpu_layers"):
+        if any(x < 0 for x in ints(key)):
+            problems.append(f"{where(key)}: values must be >= 0")
+    if ints("n_prompt") and ints("n_gen") and not any(ints("n_prompt") + ints("n_gen")):
+        problems.append(f"{where('n_prompt')}: nothing to measure (all prompt and generation "
+                        "lengths are 0)")
+    for key, low in (("repetitions", 1), ("warmup", 0), ("n_batch", 1), ("n_ubatch", 1),
+                     ("n_ctx", 0), ("threads_batch", 0)):
+        v = values.get(key)
+        if isinstance(v, int) and v < low:
+            problems.append(f"{where(key)}: must be >= {low}")
+    for key in ("cooldown_s", "timeout_s"):
+        v = values.get(key)
+        if isinstance(v, float) and (v < 0 or (key == "timeout_s" and v == 0)):
+            problems.append(f"{where(key)}: must be {'> 0' if key == 'timeout_s' else '>= 0'}")
+    for key, allowed in (("flash_attn", FLASH_ATTN),):
+        for x in values.get(key) or []:
+            if isinstance(x, str) and x not in allowed:
+                problems.append(f"{where(key)}: '{x}' is not one of {', '.join(allowed)}")
+    for key, allowed in (("prompt", ("random", "text")), ("load_mode", LOAD_MODES)):
+        v = values.get(key)
+        if isinstance(v, str) and v not in allowed:
+            problems.append(f"{where(key)}: '{v}' is not one of {', '.join(allowed)}")
+    # cache types: cache_type entries are TYPE or K/V; type_k/type_v lists are crossed
+    ct, tk, tv = values.pop("cache_type"), values.pop("type_k"), values.pop("type_v")
+    pairs: list[list[str]] = []
+    if ct is not None and (tk is not None or tv is not None):
+        problems.append(f"{where('cache_type')}: give either cache_type or type_k/type_v, not both")
+    if isinstance(ct, list):
+        for x in ct:
+            if isinstance(x, str):
+                k, _, v = x.lower().partition("/")
+                pairs.append([k, v or k])
+    else:
+        ks = [x.lower() for x in tk] if isinstance(tk, list) else ["f16"]
+        vs = [x.lower() for x in tv] if isinstance(tv, list) else ["f16"]
+        pairs = [[k, v] for k in ks for v in vs]
+    for k, v in pairs:
+        for t in (k, v):
+            if t not in CACHE_TYPES:
+                problems.append(f"{where('cache_type')}: unknown KV cache type '{t}' "
+                                f"(known: {', '.join(CACHE_TYPES)})")
+    values["cache_type"] = [k if k == v else f"{k}/{v}" for k, v in pairs]
+
+
+def _parse_model(entry: Any, where: str, base: Path, problems: list[str]) -> ModelSpec | None:
+    if isinstance(entry, str):
+        text = entry.strip()
+        if text.startswith("synthetic:"):
+            problems.append(f"{where}: write a synthetic model as a mapping "
+                            "(- synthetic: {{n_embd: 256, n_layer: 2}})")
+            return None
+        if _looks_like_path(text):
+            return _file_spec(text, None, where, base, problems)
+        ident, _, quant = text.partition(":")
+        if not ident:
+            problems.append(f"{where}: empty model id")
+            return None
+        return ModelSpec("catalog", ident, [quant.upper()] if quant else None, pinned=bool(quant))
+    if not isinstance(entry, dict):
+        problems.append(f"{where}: expected a catalog id, a .gguf path or a mapping, got {entry!r}")
+        return None
+    unknown = set(entry) - MODEL_KEYS
+    if unknown:
+        problems.append(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))} "
+                        f"(known: {', '.join(sorted(MODEL_KEYS))})")
+    sources = [k for k in ("id", "path", "synthetic") if k in entry]
+    if len(sources) != 1:
+        problems.append(f"{where}: give exactly one of id, path or synthetic")
+        return None
+    quants = entry.get("quants")
+    if quants is not None:
+        quants, err = _coerce("strs", quants)
+        if err:
+            problems.append(f"{where}.quants: {err}")
+            quants = None
+        else:
+            quants = [q.upper() for q in quants]
+    name = entry.get("name")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        problems.append(f"{where}.name: expected text")
+        name = None
+    if "path" in entry:
+        if quants is not None:
+            problems.append(f"{where}.quants: a local file has one quantization; list one entry "
+                            "per file instead")
+        return _file_spec(entry["path"], name, where, base, problems)
+    if "id" in entry:
+        if not isinstance(entry["id"], str) or not entry["id"].strip():
+            problems.append(f"{where}.id: expected a catalog id")
+            return None
+        return ModelSpec("catalog", entry["id"].strip(), quants, pinned=False)
+    shape = entry["synthetic"]
+    if not isinstance(shape, dict):
+        problems.append(f"{where}.synthetic: expected a mapping of shape fields "
+                        f"({', '.join(sorted(SYNTH_KEYS))})")
+        return None
+    bad = [k for k in shape if k not in SYNTH_KEYS]
+    if bad:
+        problems.append(f"{where}.synthetic: unknown field(s) {', '.join(map(str, bad))} "
+                        f"(known: {', '.join(sorted(SYNTH_KEYS))})")
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in shape.values()):
+        problems.append(f"{where}.synthetic: every field must be an integer")
+        return None
+    from slmbench.synth import SynthSpec
+
+    try:
+        SynthSpec(**shape).validate()
+    except SlmbenchError as exc:
+        problems.append(f"{where}.synthetic: {exc}")
+        return None
+    if name is None:
+        full = asdict(SynthSpec(**shape))
+        name = f"syn-e{full['n_embd']}-l{full['n_layer']}-v{full['n_vocab']}"
+    return ModelSpec("synthetic", name, quants, synthetic=dict(shape))
+
+
+def _looks_like_path(text: str) -> bool:
+    return text.lower().endswith(".gguf") or "/" in text or os.sep in text
+
+
+def _file_spec(path: Any, name: str | None, where: str, base: Path,
+               problems: list[str]) -> ModelSpec | None:
+    if not isinstance(path, str) or not path.strip():
+        problems.append(f"{where}.path: expected a file path")
+        return None
+    p = Path(os.path.expanduser(path.strip()))
+    if not p.is_absolute():
+        p = base / p
+    if not p.is_file():
+        problems.append(f"{where}: no such model file {path!r}")
+        return None
+    return ModelSpec("file", name or p.stem, None, path=str(p.resolve()))
+
+
+def _check_quants(models: list[ModelSpec], values: dict[str, Any], problems: list[str],
+                  catalog: Any) -> None:
+    suite_quants = [q.upper() for q in values.get("quants") or [] if isinstance(q, str)]
+    values["quants"] = suite_quants
+    known_synth = synth_quants()
+    cat = catalog
+    for i, m in enumerate(models):
+        if m.kind == "file":
+            continue
+        quants = m.quants if m.quants is not None else suite_quants
+        if not quants:
+            problems.append(f"models[{i}] ({m.id}): no quantization (set `quants:` or write "
+                            f"{m.id}:Q4_K_M)")
+            continue
+        if m.kind == "synthetic":
+            for q in quants:
+                if q not in known_synth:
+                    problems.append(f"models[{i}] ({m.id}): unknown quantization '{q}' for a "
+                                    f"synthetic model (known: {', '.join(known_synth)})")
+            continue
+        if cat is None:
+            try:
+                cat = _load_catalog()
+            except SlmbenchError as exc:
+                problems.append(f"models[{i}] ({m.id}): {exc}")
+                return
+        entry = catalog_entry(cat, m.id)
+        if entry is None:
+            ids = _catalog_ids(cat)
+            close = difflib.get_close_matches(m.id, ids, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            problems.append(f"models[{i}]: unknown model id '{m.id}' ({hint}see `slmbench models`)")
+            continue
+        available = [q.upper() for q in entry.quants()]
+        for q in quants:
+            if q not in available:
+                problems.append(f"models[{i}] ({m.id}): unknown quant '{q}' (the catalog has "
+                                f"{', '.join(available) or 'none'})")
+
+
+def synth_quants() -> list[str]:
+    """Quantizations llama.cpp can write for a synthetic F16 model."""
+    try:
+        from gguf import LlamaFileType
+    except ImportError:  # pragma: no cover - gguf is a dependency
+        return ["F16", "Q8_0", "Q4_K_M"]
+    names = [m.split("_", 1)[1] for m in LlamaFileType.__members__ if m != "GUESSED"]
+    return sorted(set(names))
+
+
+def _load_catalog() -> Any:
+    try:
+        from slmbench.catalog import load_catalog
+    except ImportError as exc:
+        raise SlmbenchError(f"the model catalog is not available ({exc}); use local .gguf paths") \
+            from None
+    return load_catalog()
+
+
+def catalog_entry(cat: Any, model_id: str) -> Any:
+    """The catalog entry for ``model_id`` or None (whatever the catalog raises for unknowns)."""
+    try:
+        return cat.get(model_id)
+    except (KeyError, LookupError, SlmbenchError):
+        return None
+
+
+def _catalog_ids(cat: Any) -> list[str]:
+    for attr in ("ids", "entries", "models"):
+        v = getattr(cat, attr, None)
+        if callable(v):
+            v = v()
+        if isinstance(v, dict):
+            return list(v)
+        if isinstance(v, (list, tuple)):
+            return [getattr(x, "id", x) for x in v]
+    return []
+
+
+# --------------------------------------------------------------------------- expansion
+
+def physical_cores() -> int:
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    except ImportError:  # pragma: no cover
+        return os.cpu_count() or 1
+
+
+def expand(suite: Suite) -> list[Config]:
+    """The configs of a suite, model-major, duplicates (same record_id) dropped."""
+    from slmbench.measure import TestPlan, config_id
+
+    v = suite.values
+    plan = TestPlan(n_prompt=[x for x in v["n_prompt"] if x > 0],
+                    n_gen=[x for x in v["n_gen"] if x > 0], n_depth=list(v["n_depth"]),
+                    ttft=bool(v["ttft"]))
+    refs: list[ModelRef] = []
+    for m in suite.models:
+        if m.kind == "file":
+            refs.append(ModelRef("file", m.id, _file_quant(m.path), path=m.path))
+            continue
+        for q in (m.quants if m.quants is not None else v["quants"]):
+            refs.append(ModelRef(m.kind, m.id, q, synthetic=m.synthetic))
+    configs: list[Config] = []
+    seen: set[str] = set()
+    for ref in refs:
+        for threads in v["threads"]:
+            for ngl in v["n_gpu_layers"]:
+                for cache in v["cache_type"]:
+                    type_k, _, type_v = cache.partition("/")
+                    for fa in v["flash_attn"]:
+                        n_threads = threads or physical_cores()
+                        settings = Settings(
+                            n_threads=n_threads, n_threads_batch=v["threads_batch"] or n_threads,
+                            n_batch=v["n_batch"], n_ubatch=v["n_ubatch"], n_ctx=v["n_ctx"],
+                            n_gpu_layers=ngl, flash_attn=fa, type_k=type_k,
+                            type_v=type_v or type_k, load_mode=v["load_mode"],
+                            swa_full=v["swa_full"], prompt=v["prompt"], seed=v["seed"],
+                            repetitions=v["repetitions"], warmup=v["warmup"])
+                        rid = config_id(ref.key, settings, plan)
+                        if rid in seen:
+                            continue
+                        seen.add(rid)
+                        configs.append(Config(
+                            index=len(configs), model=ref, settings=settings, plan=plan,
+                            record_id=rid, cooldown_s=v["cooldown_s"],
+                            max_temp_c=v["max_temp_c"], timeout_s=v["timeout_s"]))
+    return configs
+
+
+def _file_quant(path: str | None) -> str | None:
+    """The GGUF file type, or None for an unreadable file (the runner then fails it)."""
+    from slmbench.gguf_info import read_gguf
+
+    try:
+        return read_gguf(path).file_type
+    except SlmbenchError:
+        return None
+
+
+def synthetic_file(cache_dir: str | Path, name: str, shape: dict[str, int]) -> str:
+    """Where the F16 file of a synthetic model lives: named by its shape, so it is reused."""
+    digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:8]
+    return str(Path(cache_dir) / f"{name}-{digest}.gguf")

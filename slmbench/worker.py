@@ -1,0 +1,138 @@
+"""One config in its own process: ``python -m slmbench.worker CONFIG.json RECORD.json``.
+
+Isolation is the point: a segfault, an out-of-memory kill or a hang in llama.cpp takes down this
+process only, and every model is measured in fresh memory (clean RSS and high-water mark).  The
+runner owns results.jsonl; the worker only writes its Record to RECORD.json (atomically, so a
+half-written file never looks like a result).
+
+Protocol on the worker's stdout, one line each (llama.cpp's own output is sent to stderr):
+``ready`` once imports and llama.cpp start-up are done, then ``progress <message>`` lines.
+Bad input (SlmbenchError) becomes a failed Record with the message and exit code 0; anything
+else is a bug: traceback on stderr, exit code 1.
+
+Test-only hook: ``SLMBENCH_TEST_CRASH=<index>[:mode][,...]`` makes the worker of config <index>
+crash right after ``ready``: mode ``segv`` (default, SIGSEGV), ``kill`` (SIGKILL, like the OOM
+killer), ``hang`` (sleeps until the runner's timeout) or ``exit`` (exit code 3).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from typing import IO, Any
+
+PARENT_ENV = "SLMBENCH_WORKER_PARENT"
+CRASH_ENV = "SLMBENCH_TEST_CRASH"
+
+
+def _protocol_stream() -> IO[str]:
+    """A private copy of stdout for the protocol; fd 1 then points at stderr.
+
+    C code (llama.cpp, ggml) printing to stdout can then never corrupt the protocol.
+    """
+    sys.stdout.flush()
+    fd = os.dup(1)
+    os.dup2(2, 1)
+    return os.fdopen(fd, "w", buffering=1, encoding="utf-8", errors="replace")
+
+
+def _die_with_parent() -> None:
+    """Exit when the runner dies (even by SIGKILL): no orphan keeps measuring."""
+    parent = int(os.environ.get(PARENT_ENV) or os.getppid())
+    try:  # Linux/Android: the kernel delivers SIGKILL when the parent exits
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - the polling thread below covers other systems
+        pass
+    if os.getppid() != parent:
+        os._exit(3)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, name="slmbench-parent-watch", daemon=True).start()
+
+
+def _crash_if_asked(index: int) -> None:
+    spec = os.environ.get(CRASH_ENV, "")
+    for item in spec.split(","):
+        target, _, mode = item.strip().partition(":")
+        if not target or not target.isdigit() or int(target) != index:
+            continue
+        mode = mode or "segv"
+        if mode == "hang":
+            while True:
+                time.sleep(3600)
+        if mode == "exit":
+            sys.stderr.write("test crash: exit 3\n")
+            sys.stderr.flush()
+            os._exit(3)
+        os.kill(os.getpid(), signal.SIGKILL if mode == "kill" else signal.SIGSEGV)
+        time.sleep(10)  # the signal is delivered before this returns
+
+
+def _write_atomic(path: str, data: Any) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) != 2:
+        sys.stderr.write("usage: python -m slmbench.worker CONFIG.json RECORD.json\n")
+        return 2
+    config_path, out_path = argv
+    proto = _protocol_stream()
+    _die_with_parent()
+    with open(config_path, encoding="utf-8") as fh:
+        cfg = json.load(fh)
+
+    from slmbench.errors import SlmbenchError
+    from slmbench.llama_backend import llama
+    from slmbench.measure import TestPlan, measure_model
+    from slmbench.results import utc_now
+    from slmbench.schema import Record, Settings, to_dict
+
+    started = utc_now()
+    settings = Settings(**cfg["settings"])
+    try:
+        llama()  # start-up cost belongs before 'ready'
+    except SlmbenchError:
+        pass  # measure_model raises it again, and it becomes a failed record
+    proto.write("ready\n")
+    _crash_if_asked(int(cfg.get("index", -1)))
+
+    def progress(message: str) -> None:
+        proto.write(f"progress {message}\n")
+
+    try:
+        record = measure_model(cfg["path"], settings, TestPlan(**cfg["plan"]),
+                               model_id=cfg.get("model_id"), quant=cfg.get("quant"),
+                               device=cfg.get("device"), progress=progress,
+                               cooldown_s=float(cfg.get("cooldown_s") or 0.0),
+                               max_temp_c=cfg.get("max_temp_c"))
+    except SlmbenchError as exc:
+        record = Record(record_id=cfg.get("record_id"), run_id=None, status="failed",
+                        reason=str(exc), model_id=cfg.get("model_id"), quant=cfg.get("quant"),
+                        device=cfg.get("device"), started_at=started, finished_at=utc_now(),
+                        settings=settings)
+    _write_atomic(out_path, to_dict(record))
+    proto.write("done\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
