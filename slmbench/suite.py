@@ -71,6 +71,7 @@ class ModelSpec:
     path: str | None = None  # 'file': absolute path
     synthetic: dict[str, int] | None = None  # 'synthetic': SynthSpec fields
     pinned: bool = False  # written as id:QUANT - command-line --quants leave it alone
+    where: str = ""  # 'models[3]' (or the command-line flag), for error messages
 
     def to_dict(self) -> dict[str, Any]:
         if self.kind == "file":
@@ -94,7 +95,7 @@ class Suite:
     def to_dict(self) -> dict[str, Any]:
         """Plain data that :func:`parse_suite` reads back to the same suite (the manifest copy)."""
         out = {"name": self.name}
-        out.update({k: v for k, v in self.values.items() if k != "name"})
+        out.update({k: v for k, v in self.values.items() if k != "name" and v not in (None, [])})
         out["models"] = [m.to_dict() for m in self.models]
         return out
 
@@ -242,6 +243,7 @@ def parse_suite(raw: dict[str, Any], *, source: str = "<built-in>",
         for i, entry in enumerate(entries):
             spec = _parse_model(entry, f"{where('models')}[{i}]", base, problems)
             if spec is not None:
+                spec.where = f"{where('models')}[{i}]"
                 models.append(spec)
     if "quants" in overrides:
         for m in models:
@@ -441,37 +443,37 @@ def _check_quants(models: list[ModelSpec], values: dict[str, Any], problems: lis
     values["quants"] = suite_quants
     known_synth = synth_quants()
     cat = catalog
-    for i, m in enumerate(models):
+    for m in models:
         if m.kind == "file":
             continue
         quants = m.quants if m.quants is not None else suite_quants
         if not quants:
-            problems.append(f"models[{i}] ({m.id}): no quantization (set `quants:` or write "
+            problems.append(f"{m.where} ({m.id}): no quantization (set `quants:` or write "
                             f"{m.id}:Q4_K_M)")
             continue
         if m.kind == "synthetic":
             for q in quants:
                 if q not in known_synth:
-                    problems.append(f"models[{i}] ({m.id}): unknown quantization '{q}' for a "
+                    problems.append(f"{m.where} ({m.id}): unknown quantization '{q}' for a "
                                     f"synthetic model (known: {', '.join(known_synth)})")
             continue
         if cat is None:
             try:
                 cat = _load_catalog()
             except SlmbenchError as exc:
-                problems.append(f"models[{i}] ({m.id}): {exc}")
+                problems.append(f"{m.where} ({m.id}): {exc}")
                 return
         entry = catalog_entry(cat, m.id)
         if entry is None:
             ids = _catalog_ids(cat)
             close = difflib.get_close_matches(m.id, ids, n=1)
             hint = f"did you mean '{close[0]}'? " if close else ""
-            problems.append(f"models[{i}]: unknown model id '{m.id}' ({hint}see `slmbench models`)")
+            problems.append(f"{m.where}: unknown model id '{m.id}' ({hint}see `slmbench models`)")
             continue
         available = [q.upper() for q in entry.quants()]
         for q in quants:
             if q not in available:
-                problems.append(f"models[{i}] ({m.id}): unknown quant '{q}' (the catalog has "
+                problems.append(f"{m.where} ({m.id}): unknown quant '{q}' (the catalog has "
                                 f"{', '.join(available) or 'none'})")
 
 
