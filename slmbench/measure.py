@@ -22,7 +22,8 @@ from typing import Any, Callable
 
 from slmbench.errors import SlmbenchError
 from slmbench.gguf_info import GGUFInfo, read_gguf
-from slmbench.llama_backend import llama, log_mark, log_since
+from slmbench.llama_backend import (attach_threadpool, free_threadpool, llama, log_mark,
+                                     log_since)
 from slmbench.memory import RSSSampler, breakdown, hwm_mib, parse_buffers, rss_mib
 from slmbench.results import utc_now
 from slmbench.schema import LoadResult, PerfCounters, Record, Settings, TestResult
@@ -170,6 +171,11 @@ class Session:
             raise SlmbenchError(f"{path}: llama.cpp could not create a context with these settings"
                                 f": {_last_error(log_since(mark))}")
         self.rss_after_ctx = rss_mib()
+        # a persistent thread pool like llama-bench's (one pool; llama-bench uses one thread
+        # count for both), instead of a throwaway pool per graph
+        self.threadpool = None
+        if settings.n_threads == settings.n_threads_batch:
+            self.threadpool = attach_threadpool(self.ctx, settings.n_threads)
         self.log_lines = log_since(mark)
         self.n_ctx = int(lc.llama_n_ctx(self.ctx))
         self.mem = lc.llama_get_memory(self.ctx)
@@ -188,6 +194,9 @@ class Session:
         if self.ctx:
             lc.llama_free(self.ctx)
             self.ctx = None
+        if getattr(self, "threadpool", None):
+            free_threadpool(self.threadpool)
+            self.threadpool = None
         if self.model:
             lc.llama_model_free(self.model)
             self.model = None
