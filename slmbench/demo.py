@@ -20,8 +20,9 @@ from slmbench.schema import Record
 from slmbench.suite import load_suite
 
 DEFAULT_CACHE = Path.home() / ".cache" / "slmbench" / "demo"
-# --quick: the same models, shorter tests (the test suite runs this)
-QUICK = {"n_prompt": [32], "n_gen": [8], "repetitions": 2, "warmup": 0}
+# --quick: the same models, shorter tests, one thread (robust on a busy machine; the test
+# suite runs this)
+QUICK = {"n_prompt": [32], "n_gen": [8], "repetitions": 2, "warmup": 0, "threads": [1]}
 
 
 @dataclass

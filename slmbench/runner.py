@@ -111,12 +111,21 @@ class Runner:
             run_dir = self.results_dir / run_id
             if not (run_dir / MANIFEST_FILE).exists() and not (run_dir / RESULTS_FILE).exists():
                 known = sorted(p.name for p in self.results_dir.glob("*/manifest.json"))
-                hint = f" (runs there: {', '.join(p for p in known[-5:])})" if known else ""
+                hint = f" (runs there: {', '.join(known[-5:])})" if known else ""
                 raise SlmbenchError(f"--resume {run_id}: no run directory {run_dir}{hint}")
             return run_id, run_dir
-        run_id = run_id or new_run_id()
+        def taken(rid: str) -> bool:
+            d = self.results_dir / rid
+            return (d / RESULTS_FILE).exists() or (d / MANIFEST_FILE).exists()
+
+        if run_id is None:  # two runs started within one second get -2, -3...
+            base = run_id = new_run_id()
+            n = 1
+            while taken(run_id):
+                n += 1
+                run_id = f"{base}-{n}"
         run_dir = self.results_dir / run_id
-        if (run_dir / RESULTS_FILE).exists() or (run_dir / MANIFEST_FILE).exists():
+        if taken(run_id):
             raise SlmbenchError(f"{run_dir} already exists; continue it with --resume {run_id} "
                                 "or pick another --run-id")
         try:
@@ -176,6 +185,7 @@ class Runner:
     # ------------------------------------------------------------------ the sweep
 
     def run(self) -> RunResult:
+        _end_torn_line(self.run_dir / RESULTS_FILE)
         done = measured_ids(self.run_dir)
         todo = [c for c in self.configs if c.record_id not in done]
         env = self._env()
@@ -393,6 +403,8 @@ class Runner:
                     _kill_group(proc, grace=0)  # helpers the worker may have started
             for t in readers:
                 t.join(timeout=5)
+            proc.stdout.close()
+            proc.stderr.close()
             wall = time.monotonic() - t_spawn
             rc = proc.returncode
             worker = {"exit_code": rc, "wall_s": round(wall, 3),
@@ -471,6 +483,22 @@ def _unified_memory() -> bool:
         return bool(device_profile().get("unified_memory"))
     except Exception:  # noqa: BLE001
         return False
+
+
+def _end_torn_line(path: Path) -> None:
+    """Close a line torn by a crash mid-append, so the next record starts on a line of its own."""
+    try:
+        with open(path, "rb+") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() == 0:
+                return
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                fh.write(b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+    except FileNotFoundError:
+        pass
 
 
 def _signal_name(num: int) -> str:

@@ -1,0 +1,39 @@
+"""`slmbench demo --quick`: synthetic family, same runner, findings - offline, end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from slmbench.cli import main
+from slmbench.results import read_run
+
+
+@pytest.mark.slow
+def test_quick_demo_runs_end_to_end_offline(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # nothing may be downloaded
+    cache = tmp_path / "cache"
+    argv = ["demo", "--quick", "--results", str(tmp_path / "results"), "--cache-dir", str(cache),
+            "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "finished" and out["counts"] == {"ok": 8, "failed": 0, "skipped": 0}
+    run = read_run(out["run_dir"])
+    models = {(r.model.n_embd, r.model.n_layer, r.model.n_vocab) for r in run.records}
+    assert models == {(256, 2, 8192), (512, 4, 8192), (768, 6, 8192), (512, 4, 65536)}
+    assert {r.quant for r in run.records} == {"Q8_0", "Q4_K_M"}
+    assert run.env and run.manifest["status"] == "finished"
+    # three findings: size, quantization, vocabulary
+    assert [f.split(":")[0] for f in out["findings"]] == ["size", "quantization", "vocabulary"]
+    # the models stay in the cache and are reused (F16 + 2 quants of 4 shapes)
+    files = sorted(p.name for p in cache.glob("*.gguf"))
+    assert len(files) == 12
+    mtimes = {p: p.stat().st_mtime_ns for p in cache.glob("*.gguf")}
+    from slmbench.runner import Runner
+    from slmbench.suite import load_suite
+
+    runner = Runner(load_suite("demo"), results_dir=tmp_path / "again", synth_dir=cache)
+    paths = {runner.model_path(c) for c in runner.configs}
+    assert len(paths) == 8 and all(p.startswith(str(cache)) for p in paths)
+    assert {p: p.stat().st_mtime_ns for p in cache.glob("*.gguf")} == mtimes

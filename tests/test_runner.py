@@ -1,0 +1,200 @@
+"""The runner: isolated workers, failures as records, memory pre-check, interrupt and resume."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import psutil
+import pytest
+
+from slmbench.results import iter_record_dicts, read_run
+from slmbench.runner import Runner, summary_table
+from slmbench.suite import expand, parse_suite
+
+# one thread, one repetition, tiny tests: the runner is under test here, not the numbers
+FAST = {"n_prompt": [16], "n_gen": [4], "repetitions": 1, "warmup": 0, "threads": 1}
+
+
+def suite_of(models: list[str], **extra):
+    return parse_suite({"models": models, **FAST, **extra})
+
+
+def make_runner(suite, tmp_path: Path, **kwargs) -> Runner:
+    return Runner(suite, results_dir=tmp_path / "results", stream=io.StringIO(), tty=False,
+                  **kwargs)
+
+
+def lines_of(run_dir: Path) -> list[dict]:
+    return list(iter_record_dicts(run_dir / "results.jsonl"))
+
+
+@pytest.fixture()
+def three_models(tiny_models) -> list[str]:
+    return [tiny_models["Q8_0"], tiny_models["Q4_K_M"], tiny_models["Q4_0"]]
+
+
+def test_sweep_writes_one_record_per_config_with_env_and_manifest(tmp_path, three_models):
+    runner = make_runner(suite_of(three_models), tmp_path)
+    result = runner.run()
+    assert result.status == "finished" and result.exit_code == 0
+    run = read_run(result.run_dir)
+    assert [r.status for r in run.records] == ["ok", "ok", "ok"]
+    assert [r.record_id for r in run.records] == [c.record_id for c in runner.configs]
+    assert {r.quant for r in run.records} == {"Q8_0", "Q4_K_M", "Q4_0"}
+    rec = run.records[0]
+    assert rec.run_id == result.run_id and rec.device and rec.settings.n_threads == 1
+    assert [t.name for t in rec.tests] == ["pp16", "ttft16", "tg4"]
+    assert rec.extra["worker"]["exit_code"] == 0 and rec.extra["worker"]["start_ms"] > 0
+    assert rec.extra["memory_estimate"]["total_mib"] > rec.extra["memory_estimate"]["model_mib"]
+    assert run.env.get("versions") and run.manifest["status"] == "finished"
+    assert run.manifest["n_configs"] == 3 and run.manifest["command"]
+    assert run.manifest["started_at"] <= run.manifest["finished_at"]
+    table = summary_table(result)
+    assert "pp16 t/s" in table and "tg4 t/s" in table and table.count(" ok") == 3
+
+
+def test_crashes_and_hangs_do_not_stop_the_sweep(tmp_path, three_models, monkeypatch):
+    # config 0 segfaults, config 1 hangs past the timeout, config 2 is killed like by the OOM
+    # killer; the configs after them must still be measured
+    monkeypatch.setenv("SLMBENCH_TEST_CRASH", "0:segv,1:hang,2:kill")
+    suite = parse_suite({"models": three_models, **FAST, "threads": [1, 2], "timeout_s": 6.0})
+    runner = make_runner(suite, tmp_path)
+    assert len(runner.configs) == 6
+    result = runner.run()
+    recs = lines_of(result.run_dir)
+    assert len(recs) == 6
+    assert recs[0]["status"] == "failed" and "SIGSEGV" in recs[0]["reason"]
+    assert recs[1]["status"] == "failed" and "timed out after 6 s" in recs[1]["reason"]
+    assert recs[2]["status"] == "failed" and "SIGKILL" in recs[2]["reason"]
+    assert "out of memory" in recs[2]["reason"]
+    assert [r["status"] for r in recs[3:]] == ["ok", "ok", "ok"]
+    assert result.exit_code == 1
+    # failed records still say what was attempted
+    assert recs[0]["model_id"] == "tiny-Q8_0" and recs[0]["settings"]["n_threads"] == 1
+    # the hung worker's process group is gone
+    assert not [p for p in psutil.process_iter(["cmdline"])
+                if "slmbench.worker" in " ".join(p.info["cmdline"] or [])
+                and p.ppid() == os.getpid()]
+
+
+def test_bad_settings_and_corrupt_files_are_failed_records(tmp_path, tiny_model):
+    corrupt = tmp_path / "corrupt.gguf"
+    corrupt.write_bytes(b"GGUF" + os.urandom(64))
+    # n_ctx 8 cannot hold a 16-token prompt: the worker's SlmbenchError becomes the reason
+    suite = parse_suite({"models": [str(corrupt), tiny_model], **FAST, "n_ctx": 8})
+    result = make_runner(suite, tmp_path).run()
+    recs = lines_of(result.run_dir)
+    assert [r["status"] for r in recs] == ["failed", "failed"]
+    assert "corrupt.gguf" in recs[0]["reason"]
+    assert "n_ctx 8 is smaller than" in recs[1]["reason"]
+    assert recs[1]["extra"]["worker"]["exit_code"] == 0  # a clean failure, not a crash
+
+
+def test_memory_precheck_skips_what_cannot_fit(tmp_path, tiny_model, monkeypatch):
+    monkeypatch.setenv("SLMBENCH_AVAILABLE_MIB", "100")
+    result = make_runner(suite_of([tiny_model]), tmp_path).run()
+    (rec,) = lines_of(result.run_dir)
+    assert rec["status"] == "skipped"
+    assert "does not fit in memory" in rec["reason"] and "100 MiB are available" in rec["reason"]
+    assert "worker" not in rec["extra"]  # nothing was loaded
+    assert rec["model"]["file_type"] == "Q8_0"
+    assert result.exit_code == 0  # a skip is not a failure
+    monkeypatch.setenv("SLMBENCH_AVAILABLE_MIB", "100000")
+    result = make_runner(suite_of([tiny_model]), tmp_path).run()
+    assert lines_of(result.run_dir)[0]["status"] == "ok"
+
+
+def _start_runner(tmp_path: Path, suite_file: Path, run_id: str, crash: str) -> subprocess.Popen:
+    env = dict(os.environ, SLMBENCH_TEST_CRASH=crash)
+    return subprocess.Popen(
+        [sys.executable, "-m", "slmbench", "run", str(suite_file), "--results",
+         str(tmp_path / "results"), "--run-id", run_id],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_records(run_dir: Path, n: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        path = run_dir / "results.jsonl"
+        if path.exists() and len(path.read_text().splitlines()) >= n:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError(f"no {n} records within {timeout} s")
+
+
+def _hung_worker(proc: subprocess.Popen, timeout: float = 30) -> psutil.Process:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kids = psutil.Process(proc.pid).children()
+        if kids:
+            return kids[0]
+        time.sleep(0.05)
+    raise AssertionError("the runner started no worker")
+
+
+def test_sigkill_mid_sweep_then_resume_measures_each_config_once(tmp_path, three_models):
+    suite_file = tmp_path / "suite.yaml"
+    suite_file.write_text(json.dumps({"models": three_models, **FAST, "threads": [1, 2]}))
+    run_dir = tmp_path / "results" / "killed"
+    # config 2 hangs, so the runner is surely killed while a worker is busy
+    proc = _start_runner(tmp_path, suite_file, "killed", crash="2:hang")
+    _wait_for_records(run_dir, 2, proc)
+    worker = _hung_worker(proc)
+    proc.kill()
+    proc.communicate()
+    # the worker dies with its runner (no orphan keeps measuring)
+    worker.wait(timeout=10)
+    # a torn last line, as if the machine died mid-append, must not break the resume
+    with open(run_dir / "results.jsonl", "a") as fh:
+        fh.write('{"record_id": "torn')
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "running"
+    runner = make_runner(None, tmp_path, run_id="killed", resume=True)  # suite from manifest
+    with pytest.warns(UserWarning, match="malformed"):
+        result = runner.run()
+    assert result.status == "finished" and result.measured_now == 4
+    with pytest.warns(UserWarning):
+        ids = [r["record_id"] for r in lines_of(run_dir)]
+    expected = [c.record_id for c in expand(parse_suite(json.loads(suite_file.read_text())))]
+    assert Counter(ids) == Counter(expected)  # every config exactly once
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and len(manifest["resumes"]) == 1
+    # resuming a finished run measures nothing
+    again = make_runner(None, tmp_path, run_id="killed", resume=True)
+    with pytest.warns(UserWarning):
+        assert again.run().measured_now == 0
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path, three_models):
+    suite_file = tmp_path / "suite.yaml"
+    suite_file.write_text(json.dumps({"models": three_models, **FAST}))
+    proc = _start_runner(tmp_path, suite_file, "stopped", crash="1:hang")
+    _wait_for_records(tmp_path / "results" / "stopped", 1, proc)
+    worker = _hung_worker(proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "slmbench run --resume stopped" in err
+    worker.wait(timeout=10)
+    manifest = json.loads((tmp_path / "results" / "stopped" / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    assert len(lines_of(tmp_path / "results" / "stopped")) == 1  # the hung config is not recorded
+
+
+def test_new_run_refuses_an_existing_run_id(tmp_path, tiny_model):
+    from slmbench.errors import SlmbenchError
+
+    make_runner(suite_of([tiny_model]), tmp_path, run_id="x").run()
+    with pytest.raises(SlmbenchError, match="--resume x"):
+        make_runner(suite_of([tiny_model]), tmp_path, run_id="x")
+    with pytest.raises(SlmbenchError, match="no run directory"):
+        make_runner(None, tmp_path, run_id="nope", resume=True)
