@@ -68,10 +68,11 @@ class Progress:
         with self._lock:
             self.note_text = message
             test = message.split()[0] if message else ""
-            if not self.tty and test and test != self._test:
+            new_test = bool(test) and test != self._test
+            if new_test and not self.tty:
                 self._line(f"[{self.position}/{self.total}] {self.label}: {message}")
             self._test = test
-            self._draw()
+            self._draw(force=new_test)
 
     def finish(self, status: str, detail: str = "") -> float:
         """End the current config; returns its duration in seconds."""

@@ -198,3 +198,30 @@ def test_new_run_refuses_an_existing_run_id(tmp_path, tiny_model):
         make_runner(suite_of([tiny_model]), tmp_path, run_id="x")
     with pytest.raises(SlmbenchError, match="no run directory"):
         make_runner(None, tmp_path, run_id="nope", resume=True)
+
+
+def test_progress_lines_and_eta():
+    from slmbench.progress import Progress, fmt_duration
+
+    out = io.StringIO()
+    bar = Progress(4, done=1, stream=out, tty=False)
+    bar.start("m:Q8_0 t1")
+    bar.note("loading")
+    bar.note("pp16 1/3")
+    bar.note("pp16 2/3")  # same test: no new line in a log
+    bar.finish("ok")
+    assert bar.eta is not None and bar.eta >= 0
+    bar.close()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "[2/4] m:Q8_0 t1: started"
+    assert lines[1:3] == ["[2/4] m:Q8_0 t1: loading", "[2/4] m:Q8_0 t1: pp16 1/3"]
+    assert lines[3].startswith("[2/4] m:Q8_0 t1: ok in ") and "ETA" in lines[3]
+    assert len(lines) == 4
+    tty = io.StringIO()
+    bar = Progress(2, stream=tty, tty=True)
+    bar.start("x")
+    bar.note("tg4 1/1")
+    assert "\r\x1b[K[1/2] |" in tty.getvalue() and "x tg4 1/1" in tty.getvalue()
+    bar.close()
+    assert tty.getvalue().endswith("\r\x1b[K")
+    assert fmt_duration(3725) == "1:02:05" and fmt_duration(65) == "1:05"
