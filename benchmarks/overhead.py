@@ -62,9 +62,7 @@ def main() -> int:
                     tty=False)
     print(f"{len(runner.configs)} configs; writing the synthetic models first ...", flush=True)
     for cfg in runner.configs:  # synthesis is not runner overhead
-        runner.bar = _NullBar()
         runner.model_path(cfg)
-    runner.bar = None
 
     t0 = time.perf_counter()
     result = runner.run()
@@ -97,13 +95,6 @@ def main() -> int:
           "(untimed work inside the worker)")
     print(f"results in {result.run_dir}")
     return 0
-
-
-class _NullBar:
-    tty = False
-
-    def note(self, message: str) -> None:
-        pass
 
 
 if __name__ == "__main__":

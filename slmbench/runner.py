@@ -29,7 +29,7 @@ from slmbench.results import (ENV_FILE, MANIFEST_FILE, RESULTS_FILE, append_reco
                               iter_record_dicts, measured_ids, new_run_id, utc_now,
                               write_json_atomic)
 from slmbench.schema import Record, from_dict
-from slmbench.suite import Config, Suite, expand, parse_suite, synthetic_file
+from slmbench.suite import Config, Suite, catalog_entry, expand, parse_suite, synthetic_file
 
 AVAILABLE_ENV = "SLMBENCH_AVAILABLE_MIB"  # override of available RAM (tests, what-if runs)
 MIB = 1024 * 1024
@@ -93,6 +93,7 @@ class Runner:
         self.suite = suite
         self.configs = expand(suite)
         self.device: str | None = None
+        self.unified_memory = False  # GPU shares the RAM (Jetson): offload does not spare RAM
         self.bar: Progress | None = None
         self._paths: dict[str, str | SlmbenchError] = {}
         self._catalog: Any = None
@@ -192,6 +193,7 @@ class Runner:
         from slmbench.envinfo import device_label
 
         self.device = device_label(env)
+        self.unified_memory = bool((env.get("device") or {}).get("unified_memory"))
         self._write_manifest("running")
         self._say(f"run {self.run_id}: {len(self.configs)} configs"
                   + (f", {len(self.configs) - len(todo)} already measured" if self.resume else "")
@@ -216,6 +218,7 @@ class Runner:
         finally:
             _restore_sigterm(previous_signal)
             self.bar.close()
+            self.bar = None
             self._write_manifest(status)
         if status == "interrupted":
             self._say(f"interrupted: what was measured is in {self.run_dir / RESULTS_FILE}; "
@@ -238,8 +241,12 @@ class Runner:
         return [by_id[c.record_id] for c in self.configs if c.record_id in by_id]
 
     def _cool_down(self, seconds: float) -> None:
-        self.bar.note(f"cooling down {seconds:.0f} s")
+        self._note(f"cooling down {seconds:.0f} s")
         time.sleep(seconds)
+
+    def _note(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.note(text)
 
     def _say(self, text: str) -> None:
         if self.bar is not None:
@@ -271,6 +278,13 @@ class Runner:
                 record = self.run_worker(cfg, path)
         except SlmbenchError as exc:
             record = Record(record_id=cfg.record_id, status="failed", reason=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug must not cost the rest of a long sweep
+            import traceback
+
+            record = Record(record_id=cfg.record_id, status="failed",
+                            reason=f"internal error: {exc.__class__.__name__}: {exc} "
+                                   "(please report it; traceback in extra.traceback)")
+            extra["traceback"] = traceback.format_exc()
         # the runner's id is the resume key, whatever the worker computed
         record.record_id = cfg.record_id
         record.run_id = self.run_id
@@ -300,6 +314,9 @@ class Runner:
                     self._paths[key] = self._download(ref.model_id, ref.quant)
             except SlmbenchError as exc:
                 self._paths[key] = exc  # one failed download fails its configs, once
+            except Exception as exc:  # noqa: BLE001 - network stacks raise many kinds
+                self._paths[key] = SlmbenchError(
+                    f"getting {key} failed: {exc.__class__.__name__}: {exc}")
         got = self._paths[key]
         if isinstance(got, SlmbenchError):
             raise got
@@ -313,11 +330,13 @@ class Runner:
             raise SlmbenchError(f"cannot download {model_id}: {exc}") from None
         if self._catalog is None:
             self._catalog = load_catalog()
-        entry = self._catalog.get(model_id)
-        self.bar.note(f"fetching {model_id} {quant}")
-        tty = self.bar.tty
+        entry = catalog_entry(self._catalog, model_id)
+        if entry is None:
+            raise SlmbenchError(f"{model_id}: not in the model catalog (see `slmbench models`)")
+        self._note(f"fetching {model_id} {quant}")
+        tty = bool(self.bar and self.bar.tty)
         if tty:
-            self.bar.clear()
+            self.bar.clear()  # the hub draws its own download bar
         return str(fetch_model(entry, quant, offline=self.offline, progress=tty))
 
     def _synthesize(self, name: str, shape: dict[str, int], quant: str) -> str:
@@ -328,7 +347,7 @@ class Runner:
         target = base if quant == "F16" else quant_path(base, quant)
         if os.path.exists(target):
             return target
-        self.bar.note(f"synthesizing {name} {quant}")
+        self._note(f"synthesizing {name} {quant}")
         os.makedirs(self.synth_dir, exist_ok=True)
         if not os.path.exists(base):
             tmp = base + ".part"
@@ -347,7 +366,7 @@ class Runner:
         from slmbench.memory import estimate_memory
 
         est = estimate_memory(info, cfg.settings, cfg.plan)
-        if cfg.settings.n_gpu_layers and not _unified_memory():
+        if cfg.settings.n_gpu_layers and not self.unified_memory:
             return est, None  # weights go to GPU memory; RAM is not the limit
         available = available_mib()
         if available is None:
@@ -376,7 +395,7 @@ class Runner:
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 start_new_session=True, env=env, text=True, encoding="utf-8", errors="replace",
                 bufsize=1)
-            state = {"ready": None, "note": ""}
+            state: dict[str, Any] = {"ready": None, "note": ""}
             tail: collections.deque[str] = collections.deque(maxlen=40)
             readers = [threading.Thread(target=self._read_protocol, args=(proc.stdout, state),
                                         daemon=True),
@@ -442,8 +461,7 @@ class Runner:
                 state["ready"] = time.monotonic()
             elif line.startswith("progress "):
                 state["note"] = line[9:]
-                if self.bar is not None:
-                    self.bar.note(state["note"])
+                self._note(state["note"])
 
     def _read_stderr(self, pipe: IO[str], tail: collections.deque) -> None:
         for line in pipe:
@@ -474,15 +492,6 @@ def available_mib() -> float | None:
         return psutil.virtual_memory().available / MIB
     except Exception:  # noqa: BLE001
         return None
-
-
-def _unified_memory() -> bool:
-    try:
-        from slmbench.devices import device_profile
-
-        return bool(device_profile().get("unified_memory"))
-    except Exception:  # noqa: BLE001
-        return False
 
 
 def _end_torn_line(path: Path) -> None:
