@@ -68,7 +68,10 @@ def test_memory_breakdown_every_buffer_kind(record):
     assert 0 < mem.kv_share < 1
     assert mem.rss_sample_hz is None or mem.rss_sample_hz > 50
     assert mem.projection.n_ctx_train == 2048
-    assert mem.projection.ctx_kv_share_50 < mem.projection.ctx_kv_share_80
+    p50, p80 = mem.projection.ctx_kv_share_50, mem.projection.ctx_kv_share_80
+    # None = not reached within 1M tokens (depends on how much "other" memory the process holds)
+    assert p50 is None or p80 is None or p50 < p80
+    assert p50 is not None or p80 is None
 
 
 @pytest.mark.parametrize("cache", ["f16", "q8_0"])
