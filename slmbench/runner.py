@@ -29,7 +29,8 @@ from slmbench.results import (ENV_FILE, MANIFEST_FILE, RESULTS_FILE, append_reco
                               iter_record_dicts, measured_ids, new_run_id, utc_now,
                               write_json_atomic)
 from slmbench.schema import Record, from_dict
-from slmbench.suite import Config, Suite, catalog_entry, expand, parse_suite, synthetic_file
+from slmbench.suite import (Config, Suite, catalog_entry, expand, model_header, parse_suite,
+                            synthetic_file)
 
 AVAILABLE_ENV = "SLMBENCH_AVAILABLE_MIB"  # override of available RAM (tests, what-if runs)
 MIB = 1024 * 1024
@@ -266,9 +267,7 @@ class Runner:
         try:
             path = self.model_path(cfg)
             extra["path"] = path
-            from slmbench.gguf_info import read_gguf
-
-            info = read_gguf(path)
+            info = model_header(path)
             estimate, reason = self.memory_check(cfg, info)
             if estimate:
                 extra["memory_estimate"] = estimate

@@ -10,6 +10,7 @@ at once, in one line naming the file and the key, so a long sweep never dies on 
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import os
@@ -571,12 +572,37 @@ def expand(suite: Suite) -> list[Config]:
 
 def _file_quant(path: str | None) -> str | None:
     """The GGUF file type, or None for an unreadable file (the runner then fails it)."""
+    try:
+        return model_header(path or "").file_type
+    except SlmbenchError:
+        return None
+
+
+def model_header(path: str) -> Any:
+    """read_gguf, once per file version: parsing a header with a 262k vocabulary takes seconds."""
+    try:
+        st = os.stat(path)
+        key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = (os.path.abspath(path), -1, -1)
+    return _read_header(key)
+
+
+@functools.lru_cache(maxsize=256)
+def _read_header_cached(key: tuple) -> Any:
     from slmbench.gguf_info import read_gguf
 
     try:
-        return read_gguf(path).file_type
-    except SlmbenchError:
-        return None
+        return read_gguf(key[0])
+    except SlmbenchError as exc:
+        return exc
+
+
+def _read_header(key: tuple) -> Any:
+    got = _read_header_cached(key)
+    if isinstance(got, SlmbenchError):
+        raise got
+    return got
 
 
 def synthetic_file(cache_dir: str | Path, name: str, shape: dict[str, int]) -> str:
