@@ -71,10 +71,11 @@ def findings(records: list[Record]) -> list[str]:
             speeds = " -> ".join(f"{_tg(r):,.0f}" for r in sized)
             sizes = " -> ".join(f"{r.model.model_size_bytes / 2**20:.1f}" for r in sized)
             bw = [r.model.model_size_bytes * _tg(r) / 1e9 for r in sized]
+            cache = " (the smallest model fits in the CPU caches)" if bw[0] > 1.5 * bw[-1] else ""
             out.append(f"size: decode speed {speeds} tokens/s as the weights grow {sizes} MiB "
                        f"({quant}); every token reads all weights once, so weights x speed is "
-                       f"the memory bandwidth decode achieves: {bw[0]:.1f} -> {bw[-1]:.1f} GB/s "
-                       "(small models fit in the CPU caches)")
+                       f"the memory bandwidth decode achieves: {bw[0]:.1f} -> {bw[-1]:.1f} "
+                       f"GB/s{cache}")
     # 2. quantization: the largest and the smallest file of each model
     by_model: dict[str, list[Record]] = {}
     for r in ok:
