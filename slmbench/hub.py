@@ -1,0 +1,138 @@
+"""Model files from the Hugging Face hub (or a local path), through huggingface_hub.
+
+The real `hf_hub_download` does the work: the standard cache (HF_HOME / HF_HUB_CACHE), HF_TOKEN
+for gated repos, HF_HUB_OFFLINE=1 to reuse cached files, HF_ENDPOINT for mirrors.  slmbench adds
+what a benchmark needs on top: the catalog's pinned revision, a sha256 check when the catalog
+has one (a bad file is removed from the cache, so a retry downloads it again), and one-line
+errors that say what to do.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+from typing import Any
+
+from slmbench.errors import SlmbenchError
+
+DEFAULT_QUANT_ORDER = ("Q4_K_M", "Q8_0")
+
+
+def default_quant(entry: Any) -> str:
+    quants = entry.quants()
+    for q in DEFAULT_QUANT_ORDER:
+        if q in quants:
+            return q
+    if not quants:
+        raise SlmbenchError(f"{entry.id}: the catalog lists no files for it")
+    return quants[0]
+
+
+def sha256_of(path: str, chunk: int = 1 << 22) -> str:
+    """Digest of a file, cached beside its blob so a 2 GB model is hashed once."""
+    real = os.path.realpath(path)
+    st = os.stat(real)
+    sidecar = real + ".sha256"
+    stamp = f"{st.st_size}:{int(st.st_mtime)}"
+    try:
+        with open(sidecar, encoding="ascii") as fh:
+            cached_stamp, digest = fh.read().split()
+        if cached_stamp == stamp:
+            return digest
+    except (OSError, ValueError):
+        pass
+    h = hashlib.sha256()
+    with open(real, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    digest = h.hexdigest()
+    try:
+        with open(sidecar, "w", encoding="ascii") as fh:
+            fh.write(f"{stamp} {digest}\n")
+    except OSError:
+        pass  # a read-only cache only costs re-hashing next time
+    return digest
+
+
+def _reject(path: str) -> None:
+    """Remove a bad download (blob, its digest sidecar and the snapshot link)."""
+    real = os.path.realpath(path)
+    for p in (real, real + ".sha256", path):
+        try:
+            os.remove(p)
+        except OSError:
+            pass
+
+
+def fetch_model(entry: Any, quant: str | None = None, *, offline: bool | None = None,
+                cache_dir: str | None = None, token: str | None = None,
+                progress: bool = True) -> str:
+    """Local path of ``entry``'s ``quant`` file, downloading it if needed."""
+    quant = (quant or default_quant(entry)).upper()
+    local = entry.paths.get(quant) or (entry.paths.get("LOCAL") if not entry.files else None)
+    if local:
+        if not os.path.exists(local):
+            raise SlmbenchError(f"{entry.id}:{quant}: local file {local} does not exist "
+                                "(fix 'path' in models.yaml)")
+        return local
+    if quant not in entry.files:
+        raise SlmbenchError(f"{entry.id} has no quantization {quant}; available: "
+                            f"{', '.join(entry.quants())}")
+    filename = entry.files[quant]
+    import huggingface_hub
+    from huggingface_hub import constants, errors
+
+    if offline is None:
+        offline = bool(constants.HF_HUB_OFFLINE)
+    if not progress:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    what = f"{entry.repo_id}/{filename}" + (f"@{entry.revision}" if entry.revision else "")
+    try:
+        path = huggingface_hub.hf_hub_download(
+            entry.repo_id, filename, revision=entry.revision, cache_dir=cache_dir,
+            token=token, local_files_only=offline)
+    except errors.GatedRepoError:
+        raise SlmbenchError(
+            f"{what}: the repository is gated - accept its licence on "
+            f"https://huggingface.co/{entry.repo_id} while logged in, then `export HF_TOKEN=...` "
+            "(or `hf auth login`) and retry") from None
+    except errors.RevisionNotFoundError:
+        raise SlmbenchError(f"{what}: revision {entry.revision!r} not found in "
+                            f"{entry.repo_id} (fix 'revision' in models.yaml)") from None
+    except errors.RemoteEntryNotFoundError:
+        raise SlmbenchError(f"{what}: file {filename} not found in {entry.repo_id} (fix "
+                            "'files' in models.yaml; the repo may name it differently)") from None
+    except errors.RepositoryNotFoundError:
+        raise SlmbenchError(f"{what}: repository {entry.repo_id} not found, or private "
+                            "(check 'repo_id' in models.yaml; for a private repo set HF_TOKEN)"
+                            ) from None
+    except errors.LocalEntryNotFoundError:
+        if offline:
+            raise SlmbenchError(f"{what}: not in the Hugging Face cache and offline mode is on "
+                                "(HF_HUB_OFFLINE=1 / --offline): download it once online, or "
+                                "point 'path' in models.yaml at a local GGUF") from None
+        raise SlmbenchError(f"{what}: cannot reach the hub at {constants.ENDPOINT} and the file "
+                            "is not cached - check the network, or use HF_HUB_OFFLINE=1 after a "
+                            "prior download, or a local 'path' in models.yaml") from None
+    except errors.HfHubHTTPError as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", "?")
+        raise SlmbenchError(f"{what}: the hub answered HTTP {status} "
+                            f"({str(exc).splitlines()[0]})") from None
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise SlmbenchError(f"{what}: disk full while downloading to the Hugging Face "
+                                "cache; free space or set HF_HOME to a bigger disk") from None
+        raise SlmbenchError(f"{what}: download failed ({exc.__class__.__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    expected = entry.sha256.get(quant)
+    if expected:
+        actual = sha256_of(path)
+        if actual.lower() != expected.lower():
+            _reject(path)
+            raise SlmbenchError(f"{what}: sha256 mismatch (expected {expected[:12]}..., got "
+                                f"{actual[:12]}...); the file was removed from the cache - "
+                                "retry, or update sha256 in models.yaml if the repo changed")
+    return path
