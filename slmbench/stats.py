@@ -54,3 +54,28 @@ def noise_warning(label: str, stats: Stats | None) -> str | None:
         return None
     return (f"{label}: CV {stats.cv_pct:.1f}% > {CV_WARN_PCT:.0f}% - the machine was noisy; "
             "close other programs or add repetitions")
+
+
+def bootstrap_ratio_ci(base: Sequence[float], cand: Sequence[float], n_boot: int = 2000,
+                       seed: int = 0, stat: str = "median") -> tuple[float, float]:
+    """95% percentile-bootstrap CI of stat(cand) / stat(base) - 1, resampling both sides."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    b = np.asarray(base, dtype=float)
+    c = np.asarray(cand, dtype=float)
+    f = np.median if stat == "median" else np.mean
+    bi = rng.integers(0, len(b), size=(n_boot, len(b)))
+    ci = rng.integers(0, len(c), size=(n_boot, len(c)))
+    ratios = f(c[ci], axis=1) / f(b[bi], axis=1) - 1.0
+    lo, hi = np.percentile(ratios, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def mann_whitney_p(base: Sequence[float], cand: Sequence[float]) -> float:
+    """Two-sided Mann-Whitney U p-value (exact for small samples without ties)."""
+    from scipy import stats as sstats
+
+    if len(base) < 2 or len(cand) < 2:
+        return float("nan")
+    return float(sstats.mannwhitneyu(cand, base, alternative="two-sided").pvalue)
