@@ -60,6 +60,8 @@ class PerfCounters:
 class TestResult:
     """One test (pp / tg / ttft) of one config: every raw sample and its summary."""
 
+    __test__ = False  # not a pytest test class despite the name
+
     test: str = _f("'pp' (prefill), 'tg' (decode) or 'ttft' (prefill + first greedy token)")
     name: str = _f("label, e.g. 'pp64', 'tg32@d512', 'ttft64'")
     n_prompt: int = _f("prompt tokens evaluated in the timed region (pp, ttft)", 0)
