@@ -53,7 +53,7 @@ class SSHServer:
             "PubkeyAuthentication yes", "PermitRootLogin yes", "StrictModes no", "UsePAM no",
             f"PidFile {self.dir / 'sshd.pid'}", "LogLevel ERROR",
             # keep the test environment's PATH etc. out of the remote side's way
-            "PermitUserEnvironment no", ""]))
+            "PermitUserEnvironment no", "Subsystem sftp /usr/lib/openssh/sftp-server", ""]))
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege-separation dir
         self.proc: subprocess.Popen | None = None
 

@@ -1,0 +1,88 @@
+"""Remote runs over a real OpenSSH server on 127.0.0.1: round trip, a dropped connection,
+and clear errors.  The "remote device" is this machine, reached through sshd."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import sshserver
+from slmbench.errors import SlmbenchError
+from slmbench.remote import run_remote
+
+reason = sshserver.available()
+pytestmark = pytest.mark.skipif(reason is not None, reason=reason or "")
+SLMBENCH = str(Path(sys.executable).with_name("slmbench"))
+
+
+@pytest.fixture()
+def sshd(tmp_path):
+    srv = sshserver.SSHServer(tmp_path / "sshd").start()
+    yield srv
+    srv.stop()
+
+
+def suite_file(tmp_path, model: str, reps: int = 2) -> str:
+    p = tmp_path / "remote-suite.yaml"
+    p.write_text(f"name: remote-test\nmodels: ['{model}']\nn_prompt: [32]\nn_gen: [8]\n"
+                 f"repetitions: {reps}\nwarmup: 0\nthreads: [1, 2]\ntimeout_s: 120\n")
+    return str(p)
+
+
+def records(run_dir: Path) -> list[dict]:
+    return [json.loads(x) for x in (run_dir / "results.jsonl").read_text().splitlines() if x]
+
+
+def test_round_trip(tmp_path, sshd, tiny_model):
+    out = io.StringIO()
+    local = run_remote(sshd.user_host, suite_file(tmp_path, tiny_model), [],
+                       str(tmp_path / "local"), "run-remote-1", ssh_opts=sshd.client_opts,
+                       port=sshd.port, remote_slmbench=SLMBENCH,
+                       remote_dir=str(tmp_path / "remote"), poll_s=0.3, out=out)
+    recs = records(local)
+    assert local == tmp_path / "local" / "run-remote-1"
+    assert sorted(r["settings"]["n_threads"] for r in recs) == [1, 2]
+    assert all(r["status"] == "ok" for r in recs)
+    assert json.loads((local / "manifest.json").read_text())["status"] == "finished"
+    assert "started" in out.getvalue() and "copied" in out.getvalue()
+
+
+def test_survives_a_dropped_connection(tmp_path, sshd, tiny_model):
+    """sshd goes away mid-run and comes back: the run continues there and is fetched once."""
+    out = io.StringIO()
+
+    def outage():
+        deadline = time.monotonic() + 30
+        while "started" not in out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sshd.stop()
+        time.sleep(2.5)
+        sshd.start()
+
+    t = threading.Thread(target=outage)
+    t.start()
+    local = run_remote(sshd.user_host, suite_file(tmp_path, tiny_model, reps=30), [],
+                       str(tmp_path / "local"), "run-remote-2", ssh_opts=sshd.client_opts,
+                       port=sshd.port, remote_slmbench=SLMBENCH,
+                       remote_dir=str(tmp_path / "remote"), poll_s=0.3, out=out)
+    t.join()
+    recs = records(local)
+    assert len(recs) == 2 and len({r["record_id"] for r in recs}) == 2
+    assert "connection lost" in out.getvalue()
+
+
+def test_clear_errors(tmp_path, sshd):
+    with pytest.raises(SlmbenchError, match="slmbench is not installed"):
+        run_remote(sshd.user_host, None, [], str(tmp_path), "x", ssh_opts=sshd.client_opts,
+                   port=sshd.port, remote_slmbench="/nonexistent/slmbench")
+    sshd.stop()
+    with pytest.raises(SlmbenchError, match="cannot reach"):
+        run_remote(sshd.user_host, None, [], str(tmp_path), "x", ssh_opts=sshd.client_opts,
+                   port=sshd.port, remote_slmbench=SLMBENCH)
