@@ -442,39 +442,33 @@ def _check_quants(models: list[ModelSpec], values: dict[str, Any], problems: lis
                   catalog: Any) -> None:
     suite_quants = [q.upper() for q in values.get("quants") or [] if isinstance(q, str)]
     values["quants"] = suite_quants
-    known_synth = synth_quants()
     cat = catalog
     for m in models:
         if m.kind == "file":
             continue
+        available = synth_quants()
+        if m.kind == "catalog":
+            if cat is None:
+                try:
+                    cat = _load_catalog()
+                except SlmbenchError as exc:
+                    problems.append(f"{m.where} ({m.id}): {exc}")
+                    return
+            entry = catalog_entry(cat, m.id)
+            if entry is None:
+                close = difflib.get_close_matches(m.id, _catalog_ids(cat), n=1)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                problems.append(f"{m.where}: unknown model id '{m.id}' ({hint}see "
+                                "`slmbench models`)")
+                continue
+            available = [q.upper() for q in entry.quants()]
         quants = m.quants if m.quants is not None else suite_quants
         if not quants:
             problems.append(f"{m.where} ({m.id}): no quantization (set `quants:` or write "
                             f"{m.id}:Q4_K_M)")
-            continue
-        if m.kind == "synthetic":
-            for q in quants:
-                if q not in known_synth:
-                    problems.append(f"{m.where} ({m.id}): unknown quantization '{q}' for a "
-                                    f"synthetic model (known: {', '.join(known_synth)})")
-            continue
-        if cat is None:
-            try:
-                cat = _load_catalog()
-            except SlmbenchError as exc:
-                problems.append(f"{m.where} ({m.id}): {exc}")
-                return
-        entry = catalog_entry(cat, m.id)
-        if entry is None:
-            ids = _catalog_ids(cat)
-            close = difflib.get_close_matches(m.id, ids, n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            problems.append(f"{m.where}: unknown model id '{m.id}' ({hint}see `slmbench models`)")
-            continue
-        available = [q.upper() for q in entry.quants()]
         for q in quants:
             if q not in available:
-                problems.append(f"{m.where} ({m.id}): unknown quant '{q}' (the catalog has "
+                problems.append(f"{m.where} ({m.id}): unknown quant '{q}' (available: "
                                 f"{', '.join(available) or 'none'})")
 
 

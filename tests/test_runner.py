@@ -225,3 +225,25 @@ def test_progress_lines_and_eta():
     bar.close()
     assert tty.getvalue().endswith("\r\x1b[K")
     assert fmt_duration(3725) == "1:02:05" and fmt_duration(65) == "1:05"
+
+
+def test_download_failure_is_a_failed_record_and_the_sweep_goes_on(tmp_path, tiny_model,
+                                                                  monkeypatch):
+    catalog = tmp_path / "models.yaml"
+    catalog.write_text("""
+version: 1
+models:
+  - id: ghost-1m
+    family: Ghost
+    repo_id: slmbench-test/ghost-1m-GGUF
+    files: {Q4_K_M: ghost-1m-Q4_K_M.gguf}
+    source: test
+""")
+    monkeypatch.setenv("SLMBENCH_CATALOG", str(catalog))
+    suite = parse_suite({"models": ["ghost-1m:Q4_K_M", tiny_model], **FAST})
+    result = make_runner(suite, tmp_path, offline=True).run()
+    recs = lines_of(result.run_dir)
+    assert [r["status"] for r in recs] == ["failed", "ok"]
+    assert "ghost-1m-Q4_K_M.gguf" in recs[0]["reason"] and "offline" in recs[0]["reason"]
+    assert recs[0]["model_id"] == "ghost-1m" and recs[0]["quant"] == "Q4_K_M"
+    assert "worker" not in recs[0]["extra"]

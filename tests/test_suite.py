@@ -58,7 +58,7 @@ models:
 """)
     msg = error_of(load_suite, path)
     assert "models[0]: no such model file './missing.gguf'" in msg
-    assert "models[1] (syn): unknown quantization 'Q9_9' for a synthetic model" in msg
+    assert "models[1] (syn): unknown quant 'Q9_9' (available: " in msg
     assert "models[2].synthetic: unknown field(s) width" in msg
     assert "models[3]: give exactly one of id, path or synthetic" in msg
     assert "models[4]: expected a catalog id, a .gguf path or a mapping, got 42" in msg
