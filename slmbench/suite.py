@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from slmbench.errors import SlmbenchError
+from slmbench.measure import (CACHE_TYPES, FLASH_ATTN, LOAD_MODES, TestPlan, config_id,
+                              default_threads)
 from slmbench.schema import Settings
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
@@ -55,11 +57,19 @@ KEYS: dict[str, tuple[str, Any]] = {
     "max_temp_c": ("ofloat", None),
     "timeout_s": ("float", 3600.0),
 }
+# suite key -> the `slmbench run` flag that overrides it
+FLAGS = {
+    "models": "--models", "quants": "--quants", "n_prompt": "--n-prompt", "n_gen": "--n-gen",
+    "n_depth": "--n-depth", "ttft": "--no-ttft", "threads": "--threads",
+    "threads_batch": "--threads-batch", "n_gpu_layers": "--n-gpu-layers",
+    "cache_type": "--cache-type", "type_k": "--cache-type-k", "type_v": "--cache-type-v",
+    "flash_attn": "--flash-attn", "n_ctx": "--n-ctx", "n_batch": "--batch-size",
+    "n_ubatch": "--ubatch-size", "repetitions": "--repetitions", "warmup": "--warmup",
+    "prompt": "--prompt", "seed": "--seed", "load_mode": "--load-mode",
+    "cooldown_s": "--cooldown", "max_temp_c": "--max-temp", "timeout_s": "--timeout",
+}
 MODEL_KEYS = {"id", "path", "synthetic", "name", "quants"}
 SYNTH_KEYS = {"n_embd", "n_layer", "n_head", "n_head_kv", "n_ff", "n_vocab", "n_ctx", "seed"}
-CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
-FLASH_ATTN = ("auto", "on", "off")
-LOAD_MODES = ("auto", "none", "mmap", "mlock", "mmap+mlock", "dio")
 
 
 @dataclass
@@ -74,9 +84,11 @@ class ModelSpec:
     pinned: bool = False  # written as id:QUANT - command-line --quants leave it alone
     where: str = ""  # 'models[3]' (or the command-line flag), for error messages
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> Any:
         if self.kind == "file":
             return {"path": self.path, "name": self.id}
+        if self.pinned and self.quants:
+            return f"{self.id}:{self.quants[0]}"
         out: dict[str, Any] = {"id": self.id} if self.kind == "catalog" else {
             "synthetic": dict(self.synthetic or {}), "name": self.id}
         if self.quants is not None:
@@ -123,7 +135,7 @@ class Config:
     index: int
     model: ModelRef
     settings: Settings
-    plan: Any  # slmbench.measure.TestPlan
+    plan: TestPlan
     record_id: str
     cooldown_s: float = 0.0
     max_temp_c: float | None = None
@@ -208,7 +220,7 @@ def parse_suite(raw: dict[str, Any], *, source: str = "<built-in>",
     problems: list[str] = []
 
     def where(key: str) -> str:
-        return f"command line --{key.replace('_', '-')}" if key in overrides else key
+        return f"command line {FLAGS.get(key, key)}" if key in overrides else key
 
     for key in data:
         if key not in KEYS:
@@ -317,10 +329,9 @@ def _check_values(values: dict[str, Any], problems: list[str], where: Any) -> No
         v = values.get(key)
         if isinstance(v, float) and (v < 0 or (key == "timeout_s" and v == 0)):
             problems.append(f"{where(key)}: must be {'> 0' if key == 'timeout_s' else '>= 0'}")
-    for key, allowed in (("flash_attn", FLASH_ATTN),):
-        for x in values.get(key) or []:
-            if isinstance(x, str) and x not in allowed:
-                problems.append(f"{where(key)}: '{x}' is not one of {', '.join(allowed)}")
+    for x in values.get("flash_attn") or []:
+        if isinstance(x, str) and x not in FLASH_ATTN:
+            problems.append(f"{where('flash_attn')}: '{x}' is not one of {', '.join(FLASH_ATTN)}")
     for key, allowed in (("prompt", ("random", "text")), ("load_mode", LOAD_MODES)):
         v = values.get(key)
         if isinstance(v, str) and v not in allowed:
@@ -513,19 +524,8 @@ def _catalog_ids(cat: Any) -> list[str]:
 
 # --------------------------------------------------------------------------- expansion
 
-def physical_cores() -> int:
-    try:
-        import psutil
-
-        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
-    except ImportError:  # pragma: no cover
-        return os.cpu_count() or 1
-
-
 def expand(suite: Suite) -> list[Config]:
     """The configs of a suite, model-major, duplicates (same record_id) dropped."""
-    from slmbench.measure import TestPlan, config_id
-
     v = suite.values
     plan = TestPlan(n_prompt=[x for x in v["n_prompt"] if x > 0],
                     n_gen=[x for x in v["n_gen"] if x > 0], n_depth=list(v["n_depth"]),
@@ -545,7 +545,7 @@ def expand(suite: Suite) -> list[Config]:
                 for cache in v["cache_type"]:
                     type_k, _, type_v = cache.partition("/")
                     for fa in v["flash_attn"]:
-                        n_threads = threads or physical_cores()
+                        n_threads = threads or default_threads()
                         settings = Settings(
                             n_threads=n_threads, n_threads_batch=v["threads_batch"] or n_threads,
                             n_batch=v["n_batch"], n_ubatch=v["n_ubatch"], n_ctx=v["n_ctx"],

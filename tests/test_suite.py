@@ -10,7 +10,8 @@ import pytest
 from slmbench.cli import _command_parser, main
 from slmbench.cli.run import overrides_from_args
 from slmbench.errors import SlmbenchError
-from slmbench.suite import SUITES_DIR, expand, load_suite, parse_suite, physical_cores
+from slmbench.measure import default_threads
+from slmbench.suite import SUITES_DIR, expand, load_suite, parse_suite
 
 SYN = {"synthetic": {"n_embd": 256, "n_layer": 2, "n_vocab": 4096}, "name": "syn"}
 
@@ -43,7 +44,7 @@ cache_type: [q8_0, q3_x]
     assert "unknown key 'n_promt' (did you mean 'n_prompt'?)" in msg
     assert "n_gen: expected an integer or a list of integers, got 'lots'" in msg
     assert "repetitions: expected an integer, got 2.5" in msg
-    assert "flash_attn: 'maybe' is not one of auto, on, off" in msg
+    assert "flash_attn: 'maybe' is not one of auto, off, on" in msg
     assert "unknown KV cache type 'q3_x'" in msg
 
 
@@ -136,7 +137,7 @@ type_v: q8_0
     again = parse_suite(json.loads(json.dumps(suite.to_dict())), source="manifest.json")
     assert [c.record_id for c in expand(again)] == [c.record_id for c in expand(suite)]
     # threads 0 means the physical cores, resolved before the record id is computed
-    assert {c.settings.n_threads for c in expand(suite)} == {physical_cores()}
+    assert {c.settings.n_threads for c in expand(suite)} == {default_threads()}
     assert {(c.settings.type_k, c.settings.type_v) for c in expand(suite)} == {
         ("f16", "q8_0"), ("q8_0", "q8_0")}
 
@@ -180,8 +181,8 @@ repetitions: 5
 def test_bad_override_names_the_flag(tmp_path, tiny_model):
     path = write(tmp_path, f"models: [{tiny_model}]\n")
     msg = error_of(load_suite, path, {"flash_attn": ["sometimes"], "cooldown_s": -1.0})
-    assert "command line --flash-attn: 'sometimes' is not one of auto, on, off" in msg
-    assert "command line --cooldown-s: must be >= 0" in msg
+    assert "command line --flash-attn: 'sometimes' is not one of auto, off, on" in msg
+    assert "command line --cooldown: must be >= 0" in msg
 
 
 def test_dry_run_lists_configs_without_measuring(tmp_path, tiny_model, capsys):
@@ -194,7 +195,7 @@ def test_dry_run_lists_configs_without_measuring(tmp_path, tiny_model, capsys):
     # a suite error from the CLI is one line, exit code 2, no traceback
     assert main(["run", path, "-fa", "maybe", "--dry-run"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "'maybe' is not one of auto, on, off" in err
+    assert err.count("\n") == 1 and "'maybe' is not one of auto, off, on" in err
 
 
 def test_shipped_suites_are_valid():
@@ -204,3 +205,14 @@ def test_shipped_suites_are_valid():
         pytest.importorskip("slmbench.catalog")
         assert expand(load_suite(name)), name
     assert (SUITES_DIR / "quick.yaml").exists() and (SUITES_DIR / "survey.yaml").exists()
+
+
+def test_overrides_travel_to_a_remote_run_as_flags():
+    from slmbench.cli.run import override_argv
+
+    parser, _ = _command_parser("run")
+    argv = ["--models", "a,b:Q8_0", "-p", "64,256", "-t", "1,2", "--cache-type", "q8_0",
+            "-fa", "on", "--cooldown", "10", "--no-ttft", "-b", "512", "--max-temp", "75"]
+    first = overrides_from_args(parser.parse_args(argv))
+    again = overrides_from_args(parser.parse_args(override_argv(first)))
+    assert again == first and first["cooldown_s"] == 10.0 and first["ttft"] is False

@@ -30,7 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", default="results", metavar="DIR",
                    help="results directory (default ./results)")
     p.add_argument("--quick", action="store_true",
-                   help="shorter tests: 1 prompt length, 8 generated tokens, 2 repetitions, 1 thread")
+                   help="shorter tests: 1 prompt length, 8 generated tokens, 2 repetitions, "
+                        "1 thread")
     p.add_argument("--cache-dir", metavar="DIR",
                    help="where the synthetic models live (default ~/.cache/slmbench/demo)")
     p.add_argument("--no-report", action="store_true", help="skip the report")

@@ -37,18 +37,6 @@ examples:
   slmbench run quick --host pi@raspberrypi            # run it on another device over ssh
 """
 
-# suite key -> (flag as shown in errors), for flags that map 1:1 onto suite keys
-OVERRIDE_FLAGS = {
-    "models": "--models", "quants": "--quants", "n_prompt": "-p", "n_gen": "-n",
-    "n_depth": "-d", "threads": "-t", "threads_batch": "--threads-batch",
-    "n_gpu_layers": "-ngl", "cache_type": "--cache-type", "type_k": "-ctk", "type_v": "-ctv",
-    "flash_attn": "-fa", "n_ctx": "--n-ctx", "n_batch": "-b", "n_ubatch": "-ub",
-    "repetitions": "-r", "warmup": "--warmup", "prompt": "--prompt", "seed": "--seed",
-    "load_mode": "--load-mode", "cooldown_s": "--cooldown", "max_temp_c": "--max-temp",
-    "timeout_s": "--timeout",
-}
-
-
 def str_list(text: str) -> list[str]:
     values = [x.strip() for x in text.split(",") if x.strip()]
     if not values:
@@ -98,7 +86,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="results directory (default ./results)")
     r.add_argument("--resume", metavar="RUN_ID",
                    help="continue RUN_ID: measure only the configs it does not have yet")
-    r.add_argument("--run-id", metavar="RUN_ID", help="name of a new run (default run-<time>-<pid>)")
+    r.add_argument("--run-id", metavar="RUN_ID",
+                   help="name of a new run (default run-<time>-<pid>)")
     r.add_argument("--offline", action="store_true",
                    help="never download: use models already in the cache")
     r.add_argument("--synth-dir", metavar="DIR",
@@ -131,13 +120,15 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
 
 def override_argv(overrides: dict) -> list[str]:
     """The flags that reproduce ``overrides`` (for a remote run)."""
+    from slmbench.suite import FLAGS
+
     out: list[str] = []
     for key, value in overrides.items():
         if key == "ttft":
-            out.append("--no-ttft")
+            out.append(FLAGS[key])
             continue
         text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
-        out += [OVERRIDE_FLAGS[key], text]
+        out += [FLAGS[key], text]
     return out
 
 
