@@ -98,7 +98,7 @@ class Runner:
         self.bar: Progress | None = None
         self._paths: dict[str, str | SlmbenchError] = {}
         self._catalog: Any = None
-        self._current_note = ""
+        self.env: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ run directory
 
@@ -116,6 +116,7 @@ class Runner:
                 hint = f" (runs there: {', '.join(known[-5:])})" if known else ""
                 raise SlmbenchError(f"--resume {run_id}: no run directory {run_dir}{hint}")
             return run_id, run_dir
+
         def taken(rid: str) -> bool:
             d = self.results_dir / rid
             return (d / RESULTS_FILE).exists() or (d / MANIFEST_FILE).exists()
@@ -165,9 +166,11 @@ class Runner:
                  n_configs=len(self.configs),
                  configs=[{"index": c.index, "record_id": c.record_id, "model_id": c.model.model_id,
                            "quant": c.model.quant, "label": c.label} for c in self.configs])
-        if status != "running":
+        if status == "running":
+            m.pop("finished_at", None)
+        else:
             m["finished_at"] = now
-        m.setdefault("versions", _versions())
+        m["versions"] = self.env.get("versions")
         write_json_atomic(self.run_dir / MANIFEST_FILE, m)
 
     def _env(self) -> dict[str, Any]:
@@ -190,7 +193,7 @@ class Runner:
         _end_torn_line(self.run_dir / RESULTS_FILE)
         done = measured_ids(self.run_dir)
         todo = [c for c in self.configs if c.record_id not in done]
-        env = self._env()
+        self.env = env = self._env()
         from slmbench.envinfo import device_label
 
         self.device = device_label(env)
@@ -262,7 +265,6 @@ class Runner:
         """Everything for one config; never raises for a problem of that config."""
         started = utc_now()
         extra: dict[str, Any] = {"config_index": cfg.index, "model_source": cfg.model.kind}
-        record: Record | None = None
         info = None
         try:
             path = self.model_path(cfg)
@@ -556,15 +558,6 @@ def _restore_sigterm(previous: Any) -> None:
             signal.signal(signal.SIGTERM, previous)
         except ValueError:
             pass
-
-
-def _versions() -> dict[str, Any]:
-    try:
-        from slmbench.envinfo import versions
-
-        return versions()
-    except Exception as exc:  # noqa: BLE001
-        return {"error": str(exc)}
 
 
 # --------------------------------------------------------------------------- summary
