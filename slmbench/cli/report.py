@@ -1,0 +1,34 @@
+"""`slmbench report`: report.md + a self-contained report.html."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "write a Markdown + self-contained HTML report with figures"
+DESCRIPTION = """\
+Write report.md and report.html (figures embedded, no external files or URLs) for one or more
+runs: environment and method, results with their spread, memory breakdown, quantization
+speedups, findings as sentences computed from the statistics, warnings (noisy, throttled), and
+figures (latency vs parameters, memory breakdown, KV share vs context, quantization speedup,
+per-token decode latency, correlations). Several runs or devices appear side by side.
+
+examples:
+  slmbench report results/run-a -o report/
+  slmbench report results/laptop results/jetson -o compare-devices/
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("-o", "--out", default="report", metavar="DIR")
+    p.add_argument("--catalog", metavar="PATH")
+
+
+def run(args: argparse.Namespace) -> int:
+    from slmbench.catalog import load_catalog
+    from slmbench.report import write_report
+
+    paths = write_report(args.runs, args.out,
+                         load_catalog(args.catalog) if args.catalog else None)
+    print(f"wrote {paths['markdown']} and {paths['html']}")
+    return 0

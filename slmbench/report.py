@@ -1,0 +1,144 @@
+"""report.md and a self-contained report.html (figures embedded) from one or more runs."""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from typing import Any
+
+from slmbench.analysis import correlation_table, findings, load_table, quant_speedups
+from slmbench.results import Run, read_run
+
+
+def _fmt(x: Any, digits: int = 2) -> str:
+    try:
+        if x is None or x != x:
+            return "-"
+        return f"{float(x):,.{digits}f}"
+    except (TypeError, ValueError):
+        return str(x)
+
+
+def tables(df) -> dict[str, list[list[str]]]:
+    """The key tables as rows of strings: results with spread, memory."""
+    res = [["model", "quant", "device", "test", "ms (median)", "95% CI", "CV", "tokens/s ± sd",
+            "n"]]
+    for _, r in df.sort_values(["model_id", "quant", "name"]).iterrows():
+        ci = (f"[{_fmt(r.get('ms_ci95_low'), 3)}, {_fmt(r.get('ms_ci95_high'), 3)}]"
+              if r.get("ms_ci95_low") == r.get("ms_ci95_low") else "-")
+        res.append([str(r["model_id"]), str(r["quant"]), str(r.get("device")), str(r["name"]),
+                    _fmt(r.get("ms_median"), 3), ci, f"{_fmt(r.get('ms_cv_pct'), 1)}%",
+                    f"{_fmt(r.get('ts_mean'), 1)} ± {_fmt(r.get('ts_stdev'), 1)}",
+                    _fmt(r.get("n_samples"), 0)])
+    mem = [["model", "quant", "n_ctx", "weights MiB", "KV MiB", "compute MiB", "other MiB",
+            "peak RSS MiB", "KV share"]]
+    per = df.groupby(["model_id", "quant", "n_ctx"], dropna=False).first(numeric_only=True)
+    for (model, quant, n_ctx), r in per.iterrows():
+        mem.append([str(model), str(quant), _fmt(n_ctx, 0), _fmt(r.get("model_mib")),
+                    _fmt(r.get("kv_mib")), _fmt(r.get("compute_mib")), _fmt(r.get("other_mib")),
+                    _fmt(r.get("peak_rss_mib"), 1), f"{100 * (r.get('kv_share') or 0):.2f}%"])
+    return {"Results (every raw sample summarised)": res, "Memory": mem}
+
+
+def _md_table(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    return "\n".join(lines)
+
+
+def _html_table(rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                   for r in rows[1:])
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def method_lines(runs: list[Run]) -> list[str]:
+    out = []
+    for run in runs:
+        env = run.env or {}
+        cpu = (env.get("cpu") or {}).get("model")
+        dev = (env.get("device") or {}).get("label")
+        ver = (env.get("versions") or {}).get("llama_cpp_python")
+        rec = next((r for r in run.records if r.settings), None)
+        s = rec.settings if rec else None
+        method = (f"{s.repetitions} repetitions after {s.warmup} warm-up, {s.n_threads} threads, "
+                  f"{s.prompt} prompt tokens") if s else "settings unknown"
+        out.append(f"run {run.run_id}: device {dev or '?'}, CPU {cpu or '?'}, "
+                   f"llama-cpp-python {ver or '?'}; {method}")
+    out.append("Spread: every test keeps its raw samples; tables show the median, the 95% "
+               "confidence interval of the mean (Student t) and the coefficient of variation.")
+    return out
+
+
+def warnings_of(runs: list[Run]) -> list[str]:
+    return [f"{r.model_id} {r.quant}: {w}" for run in runs for r in run.records
+            for w in r.warnings]
+
+
+def write_report(run_dirs: list[Any], out_dir: str, catalog: Any = None) -> dict[str, str]:
+    from slmbench import figures
+
+    runs = [x if isinstance(x, Run) else read_run(x) for x in run_dirs]
+    df = load_table(runs, catalog)
+    os.makedirs(out_dir, exist_ok=True)
+    fig_dir = os.path.join(out_dir, "figures")
+    speed = quant_speedups(df)
+    corr = correlation_table(df)
+    figs: list[str] = []
+    figs += figures.latency_vs_params(df, fig_dir, "tg")
+    figs += figures.latency_vs_params(df, fig_dir, "pp")
+    figs += figures.memory_breakdown(df, fig_dir)
+    figs += figures.kv_share_vs_context(df, fig_dir)
+    figs += figures.quant_speedup_heatmap(speed, fig_dir)
+    figs += figures.decode_drift(runs, fig_dir)
+    figs += figures.correlation_heatmap(corr, fig_dir)
+    pngs = [p for p in figs if p.endswith(".png")]
+    found = findings(df) or ["not enough models for fits (need 3 or more per quantization)"]
+    tabs = tables(df)
+    warns = warnings_of(runs)
+    # Markdown
+    md = ["# slmbench report", "", "## Environment and method", ""]
+    md += [f"- {x}" for x in method_lines(runs)]
+    md += ["", "## Findings", ""] + [f"- {x}" for x in found]
+    for title, rows in tabs.items():
+        md += ["", f"## {title}", "", _md_table(rows)]
+    if not speed.empty:
+        md += ["", "## Quantization speedup", "",
+               _md_table([["model", "test", "quant", "vs", "speedup", "weights saved MiB"]] + [
+                   [str(r.model_id), str(r.test), str(r.quant), str(r.reference),
+                    f"{r.speedup:.2f}x", _fmt(r.memory_saved_mib)] for r in speed.itertuples()])]
+    if warns:
+        md += ["", "## Warnings", ""] + [f"- {w}" for w in warns]
+    md += ["", "## Figures", ""] + [f"![{os.path.basename(p)}](figures/{os.path.basename(p)})"
+                                     for p in pngs]
+    md_path = os.path.join(out_dir, "report.md")
+    with open(md_path, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(md) + "\n")
+    # HTML, self-contained
+    imgs = []
+    for p in pngs:
+        with open(p, "rb") as fh:
+            data = base64.b64encode(fh.read()).decode()
+        imgs.append(f'<figure><img alt="{html.escape(os.path.basename(p))}" '
+                    f'src="data:image/png;base64,{data}"></figure>')
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>slmbench report</title>",
+             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid"
+             " #ccc;padding:3px 6px;text-align:right}th{background:#eee}img{max-width:100%}"
+             ".warn{color:#a40}</style></head><body><h1>slmbench report</h1>",
+             "<h2>Environment and method</h2><ul>"
+             + "".join(f"<li>{html.escape(x)}</li>" for x in method_lines(runs)) + "</ul>",
+             "<h2>Findings</h2><ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in found)
+             + "</ul>"]
+    for title, rows in tabs.items():
+        parts.append(f"<h2>{html.escape(title)}</h2>{_html_table(rows)}")
+    if warns:
+        parts.append("<h2>Warnings</h2><ul class='warn'>"
+                     + "".join(f"<li>{html.escape(w)}</li>" for w in warns) + "</ul>")
+    parts.append("<h2>Figures</h2>" + "".join(imgs) + "</body></html>")
+    html_path = os.path.join(out_dir, "report.html")
+    with open(html_path, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(parts))
+    return {"markdown": md_path, "html": html_path, "figures": fig_dir}

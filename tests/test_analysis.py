@@ -1,0 +1,121 @@
+"""Analyzer and report on a real synthetic family run, plus statistics vs references."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from scipy import stats as sst
+
+from slmbench.analysis import correlate, load_table, loglog_fit, partial_correlation
+from slmbench.cli import main
+from slmbench.errors import SlmbenchError
+from slmbench.measure import TestPlan, measure_model
+from slmbench.results import append_record, write_json_atomic
+from slmbench.schema import Record, Settings
+from slmbench.synth import SynthSpec, synthesize
+
+FAMILY = {  # three sizes at one vocabulary, and a second vocabulary at the middle size
+    "fam-s": SynthSpec(n_embd=256, n_layer=2, n_head=4, n_head_kv=2, n_ff=768, n_vocab=4096),
+    "fam-m": SynthSpec(n_embd=512, n_layer=4, n_head=8, n_head_kv=4, n_ff=1536, n_vocab=4096),
+    "fam-l": SynthSpec(n_embd=768, n_layer=8, n_head=12, n_head_kv=4, n_ff=2048, n_vocab=4096),
+    "fam-m-v32k": SynthSpec(n_embd=512, n_layer=4, n_head=8, n_head_kv=4, n_ff=1536,
+                            n_vocab=32768),
+}
+
+
+@pytest.fixture(scope="module")
+def family_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("family")
+    run = root / "run-family"
+    run.mkdir()
+    write_json_atomic(run / "env.json", {"device": {"label": "cpu-test"}})
+    plan = TestPlan(n_prompt=[32], n_gen=[16], ttft=False)
+    for name, spec in FAMILY.items():
+        path = synthesize(str(root / f"{name}.gguf"), spec, ["Q8_0"])["Q8_0"]
+        for n_ctx in (512, 4096):
+            rec = measure_model(path, Settings(n_threads=1, repetitions=3, n_ctx=n_ctx), plan,
+                                model_id=name, quant="Q8_0", device="cpu-test")
+            append_record(run, rec)
+    return str(run)
+
+
+def test_family_findings(family_run):
+    df = load_table([family_run])
+    tg = df[(df["test"] == "tg") & (df["n_ctx"] == 512)].set_index("model_id")
+    base = tg.drop(index="fam-m-v32k")
+    assert base.loc["fam-s", "parameters"] < base.loc["fam-m", "parameters"] < \
+        base.loc["fam-l", "parameters"]
+    # decode latency rises with parameters
+    assert base.loc["fam-s", "ms_median"] < base.loc["fam-l", "ms_median"]
+    fit = loglog_fit(base["parameters"], base["ms_median"])
+    assert fit["k"] > 0 and fit["n"] == 3 and fit["weak"]
+    # compute buffer rises with vocabulary at fixed size
+    assert tg.loc["fam-m-v32k", "compute_mib"] > tg.loc["fam-m", "compute_mib"]
+    # KV share rises with context
+    mem = df.groupby(["model_id", "n_ctx"])["kv_share"].first()
+    for name in FAMILY:
+        assert mem[(name, 4096)] > mem[(name, 512)]
+
+
+def test_report_and_analyze_cli(family_run, tmp_path, capsys):
+    assert main(["analyze", family_run, "--csv", str(tmp_path / "t.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "grows as params^" in out and "Memory" in out
+    assert main(["analyze", "--from-csv", str(tmp_path / "t.csv")]) == 0
+    assert main(["report", family_run, "-o", str(tmp_path / "rep")]) == 0
+    html_path = tmp_path / "rep" / "report.html"
+    text = html_path.read_text()
+    assert text.count("data:image/png;base64,") >= 4 and "http" not in text.split("<body>")[1]
+    assert (tmp_path / "rep" / "report.md").read_text().startswith("# slmbench report")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        pytest.skip("Debian package chromium not installed (.ci/run installs it)")
+    proc = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'chrome'}", "--enable-logging=stderr", "--v=0",
+         "--virtual-time-budget=3000", "--dump-dom", html_path.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert proc.stdout.count("<img") == text.count("<img") >= 4
+    assert "<table>" in proc.stdout
+    assert "CONSOLE" not in proc.stderr or "Uncaught" not in proc.stderr
+
+
+def test_statistics_equal_references():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(1, 10, 20)
+    y = 3 * x + rng.normal(0, 1, 20)
+    c = correlate(x, y)
+    assert c["pearson_r"] == pytest.approx(sst.pearsonr(x, y)[0])
+    assert c["spearman_p"] == pytest.approx(sst.spearmanr(x, y)[1])
+    assert not c["weak"] and c["n"] == 20
+    params = np.array([1e8, 3e8, 1e9, 3e9, 1e10])
+    fit = loglog_fit(params, 2.0 * params ** 0.9)
+    assert fit["k"] == pytest.approx(0.9) and fit["r2"] == pytest.approx(1.0)
+    assert fit["a"] == pytest.approx(2.0)
+    # partial correlation = the textbook formula on log(control)
+    z = np.log(rng.uniform(1e8, 1e10, 30))
+    a = z + rng.normal(0, 1, 30)
+    b = z + 0.5 * a + rng.normal(0, 1, 30)
+    r = np.corrcoef([a, b, z])
+    expected = (r[0, 1] - r[0, 2] * r[1, 2]) / math.sqrt((1 - r[0, 2] ** 2) * (1 - r[1, 2] ** 2))
+    pc = partial_correlation(a, b, np.exp(z))
+    assert pc["partial_r"] == pytest.approx(expected) and pc["n"] == 30
+
+
+def test_thin_data_gives_clear_messages(tmp_path, capsys):
+    assert correlate([1, 2], [3, 4]) is None and loglog_fit([1, 2], [1, 2]) is None
+    run = tmp_path / "run-empty"
+    run.mkdir()
+    append_record(run, Record(record_id="x", run_id=None, status="failed", reason="boom"))
+    with pytest.raises(SlmbenchError, match="no measured tests"):
+        load_table([str(run)])
+    assert main(["analyze", str(run)]) == 2
+    assert "no measured tests" in capsys.readouterr().err
+    assert main(["analyze"]) == 2
