@@ -30,6 +30,8 @@ class DemoResult:
     run: RunResult
     seconds: float
     findings: list[str] = field(default_factory=list)
+    analysis: list[str] = field(default_factory=list)  # slmbench.analysis's statistics
+    analysis_note: str | None = None  # why there are none
     report: str | None = None  # path of the report, when one was written
     report_note: str | None = None  # why there is none
 
@@ -44,6 +46,8 @@ def run_demo(results_dir: str | Path = "results", *, quick: bool = False,
                     stream=stream, tty=tty, argv=argv or ["slmbench", "demo"])
     result = runner.run()
     demo = DemoResult(run=result, seconds=0.0, findings=findings(result.records))
+    if result.status == "finished":
+        demo.analysis, demo.analysis_note = analyze(result.run_dir)
     if report and result.status == "finished":
         demo.report, demo.report_note = write_report(result.run_dir)
     demo.seconds = time.monotonic() - t0
@@ -119,7 +123,19 @@ def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs)
 
 
-# --------------------------------------------------------------------------- report
+# --------------------------------------------------------------------------- analysis, report
+
+def analyze(run_dir: Path) -> tuple[list[str], str | None]:
+    """slmbench.analysis's findings on the run, if this installation has the module."""
+    try:
+        analysis = importlib.import_module("slmbench.analysis")
+    except ImportError:
+        return [], "the analysis module is not part of this installation yet"
+    try:
+        return list(analysis.findings(analysis.load_table([str(run_dir)]))), None
+    except Exception as exc:  # noqa: BLE001 - the measurements stand without the statistics
+        return [], f"the analysis failed ({exc.__class__.__name__}: {exc})"
+
 
 def write_report(run_dir: Path) -> tuple[str | None, str | None]:
     """Call slmbench.report if this installation has it: (report path, or why there is none)."""
@@ -127,11 +143,11 @@ def write_report(run_dir: Path) -> tuple[str | None, str | None]:
         report = importlib.import_module("slmbench.report")
     except ImportError:
         return None, "the report module is not part of this installation yet"
-    fn = getattr(report, "write_report", None)
-    if fn is None:
-        return None, "slmbench.report has no write_report()"
+    out_dir = str(Path(run_dir) / "report")
     try:
-        out = fn([str(run_dir)], str(Path(run_dir) / "report"))
+        out = report.write_report([str(run_dir)], out_dir)
     except Exception as exc:  # noqa: BLE001 - the measurements stand without a report
         return None, f"the report failed ({exc.__class__.__name__}: {exc})"
-    return (str(out) if out else str(Path(run_dir) / "report")), None
+    if isinstance(out, dict):  # {'markdown': ..., 'html': ..., 'figures': ...}
+        return out.get("html") or out.get("markdown") or out_dir, None
+    return str(out or out_dir), None

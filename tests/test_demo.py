@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +28,11 @@ def test_quick_demo_runs_end_to_end_offline(tmp_path, capsys, monkeypatch):
     assert run.env and run.manifest["status"] == "finished"
     # three findings: size, quantization, vocabulary
     assert [f.split(":")[0] for f in out["findings"]] == ["size", "quantization", "vocabulary"]
+    # statistics and report wherever those modules are installed
+    if importlib.util.find_spec("slmbench.analysis"):
+        assert out["analysis"]
+    if importlib.util.find_spec("slmbench.report"):
+        assert out["report"] and Path(out["report"]).exists()
     # the models stay in the cache and are reused (F16 + 2 quants of 4 shapes)
     files = sorted(p.name for p in cache.glob("*.gguf"))
     assert len(files) == 12

@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         json.dump({"run_id": result.run_id, "run_dir": str(result.run_dir),
                    "status": result.status, "counts": result.counts,
                    "seconds": round(demo.seconds, 1), "findings": demo.findings,
+                   "analysis": demo.analysis,
                    "report": demo.report, "configs": summary_rows(result)}, sys.stdout, indent=1)
         sys.stdout.write("\n")
         return result.exit_code
@@ -56,11 +57,16 @@ def run(args: argparse.Namespace) -> int:
     print()
     for line in demo.findings:
         print(f"- {line}")
+    if demo.analysis:
+        print(f"\nstatistics (slmbench analyze {result.run_dir}):")
+        for line in demo.analysis:
+            print(f"- {line}")
+    elif demo.analysis_note and result.status == "finished":
+        print(f"\nno statistics: {demo.analysis_note}")
     print(f"\ndemo finished in {demo.seconds:.0f} s; results in {result.run_dir}/results.jsonl")
     if demo.report:
         print(f"report: {demo.report}")
     elif demo.report_note and result.status == "finished":
         print(f"no report: {demo.report_note}")
-    print(f"next: slmbench run (downloads SmolLM2-135M), or compare with "
-          f"`slmbench analyze {result.run_dir}`")
+    print("next: `slmbench run` measures real models (downloads SmolLM2-135M)")
     return result.exit_code
