@@ -156,7 +156,8 @@ class Runner:
         m = self.manifest
         now = utc_now()
         if not m.get("started_at"):
-            m.update(run_id=self.run_id, started_at=now, command=self.argv, cwd=os.getcwd())
+            m.update(run_id=self.run_id, started_at=now, command=self.argv, cwd=os.getcwd(),
+                     suite_yaml=_read_text(self.suite.source))
         elif self.resume and status == "running":
             m.setdefault("resumes", []).append({"at": now, "command": self.argv})
         from slmbench import __version__
@@ -492,6 +493,14 @@ def available_mib() -> float | None:
 
         return psutil.virtual_memory().available / MIB
     except Exception:  # noqa: BLE001
+        return None
+
+
+def _read_text(path: str) -> str | None:
+    """The suite file as written (comments included), for the manifest."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
         return None
 
 

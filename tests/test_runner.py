@@ -56,6 +56,7 @@ def test_sweep_writes_one_record_per_config_with_env_and_manifest(tmp_path, thre
     assert rec.extra["memory_estimate"]["total_mib"] > rec.extra["memory_estimate"]["model_mib"]
     assert run.env.get("versions") and run.manifest["status"] == "finished"
     assert run.manifest["n_configs"] == 3 and run.manifest["command"]
+    assert run.manifest["suite"]["n_prompt"] == [16] and run.manifest["suite_yaml"] is None
     assert run.manifest["started_at"] <= run.manifest["finished_at"]
     table = summary_table(result)
     assert "pp16 t/s" in table and "tg4 t/s" in table and table.count(" ok") == 3
