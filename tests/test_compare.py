@@ -132,3 +132,17 @@ def test_statistics_match_a_reference():
     assert (lo, hi) == (pytest.approx(np.percentile(ratios, 2.5)),
                         pytest.approx(np.percentile(ratios, 97.5)))
     assert 0.05 < lo < hi < 0.15
+
+
+def test_quality_regression_caught(tmp_path):
+    def rec(ppl, kl):
+        return Record(record_id="q", run_id="r", model_id="m", quant="Q4_K_M", device="cpu-test",
+                      settings=Settings(n_ctx=512), tests=[TestResult(
+                          test="quality", name="quality@512",
+                          metrics={"ppl": ppl, "kl_mean": kl, "top1_pct": 90.0})])
+    a = write_run(tmp_path, "a", [rec(10.0, 0.010)])
+    b = write_run(tmp_path, "b", [rec(10.1, 0.020)])
+    res = compare_runs(read_run(a), read_run(b))
+    verdicts = {r.metric: r.verdict for r in res.rows}
+    assert verdicts == {"ppl": "same", "kl_mean": "worse", "top1_pct": "same"}
+    assert main(["compare", a, b]) == 1
