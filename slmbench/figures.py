@@ -152,3 +152,31 @@ def correlation_heatmap(corr, out_dir: str) -> list[str]:
     ax.set_title("cost metrics vs model facts")
     fig.tight_layout()
     return _save(fig, out_dir, "correlations")
+
+
+def quality_pareto(df, out_dir: str) -> list[str]:
+    """Per model and device: perplexity vs decode tok/s, marker size = weights MiB."""
+    if "q_ppl" not in df or df["q_ppl"].isna().all():
+        return []
+    quality = df[df["test"] == "quality"].groupby(["model_id", "quant", "device"],
+                                                  dropna=False)["q_ppl"].first()
+    speed = df[df["test"] == "tg"].groupby(["model_id", "quant", "device"],
+                                           dropna=False).agg(ts=("ts_mean", "first"),
+                                                             mib=("model_mib", "first"))
+    joined = speed.join(quality, how="inner").reset_index()
+    if joined.empty:
+        return []
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (model, device), g in joined.groupby(["model_id", "device"], dropna=False):
+        ax.scatter(g["ts"], g["q_ppl"], s=20 + g["mib"].fillna(0) / 4, alpha=0.7,
+                   label=f"{model} ({device})")
+        for _, r in g.iterrows():
+            ax.annotate(r["quant"], (r["ts"], r["q_ppl"]), fontsize=7,
+                        textcoords="offset points", xytext=(4, 4))
+    ax.set_xlabel("decode tokens/s (higher is better)")
+    ax.set_ylabel("perplexity (lower is better)")
+    ax.set_title("quality vs speed (marker size: weights MiB)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, out_dir, "quality-pareto")

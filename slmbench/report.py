@@ -24,7 +24,8 @@ def tables(df) -> dict[str, list[list[str]]]:
     """The key tables as rows of strings: results with spread, memory."""
     res = [["model", "quant", "device", "test", "ms (median)", "95% CI", "CV", "tokens/s ± sd",
             "n"]]
-    for _, r in df.sort_values(["model_id", "quant", "name"]).iterrows():
+    timed = df[df["test"] != "quality"]
+    for _, r in timed.sort_values(["model_id", "quant", "name"]).iterrows():
         ci = (f"[{_fmt(r.get('ms_ci95_low'), 3)}, {_fmt(r.get('ms_ci95_high'), 3)}]"
               if r.get("ms_ci95_low") == r.get("ms_ci95_low") else "-")
         res.append([str(r["model_id"]), str(r["quant"]), str(r.get("device")), str(r["name"]),
@@ -38,7 +39,17 @@ def tables(df) -> dict[str, list[list[str]]]:
         mem.append([str(model), str(quant), _fmt(n_ctx, 0), _fmt(r.get("model_mib")),
                     _fmt(r.get("kv_mib")), _fmt(r.get("compute_mib")), _fmt(r.get("other_mib")),
                     _fmt(r.get("peak_rss_mib"), 1), f"{100 * (r.get('kv_share') or 0):.2f}%"])
-    return {"Results (every raw sample summarised)": res, "Memory": mem}
+    out = {"Results (every raw sample summarised)": res, "Memory": mem}
+    if "q_ppl" in df and df["q_ppl"].notna().any():
+        qual = [["model", "quant", "test", "perplexity", "bits/byte", "KL mean", "top-1 %",
+                 "tokens"]]
+        for _, r in df[df["test"] == "quality"].iterrows():
+            qual.append([str(r["model_id"]), str(r["quant"]), str(r["name"]),
+                         f"{_fmt(r.get('q_ppl'), 4)} ± {_fmt(r.get('q_ppl_err'), 4)}",
+                         _fmt(r.get("q_bits_per_byte"), 4), _fmt(r.get("q_kl_mean"), 5),
+                         _fmt(r.get("q_top1_pct"), 2), _fmt(r.get("q_n_tokens"), 0)])
+        out["Quality"] = qual
+    return out
 
 
 def _md_table(rows: list[list[str]]) -> str:
@@ -94,6 +105,7 @@ def write_report(run_dirs: list[Any], out_dir: str, catalog: Any = None) -> dict
     figs += figures.quant_speedup_heatmap(speed, fig_dir)
     figs += figures.decode_drift(runs, fig_dir)
     figs += figures.correlation_heatmap(corr, fig_dir)
+    figs += figures.quality_pareto(df, fig_dir)
     pngs = [p for p in figs if p.endswith(".png")]
     found = findings(df) or ["not enough models for fits (need 3 or more per quantization)"]
     tabs = tables(df)
