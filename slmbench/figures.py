@@ -28,6 +28,18 @@ def _save(fig: Any, out_dir: str, stem: str) -> list[str]:
     return paths
 
 
+def _finish(fig: Any, ax: Any, out_dir: str, stem: str, *, xlabel: str, ylabel: str,
+            title: str | None = None, legend_size: int = 7) -> list[str]:
+    """Axis labels, title, legend and layout shared by the line/scatter figures, then save."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=legend_size)
+    fig.tight_layout()
+    return _save(fig, out_dir, stem)
+
+
 def latency_vs_params(df, out_dir: str, test: str = "tg") -> list[str]:
     import numpy as np
 
@@ -47,12 +59,9 @@ def latency_vs_params(df, out_dir: str, test: str = "tg") -> list[str]:
                     label=f"{quant}: ∝ params^{fit['k']:.2f}, R² {fit['r2']:.2f}")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("parameters")
-    ax.set_ylabel("ms (median)")
-    ax.set_title(f"{'decode' if test == 'tg' else 'prefill'} latency vs parameters")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return _save(fig, out_dir, f"latency-vs-params-{test}")
+    return _finish(fig, ax, out_dir, f"latency-vs-params-{test}", xlabel="parameters",
+                   ylabel="ms (median)",
+                   title=f"{'decode' if test == 'tg' else 'prefill'} latency vs parameters")
 
 
 def memory_breakdown(df, out_dir: str) -> list[str]:
@@ -87,13 +96,10 @@ def kv_share_vs_context(df, out_dir: str) -> list[str]:
         gm = gm.sort_values("n_ctx")
         ax.plot(gm["n_ctx"], 100 * gm["kv_share"], marker="o", label=f"{model} {quant}")
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("context length (tokens)")
-    ax.set_ylabel("KV cache share of memory (%)")
     ax.axhline(50, color="grey", lw=0.5)
     ax.axhline(80, color="grey", lw=0.5)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return _save(fig, out_dir, "kv-share-vs-context")
+    return _finish(fig, ax, out_dir, "kv-share-vs-context", xlabel="context length (tokens)",
+                   ylabel="KV cache share of memory (%)")
 
 
 def quant_speedup_heatmap(speedups, out_dir: str) -> list[str]:
@@ -130,12 +136,9 @@ def decode_drift(runs: list, out_dir: str) -> list[str]:
         n = min(len(x) for x in reps)
         mean = [sum(rep[i] for rep in reps) / len(reps) for i in range(n)]
         ax.plot(range(1, n + 1), mean, label=label)
-    ax.set_xlabel("token index")
-    ax.set_ylabel("ms per token (mean over repetitions)")
-    ax.set_title("decode latency per token (drift = throttling)")
-    ax.legend(fontsize=6)
-    fig.tight_layout()
-    return _save(fig, out_dir, "decode-drift")
+    return _finish(fig, ax, out_dir, "decode-drift", xlabel="token index",
+                   ylabel="ms per token (mean over repetitions)",
+                   title="decode latency per token (drift = throttling)", legend_size=6)
 
 
 def correlation_heatmap(corr, out_dir: str) -> list[str]:
@@ -174,9 +177,6 @@ def quality_pareto(df, out_dir: str) -> list[str]:
         for _, r in g.iterrows():
             ax.annotate(r["quant"], (r["ts"], r["q_ppl"]), fontsize=7,
                         textcoords="offset points", xytext=(4, 4))
-    ax.set_xlabel("decode tokens/s (higher is better)")
-    ax.set_ylabel("perplexity (lower is better)")
-    ax.set_title("quality vs speed (marker size: weights MiB)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return _save(fig, out_dir, "quality-pareto")
+    return _finish(fig, ax, out_dir, "quality-pareto", xlabel="decode tokens/s (higher is better)",
+                   ylabel="perplexity (lower is better)",
+                   title="quality vs speed (marker size: weights MiB)")
