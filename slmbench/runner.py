@@ -431,22 +431,23 @@ class Runner:
             worker = {"exit_code": rc, "wall_s": round(wall, 3),
                       "start_ms": (round(1000 * (state["ready"] - t_spawn), 1)
                                    if state["ready"] else None)}
+            during = f" during {state['note']}" if state["note"] else ""
+            problem = None
             if timed_out:
-                record = self._failed(f"timed out after {cfg.timeout_s:.0f} s"
-                                      + (f" (during {state['note']})" if state["note"] else "")
-                                      + "; the worker was killed")
+                problem = f"timed out after {cfg.timeout_s:.0f} s{during}; the worker was killed"
             elif rc is not None and rc < 0:
                 name = _signal_name(-rc)
-                record = self._failed(f"worker {SIGNAL_NOTES.get(name, f'killed by {name}')}"
-                                      + (f" during {state['note']}" if state["note"] else ""))
+                problem = f"worker {SIGNAL_NOTES.get(name, f'killed by {name}')}{during}"
             elif rc != 0:
                 last = next((x for x in reversed(tail) if x.strip()), "no error output")
-                record = self._failed(f"worker exited with code {rc}: {last.strip()[:300]}")
-            elif not os.path.exists(out_file):
-                record = self._failed("worker exited without writing a result")
-            else:
+                problem = f"worker exited with code {rc}: {last.strip()[:300]}"
+            if os.path.exists(out_file):  # written atomically: a complete measurement
                 with open(out_file, encoding="utf-8") as fh:
                     record = from_dict(Record, json.load(fh))
+                if problem:  # e.g. a crash in a backend's teardown at exit
+                    record.warnings.append(f"{problem}, after writing its result")
+            else:
+                record = self._failed(problem or "worker exited without writing a result")
             if rc != 0 and tail:
                 worker["stderr_tail"] = [x.rstrip() for x in list(tail)[-10:]]
             record.extra = {**record.extra, "worker": worker}

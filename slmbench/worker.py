@@ -12,7 +12,8 @@ else is a bug: traceback on stderr, exit code 1.
 
 Test-only hook: ``SLMBENCH_TEST_CRASH=<index>[:mode][,...]`` makes the worker of config <index>
 crash right after ``ready``: mode ``segv`` (default, SIGSEGV), ``kill`` (SIGKILL, like the OOM
-killer), ``hang`` (sleeps until the runner's timeout) or ``exit`` (exit code 3).
+killer), ``hang`` (sleeps until the runner's timeout) or ``exit`` (exit code 3); ``segv-after``
+crashes after the record is written (like a backend crashing in its teardown).
 """
 
 from __future__ import annotations
@@ -62,13 +63,16 @@ def _die_with_parent() -> None:
     threading.Thread(target=watch, name="slmbench-parent-watch", daemon=True).start()
 
 
-def _crash_if_asked(index: int) -> None:
+def _crash_if_asked(index: int, after: bool = False) -> None:
     spec = os.environ.get(CRASH_ENV, "")
     for item in spec.split(","):
         target, _, mode = item.strip().partition(":")
         if not target or not target.isdigit() or int(target) != index:
             continue
         mode = mode or "segv"
+        if mode.endswith("-after") != after:
+            continue
+        mode = mode.removesuffix("-after")
         if mode == "hang":
             while True:
                 time.sleep(3600)
@@ -131,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                         settings=settings)
     _write_atomic(out_path, to_dict(record))
     proto.write("done\n")
+    _crash_if_asked(int(cfg.get("index", -1)), after=True)
     return 0
 
 

@@ -86,6 +86,16 @@ def test_crashes_and_hangs_do_not_stop_the_sweep(tmp_path, three_models, monkeyp
                 and p.ppid() == os.getpid()]
 
 
+def test_a_crash_after_the_result_is_written_keeps_the_measurement(tmp_path, tiny_model,
+                                                                   monkeypatch):
+    monkeypatch.setenv("SLMBENCH_TEST_CRASH", "0:segv-after")
+    result = make_runner(suite_of([tiny_model]), tmp_path).run()
+    (rec,) = lines_of(result.run_dir)
+    assert rec["status"] == "ok" and rec["tests"]
+    assert any("SIGSEGV" in w and "after writing its result" in w for w in rec["warnings"])
+    assert rec["extra"]["worker"]["exit_code"] == -11
+
+
 def test_bad_settings_and_corrupt_files_are_failed_records(tmp_path, tiny_model):
     corrupt = tmp_path / "corrupt.gguf"
     corrupt.write_bytes(b"GGUF" + os.urandom(64))

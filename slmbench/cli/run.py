@@ -166,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _dry_run(suite, args: argparse.Namespace) -> int:
+    from slmbench.measure import test_name
     from slmbench.runner import Runner
     from slmbench.suite import expand
 
@@ -173,19 +174,16 @@ def _dry_run(suite, args: argparse.Namespace) -> int:
         configs = Runner(None, results_dir=args.results, run_id=args.resume, resume=True).configs
     else:
         configs = expand(suite)
+    tests = [test_name(*t) for t in configs[0].plan.tests()] if configs else []
     if args.json:
         json.dump([{"index": c.index, "record_id": c.record_id, "label": c.label,
-                    "model": c.model.key, "tests": [t[0] + str(t[1] or t[2]) for t in
-                                                    c.plan.tests()]} for c in configs],
-                  sys.stdout, indent=1)
+                    "model": c.model.key, "tests": tests} for c in configs], sys.stdout, indent=1)
         sys.stdout.write("\n")
         return 0
     for c in configs:
         print(f"{c.index:3d}  {c.record_id}  {c.label}")
     if configs:
-        tests = ", ".join(f"{k}{p or g}" + (f"@d{d}" if d else "")
-                          for k, p, g, d in configs[0].plan.tests())
-        print(f"{len(configs)} configs; each runs: {tests}")
+        print(f"{len(configs)} configs; each runs: {', '.join(tests)}")
     return 0
 
 
