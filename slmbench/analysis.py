@@ -94,6 +94,10 @@ def load_table(runs_or_dirs: Iterable[Any], catalog: Any = None):
     if not rows:
         raise SlmbenchError("no measured tests in the given runs (all failed, skipped or empty)")
     df = pd.DataFrame(rows)
+    for col in ("peak_rss_mib", "model_mib", "kv_mib", "compute_mib", "other_mib", "kv_share",
+                "ms_median", "ts_mean", "token_ms_p50"):
+        if col not in df:  # e.g. imported llama-bench runs carry no memory breakdown
+            df[col] = float("nan")
     return _derived(df)
 
 

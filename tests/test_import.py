@@ -84,3 +84,13 @@ def test_bad_input_is_one_line(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and "error" in err, (name, err)
     assert main(["import", "llama-bench", str(tmp_path / "nope.json")]) == 2
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv"])
+def test_import_round_trips_into_analyze_and_report(fmt, tmp_path, capsys):
+    run = tmp_path / f"run-{fmt}"
+    assert main(["import", "llama-bench", str(DATA / f"tiny.{fmt}"), "-o", str(run)]) == 0
+    assert main(["analyze", str(run)]) == 0
+    assert "tg16" in capsys.readouterr().out
+    assert main(["report", str(run), "-o", str(tmp_path / f"rep-{fmt}")]) == 0
+    assert "tiny" in (tmp_path / f"rep-{fmt}" / "report.md").read_text()
