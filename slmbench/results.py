@@ -50,8 +50,16 @@ def append_record(run_dir: str | Path, record: Record | dict) -> None:
     line = json.dumps(to_dict(record), separators=(",", ":"))
     if "\n" in line:  # json.dumps never emits raw newlines; keep the invariant explicit
         raise ValueError("record serialised to more than one line")
-    with open(Path(run_dir) / RESULTS_FILE, "a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
+    path = Path(run_dir) / RESULTS_FILE
+    with open(path, "ab+") as fh:
+        # a crash mid-append leaves a line without its newline: close it, so this record
+        # starts on a line of its own (the torn one is skipped by readers)
+        if fh.tell() > 0:
+            fh.seek(-1, os.SEEK_END)
+            torn = fh.read(1) != b"\n"
+        else:
+            torn = False
+        fh.write((("\n" if torn else "") + line + "\n").encode("utf-8"))
         fh.flush()
         os.fsync(fh.fileno())
 

@@ -191,7 +191,6 @@ class Runner:
     # ------------------------------------------------------------------ the sweep
 
     def run(self) -> RunResult:
-        _end_torn_line(self.run_dir / RESULTS_FILE)
         done = measured_ids(self.run_dir)
         todo = [c for c in self.configs if c.record_id not in done]
         self.env = env = self._env()
@@ -503,22 +502,6 @@ def _read_text(path: str) -> str | None:
         return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None
-
-
-def _end_torn_line(path: Path) -> None:
-    """Close a line torn by a crash mid-append, so the next record starts on a line of its own."""
-    try:
-        with open(path, "rb+") as fh:
-            fh.seek(0, os.SEEK_END)
-            if fh.tell() == 0:
-                return
-            fh.seek(-1, os.SEEK_END)
-            if fh.read(1) != b"\n":
-                fh.write(b"\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-    except FileNotFoundError:
-        pass
 
 
 def _signal_name(num: int) -> str:

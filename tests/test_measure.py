@@ -181,3 +181,22 @@ def test_breakdown_process_vs_unified_memory():
     assert jet.accounting == "system"
     assert jet.other_mib == pytest.approx(60 + 760 - 670)
     assert jet.kv_share == pytest.approx(100 / (520 + 100 + 50 + 150), abs=1e-5)
+
+
+def test_t_quantiles_match_scipy():
+    from scipy import stats as sst
+
+    from slmbench.stats import t_quantile_975
+
+    for df in list(range(1, 60)) + [100, 1000, 10**6]:
+        assert t_quantile_975(df) == pytest.approx(sst.t.ppf(0.975, df), rel=1e-5)
+
+
+def test_append_record_closes_a_torn_line(tmp_path):
+    from slmbench.results import append_record, iter_record_dicts
+
+    (tmp_path / "results.jsonl").write_text('{"record_id": "a"}\n{"record_id": "to')
+    append_record(tmp_path, {"record_id": "b"})
+    with pytest.warns(UserWarning, match="results.jsonl:2: skipped malformed line"):
+        ids = [r["record_id"] for r in iter_record_dicts(tmp_path / "results.jsonl")]
+    assert ids == ["a", "b"]
