@@ -18,7 +18,7 @@ WEAK_N = 8
 QUANT_RANK = ["F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_0", "Q4_K_M",
               "Q4_K_S", "Q4_0", "Q3_K_L", "Q3_K_M", "Q3_K_S", "Q2_K"]
 COST_METRICS = ["ms_median", "ts_mean", "token_ms_p50", "load_ms", "peak_rss_mib", "model_mib",
-                "kv_mib", "compute_mib", "other_mib", "kv_share"]
+                "kv_mib", "compute_mib", "other_mib", "kv_share", "decode_gbs"]
 FACTS = ["parameters", "vocab_size", "training_tokens", "layers", "hidden_size", "kv_heads",
          "bits_per_weight"]
 # CSV import: these columns (a published table or a colleague's spreadsheet) are understood
@@ -48,6 +48,7 @@ def load_table(runs_or_dirs: Iterable[Any], catalog: Any = None):
     rows = []
     for run in runs:
         device_env = (run.env.get("device") or {}).get("label")
+        bandwidth = (run.env.get("bandwidth") or {}).get("read_gbs")
         for rec in run.records:
             if rec.status != "ok":
                 continue
@@ -85,6 +86,12 @@ def load_table(runs_or_dirs: Iterable[Any], catalog: Any = None):
                                ms_ci95_high=t.ms.ci95_high, n_samples=t.ms.n)
                 if t.ts:
                     row.update(ts_mean=t.ts.mean, ts_stdev=t.ts.stdev)
+                if t.test == "tg" and t.ts and m and m.model_size_bytes:
+                    # decode roofline: every token reads all weights once
+                    achieved = m.model_size_bytes * t.ts.mean / 1e9
+                    row["decode_gbs"] = achieved
+                    if bandwidth:
+                        row["roofline_pct"] = 100.0 * achieved / bandwidth
                 if t.token_ms_median is not None:
                     row.update(token_ms_p50=t.token_ms_median, token_ms_p90=t.token_ms_p90,
                                token_ms_p99=t.token_ms_p99)

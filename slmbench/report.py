@@ -49,6 +49,12 @@ def tables(df) -> dict[str, list[list[str]]]:
                          _fmt(r.get("q_bits_per_byte"), 4), _fmt(r.get("q_kl_mean"), 5),
                          _fmt(r.get("q_top1_pct"), 2), _fmt(r.get("q_n_tokens"), 0)])
         out["Quality"] = qual
+    if "roofline_pct" in df and df["roofline_pct"].notna().any():
+        roof = [["model", "quant", "device", "test", "decode GB/s", "of probed bandwidth"]]
+        for _, r in df[df["roofline_pct"].notna()].iterrows():
+            roof.append([str(r["model_id"]), str(r["quant"]), str(r.get("device")),
+                         str(r["name"]), _fmt(r["decode_gbs"]), f"{r['roofline_pct']:.0f}%"])
+        out["Decode roofline (weights bytes x tokens/s vs memory bandwidth)"] = roof
     return out
 
 

@@ -184,7 +184,7 @@ class Runner:
                 pass
         from slmbench.envinfo import collect_env
 
-        env = collect_env()
+        env = collect_env(bandwidth=True)  # once per run: the decode roofline needs it
         write_json_atomic(path, env)
         return env
 

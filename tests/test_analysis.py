@@ -33,7 +33,8 @@ def family_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("family")
     run = root / "run-family"
     run.mkdir()
-    write_json_atomic(run / "env.json", {"device": {"label": "cpu-test"}})
+    write_json_atomic(run / "env.json", {"device": {"label": "cpu-test"},
+                                         "bandwidth": {"read_gbs": 10.0}})
     plan = TestPlan(n_prompt=[32], n_gen=[16], ttft=False)
     for name, spec in FAMILY.items():
         path = synthesize(str(root / f"{name}.gguf"), spec, ["Q8_0"])["Q8_0"]
@@ -56,6 +57,10 @@ def test_family_findings(family_run):
     assert fit["k"] > 0 and fit["n"] == 3 and fit["weak"]
     # compute buffer rises with vocabulary at fixed size
     assert tg.loc["fam-m-v32k", "compute_mib"] > tg.loc["fam-m", "compute_mib"]
+    # roofline: weights bytes x tokens/s against the probed bandwidth
+    row = tg.loc["fam-l"]
+    assert row["decode_gbs"] == pytest.approx(row["model_size_bytes"] * row["ts_mean"] / 1e9)
+    assert row["roofline_pct"] == pytest.approx(100 * row["decode_gbs"] / 10.0)
     # KV share rises with context
     mem = df.groupby(["model_id", "n_ctx"])["kv_share"].first()
     for name in FAMILY:

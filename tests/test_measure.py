@@ -200,3 +200,10 @@ def test_append_record_closes_a_torn_line(tmp_path):
     with pytest.warns(UserWarning, match="results.jsonl:2: skipped malformed line"):
         ids = [r["record_id"] for r in iter_record_dicts(tmp_path / "results.jsonl")]
     assert ids == ["a", "b"]
+
+
+def test_bandwidth_probe():
+    from slmbench.bandwidth import probe_bandwidth
+
+    bw = probe_bandwidth(size_mib=16, repeats=3)
+    assert bw["read_gbs"] > 0.1 and bw["copy_gbs"] > 0.1 and "numpy" in bw["method"]
