@@ -459,7 +459,7 @@ def measure_model(path: str, settings: Settings, plan: TestPlan, *, model_id: st
                     model_id=model_id, quant=quant, device=device, started_at=utc_now(),
                     model=info.to_facts(), settings=settings)
     n_ctx = settings.n_ctx or plan.n_ctx_needed()
-    sampler = RSSSampler().start()
+    sampler = RSSSampler(hz=float(os.environ.get("SLMBENCH_RSS_HZ", "200"))).start()
     sess = None
     sensors = None
     try:
