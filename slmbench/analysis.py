@@ -76,6 +76,12 @@ def load_table(runs_or_dirs: Iterable[Any], catalog: Any = None):
                 base.update(peak_rss_mib=mem.peak_rss_mib, model_mib=mem.model_mib,
                             kv_mib=mem.kv_mib, compute_mib=mem.compute_mib,
                             other_mib=mem.other_mib, kv_share=mem.kv_share)
+                if mem.projection:
+                    p = mem.projection
+                    base.update(n_ctx_train=p.n_ctx_train,
+                                kv_share_train_ctx=p.kv_share_at_train_ctx,
+                                ctx_kv_share_50=p.ctx_kv_share_50,
+                                ctx_kv_share_80=p.ctx_kv_share_80)
             for t in rec.tests:
                 row = dict(base, test=t.test, name=t.name, n_prompt=t.n_prompt, n_gen=t.n_gen,
                            n_depth=t.n_depth, samples_ms=[ns / 1e6 for ns in t.samples_ns],

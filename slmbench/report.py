@@ -33,12 +33,14 @@ def tables(df) -> dict[str, list[list[str]]]:
                     f"{_fmt(r.get('ts_mean'), 1)} ± {_fmt(r.get('ts_stdev'), 1)}",
                     _fmt(r.get("n_samples"), 0)])
     mem = [["model", "quant", "n_ctx", "weights MiB", "KV MiB", "compute MiB", "other MiB",
-            "peak RSS MiB", "KV share"]]
+            "peak RSS MiB", "KV share", "KV share at train ctx", "KV > 50% at", "KV > 80% at"]]
     per = df.groupby(["model_id", "quant", "n_ctx"], dropna=False).first(numeric_only=True)
     for (model, quant, n_ctx), r in per.iterrows():
         mem.append([str(model), str(quant), _fmt(n_ctx, 0), _fmt(r.get("model_mib")),
                     _fmt(r.get("kv_mib")), _fmt(r.get("compute_mib")), _fmt(r.get("other_mib")),
-                    _fmt(r.get("peak_rss_mib"), 1), f"{100 * (r.get('kv_share') or 0):.2f}%"])
+                    _fmt(r.get("peak_rss_mib"), 1), f"{100 * (r.get('kv_share') or 0):.2f}%",
+                    _pct(r.get("kv_share_train_ctx"), r.get("n_ctx_train")),
+                    _ctx(r.get("ctx_kv_share_50")), _ctx(r.get("ctx_kv_share_80"))])
     out = {"Results (every raw sample summarised)": res, "Memory": mem}
     if "q_ppl" in df and df["q_ppl"].notna().any():
         qual = [["model", "quant", "test", "perplexity", "bits/byte", "KL mean", "top-1 %",
@@ -56,6 +58,17 @@ def tables(df) -> dict[str, list[list[str]]]:
                          str(r["name"]), _fmt(r["decode_gbs"]), f"{r['roofline_pct']:.0f}%"])
         out["Decode roofline (weights bytes x tokens/s vs memory bandwidth)"] = roof
     return out
+
+
+def _pct(share: Any, ctx: Any) -> str:
+    if share is None or share != share:
+        return "-"
+    return f"{100 * share:.1f}% @ {_fmt(ctx, 0)}"
+
+
+def _ctx(value: Any) -> str:
+    """A projected context; missing means not reached within 1M tokens."""
+    return "> 1M" if value is None or value != value else f"{int(value):,}"
 
 
 def _md_table(rows: list[list[str]]) -> str:

@@ -57,6 +57,8 @@ def test_family_findings(family_run):
     assert fit["k"] > 0 and fit["n"] == 3 and fit["weak"]
     # compute buffer rises with vocabulary at fixed size
     assert tg.loc["fam-m-v32k", "compute_mib"] > tg.loc["fam-m", "compute_mib"]
+    # the analytic projection to the training context travels into the table and the report
+    assert tg.loc["fam-l", "n_ctx_train"] == 2048 and 0 < tg.loc["fam-l", "kv_share_train_ctx"] < 1
     # roofline: weights bytes x tokens/s against the probed bandwidth
     row = tg.loc["fam-l"]
     assert row["decode_gbs"] == pytest.approx(row["model_size_bytes"] * row["ts_mean"] / 1e9)
