@@ -92,8 +92,9 @@ class Catalog:
             return folded[0]
         close = difflib.get_close_matches(model_id, self.ids(), n=5, cutoff=0.3)
         rest = [i for i in self.ids() if i not in close]
-        raise SlmbenchError(f"unknown model '{model_id}' (catalog {self.path}); known ids, "
-                            f"closest first: {', '.join(close + rest) or 'none'}")
+        raise SlmbenchError(f"unknown model '{model_id}' in the catalog {self.path}; known: "
+                            f"{', '.join(close + rest) or 'none'} (closest first; see "
+                            "`slmbench models`)")
 
     def resolve(self, spec: str) -> tuple[ModelEntry, str | None]:
         """``'id'`` or ``'id:QUANT'`` -> (entry, upper-case quant or None)."""
