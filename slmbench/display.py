@@ -8,8 +8,9 @@ from slmbench.schema import Record, Stats, TestResult
 def human_count(n: float | None) -> str:
     if n is None:
         return "?"
-    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(n) >= div:
+    # 0.9995 x the unit: 999,885,952 rounds to "1B", not "1e+03M"
+    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= 0.9995 * div:
             return f"{n / div:.3g}{suffix}"
     return str(int(n))
 

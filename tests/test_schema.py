@@ -23,3 +23,11 @@ def test_every_field_is_documented():
         for f in dataclasses.fields(cls):
             assert f.metadata.get("doc"), f"{cls.__name__}.{f.name} has no doc"
     assert Record().schema_version == SCHEMA_VERSION
+
+
+def test_human_count_rounds_across_units():
+    from slmbench.display import human_count
+
+    assert [human_count(x) for x in (999_885_952, 268_098_176, 134_515_008, 999_400, 42,
+                                     2e12, None)] == ["1B", "268M", "135M", "999K", "42", "2T",
+                                                      "?"]
