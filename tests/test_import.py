@@ -96,6 +96,17 @@ def test_phone_fixture_is_an_android_device():
     assert env["device"]["label"] == "pixel-8" and {r.device for r in records} == {"pixel-8"}
 
 
+def test_pg_rows_are_kept_as_pg():
+    (rec,), _, _ = import_llama_bench(str(DATA / "pg.jsonl"), catalog=None)
+    assert [(t.test, t.name) for t in rec.tests] == [("pp", "pp16"), ("tg", "tg4"),
+                                                      ("pg", "pp16+tg8")]
+    pg = rec.tests[2]
+    raw = json.loads((DATA / "pg.jsonl").read_text().splitlines()[2])
+    assert (pg.n_prompt, pg.n_gen) == (16, 8) and pg.samples_ns == raw["samples_ns"]
+    assert pg.samples_ts == pytest.approx([1e9 * 24 / ns for ns in raw["samples_ns"]])
+    assert pg.ts.mean == pytest.approx(raw["avg_ts"], rel=1e-6)
+
+
 def test_model_type_table():
     assert parse_model_type("llama ?B Q4_K - Medium") == ("llama", "Q4_K_M")
     assert parse_model_type("gemma3 270M Q8_0") == ("gemma3", "Q8_0")
@@ -195,6 +206,7 @@ def test_bad_input_is_a_one_line_error_naming_row_and_column(tmp_path, capsys):
     assert "line 1" in _error(tmp_path, capsys, "garbage.json", '[{"x": 1')
     assert "not llama-bench output" in _error(tmp_path, capsys, "garbage.txt", "hello\nworld\n")
     assert "markdown" in _error(tmp_path, capsys, "md.txt", (DATA / "tiny.md").read_text())
+    assert "sql" in _error(tmp_path, capsys, "x.sql", "CREATE TABLE IF NOT EXISTS llama_bench (\n")
     assert "no results" in _error(tmp_path, capsys, "empty.json", "[]")
     assert "empty file" in _error(tmp_path, capsys, "blank.json", "\n")
     no_model = [dict(good[0]), {k: v for k, v in good[1].items() if k != "model_filename"}]

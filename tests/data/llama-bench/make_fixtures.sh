@@ -15,6 +15,9 @@ for fmt in json jsonl csv md; do
   "$LLAMA_BENCH" -m tiny-Q8_0.gguf,tiny-Q4_K_M.gguf -p 32,64 -n 16 -d 0,32 -t 2 -r 3 \
     -o "$fmt" > "$here/tiny.$fmt" 2> "$work/llama-bench-$fmt.log"
 done
+# pg.jsonl: a -pg test (prompt then generation in one sample) next to pp and tg
+"$LLAMA_BENCH" -m tiny-Q8_0.gguf -p 16 -n 4 -pg 16,8 -r 2 -t 2 -o jsonl > "$here/pg.jsonl" \
+  2> "$work/llama-bench-pg.log"
 # phone-edited.json: tiny.json edited to look like an Android phone run (the timings stay x86)
 "$PYTHON" - "$here/tiny.json" "$here/phone-edited.json" <<'PY'
 import json, sys
