@@ -35,7 +35,7 @@ MAPPED = {
     "model_type", "model_size", "model_n_params", "n_batch", "n_ubatch", "n_threads", "type_k",
     "type_v", "n_gpu_layers", "flash_attn", "load_mode", "use_mmap", "use_direct_io", "n_prompt",
     "n_gen", "n_depth", "test_time", "avg_ns", "stddev_ns", "avg_ts", "stddev_ts", "samples_ns",
-    "samples_ts",
+    "samples_ts", "n_threads_batch",
 }
 # llama-bench settings the schema has no field for (current and older llama-bench versions).
 # They decide what a number means, so rows that differ in them become separate records, and
@@ -44,7 +44,6 @@ UNMAPPED_SETTINGS = (
     "cpu_mask", "cpu_strict", "poll", "n_cpu_moe", "split_mode", "main_gpu", "no_kv_offload",
     "devices", "tensor_split", "tensor_buft_overrides", "lazy_mode", "embeddings",
     "no_op_offload", "no_host", "repack", "fit_target", "fit_min_ctx", "f16_kv", "mul_mat_q",
-    "n_threads_batch",
 )
 # Backend flags of old llama-bench versions (cuda, metal ...): known, kept in extra, no warning.
 OLD_BACKEND_FLAGS = ("cuda", "vulkan", "kompute", "metal", "sycl", "rpc", "gpu_blas", "blas",

@@ -20,7 +20,7 @@ pp32, tg16@d512 (depth), pp512+tg128 (llama-bench -pg). Unknown columns are kept
 record's extra and named in a warning; a missing column is an error naming the row.
 
 On an Android phone (llama-bench built for arm64 with the NDK; see docs/import.md):
-  adb shell 'cd /data/local/tmp/llama && LD_LIBRARY_PATH=lib ./bin/llama-bench \
+  adb shell 'cd /data/local/tmp/llama && LD_LIBRARY_PATH=lib ./bin/llama-bench \\
       -m model-Q4_K_M.gguf -p 64,256 -n 32 -r 5 -o jsonl > phone.jsonl 2> lb.log'
   adb pull /data/local/tmp/llama/phone.jsonl
   slmbench import llama-bench phone.jsonl --device pixel-8 -o results/pixel-8
