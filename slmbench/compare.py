@@ -1,56 +1,349 @@
 """Compare two runs with statistics on the raw samples: the regression gate.
 
-Rules (documented in the README and printed as a legend):
-- timed metrics (prefill tok/s, TTFT ms, decode tok/s, decode p90 ms/token) compare the medians
-  of the raw per-repetition samples: change = median(cand) / median(base) - 1, a 95 % bootstrap
-  confidence interval of that change (both sides resampled), and a two-sided Mann-Whitney U
-  p-value.  *Significant* = p < alpha and the CI excludes 0.
-  - significant and |change| > threshold -> faster / slower (slower is a regression);
-  - otherwise, CI wider than 2 x threshold or fewer than 3 samples a side -> too noisy to tell;
-  - otherwise -> same.
-- memory metrics (peak RSS and each buffer) are deterministic enough to compare as single
-  numbers: worse when they grow by more than the threshold *and* by at least 1 MiB.
-- quality metrics (perplexity, bits per byte, KL divergence, top-1 agreement) are single
-  values: worse / better beyond the threshold.
+The rules (also in docs/compare.md and printed as the legend under every table):
+
+* **timed metrics** - prefill tok/s, TTFT ms, decode tok/s, p90 per-token decode latency - use the
+  raw per-repetition samples.  change = value(cand) / value(base) - 1 where value is the median
+  (for p90: the 90th percentile of all tokens pooled, as in the analyze table); a seeded 95 %
+  percentile-bootstrap CI of that change (2000 resamples of each side; for p90 whole repetitions
+  are resampled); a two-sided Mann-Whitney U p-value (for p90: on the per-repetition p90s).
+  *significant* = p < alpha, the CI excludes 0 on the side of the change, and a Welch t-test on
+  the log samples agrees (p < alpha): rank tests assume equal noise, and 5 noisy samples all on
+  one side of 5 tight ones (1 chance in 16) would otherwise be a false alarm.  Then, in order:
+
+  1. fewer than 3 samples on either side          -> too noisy to tell
+  2. significant and |change| > threshold          -> faster / slower (slower = regression)
+  3. CI wider than 2 x threshold                   -> too noisy to tell
+  4. |change| > threshold (but not significant)    -> too noisy to tell
+  5. otherwise                                     -> same
+
+* **memory** (peak RSS, weights, KV, compute, output, other) is deterministic enough to judge as
+  single numbers: worse / better when it changes by more than the threshold *and* by at least
+  1 MiB (rounding and page-granularity noise); growth is a regression.
+* **quality** (perplexity, bits per byte, KL divergence, top-1 agreement) are single values per
+  config: worse / better beyond the threshold (and a tiny absolute floor for near-zero KL).
+* a config that is ok in the base run and *failed* in the candidate is a regression too.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
+from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Callable, Iterable
 
 from slmbench.errors import SlmbenchError
-from slmbench.results import Run
-from slmbench.schema import Record, TestResult
-from slmbench.stats import bootstrap_ratio_ci, mann_whitney_p, percentile
+from slmbench.results import Run, read_run
+from slmbench.schema import Memory, Record, TestResult
+from slmbench.stats import (bootstrap_pooled_ratio_ci, bootstrap_ratio_ci, mann_whitney_min_p,
+                            mann_whitney_p, percentile, welch_log_p)
 
 MIN_SAMPLES = 3
+NOISY_CI_FACTOR = 2.0  # a CI wider than this many thresholds cannot tell "same" from a change
+N_BOOT = 2000
+SEED = 0
 MEMORY_FLOOR_MIB = 1.0
-MEMORY_METRICS = ("peak_rss_mib", "model_mib", "kv_mib", "compute_mib", "other_mib")
-QUALITY_LOWER_BETTER = ("ppl", "nll", "bits_per_byte", "kl_mean", "kl_p99")
-QUALITY_HIGHER_BETTER = ("top1_pct",)
 IGNORED_SETTINGS = ("repetitions", "warmup")
+
+# metric id -> (unit, higher is better)
+TIMED_METRICS: dict[str, tuple[str, bool]] = {
+    "prefill": ("tok/s", True),
+    "ttft": ("ms", False),
+    "decode": ("tok/s", True),
+    "decode_p90": ("ms/token", False),
+}
+MEMORY_METRICS = ("peak_rss_mib", "model_mib", "kv_mib", "compute_mib", "output_mib",
+                  "other_mib")
+# quality metric -> (higher is better, absolute floor below which a change is ignored)
+QUALITY_METRICS: dict[str, tuple[bool, float]] = {
+    "ppl": (False, 0.0),
+    "bits_per_byte": (False, 0.0),
+    "kl_mean": (False, 1e-3),
+    "kl_p99": (False, 1e-2),
+    "top1_pct": (True, 0.1),
+}
+GROUPS = {"timed": tuple(TIMED_METRICS), "speed": tuple(TIMED_METRICS),
+          "memory": MEMORY_METRICS, "quality": tuple(QUALITY_METRICS)}
+ALL_METRICS = tuple(TIMED_METRICS) + MEMORY_METRICS + tuple(QUALITY_METRICS)
+
+VERDICTS = ("faster", "slower", "better", "worse", "same", "too noisy to tell", "failed")
+
+
+# --------------------------------------------------------------------------------- measures --
+
+@dataclass
+class Measure:
+    """One metric of one test of one config, ready to be compared."""
+
+    test: str  # test name ('pp64', 'tg32@d512', 'quality@512') or 'memory'
+    metric: str  # an id of ALL_METRICS
+    unit: str
+    kind: str  # 'timed', 'memory' or 'quality'
+    higher_is_better: bool
+    value: float | None  # median of samples, pooled p90, or the single value
+    samples: list[float] = field(default_factory=list)  # per repetition (timed)
+    groups: list[list[float]] | None = None  # decode_p90: token latencies per repetition
+    note: str = ""
+
+    @property
+    def spread(self) -> float:
+        return statistics.stdev(self.samples) if len(self.samples) > 1 else 0.0
+
+
+def _timed(test: str, metric: str, samples: list[float], fallback: float | None = None,
+           **kw) -> Measure:
+    unit, hib = TIMED_METRICS[metric]
+    value = statistics.median(samples) if samples else fallback
+    note = "" if samples else "no raw samples (e.g. llama-bench csv)"
+    return Measure(test, metric, unit, "timed", hib, value, samples, note=note, **kw)
+
+
+def test_measures(t: TestResult) -> list[Measure]:
+    """The comparable metrics of one test."""
+    out: list[Measure] = []
+    if t.test == "pp":
+        out.append(_timed(t.name, "prefill", [float(x) for x in t.samples_ts],
+                          t.ts.median if t.ts else None))
+    elif t.test == "ttft":
+        out.append(_timed(t.name, "ttft", [ns / 1e6 for ns in t.samples_ns],
+                          t.ms.median if t.ms else None))
+    elif t.test == "tg":
+        out.append(_timed(t.name, "decode", [float(x) for x in t.samples_ts],
+                          t.ts.median if t.ts else None))
+        groups = [list(map(float, rep)) for rep in (t.token_ms or []) if rep]
+        if groups:
+            m = _timed(t.name, "decode_p90", [percentile(g, 90) for g in groups], groups=groups)
+            m.value = percentile([x for g in groups for x in g], 90)
+            out.append(m)
+        elif t.token_ms_p90 is not None:
+            out.append(_timed(t.name, "decode_p90", [], t.token_ms_p90))
+    if t.metrics:
+        for name, (hib, _floor) in QUALITY_METRICS.items():
+            v = t.metrics.get(name)
+            if isinstance(v, (int, float)) and math.isfinite(v):
+                out.append(Measure(t.name, name, "%" if name.endswith("_pct") else "",
+                                   "quality", hib, float(v)))
+    return [m for m in out if m.value is not None]
+
+
+def memory_measures(mem: Memory | None) -> list[Measure]:
+    if mem is None:
+        return []
+    out = []
+    for name in MEMORY_METRICS:
+        v = getattr(mem, name, None)
+        if isinstance(v, (int, float)) and math.isfinite(v):
+            out.append(Measure("memory", name, "MiB", "memory", False, float(v)))
+    return out
+
+
+def parse_metrics(tokens: Iterable[str] | None) -> set[str] | None:
+    """--metric names -> metric ids.  A name is an id ('decode_p90', 'kv_mib'), a group ('timed',
+    'memory', 'quality') or a part of an id ('decode' -> decode and decode_p90, 'kv' -> kv_mib,
+    'p90', 'kl')."""
+    if tokens is None:
+        return None
+    wanted: set[str] = set()
+    for raw in tokens:
+        tok = raw.strip().lower().replace(" ", "_")
+        if not tok:
+            continue
+        hit = set(GROUPS.get(tok, ()))
+        hit |= {m for m in ALL_METRICS
+                if m == tok or m.startswith(tok + "_") or m.endswith("_" + tok)}
+        if not hit:
+            raise SlmbenchError(f"--metric {raw!r}: unknown metric; choose from "
+                                f"{', '.join(ALL_METRICS)} or a group: timed, memory, quality")
+        wanted |= hit
+    if not wanted:
+        raise SlmbenchError("--metric: no metric named; e.g. --metric decode,kv_mib")
+    return wanted
+
+
+# ---------------------------------------------------------------------------------- configs --
+
+def config_key(rec: Record, env: dict | None) -> tuple:
+    """What must be equal for two records to measure the same thing (repetitions may differ)."""
+    settings = asdict(rec.settings) if rec.settings else {}
+    for k in IGNORED_SETTINGS:
+        settings.pop(k, None)
+    device = rec.device or ((env or {}).get("device") or {}).get("label")
+    return (rec.model_id, rec.quant, device, tuple(sorted(settings.items())))
+
+
+_ABBREV = {"n_threads": "t", "n_threads_batch": "tb", "n_batch": "b", "n_ubatch": "ub",
+           "n_ctx": "ctx", "n_gpu_layers": "ngl", "flash_attn": "fa", "type_k": "ctk",
+           "type_v": "ctv", "load_mode": "load", "swa_full": "swa_full", "prompt": "prompt",
+           "seed": "seed"}
+
+
+def labeler(keys: Iterable[tuple]) -> Callable[[tuple], str]:
+    """model:quant plus the device and the settings that differ among the given configs, so
+    every config gets a short label that still tells it apart from the others."""
+    keys = list(keys)
+    devices = {k[2] for k in keys}
+    varying = sorted({name for k in keys for name, value in k[3]
+                      if len({dict(o[3]).get(name) for o in keys}) > 1})
+
+    def label(key: tuple) -> str:
+        model, quant, device, settings = key
+        s = dict(settings)
+        parts = [f"{model}:{quant}"]
+        if len(devices) > 1:
+            parts.append(f"@{device}")
+        parts += [f"{_ABBREV.get(n, n)}={s.get(n)}" for n in varying]
+        return " ".join(parts)
+
+    return label
 
 
 @dataclass
+class Config:
+    """The records of one config in one run, merged (a quality record and a speed record of the
+    same settings become one config)."""
+
+    key: tuple
+    status: str = "ok"
+    reason: str | None = None
+    tests: dict[str, TestResult] = field(default_factory=dict)
+    memory: Memory | None = None
+
+    def measures(self) -> list[Measure]:
+        out = [m for t in self.tests.values() for m in test_measures(t)]
+        return out + memory_measures(self.memory)
+
+
+def index_run(run: Run, notes: list[str] | None = None) -> dict[tuple, Config]:
+    """config key -> Config; ok records win over failed ones, the first record of a test wins."""
+    out: dict[tuple, Config] = {}
+    for rec in sorted(run.records, key=lambda r: r.status != "ok"):  # ok first, stable
+        key = config_key(rec, run.env)
+        cfg = out.get(key)
+        if rec.status != "ok":
+            if cfg is None:
+                out[key] = Config(key, rec.status, rec.reason)
+            continue
+        if cfg is None:
+            cfg = out[key] = Config(key)
+        for t in rec.tests:
+            if t.name in cfg.tests:
+                if notes is not None:
+                    notes.append(f"{run.run_id}: {rec.model_id}:{rec.quant} {t.name} measured "
+                                 "twice; the first is compared")
+                continue
+            cfg.tests[t.name] = t
+        if cfg.memory is None:
+            cfg.memory = rec.memory
+    return out
+
+
+# ---------------------------------------------------------------------------------- verdicts --
+
+@dataclass
 class Row:
+    """One compared metric: both values, the change, its CI and p-value, and the verdict."""
+
     config: str
     test: str
     metric: str
     unit: str
+    kind: str  # 'timed', 'memory', 'quality' or 'status'
     higher_is_better: bool
-    base: float | None
-    cand: float | None
-    change_pct: float | None
+    base: float | None = None
+    cand: float | None = None
+    change_pct: float | None = None
     ci_low_pct: float | None = None
     ci_high_pct: float | None = None
-    p_value: float | None = None
-    n_base: int = 1
-    n_cand: int = 1
+    p_value: float | None = None  # Mann-Whitney U, two-sided
+    p_welch: float | None = None  # Welch t-test on log values: the unequal-noise guard
+    n_base: int | None = None
+    n_cand: int | None = None
     verdict: str = "same"
     regression: bool = False
+    note: str = ""
 
+
+def judge(b: Measure, c: Measure, threshold: float, alpha: float, config: str = "") -> Row:
+    """Apply the compare rules (module doc) to one metric of one config."""
+    row = Row(config, b.test, b.metric, b.unit, b.kind, b.higher_is_better, b.value, c.value)
+    if b.kind == "timed":
+        _judge_timed(row, b, c, threshold, alpha)
+    else:
+        floor = MEMORY_FLOOR_MIB if b.kind == "memory" else QUALITY_METRICS[b.metric][1]
+        _judge_single(row, threshold, floor)
+    return row
+
+
+def _direction(row: Row, change: float) -> None:
+    better = (change > 0) == row.higher_is_better
+    if row.kind == "timed":
+        row.verdict = "faster" if better else "slower"
+    else:
+        row.verdict = "better" if better else "worse"
+    row.regression = not better
+
+
+def _judge_timed(row: Row, b: Measure, c: Measure, threshold: float, alpha: float) -> None:
+    row.n_base, row.n_cand = len(b.samples), len(c.samples)
+    if b.value and c.value is not None:
+        row.change_pct = 100.0 * (c.value / b.value - 1.0)
+    if row.n_base < MIN_SAMPLES or row.n_cand < MIN_SAMPLES:
+        row.verdict = "too noisy to tell"
+        row.note = b.note or c.note or f"fewer than {MIN_SAMPLES} samples"
+        return
+    if not b.value or not c.value:
+        row.verdict = "too noisy to tell"
+        row.note = "a value is zero"
+        return
+    change = c.value / b.value - 1.0
+    if b.groups and c.groups:
+        lo, hi = bootstrap_pooled_ratio_ci(b.groups, c.groups, 90.0, N_BOOT, SEED)
+    else:
+        lo, hi = bootstrap_ratio_ci(b.samples, c.samples, N_BOOT, SEED)
+    p = mann_whitney_p(b.samples, c.samples)
+    pw = welch_log_p(b.samples, c.samples)
+    row.ci_low_pct, row.ci_high_pct, row.p_value = 100.0 * lo, 100.0 * hi, p
+    row.p_welch = None if math.isnan(pw) else pw
+    ranks_agree = p < alpha and ((lo > 0 and change > 0) or (hi < 0 and change < 0))
+    significant = ranks_agree and (math.isnan(pw) or pw < alpha)
+    if significant and abs(change) > threshold:
+        _direction(row, change)
+    elif hi - lo > NOISY_CI_FACTOR * threshold or abs(change) > threshold:
+        row.verdict = "too noisy to tell"
+        min_p = mann_whitney_min_p(row.n_base, row.n_cand)
+        if min_p >= alpha:
+            row.note = (f"{row.n_base}+{row.n_cand} samples cannot reach p < {alpha:g} (smallest "
+                        f"possible p {min_p:.3g}): add repetitions")
+        elif ranks_agree:
+            row.note = ("the two runs differ in noise: the Welch test on log values is not "
+                        f"significant (p {pw:.2g})")
+        elif hi - lo > NOISY_CI_FACTOR * threshold:
+            row.note = f"CI wider than {NOISY_CI_FACTOR:g} x threshold"
+        else:
+            row.note = "beyond the threshold but not significant"
+    else:
+        row.verdict = "same"
+        if significant:
+            row.note = "significant but within the threshold"
+
+
+def _judge_single(row: Row, threshold: float, floor: float) -> None:
+    b, c = row.base, row.cand
+    assert b is not None and c is not None
+    diff = c - b
+    change = diff / abs(b) if b else (0.0 if diff == 0 else math.copysign(math.inf, diff))
+    row.change_pct = 100.0 * change if b else None
+    if abs(change) <= threshold:
+        row.verdict = "same"
+    elif abs(diff) < floor:
+        row.verdict = "same"
+        row.note = f"below the absolute floor ({floor:g} {row.unit})".replace(" )", ")")
+    else:
+        _direction(row, change)
+
+
+# ---------------------------------------------------------------------------------- compare --
 
 @dataclass
 class CompareResult:
@@ -59,201 +352,227 @@ class CompareResult:
     threshold: float
     alpha: float
     rows: list[Row] = field(default_factory=list)
-    unmatched_base: list[str] = field(default_factory=list)
-    unmatched_cand: list[str] = field(default_factory=list)
+    unmatched_base: list[str] = field(default_factory=list)  # configs only in the base run
+    unmatched_cand: list[str] = field(default_factory=list)  # configs only in the candidate
+    unmatched_tests_base: list[str] = field(default_factory=list)  # 'config test'
+    unmatched_tests_cand: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def regressions(self) -> list[Row]:
         return [r for r in self.rows if r.regression]
 
-
-def config_key(rec: Record, env: dict) -> tuple:
-    settings = asdict(rec.settings) if rec.settings else {}
-    for k in IGNORED_SETTINGS:
-        settings.pop(k, None)
-    device = rec.device or (env.get("device") or {}).get("label")
-    return (rec.model_id, rec.quant, device, tuple(sorted(settings.items())))
-
-
-def config_label(rec: Record) -> str:
-    s = rec.settings
-    extra = f" t{s.n_threads}" if s else ""
-    if s and s.n_gpu_layers:
-        extra += f" ngl{s.n_gpu_layers}"
-    if s and (s.type_k != "f16" or s.type_v != "f16"):
-        extra += f" kv:{s.type_k}/{s.type_v}"
-    return f"{rec.model_id}:{rec.quant}{extra}"
+    def summary(self) -> dict[str, int]:
+        """verdict -> number of rows, plus 'regressions'."""
+        counts = Counter(r.verdict for r in self.rows)
+        out = {v: counts[v] for v in VERDICTS if counts[v]}
+        out["regressions"] = len(self.regressions)
+        return out
 
 
-def timed_samples(t: TestResult) -> list[tuple[str, str, bool, list[float]]]:
-    """(metric, unit, higher_is_better, per-repetition samples) of one test."""
-    out = []
-    if t.test == "pp" and t.samples_ts:
-        out.append(("prefill tok/s", "tok/s", True, list(t.samples_ts)))
-    if t.test == "ttft" and t.samples_ns:
-        out.append(("TTFT", "ms", False, [ns / 1e6 for ns in t.samples_ns]))
-    if t.test == "tg":
-        if t.samples_ts:
-            out.append(("decode tok/s", "tok/s", True, list(t.samples_ts)))
-        if t.token_ms:
-            out.append(("decode p90", "ms/token", False,
-                        [percentile(rep, 90) for rep in t.token_ms if rep]))
-    return out
+def _as_run(run: Run | str) -> Run:
+    return run if isinstance(run, Run) else read_run(run)
 
 
-def _verdict_timed(row: Row, base: list[float], cand: list[float], threshold: float,
-                   alpha: float) -> None:
-    mb, mc = percentile(base, 50), percentile(cand, 50)
-    row.base, row.cand = mb, mc
-    row.n_base, row.n_cand = len(base), len(cand)
-    row.change_pct = 100.0 * (mc / mb - 1.0) if mb else None
-    if len(base) < MIN_SAMPLES or len(cand) < MIN_SAMPLES or not mb:
-        row.verdict = "too noisy to tell"
-        return
-    lo, hi = bootstrap_ratio_ci(base, cand)
-    p = mann_whitney_p(base, cand)
-    row.ci_low_pct, row.ci_high_pct, row.p_value = 100 * lo, 100 * hi, p
-    significant = p < alpha and (lo > 0 or hi < 0)
-    change = mc / mb - 1.0
-    if significant and abs(change) > threshold:
-        better = (change > 0) == row.higher_is_better
-        row.verdict = "faster" if better else "slower"
-        row.regression = not better
-    elif not significant and (hi - lo) > 2 * threshold:
-        row.verdict = "too noisy to tell"
-    else:
-        row.verdict = "same"
+def compare_runs(base: Run | str, cand: Run | str, threshold: float = 0.05, alpha: float = 0.01,
+                 metrics: Iterable[str] | None = None) -> CompareResult:
+    """Compare every matched config, test and metric of two runs (run objects or directories).
 
-
-def _verdict_single(row: Row, threshold: float, floor: float = 0.0) -> None:
-    b, c = row.base, row.cand
-    if b is None or c is None or (isinstance(b, float) and math.isnan(b)):
-        row.verdict = "n/a"
-        return
-    row.change_pct = 100.0 * (c / b - 1.0) if b else None
-    change = (c / b - 1.0) if b else (0.0 if c == b else math.inf)
-    if abs(change) <= threshold or abs(c - b) < floor:
-        row.verdict = "same"
-        return
-    better = (change > 0) == row.higher_is_better
-    row.verdict = "better" if better else "worse"
-    row.regression = not better
-
-
-def compare_runs(base: Run, cand: Run, threshold: float = 0.05, alpha: float = 0.01,
-                 metrics: list[str] | None = None) -> CompareResult:
+    ``metrics`` takes the --metric names (see :func:`parse_metrics`); None = all.
+    """
+    base, cand = _as_run(base), _as_run(cand)
+    if not 0 < threshold < 1:
+        raise SlmbenchError(f"threshold {threshold!r}: must be between 0 and 1 (0.05 = 5%)")
+    if not 0 < alpha < 1:
+        raise SlmbenchError(f"alpha {alpha!r}: must be between 0 and 1")
+    wanted = parse_metrics(metrics) if metrics is not None else None
     res = CompareResult(base_run=base.run_id, cand_run=cand.run_id, threshold=threshold,
                         alpha=alpha)
-    b_map = {config_key(r, base.env): r for r in base.records if r.status == "ok"}
-    c_map = {config_key(r, cand.env): r for r in cand.records if r.status == "ok"}
-    res.unmatched_base = sorted(config_label(r) for k, r in b_map.items() if k not in c_map)
-    res.unmatched_cand = sorted(config_label(r) for k, r in c_map.items() if k not in b_map)
-    wanted = {m.lower() for m in metrics} if metrics else None
+    b_map = index_run(base, res.notes)
+    c_map = index_run(cand, res.notes)
+    label = labeler(list(b_map) + [k for k in c_map if k not in b_map])
 
-    def keep(metric: str) -> bool:
-        return wanted is None or metric.lower() in wanted or metric.split()[0].lower() in wanted
+    def status(cfg: Config) -> str:
+        return "" if cfg.status == "ok" else f" ({cfg.status})"
 
-    for key, rb in b_map.items():
-        rc = c_map.get(key)
-        if rc is None:
+    res.unmatched_base = sorted(label(k) + status(cfg) for k, cfg in b_map.items()
+                                if k not in c_map)
+    res.unmatched_cand = sorted(label(k) + status(cfg) for k, cfg in c_map.items()
+                                if k not in b_map)
+    matched = 0
+    for key, cb in b_map.items():
+        cc = c_map.get(key)
+        if cc is None:
             continue
-        label = config_label(rb)
-        tests_c = {t.name: t for t in rc.tests}
-        for tb in rb.tests:
-            tc = tests_c.get(tb.name)
-            if tc is None:
+        name = label(key)
+        if cb.status != "ok" or cc.status != "ok":
+            if cb.status == "ok" and cc.status == "failed":
+                res.rows.append(Row(name, "-", "status", "", "status", True, verdict="failed",
+                                    regression=True, note=cc.reason or "failed in candidate"))
+            elif cb.status == cc.status:
+                res.notes.append(f"{name}: {cb.status} in both runs")
+            else:
+                res.notes.append(f"{name}: {cb.status} in base, {cc.status} in candidate")
+            continue
+        matched += 1
+        res.unmatched_tests_base += [f"{name} {t}" for t in cb.tests if t not in cc.tests]
+        res.unmatched_tests_cand += [f"{name} {t}" for t in cc.tests if t not in cb.tests]
+        cand_measures = {(m.test, m.metric): m for m in cc.measures()}
+        for mb in cb.measures():
+            mc = cand_measures.get((mb.test, mb.metric))
+            if mc is None or (wanted is not None and mb.metric not in wanted):
                 continue
-            samples_c = {m: s for m, _, _, s in timed_samples(tc)}
-            for metric, unit, hib, sb in timed_samples(tb):
-                if metric in samples_c and keep(metric):
-                    row = Row(label, tb.name, metric, unit, hib, None, None, None)
-                    _verdict_timed(row, sb, samples_c[metric], threshold, alpha)
-                    res.rows.append(row)
-            if tb.metrics and tc.metrics:
-                for name in QUALITY_LOWER_BETTER + QUALITY_HIGHER_BETTER:
-                    if name in tb.metrics and name in tc.metrics and keep(name):
-                        row = Row(label, tb.name, name, "", name in QUALITY_HIGHER_BETTER,
-                                  tb.metrics[name], tc.metrics[name], None)
-                        _verdict_single(row, threshold)
-                        res.rows.append(row)
-        if rb.memory and rc.memory:
-            for name in MEMORY_METRICS:
-                if keep(name) or keep("memory"):
-                    row = Row(label, "memory", name, "MiB", False, getattr(rb.memory, name),
-                              getattr(rc.memory, name), None)
-                    _verdict_single(row, threshold, MEMORY_FLOOR_MIB)
-                    res.rows.append(row)
+            res.rows.append(judge(mb, mc, threshold, alpha, name))
+    if not matched and not res.rows:
+        raise SlmbenchError(
+            f"no matching configs between {base.path} and {cand.path} (base has {len(b_map)}, "
+            f"candidate {len(c_map)} configs; configs match by model, quant, device and "
+            "settings other than repetitions/warmup)")
     if not res.rows:
-        raise SlmbenchError(f"no matching configs between {base.run_id} and {cand.run_id} "
-                            f"(base has {len(b_map)}, candidate {len(c_map)} measured configs; "
-                            "configs match by model, quant, device and settings)")
+        raise SlmbenchError(f"{base.path} and {cand.path}: {matched} matched config(s) but no "
+                            "common test" + (" for the chosen --metric" if wanted else ""))
     return res
 
 
 def parse_threshold(text: str) -> float:
-    t = text.strip()
+    """'5%', '5' (percent) or '0.05' -> 0.05."""
+    t = str(text).strip()
     try:
-        value = float(t.rstrip("%")) / (100.0 if t.endswith("%") else 1.0)
+        value = float(t[:-1]) / 100.0 if t.endswith("%") else float(t)
     except ValueError:
         raise SlmbenchError(f"--threshold {text!r}: expected a number such as 5% or 0.05")
-    if t.endswith("%") is False and value >= 1:
-        value /= 100.0  # "5" means 5 %
+    if not t.endswith("%") and value >= 1:
+        value /= 100.0  # a bare "5" means 5 %
     if not 0 < value < 1:
-        raise SlmbenchError(f"--threshold {text!r}: must be between 0% and 100%")
+        raise SlmbenchError(f"--threshold {text!r}: must be between 0% and 100%, e.g. 5%")
     return value
 
 
-def _fmt(x: float | None, digits: int = 2) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:,.{digits}f}"
+# -------------------------------------------------------------------------------- rendering --
+
+def fmt_value(x: float | None) -> str:
+    """Enough digits for any magnitude: 3,210 / 123.4 / 12.35 / 0.0123."""
+    if x is None or not math.isfinite(x):
+        return "-"
+    a = abs(x)
+    if a >= 1000:
+        return f"{x:,.0f}"
+    if a >= 100:
+        return f"{x:.1f}"
+    if a >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3g}"
 
 
-def _row_cells(r: Row) -> list[str]:
-    ci = "-" if r.ci_low_pct is None else f"[{r.ci_low_pct:+.1f}, {r.ci_high_pct:+.1f}]"
-    p = "-" if r.p_value is None or math.isnan(r.p_value) else f"{r.p_value:.3g}"
+def metric_label(metric: str, unit: str) -> str:
+    return f"{metric} ({unit})" if unit else metric
+
+
+HEADER = ["config", "test", "metric", "base", "candidate", "change", "95% CI", "p", "n",
+          "verdict"]
+
+
+def _cells(r: Row, notes: dict[str, int]) -> list[str]:
+    """Table cells of one row; a row's note becomes a numbered footnote (kept in ``notes``)."""
+    ci = "-" if r.ci_low_pct is None else f"[{r.ci_low_pct:+.1f}, {r.ci_high_pct:+.1f}]%"
+    p = "-" if r.p_value is None or math.isnan(r.p_value) else f"{r.p_value:.2g}"
     change = "-" if r.change_pct is None else f"{r.change_pct:+.1f}%"
+    n = "-" if r.n_base is None else f"{r.n_base}/{r.n_cand}"
     verdict = r.verdict.upper() if r.regression else r.verdict
-    return [r.config, r.test, f"{r.metric} ({r.unit})" if r.unit else r.metric,
-            _fmt(r.base), _fmt(r.cand), change, ci, p, f"{r.n_base}/{r.n_cand}", verdict]
+    if r.note:
+        verdict += f" [{notes.setdefault(r.note, len(notes) + 1)}]"
+    return [r.config, r.test, metric_label(r.metric, r.unit), fmt_value(r.base),
+            fmt_value(r.cand), change, ci, p, n, verdict]
 
 
-HEADER = ["config", "test", "metric", "base", "candidate", "change", "95% CI", "p",
-          "n", "verdict"]
+def _footnotes(notes: dict[str, int]) -> list[str]:
+    return [f"[{i}] {text}" for text, i in notes.items()]
 
 
 def legend(res: CompareResult) -> str:
-    return (f"timed metrics: medians of raw samples, bootstrap 95% CI of the change, "
-            f"Mann-Whitney p; a regression is p < {res.alpha} with the CI excluding 0 and a "
-            f"change beyond {100 * res.threshold:.1f}% in the bad direction. Memory: single "
-            f"values, worse beyond {100 * res.threshold:.1f}% and {MEMORY_FLOOR_MIB:.0f} MiB. "
-            "Quality: single values beyond the threshold.")
+    t = f"{100 * res.threshold:g}%"
+    return (f"Timed metrics: change of the median (decode_p90: of the pooled p90), bootstrap 95% "
+            f"CI of the change from the raw samples, two-sided Mann-Whitney p. SLOWER (a "
+            f"regression) = p < {res.alpha:g} (and a Welch t-test on log values agrees), CI "
+            f"excluding 0 and a change beyond {t} in the bad direction; too noisy to tell = under {MIN_SAMPLES} samples, a CI wider than "
+            f"{NOISY_CI_FACTOR:g} x {t}, or a change beyond {t} that is not significant. Memory "
+            f"is judged without samples: WORSE = growth beyond {t} and at least "
+            f"{MEMORY_FLOOR_MIB:g} MiB. Quality (single values): WORSE beyond {t} in the bad "
+            "direction (lower ppl/bits_per_byte/kl, higher top1_pct is better). Exit code 1 when "
+            "any regression is found.")
 
 
-def render_text(res: CompareResult) -> str:
+def _summary_line(res: CompareResult) -> str:
+    s = res.summary()
+    n = s.pop("regressions")
+    parts = ", ".join(f"{v} {k}" for k, v in s.items())
+    return f"{parts} -> " + (f"{n} regression(s)" if n else "no regression")
+
+
+def _shown(res: CompareResult, changes_only: bool) -> list[Row]:
+    return [r for r in res.rows if not changes_only or r.verdict != "same"]
+
+
+def render_text(res: CompareResult, changes_only: bool = False) -> str:
+    import textwrap
+
     from slmbench.display import table
 
-    out = [f"compare {res.base_run} (base) -> {res.cand_run} (candidate)",
-           table([_row_cells(r) for r in res.rows], HEADER), "", legend(res)]
-    for side, items in (("only in base", res.unmatched_base),
-                        ("only in candidate", res.unmatched_cand)):
+    notes: dict[str, int] = {}
+    rows = _shown(res, changes_only)
+    out = [f"compare {res.base_run} (base) -> {res.cand_run} (candidate), threshold "
+           f"{100 * res.threshold:g}%, alpha {res.alpha:g}", ""]
+    out.append(table([_cells(r, notes) for r in rows], HEADER) if rows else
+               "(every metric is the same)")
+    out += _footnotes(notes) + [""]
+    for title, items in (("configs only in base", res.unmatched_base),
+                         ("configs only in candidate", res.unmatched_cand),
+                         ("tests only in base", res.unmatched_tests_base),
+                         ("tests only in candidate", res.unmatched_tests_cand),
+                         ("notes", res.notes)):
         if items:
-            out.append(f"{side}: {', '.join(items)}")
-    n = len(res.regressions)
-    out.append(f"{n} regression(s)" if n else "no regression")
+            out.append(f"{title}: {'; '.join(items)}")
+    out += textwrap.wrap(legend(res), 100) + ["", _summary_line(res)]
     return "\n".join(out)
 
 
-def render_markdown(res: CompareResult) -> str:
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_markdown(res: CompareResult, changes_only: bool = False) -> str:
+    """A table to paste into a pull request (regressions in bold)."""
     lines = [f"### slmbench compare: `{res.base_run}` → `{res.cand_run}`", "",
-             "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    for r in res.rows:
-        cells = _row_cells(r)
+             f"threshold {100 * res.threshold:g}%, alpha {res.alpha:g}: "
+             f"**{_summary_line(res)}**", "",
+             "| " + " | ".join(HEADER) + " |",
+             "|" + "|".join("---" if i < 3 or i == len(HEADER) - 1 else "---:"
+                            for i in range(len(HEADER))) + "|"]
+    notes: dict[str, int] = {}
+    for r in _shown(res, changes_only):
+        cells = [_md_escape(c) for c in _cells(r, notes)]
         if r.regression:
             cells[-1] = f"**{cells[-1]}**"
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", legend(res), ""]
-    if res.unmatched_base or res.unmatched_cand:
-        lines.append(f"Unmatched: base only {res.unmatched_base}, candidate only "
-                     f"{res.unmatched_cand}")
-    n = len(res.regressions)
-    lines.append(f"**{n} regression(s)**" if n else "No regression.")
+    lines.append("")
+    lines += [f"{_md_escape(f)}  " for f in _footnotes(notes)] + [""]
+    for title, items in (("Configs only in base", res.unmatched_base),
+                         ("Configs only in candidate", res.unmatched_cand),
+                         ("Tests only in base", res.unmatched_tests_base),
+                         ("Tests only in candidate", res.unmatched_tests_cand),
+                         ("Notes", res.notes)):
+        if items:
+            lines.append(f"- {title}: " + ", ".join(f"`{i}`" for i in items))
+    lines += ["", f"<sub>{legend(res)}</sub>"]
     return "\n".join(lines)
+
+
+def to_json_dict(res: CompareResult) -> dict:
+    """The result as plain JSON data (NaN -> null), with the summary and the rules."""
+    from slmbench.schema import to_dict
+
+    data = to_dict(res)
+    data["summary"] = res.summary()
+    data["regressions"] = len(res.regressions)
+    data["legend"] = legend(res)
+    return data

@@ -93,3 +93,68 @@ def mann_whitney_p(base: Sequence[float], cand: Sequence[float]) -> float:
     if len(base) < 2 or len(cand) < 2:
         return float("nan")
     return float(sstats.mannwhitneyu(cand, base, alternative="two-sided").pvalue)
+
+
+def bootstrap_pooled_ratio_ci(base_groups: Sequence[Sequence[float]],
+                              cand_groups: Sequence[Sequence[float]], q: float = 90.0,
+                              n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap CI of P_q(pooled cand) / P_q(pooled base) - 1.
+
+    For per-token latencies: the tokens of one repetition share a thermal and cache state, so
+    whole repetitions (groups) are resampled and their tokens pooled - resampling single tokens
+    would pretend they are independent and give a CI that is far too narrow.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+
+    def boot(groups: Sequence[Sequence[float]]):  # -> numpy array of n_boot percentiles
+        gs = [np.asarray(g, dtype=float) for g in groups if len(g)]
+        idx = rng.integers(0, len(gs), size=(n_boot, len(gs)))
+        if len({len(g) for g in gs}) == 1:
+            arr = np.stack(gs)
+            # in chunks: n_boot x repetitions x tokens floats can be large for long decodes
+            step = max(1, int(2e6 // arr.size))
+            parts = []
+            for i in range(0, n_boot, step):
+                chunk = idx[i:i + step]
+                parts.append(np.percentile(arr[chunk].reshape(len(chunk), -1), q, axis=1))
+            return np.concatenate(parts)
+        return np.array([np.percentile(np.concatenate([gs[i] for i in row]), q) for row in idx])
+
+    b = boot(base_groups)
+    c = boot(cand_groups)
+    lo, hi = np.percentile(c / b - 1.0, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def mann_whitney_min_p(n1: int, n2: int) -> float:
+    """Smallest two-sided p-value an exact Mann-Whitney test can reach with n1 and n2 samples.
+
+    With 3 + 3 repetitions it is 0.1, so no alpha below that can ever be met: compare says so
+    instead of silently calling every change "too noisy".
+    """
+    if n1 < 1 or n2 < 1:
+        return 1.0
+    return min(1.0, 2.0 / math.comb(n1 + n2, n1))
+
+
+def welch_log_p(base: Sequence[float], cand: Sequence[float]) -> float:
+    """Two-sided Welch t-test p-value on log values (a test of the ratio of geometric means).
+
+    Rank tests assume both samples have the same shape under "no change".  When one run is far
+    noisier than the other, 5 noisy samples all landing on one side of 5 tight ones happens 1 time
+    in 16, yet Mann-Whitney calls it p = 0.008.  Welch's test allows unequal variances, so
+    requiring it too keeps such a run from raising a false alarm.  NaN when it cannot be computed
+    (fewer than 2 samples a side, or a value <= 0).
+    """
+    if len(base) < 2 or len(cand) < 2 or min(min(base), min(cand)) <= 0:
+        return float("nan")
+    lb = [math.log(x) for x in base]
+    lc = [math.log(x) for x in cand]
+    vb, vc = statistics.variance(lb), statistics.variance(lc)
+    if vb == 0 and vc == 0:  # two constant samples: equal or certainly different
+        return 1.0 if statistics.fmean(lb) == statistics.fmean(lc) else 0.0
+    from scipy import stats as sstats
+
+    return float(sstats.ttest_ind(lc, lb, equal_var=False).pvalue)

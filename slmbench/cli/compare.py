@@ -8,52 +8,67 @@ import json
 HELP = "compare two runs with statistics; exit 1 on a regression"
 DESCRIPTION = """\
 Compare a candidate run with a base run, config by config (matched by model, quantization,
-device and settings) and test by test: prefill tok/s, TTFT, decode tok/s, p90 decode latency,
-peak RSS and each memory part, and quality metrics when present.
+device and settings; repetitions and warm-up may differ) and test by test (by name, e.g. pp64,
+tg32): prefill tok/s, TTFT, decode tok/s, p90 per-token decode latency, peak RSS and each
+memory part, and quality metrics (ppl, bits_per_byte, kl_mean, kl_p99, top1_pct) when present.
 
-For timed metrics: the change of the median, a bootstrap 95% confidence interval from the raw
-samples, and a Mann-Whitney U p-value. A regression is significant (p < --alpha and the CI
-excludes 0) AND beyond --threshold in the bad direction. Noisy data gives "too noisy to tell",
-never a false alarm. Memory and quality are single values judged against the threshold.
+Timed metrics: the change of the median, a bootstrap 95% CI of that change from the raw
+samples and a two-sided Mann-Whitney U p-value. A regression ("SLOWER") is significant
+(p < --alpha and the CI excludes 0) AND beyond --threshold in the bad direction. A comparison
+that cannot tell (under 3 samples a side, a CI wider than 2 x threshold, or a change beyond
+the threshold that is not significant) says "too noisy to tell" and is never a regression.
+Memory is judged without samples: "WORSE" = growth beyond the threshold and at least 1 MiB.
+Quality metrics are single values: "WORSE" beyond the threshold. A config that is ok in the
+base run and failed in the candidate is a regression too.
 
-exit codes: 0 no regression, 1 at least one regression (use it as a CI gate), 2 bad input.
+exit codes: 0 no regression, 1 at least one regression (a CI gate), 2 bad input.
+
+metrics (--metric, comma-separated): prefill, ttft, decode, decode_p90, peak_rss_mib,
+model_mib, kv_mib, compute_mib, output_mib, other_mib, ppl, bits_per_byte, kl_mean, kl_p99,
+top1_pct; groups: timed, memory, quality; a part of a name selects all it names
+(decode = decode + decode_p90, kl = kl_mean + kl_p99).
 
 examples:
   slmbench compare results/run-a results/run-b
-  slmbench compare base/ cand/ --threshold 3% --alpha 0.05 --md >> $GITHUB_STEP_SUMMARY
-  slmbench compare base/ cand/ --metric decode,peak_rss_mib --json
+  slmbench compare base/ cand/ --threshold 3% --alpha 0.05
+  slmbench compare base/ cand/ --md --changes-only >> "$GITHUB_STEP_SUMMARY"
+  slmbench compare base/ cand/ --metric decode,memory --json > compare.json
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("base", metavar="BASE_RUN")
-    p.add_argument("cand", metavar="CAND_RUN")
-    p.add_argument("--threshold", default="5%", help="smallest change that matters (default 5%%)")
-    p.add_argument("--alpha", type=float, default=0.01, help="significance level (default 0.01)")
+    p.add_argument("base", metavar="BASE_RUN", help="run directory of the reference")
+    p.add_argument("cand", metavar="CAND_RUN", help="run directory of the candidate")
+    p.add_argument("--threshold", default="5%",
+                   help="smallest relative change that matters, 5%% or 0.05 (default 5%%)")
+    p.add_argument("--alpha", type=float, default=0.01,
+                   help="significance level of the Mann-Whitney test (default 0.01)")
     p.add_argument("--metric", default=None, metavar="M[,M...]",
-                   help="only these metrics, e.g. prefill,decode,TTFT,kv_mib,memory,ppl")
+                   help="only these metrics or groups, e.g. decode,ttft,kv_mib,memory,quality")
+    p.add_argument("--changes-only", action="store_true",
+                   help="table rows only for metrics whose verdict is not 'same' (the summary "
+                        "still counts all)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="machine-readable output")
-    fmt.add_argument("--md", action="store_true", help="a Markdown table for a pull request")
+    fmt.add_argument("--md", action="store_true", help="a Markdown table to paste into a PR")
 
 
 def run(args: argparse.Namespace) -> int:
-    from slmbench.compare import compare_runs, parse_threshold, render_markdown, render_text
+    from slmbench.compare import (compare_runs, parse_metrics, parse_threshold, render_markdown,
+                                  render_text, to_json_dict)
     from slmbench.errors import SlmbenchError
     from slmbench.results import read_run
-    from slmbench.schema import to_dict
 
     threshold = parse_threshold(args.threshold)
     if not 0 < args.alpha < 1:
-        raise SlmbenchError(f"--alpha {args.alpha}: must be between 0 and 1")
-    metrics = [m.strip() for m in args.metric.split(",")] if args.metric else None
-    res = compare_runs(read_run(args.base), read_run(args.cand), threshold, args.alpha, metrics)
+        raise SlmbenchError(f"--alpha {args.alpha:g}: must be between 0 and 1, e.g. 0.01")
+    metrics = parse_metrics(args.metric.split(",")) if args.metric is not None else None
+    res = compare_runs(read_run(args.base), read_run(args.cand), threshold, args.alpha,
+                       sorted(metrics) if metrics is not None else None)
     if args.json:
-        data = to_dict(res)
-        data["regressions"] = len(res.regressions)
-        print(json.dumps(data, indent=1))
+        print(json.dumps(to_json_dict(res), indent=1))
     elif args.md:
-        print(render_markdown(res))
+        print(render_markdown(res, args.changes_only))
     else:
-        print(render_text(res))
+        print(render_text(res, args.changes_only))
     return 1 if res.regressions else 0

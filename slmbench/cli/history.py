@@ -7,40 +7,57 @@ import json
 
 HELP = "trend of a config across many runs / versions"
 DESCRIPTION = """\
-Order runs by llama-cpp-python / llama.cpp version (from env.json) or by date, print the
-median (± stdev) of every config, test and metric per run, and mark step changes between
-consecutive runs with the same statistics as `slmbench compare`.
+Order runs by llama-cpp-python / llama.cpp version (env.json: versions.llama_cpp_python and
+llama_cpp.build / build_number; runs without a version go last, by date) or by start date,
+then print every config, test and metric per run: the median of the raw samples with its
+spread (stdev) and n. A step between consecutive runs of a config is marked when
+`slmbench compare` would call it a change (significant and beyond --threshold; SLOWER / WORSE
+in capitals when it is for the worse). --plot writes one trend figure per test and metric.
+
+metrics (--metric): the names of `slmbench compare --help`, e.g. decode, ttft, prefill,
+decode_p90, kv_mib, memory, quality.
 
 examples:
   slmbench history results/run-*
-  slmbench history results/run-* --by date --metric decode --plot figures/
+  slmbench history results/run-* --metric decode,ttft --plot figures/
+  slmbench history results/run-* --by date --json > trend.json
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--by", choices=("version", "date"), default="version")
-    p.add_argument("--metric", metavar="M[,M...]", help="e.g. prefill,decode,TTFT,memory")
-    p.add_argument("--threshold", default="5%", help="smallest step that matters (default 5%%)")
-    p.add_argument("--alpha", type=float, default=0.01)
-    p.add_argument("--plot", metavar="DIR", help="write a trend figure per metric here")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="two or more run directories")
+    p.add_argument("--by", choices=("version", "date"), default="version",
+                   help="order of the runs (default version)")
+    p.add_argument("--metric", metavar="M[,M...]",
+                   help="only these metrics or groups, e.g. decode,ttft,memory")
+    p.add_argument("--threshold", default="5%",
+                   help="smallest step that matters, 5%% or 0.05 (default 5%%)")
+    p.add_argument("--alpha", type=float, default=0.01,
+                   help="significance level of a step (default 0.01)")
+    p.add_argument("--plot", metavar="DIR", help="write a trend figure per metric (PNG + SVG) here")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def run(args: argparse.Namespace) -> int:
-    from slmbench.compare import parse_threshold
+    from slmbench.compare import parse_metrics, parse_threshold
+    from slmbench.errors import SlmbenchError
     from slmbench.history import history, plot, render
     from slmbench.results import read_runs
     from slmbench.schema import to_dict
 
-    metrics = [m.strip() for m in args.metric.split(",")] if args.metric else None
-    series = history(read_runs(args.runs), args.by, parse_threshold(args.threshold), args.alpha,
-                     metrics)
+    threshold = parse_threshold(args.threshold)
+    if not 0 < args.alpha < 1:
+        raise SlmbenchError(f"--alpha {args.alpha:g}: must be between 0 and 1, e.g. 0.01")
+    metrics = parse_metrics(args.metric.split(",")) if args.metric is not None else None
+    res = history(read_runs(args.runs), args.by, threshold, args.alpha,
+                  sorted(metrics) if metrics is not None else None)
+    paths = plot(res, args.plot) if args.plot else []
     if args.json:
-        print(json.dumps(to_dict(series), indent=1))
+        data = to_dict(res)
+        data["figures"] = paths
+        print(json.dumps(data, indent=1))
     else:
-        print(render(series))
-    if args.plot:
-        for path in plot(series, args.plot):
+        print(render(res))
+        for path in paths:
             print(f"wrote {path}")
     return 0
