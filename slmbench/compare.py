@@ -95,8 +95,15 @@ def _timed(test: str, metric: str, samples: list[float], fallback: float | None 
            **kw) -> Measure:
     unit, hib = TIMED_METRICS[metric]
     value = statistics.median(samples) if samples else fallback
-    note = "" if samples else "no raw samples (e.g. llama-bench csv)"
+    note = "" if samples else "no raw samples (e.g. a llama-bench csv import): value only"
     return Measure(test, metric, unit, "timed", hib, value, samples, note=note, **kw)
+
+
+def _center(stats) -> float | None:
+    """Median of a summary, or its mean when only avg/stddev were kept (llama-bench csv)."""
+    if stats is None:
+        return None
+    return stats.median if stats.median is not None else stats.mean
 
 
 def test_measures(t: TestResult) -> list[Measure]:
@@ -104,13 +111,12 @@ def test_measures(t: TestResult) -> list[Measure]:
     out: list[Measure] = []
     if t.test == "pp":
         out.append(_timed(t.name, "prefill", [float(x) for x in t.samples_ts],
-                          t.ts.median if t.ts else None))
+                          _center(t.ts)))
     elif t.test == "ttft":
         out.append(_timed(t.name, "ttft", [ns / 1e6 for ns in t.samples_ns],
-                          t.ms.median if t.ms else None))
+                          _center(t.ms)))
     elif t.test == "tg":
-        out.append(_timed(t.name, "decode", [float(x) for x in t.samples_ts],
-                          t.ts.median if t.ts else None))
+        out.append(_timed(t.name, "decode", [float(x) for x in t.samples_ts], _center(t.ts)))
         groups = [list(map(float, rep)) for rep in (t.token_ms or []) if rep]
         if groups:
             m = _timed(t.name, "decode_p90", [percentile(g, 90) for g in groups], groups=groups)
