@@ -179,6 +179,32 @@ def test_too_few_samples_says_so(tmp_path):
     assert verdicts(res)[("tg32", "decode")] == "too noisy to tell"
 
 
+def test_summaries_without_raw_samples_are_compared_by_value(tmp_path):
+    """A llama-bench csv import keeps only avg/stddev: a value, never a verdict."""
+    rng = np.random.default_rng(9)
+    rec = make_record(rng)
+    for t in rec.tests:
+        t.samples_ns, t.samples_ts, t.token_ms = [], [], None
+        t.ts = summarize([1000.0, 1010.0, 990.0])
+        t.ts.n, t.ts.median = 0, None  # what the csv importer writes
+    a = write_run(tmp_path, "a", [make_record(rng)])
+    b = write_run(tmp_path, "b", [rec])
+    res = compare_runs(a, b, metrics=["decode", "prefill"])
+    assert {r.metric for r in res.rows} == {"decode", "prefill"}
+    for r in res.rows:
+        assert r.cand == pytest.approx(1000.0) and r.n_cand == 0
+        assert r.verdict == "too noisy to tell" and "no raw samples" in r.note
+
+
+def test_seeded_statistics_are_reproducible(tmp_path):
+    rng = np.random.default_rng(10)
+    a = write_run(tmp_path, "a", [make_record(rng, cv=0.05)])
+    b = write_run(tmp_path, "b", [make_record(rng, cv=0.05, tg_ms=10.5)])
+    first, second = compare_runs(a, b), compare_runs(a, b)
+    assert [(r.ci_low_pct, r.ci_high_pct, r.p_value) for r in first.rows] == \
+        [(r.ci_low_pct, r.ci_high_pct, r.p_value) for r in second.rows]
+
+
 def test_memory_growth_caught(tmp_path, capsys):
     rng = np.random.default_rng(4)
     a = write_run(tmp_path, "a", [make_record(rng)])

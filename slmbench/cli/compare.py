@@ -14,9 +14,11 @@ memory part, and quality metrics (ppl, bits_per_byte, kl_mean, kl_p99, top1_pct)
 
 Timed metrics: the change of the median, a bootstrap 95% CI of that change from the raw
 samples and a two-sided Mann-Whitney U p-value. A regression ("SLOWER") is significant
-(p < --alpha and the CI excludes 0) AND beyond --threshold in the bad direction. A comparison
-that cannot tell (under 3 samples a side, a CI wider than 2 x threshold, or a change beyond
-the threshold that is not significant) says "too noisy to tell" and is never a regression.
+(p < --alpha, confirmed by a Welch t-test on log values, and the CI excludes 0) AND beyond
+--threshold in the bad direction. A comparison that cannot tell (under 3 samples a side, a CI
+wider than 2 x threshold, or a change beyond the threshold that is not significant) says
+"too noisy to tell", with a footnote saying why, and is never a regression. Measure with at
+least 5 repetitions: with 3 + 3 no p-value can get below 0.1.
 Memory is judged without samples: "WORSE" = growth beyond the threshold and at least 1 MiB.
 Quality metrics are single values: "WORSE" beyond the threshold. A config that is ok in the
 base run and failed in the candidate is a regression too.
@@ -42,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", default="5%",
                    help="smallest relative change that matters, 5%% or 0.05 (default 5%%)")
     p.add_argument("--alpha", type=float, default=0.01,
-                   help="significance level of the Mann-Whitney test (default 0.01)")
+                   help="significance level of the tests (default 0.01)")
     p.add_argument("--metric", default=None, metavar="M[,M...]",
                    help="only these metrics or groups, e.g. decode,ttft,kv_mib,memory,quality")
     p.add_argument("--changes-only", action="store_true",
