@@ -404,9 +404,10 @@ def quality_record(path: str, test: Any, *, reference: str | None = None,
     extra = {"quality": {**corpus_info(corpus),
                          "reference": os.path.basename(reference) if reference else None,
                          "n_threads": n_threads}}
-    key = f"{model_id}:{info.file_type}:quality:{extra['quality']['corpus_sha256']}"
+    key = (f"{model_id}:{info.file_type}:quality:{extra['quality']['corpus_sha256']}:"
+           f"{extra['quality']['reference']}")
     rid = config_id(key, settings, TestPlan([], [], [0], False))
     now = utc_now()
     return Record(record_id=rid, run_id=None, model_id=model_id, quant=info.file_type,
-                  started_at=started_at or now, finished_at=now, model=info.to_facts(), settings=settings,
-                  tests=[test], warnings=list(test.warnings), extra=extra)
+                  started_at=started_at or now, finished_at=now, model=info.to_facts(),
+                  settings=settings, tests=[test], warnings=list(test.warnings), extra=extra)

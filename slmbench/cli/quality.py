@@ -5,60 +5,137 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 HELP = "perplexity, bits per byte and KL divergence vs a reference quant"
 DESCRIPTION = """\
-Judge quantization quality the way llama.cpp's developers do. On a text (a public-domain corpus
-ships with slmbench; --corpus for your own), in windows of --n-ctx tokens scored on their second
-half like llama-perplexity: mean negative log-likelihood, perplexity (± its standard error) and
-bits per byte (tokenizer-independent: models with different vocabularies compare). With
---reference (an F16 or Q8_0 file of the same model): KL(reference || model) of the next-token
-distributions (mean, median, 99th percentile), top-1 agreement and the perplexity difference.
+Judge what quantization costs in quality, the way llama.cpp's llama-perplexity does.
 
-With --results RUN_DIR the results are appended as `quality` tests, so analyze, report and
-compare (which flags quality regressions) use them.
+The text (Pride and Prejudice ch. 1-12 ships with slmbench; --corpus for your own UTF-8 file)
+is tokenized once and cut into windows of --n-ctx tokens; each window starts from an empty
+cache with BOS first, and only its second half is scored, so every scored token has at least
+n_ctx/2 tokens of context. Reported per file:
+
+  perplexity   exp(mean negative log-likelihood per token), ± its standard error
+  bits/byte    total NLL in bits / UTF-8 bytes of the scored tokens' text: independent of
+               the tokenizer, so models with different vocabularies compare (lower = better)
+
+With --reference (an F16 or Q8_0 file of the SAME model; both files run side by side on the
+same windows):
+
+  KL mean/p99  KL(reference || model) of the next-token distributions, mean and 99th
+               percentile over scored tokens (nats; 0 = identical, lower = better;
+               near-lossless quants such as Q8_0 stay around a thousandth)
+  top-1 %      how often both files rank the same token first
+  Δ ppl        perplexity(model) - perplexity(reference)
+
+Scoring a 270M model on the bundled text takes ~1.5 min on two cores (twice that with a
+reference); --chunks N stops after N windows. --json prints the records, --results RUN_DIR
+appends them to a run as `quality` tests, so analyze, report and compare use them.
 
 examples:
   slmbench quality model-Q4_K_M.gguf
-  slmbench quality model-Q4_K_M.gguf model-Q3_K_M.gguf --reference model-F16.gguf --n-ctx 512
+  slmbench quality model-Q4_K_M.gguf model-Q3_K_M.gguf --reference model-Q8_0.gguf
+  slmbench quality model-Q4_0.gguf --reference model-F16.gguf --chunks 10 --json
+  slmbench quality model.gguf --corpus wiki.test.raw --n-ctx 512 --results results/run-1
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("files", nargs="+", metavar="FILE.gguf")
-    p.add_argument("--reference", metavar="FILE.gguf", help="higher-precision file of the model")
+    p.add_argument("files", nargs="+", metavar="FILE.gguf", help="model files to score")
+    p.add_argument("--reference", metavar="FILE.gguf",
+                   help="higher-precision file of the same model (F16, Q8_0) for KL divergence")
     p.add_argument("--corpus", metavar="PATH", help="UTF-8 text (default: the bundled corpus)")
-    p.add_argument("--n-ctx", type=int, default=512, help="window size in tokens (default 512)")
-    p.add_argument("-t", "--threads", type=int, default=0, help="threads (default: all)")
-    p.add_argument("--max-windows", type=int, default=0, help="stop after N windows")
-    p.add_argument("--results", metavar="RUN_DIR", help="append quality records to this run")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("-c", "--n-ctx", type=int, default=512,
+                   help="window size in tokens, as llama-perplexity -c (default 512)")
+    p.add_argument("-b", "--n-batch", type=int, default=512,
+                   help="tokens per decode; lower it to save memory with big vocabularies, "
+                        "the numbers stay the same (default 512)")
+    p.add_argument("-t", "--threads", type=int, default=0,
+                   help="threads (default: physical cores)")
+    p.add_argument("--chunks", "--max-windows", dest="chunks", type=int, default=0,
+                   metavar="N", help="score only the first N windows (default: all)")
+    p.add_argument("--results", metavar="RUN_DIR", help="append the quality records to this run")
+    p.add_argument("--json", action="store_true", help="print the records as JSON")
+
+
+def _progress(label: str):
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int, ppl: float) -> None:
+        end = "\n" if done == total else ""
+        sys.stderr.write(f"\r{label}: window {done}/{total}  perplexity so far {ppl:.4f}{end}")
+        sys.stderr.flush()
+    return show
+
+
+def _run_env(run_dir: str) -> dict:
+    """The run's env.json; written (device profile, no bandwidth probe) when the run is new."""
+    from slmbench.results import ENV_FILE, write_json_atomic
+
+    path = os.path.join(run_dir, ENV_FILE)
+    if os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                env = json.load(fh)
+        except (OSError, ValueError):
+            return {}
+        return env if isinstance(env, dict) else {}
+    from slmbench.envinfo import collect_env
+
+    os.makedirs(run_dir, exist_ok=True)
+    env = collect_env()
+    write_json_atomic(path, env)
+    return env
+
+
+def _f(value: float | None, fmt: str) -> str:
+    return "-" if value is None or value != value else format(value, fmt)
 
 
 def run(args: argparse.Namespace) -> int:
     from slmbench.display import table
     from slmbench.quality import measure_quality, quality_record
-    from slmbench.results import append_record
+    from slmbench.results import append_record, utc_now
     from slmbench.schema import to_dict
 
     rows, out = [], []
+    ref_m = None
+    env: dict = {}
+    if args.results:
+        env = _run_env(args.results)
     for path in args.files:
+        started = utc_now()
         test = measure_quality(path, reference=args.reference, corpus=args.corpus,
-                               n_ctx=args.n_ctx, n_threads=args.threads,
-                               max_windows=args.max_windows)
-        rec = quality_record(path, test)
+                               n_ctx=args.n_ctx, n_threads=args.threads, n_batch=args.n_batch,
+                               max_windows=args.chunks,
+                               progress=_progress(os.path.basename(path)))
+        rec = quality_record(path, test, reference=args.reference, corpus=args.corpus,
+                             n_threads=args.threads, n_batch=args.n_batch, started_at=started)
         if args.results:
-            os.makedirs(args.results, exist_ok=True)
+            rec.run_id = os.path.basename(os.path.normpath(args.results))
+            rec.device = (env.get("device") or {}).get("label")
             append_record(args.results, rec)
         out.append(to_dict(rec))
         m = test.metrics
-        rows.append([os.path.basename(path), rec.quant, f"{m['ppl']:.4f} ± {m['ppl_err']:.4f}",
-                     f"{m['bits_per_byte']:.4f}", f"{m.get('kl_mean', float('nan')):.5f}",
-                     f"{m.get('kl_p99', float('nan')):.5f}", f"{m.get('top1_pct', float('nan')):.2f}",
-                     f"{m.get('delta_ppl', float('nan')):+.4f}", str(m["n_tokens"])])
+        ref_m = m if "ref_ppl" in m else ref_m
+        rows.append([os.path.basename(path), rec.quant or "?",
+                     f"{m['ppl']:.4f} ± {m['ppl_err']:.4f}", f"{m['bits_per_byte']:.4f}",
+                     _f(m.get("kl_mean"), ".5f"), _f(m.get("kl_p99"), ".5f"),
+                     _f(m.get("top1_pct"), ".2f"), _f(m.get("delta_ppl"), "+.4f"),
+                     str(m["n_tokens"])])
+        for w in test.warnings:
+            print(f"warning: {os.path.basename(path)}: {w}", file=sys.stderr)
     if args.json:
         print(json.dumps(out, indent=1))
-    else:
-        print(table(rows, ["file", "quant", "perplexity", "bits/byte", "KL mean", "KL p99",
-                           "top-1 %", "Δ ppl", "tokens"]))
+        return 0
+    print(table(rows, ["file", "quant", "perplexity", "bits/byte", "KL mean", "KL p99",
+                       "top-1 %", "Δ ppl", "tokens"]))
+    if ref_m is not None:
+        print(f"reference {os.path.basename(args.reference)}: perplexity "
+              f"{ref_m['ref_ppl']:.4f} ± {ref_m['ref_ppl_err']:.4f} on the same tokens")
+    first = out[0]["tests"][0]["metrics"]
+    print(f"{first['n_windows']} windows of {first['n_ctx']} tokens, the second half of each "
+          "scored (llama-perplexity's method); bits/byte = NLL in bits / UTF-8 bytes scored")
     return 0
