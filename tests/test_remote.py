@@ -63,7 +63,11 @@ def test_survives_a_dropped_connection(tmp_path, sshd, tiny_model):
         while "started" not in out.getvalue() and time.monotonic() < deadline:
             time.sleep(0.05)
         sshd.stop()
-        time.sleep(2.5)
+        # stay down until the client has noticed (bounded), so the reconnect is always exercised
+        deadline = time.monotonic() + 15
+        while "connection lost" not in out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)
         sshd.start()
 
     t = threading.Thread(target=outage)
