@@ -25,12 +25,12 @@ same windows):
 
   KL mean/p99  KL(reference || model) of the next-token distributions, mean and 99th
                percentile over scored tokens (nats; 0 = identical, lower = better;
-               near-lossless quants such as Q8_0 stay around a thousandth)
+               the p99 shows the rare tokens where a quant goes badly wrong)
   top-1 %      how often both files rank the same token first
   Δ ppl        perplexity(model) - perplexity(reference)
 
-Scoring a 270M model on the bundled text takes ~1.5 min on two cores (twice that with a
-reference); --chunks N stops after N windows. --json prints the records, --results RUN_DIR
+Scoring a 270M model on the bundled text takes ~1.5 min on two cores (~5 min with a
+reference: both files decode every window); --chunks N stops after N windows. --json prints the records, --results RUN_DIR
 appends them to a run as `quality` tests, so analyze, report and compare use them.
 
 examples:
@@ -49,8 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--n-ctx", type=int, default=512,
                    help="window size in tokens, as llama-perplexity -c (default 512)")
     p.add_argument("-b", "--n-batch", type=int, default=512,
-                   help="tokens per decode; lower it to save memory with big vocabularies, "
-                        "the numbers stay the same (default 512)")
+                   help="tokens per decode; lower it to save memory with big vocabularies "
+                        "(slower; numbers change by float rounding at most; default 512)")
     p.add_argument("-t", "--threads", type=int, default=0,
                    help="threads (default: physical cores)")
     p.add_argument("--chunks", "--max-windows", dest="chunks", type=int, default=0,
