@@ -12,6 +12,7 @@ context size because llama.cpp attends over the used, padded cells only).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import json
@@ -138,6 +139,7 @@ class Session:
         self.model = None
         self.ctx = None
         self.sampler = None
+        self.threadpool = None
         self._state_cache: dict[int, Any] = {}
         mark = log_mark()
         mparams = lc.llama_model_default_params()
@@ -173,7 +175,6 @@ class Session:
         self.rss_after_ctx = rss_mib()
         # a persistent thread pool like llama-bench's (one pool; llama-bench uses one thread
         # count for both), instead of a throwaway pool per graph
-        self.threadpool = None
         if settings.n_threads == settings.n_threads_batch:
             self.threadpool = attach_threadpool(self.ctx, settings.n_threads)
         self.log_lines = log_since(mark)
@@ -194,7 +195,7 @@ class Session:
         if self.ctx:
             lc.llama_free(self.ctx)
             self.ctx = None
-        if getattr(self, "threadpool", None):
+        if self.threadpool:
             free_threadpool(self.threadpool)
             self.threadpool = None
         if self.model:
@@ -335,7 +336,8 @@ DEFAULT_TEXT = (
 
 def _run_test(sess: Session, kind: str, n_prompt: int, n_gen: int, n_depth: int,
               settings: Settings, rng: Any, text: str | None,
-              progress: Progress | None, sensor: Any | None) -> TestResult:
+              progress: Progress | None, sensor: Any | None,
+              rss: RSSSampler | None = None) -> TestResult:
     name = test_name(kind, n_prompt, n_gen, n_depth)
     res = TestResult(test=kind, name=name, n_prompt=n_prompt, n_gen=n_gen, n_depth=n_depth)
 
@@ -368,13 +370,15 @@ def _run_test(sess: Session, kind: str, n_prompt: int, n_gen: int, n_depth: int,
             toks = make_tokens(n_prompt)
             batches = sess.batches(toks, n_prompt, settings.n_batch)
         sess.lc.llama_perf_context_reset(sess.ctx)
-        if kind == "pp":
-            ns = sess.time_prefill(batches)
-        elif kind == "ttft":
-            ns = sess.time_ttft(batches)
-        else:
-            per_token: list[int] = []
-            ns = sess.time_decode(batches, per_token)
+        per_token: list[int] = []
+        with rss.paused() if rss is not None else contextlib.nullcontext():
+            if kind == "pp":
+                ns = sess.time_prefill(batches)
+            elif kind == "ttft":
+                ns = sess.time_ttft(batches)
+            else:
+                ns = sess.time_decode(batches, per_token)
+        if kind == "tg":
             token_ns_all.append(per_token)
         res.perf.append(sess.perf())
         res.samples_ns.append(int(ns))
@@ -459,7 +463,7 @@ def measure_model(path: str, settings: Settings, plan: TestPlan, *, model_id: st
                     model_id=model_id, quant=quant, device=device, started_at=utc_now(),
                     model=info.to_facts(), settings=settings)
     n_ctx = settings.n_ctx or plan.n_ctx_needed()
-    sampler = RSSSampler(hz=float(os.environ.get("SLMBENCH_RSS_HZ", "200"))).start()
+    rss_sampler = RSSSampler(hz=float(os.environ.get("SLMBENCH_RSS_HZ", "200"))).start()
     sess = None
     sensors = None
     try:
@@ -479,18 +483,19 @@ def measure_model(path: str, settings: Settings, plan: TestPlan, *, model_id: st
             if max_temp_c is not None:
                 _wait_for_temperature(max_temp_c, progress)
             record.tests.append(_run_test(sess, kind, p, g, d, settings, rng, prompt_text,
-                                          progress, sensors))
+                                          progress, sensors, rss_sampler))
     finally:
-        sampler.stop()
+        rss_sampler.stop()
         if sensors is not None:
             sensors.stop()
         if sess is not None:
             buffers = parse_buffers(sess.log_lines)
             record.memory = breakdown(
-                buffers, n_ctx=sess.n_ctx, peak_rss_mib=sampler.peak_mib, hwm=hwm_mib(),
+                buffers, n_ctx=sess.n_ctx, peak_rss_mib=rss_sampler.peak_mib, hwm=hwm_mib(),
                 info=info, type_k=settings.type_k, type_v=settings.type_v,
                 swa_full=settings.swa_full, n_ubatch=settings.n_ubatch,
-                rss_hz=sampler.achieved_hz, available_drop_mib=sampler.available_drop_mib,
+                rss_hz=rss_sampler.achieved_hz,
+                available_drop_mib=rss_sampler.available_drop_mib,
                 unified_memory=_unified_memory(), rss_before_load_mib=sess.rss_before_load)
             sess.close()
     record.finished_at = utc_now()

@@ -187,7 +187,9 @@ class Memory:
     kv_mib: float = _f("sum of KV cache buffers (all caches)", unit="MiB")
     compute_mib: float = _f("sum of compute buffers (reserved)", unit="MiB")
     output_mib: float = _f("sum of output (logits) buffers", unit="MiB")
-    peak_rss_mib: float = _f("highest resident memory seen by the >=100 Hz sampler", unit="MiB")
+    peak_rss_mib: float = _f(
+        "highest resident memory seen by the >=100 Hz sampler (paused inside timed regions, "
+        "which are bracketed by samples; see hwm_rss_mib)", unit="MiB")
     hwm_rss_mib: float | None = _f("kernel high-water mark of resident memory (VmHWM)",
                                    unit="MiB")
     other_mib: float = _f(
@@ -201,7 +203,8 @@ class Memory:
                                        unit="MiB")
     kv_analytic_error_pct: float | None = _f("(analytic - reported) / reported", unit="%")
     projection: KVProjection | None = _f("KV share projected to the training context")
-    rss_sample_hz: float | None = _f("achieved sampling rate of the RSS sampler", unit="Hz")
+    rss_sample_hz: float | None = _f(
+        "achieved sampling rate of the RSS sampler while not paused", unit="Hz")
     mem_available_drop_mib: float | None = _f(
         "system-wide: MemAvailable before the model load minus its minimum during the "
         "config (/proc/meminfo); includes other processes' activity", unit="MiB")

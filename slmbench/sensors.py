@@ -552,8 +552,13 @@ class SensorSampler:
             self._start_board_monitor()
         except Exception as exc:  # noqa: BLE001
             self._error(f"board monitor: {exc.__class__.__name__}: {exc}")
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="slmbench-sensors")
-        self._thread.start()
+        # no file to read = no thread: a wake-up that reads nothing still preempts llama.cpp
+        if self._temps or self._freqs or self._rapl or self._battery or self._psutil_temps:
+            self._thread = threading.Thread(target=self._loop, daemon=True,
+                                            name="slmbench-sensors")
+            self._thread.start()
+        else:
+            self.sample_now()  # the window's first edge
         return self
 
     def stop(self) -> None:
@@ -562,6 +567,7 @@ class SensorSampler:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=5)
+            self._thread = None
         self.sample_now()
         if self._proc is not None:
             try:
