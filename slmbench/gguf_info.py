@@ -1,7 +1,8 @@
 """Read facts from a GGUF header without loading weights, and size the KV cache analytically.
 
-Everything here comes from the file's metadata and tensor table (the `gguf` package), so it is
-cheap, needs no llama.cpp context, and works before a model is downloaded in full.  The KV-cache
+Everything here comes from the file's metadata and tensor table, read by a small header parser
+(milliseconds even for a 262k-token vocabulary; the `gguf` package supplies type sizes), so it is
+cheap and needs no llama.cpp context.  The KV-cache
 model mirrors llama.cpp's allocation rules (context padded to 256 cells; sliding-window layers get
 ``pad256(min(n_ctx, n_swa + n_ubatch))`` cells unless ``swa_full``), so it can be checked against
 the KV buffer sizes llama.cpp logs.
@@ -9,6 +10,8 @@ the KV buffer sizes llama.cpp logs.
 
 from __future__ import annotations
 
+import math
+import mmap
 import os
 import struct
 from dataclasses import dataclass, field
@@ -147,8 +150,8 @@ def kv_cache_bytes(info: GGUFInfo, n_ctx: int, type_k: str = "f16", type_v: str 
 
 # --------------------------------------------------------------------------- reading
 
-def _check_header(path: str) -> int:
-    """Cheap checks before handing the file to the gguf reader; returns the file size."""
+def _check_header(path: str) -> tuple[int, str, int, int]:
+    """Cheap checks of the fixed header: (file size, byte order, tensor count, metadata count)."""
     if not os.path.exists(path):
         raise SlmbenchError(f"{path}: no such file")
     if os.path.isdir(path):
@@ -178,17 +181,12 @@ def _check_header(path: str) -> int:
     if n_kv > MAX_KV or n_kv * 12 > size:
         raise SlmbenchError(f"{path}: corrupt GGUF header (claims {n_kv} metadata entries in a "
                             f"{size}-byte file)")
-    return size
+    return size, endian, n_tensors, n_kv
 
 
-def _value(reader: Any, key: str, default: Any = None) -> Any:
-    fld = reader.fields.get(key)
-    if fld is None:
-        return default
-    try:
-        return fld.contents()
-    except Exception:  # noqa: BLE001 - an undecodable value is as good as a missing one
-        return default
+def _value(reader: "_Header", key: str, default: Any = None) -> Any:
+    value = reader.fields.get(key, default)
+    return default if isinstance(value, _Skipped) else value
 
 
 def _per_layer(value: Any, n_layer: int, default: int) -> list[int]:
@@ -200,7 +198,7 @@ def _per_layer(value: Any, n_layer: int, default: int) -> list[int]:
     return [int(value)] * n_layer
 
 
-def _swa_layers(arch: str, reader: Any, n_layer: int, has_window: bool) -> list[bool]:
+def _swa_layers(arch: str, reader: "_Header", n_layer: int, has_window: bool) -> list[bool]:
     if not has_window:
         return [False] * n_layer
     stored = _value(reader, f"{arch}.attention.sliding_window_pattern")
@@ -232,23 +230,136 @@ def file_type_name(ftype: int | None, tensor_types: dict[str, int]) -> str:
     return "unknown"
 
 
+class _Skipped:
+    """A metadata array too long to be a hyper-parameter (token lists, scores): only its length."""
+
+    def __init__(self, count: int):
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+
+# GGUF metadata value types: id -> (struct code, size); 8 = string and 9 = array are special
+_SCALARS = {0: ("B", 1), 1: ("b", 1), 2: ("H", 2), 3: ("h", 2), 4: ("I", 4), 5: ("i", 4),
+            6: ("f", 4), 7: ("?", 1), 10: ("Q", 8), 11: ("q", 8), 12: ("d", 8)}
+_STRING, _ARRAY = 8, 9
+_KEEP_ARRAY = 4096  # per-layer arrays are decoded; longer ones (vocabulary) are only counted
+
+
+class _Header:
+    """A minimal GGUF v2/v3 header parser: metadata and tensor infos, no tensor data.
+
+    The gguf package's reader decodes every array, which takes seconds for a 262k-entry token
+    list; this walks past long arrays, so a header reads in milliseconds.  ``fields`` maps key to
+    value; ``tensors`` holds (name, dims ne0.., ggml type id, absolute data offset).
+    """
+
+    def __init__(self, buf: Any, endian: str):
+        self.buf, self.e, self.off = buf, endian, 0
+        self.fields: dict[str, Any] = {}
+        self.tensors: list[tuple[str, tuple[int, ...], int, int]] = []
+        self._u32 = struct.Struct(endian + "I")
+        self._u64 = struct.Struct(endian + "Q")
+
+    def _need(self, n: int) -> None:
+        if n < 0 or self.off + n > len(self.buf):
+            raise SlmbenchError("header ends early")
+
+    def u32(self) -> int:
+        self._need(4)
+        v = self._u32.unpack_from(self.buf, self.off)[0]
+        self.off += 4
+        return v
+
+    def u64(self) -> int:
+        self._need(8)
+        v = self._u64.unpack_from(self.buf, self.off)[0]
+        self.off += 8
+        return v
+
+    def string(self) -> str:
+        n = self.u64()
+        self._need(n)
+        raw = self.buf[self.off:self.off + n]
+        self.off += n
+        return bytes(raw).decode("utf-8", "replace")
+
+    def value(self, vtype: int) -> Any:
+        if vtype in _SCALARS:
+            code, size = _SCALARS[vtype]
+            self._need(size)
+            v = struct.unpack_from(self.e + code, self.buf, self.off)[0]
+            self.off += size
+            return v
+        if vtype == _STRING:
+            return self.string()
+        if vtype == _ARRAY:
+            etype, count = self.u32(), self.u64()
+            if count > len(self.buf):  # every element takes at least one byte
+                raise SlmbenchError(f"array of {count} elements in a {len(self.buf)}-byte file")
+            if count > _KEEP_ARRAY:
+                self._skip_array(etype, count)
+                return _Skipped(count)
+            return [self.value(etype) for _ in range(count)]
+        raise SlmbenchError(f"unknown metadata value type {vtype}")
+
+    def _skip_array(self, etype: int, count: int) -> None:
+        if etype in _SCALARS:
+            size = _SCALARS[etype][1] * count
+            self._need(size)
+            self.off += size
+        elif etype == _STRING:
+            unpack, buf, off, end = self._u64.unpack_from, self.buf, self.off, len(self.buf)
+            for _ in range(count):
+                if off + 8 > end:
+                    raise SlmbenchError("header ends early")
+                off += 8 + unpack(buf, off)[0]
+            if off > end:
+                raise SlmbenchError("header ends early")
+            self.off = off
+        else:
+            for _ in range(count):
+                self.value(etype)
+
+    def parse(self, n_tensors: int, n_kv: int) -> "_Header":
+        self.off = 24
+        for _ in range(n_kv):
+            key = self.string()
+            self.fields[key] = self.value(self.u32())
+        infos = []
+        for _ in range(n_tensors):
+            name = self.string()
+            n_dims = self.u32()
+            if n_dims > 8:
+                raise SlmbenchError(f"tensor {name!r} has {n_dims} dimensions")
+            dims = tuple(self.u64() for _ in range(n_dims))
+            infos.append((name, dims, self.u32(), self.u64()))
+        align = self.fields.get("general.alignment", 32)
+        align = int(align) if isinstance(align, int) and align > 0 else 32
+        data_start = -(-self.off // align) * align
+        self.tensors = [(n, d, t, data_start + o) for n, d, t, o in infos]
+        return self
+
+
 def read_gguf(path: str) -> GGUFInfo:
     """Read a GGUF header into a GGUFInfo; any defect becomes a one-line SlmbenchError."""
     path = os.fspath(path)
-    size = _check_header(path)
+    size, endian, n_tensors, n_kv = _check_header(path)
     try:
-        from gguf import GGUFReader
-
-        reader = GGUFReader(path, "r")
+        with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            reader = _Header(mm, endian).parse(n_tensors, n_kv)
         return _info_from_reader(path, size, reader)
-    except SlmbenchError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the gguf reader raises many kinds on bad files
+    except SlmbenchError as exc:
+        if str(exc).startswith(path):
+            raise
+        raise SlmbenchError(f"{path}: unreadable or truncated GGUF file ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - bad bytes surface as many kinds of error
         detail = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise SlmbenchError(f"{path}: unreadable or truncated GGUF file ({detail})") from None
 
 
-def _info_from_reader(path: str, size: int, reader: Any) -> GGUFInfo:
+def _info_from_reader(path: str, size: int, reader: _Header) -> GGUFInfo:
     arch = _value(reader, "general.architecture")
     if not arch:
         raise SlmbenchError(f"{path}: GGUF file has no general.architecture key")
@@ -257,14 +368,23 @@ def _info_from_reader(path: str, size: int, reader: Any) -> GGUFInfo:
     tensor_types: dict[str, int] = {}
     data_end = 0
     vocab_from_embd = None
-    for t in reader.tensors:
-        n_params += int(t.n_elements)
-        model_bytes += int(t.n_bytes)
-        tname = t.tensor_type.name
-        tensor_types[tname] = tensor_types.get(tname, 0) + 1
-        data_end = max(data_end, int(t.data_offset) + int(t.n_bytes))
-        if t.name == "token_embd.weight" and len(t.shape) == 2:
-            vocab_from_embd = int(t.shape[1])
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    for name, dims, type_id, offset in reader.tensors:
+        try:
+            qtype = GGMLQuantizationType(type_id)
+            block, type_size = GGML_QUANT_SIZES[qtype]
+        except (ValueError, KeyError):
+            raise SlmbenchError(f"{path}: tensor {name!r} has unknown ggml type {type_id}; "
+                                "a newer llama.cpp / gguf package may know it") from None
+        n_elements = math.prod(dims)
+        n_bytes = n_elements * type_size // block
+        n_params += n_elements
+        model_bytes += n_bytes
+        tensor_types[qtype.name] = tensor_types.get(qtype.name, 0) + 1
+        data_end = max(data_end, offset + n_bytes)
+        if name == "token_embd.weight" and len(dims) == 2:
+            vocab_from_embd = int(dims[1])
     if data_end > size:
         raise SlmbenchError(f"{path}: truncated GGUF file (tensor data needs {data_end} bytes, "
                             f"file has {size}); download it again")
@@ -281,7 +401,7 @@ def _info_from_reader(path: str, size: int, reader: Any) -> GGUFInfo:
     ff_raw = _value(reader, f"{arch}.feed_forward_length")
     n_ff = max(_per_layer(ff_raw, max(n_layer, 1), 0)) if ff_raw is not None else None
     tokens = reader.fields.get("tokenizer.ggml.tokens")
-    n_vocab = len(tokens.data) if tokens is not None else None
+    n_vocab = len(tokens) if isinstance(tokens, (list, _Skipped)) else None
     n_vocab = int(_value(reader, f"{arch}.vocab_size", n_vocab or vocab_from_embd or 0) or 0)
     window = _value(reader, f"{arch}.attention.sliding_window", SWA_DEFAULT_SIZE.get(arch))
     window = int(window) if window else None

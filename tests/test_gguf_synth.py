@@ -135,6 +135,23 @@ def test_corrupt_files_give_one_line_errors(tmp_path, tiny_model):
         read_gguf(str(tmp_path))
 
 
+@pytest.mark.parametrize("keep", [100, 100_000])
+def test_header_cut_anywhere_is_a_one_line_error(tmp_path, tiny_model, monkeypatch, keep):
+    """The header parser walks arrays by hand: a file cut anywhere in it must fail cleanly,
+    whether the token list is skipped (long arrays) or decoded (short ones)."""
+    from slmbench import gguf_info
+
+    good = open(tiny_model, "rb").read()
+    whole = read_gguf(tiny_model)
+    monkeypatch.setattr(gguf_info, "_KEEP_ARRAY", keep)
+    assert read_gguf(tiny_model) == whole  # same facts either way
+    for cut in range(24, 200_000, 997):
+        path = _write(tmp_path / "cut.gguf", good[:cut])
+        with pytest.raises(SlmbenchError) as err:
+            read_gguf(path)
+        assert "\n" not in str(err.value) and "cut.gguf" in str(err.value), cut
+
+
 def test_inspect_cli(tiny_models, capsys, tmp_path):
     import json
 
