@@ -9,8 +9,13 @@ from __future__ import annotations
 import time
 
 
-def probe_bandwidth(size_mib: int = 256, repeats: int = 5) -> dict:
-    """Median read (sum over a large array) and copy bandwidth in GB/s, single-threaded numpy."""
+def probe_bandwidth(size_mib: int = 128, repeats: int = 5) -> dict:
+    """Median read (sum over a large array) and copy bandwidth in GB/s, single-threaded numpy.
+
+    128 MiB is several times the last-level cache of the devices slmbench targets (Jetson Orin
+    4 MiB, phones <= 16 MiB, laptops <= 36 MiB) and half the first-touch cost of 256 MiB, which
+    dominates the probe on a VM (0.55 s per 256 MiB here against 17 ms per read pass).
+    """
     import numpy as np
 
     n = size_mib * 2**20 // 8

@@ -396,7 +396,7 @@ class Runner:
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 start_new_session=True, env=env, text=True, encoding="utf-8", errors="replace",
                 bufsize=1)
-            state: dict[str, Any] = {"ready": None, "note": ""}
+            state: dict[str, Any] = {"ready": None, "note": "", "eof": threading.Event()}
             tail: collections.deque[str] = collections.deque(maxlen=40)
             readers = [threading.Thread(target=self._read_protocol, args=(proc.stdout, state),
                                         daemon=True),
@@ -408,14 +408,21 @@ class Runner:
             try:
                 deadline = t_spawn + cfg.timeout_s
                 while True:
-                    try:
-                        proc.wait(timeout=0.2)
+                    # sleep until the worker closes its protocol pipe (it is exiting), waking
+                    # once a second at most: polling would compete with the measurement
+                    remaining = deadline - time.monotonic()
+                    state["eof"].wait(min(max(remaining, 0.0), 1.0))
+                    if proc.poll() is None and state["eof"].is_set():
+                        try:
+                            proc.wait(timeout=max(0.0, min(remaining, 5.0)))
+                        except subprocess.TimeoutExpired:
+                            pass
+                    if proc.poll() is not None:
                         break
-                    except subprocess.TimeoutExpired:
-                        if time.monotonic() > deadline:
-                            timed_out = True
-                            _kill_group(proc)
-                            break
+                    if time.monotonic() > deadline:
+                        timed_out = True
+                        _kill_group(proc)
+                        break
             finally:
                 if proc.poll() is None:  # Ctrl-C or an error in the runner: no orphan
                     _kill_group(proc)
@@ -457,13 +464,16 @@ class Runner:
         return Record(record_id="", status="failed", reason=reason)
 
     def _read_protocol(self, pipe: IO[str], state: dict[str, Any]) -> None:
-        for line in pipe:
-            line = line.rstrip("\n")
-            if line == "ready":
-                state["ready"] = time.monotonic()
-            elif line.startswith("progress "):
-                state["note"] = line[9:]
-                self._note(state["note"])
+        try:
+            for line in pipe:
+                line = line.rstrip("\n")
+                if line == "ready":
+                    state["ready"] = time.monotonic()
+                elif line.startswith("progress "):
+                    state["note"] = line[9:]
+                    self._note(state["note"])
+        finally:
+            state["eof"].set()
 
     def _read_stderr(self, pipe: IO[str], tail: collections.deque) -> None:
         for line in pipe:
