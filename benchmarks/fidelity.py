@@ -3,7 +3,9 @@
 Both tools run on the same file, threads, batch sizes and lengths, alternating round by round
 so drift of the machine hits both alike.  For every test the ratio slmbench / llama-bench of
 tokens per second is reported per round, with its median and range over rounds.  Target: the
-median ratio within +-3 % for pp and tg at 2 threads.
+median ratio within +-3 % for pp and tg at 2 threads.  When llama-bench's own tokens/s varies by
+more than 5 % CV between its runs (one process per round), a miss is reported as inconclusive
+rather than as a failure: the machine cannot resolve a 3 % difference then.
 
     LLAMA_BENCH=/path/to/llama-bench python benchmarks/fidelity.py            # synthetic models
     LLAMA_BENCH=... python benchmarks/fidelity.py --gemma                      # + Gemma-3-270M
@@ -24,6 +26,9 @@ import sys
 import tempfile
 
 
+NOISY_CV = 0.05  # llama-bench's round-to-round CV above which a +-3 % verdict is noise
+
+
 def run_llama_bench(exe: str, path: str, p: int, n: int, threads: int, reps: int) -> dict:
     cmd = [exe, "-m", path, "-p", str(p), "-n", str(n), "-t", str(threads), "-r", str(reps),
            "-o", "json"]
@@ -39,8 +44,7 @@ def run_llama_bench(exe: str, path: str, p: int, n: int, threads: int, reps: int
 def run_slmbench(path: str, p: int, n: int, threads: int, reps: int) -> dict:
     cmd = [sys.executable, "-m", "slmbench", "bench", path, "-p", str(p), "-n", str(n), "-t",
            str(threads), "-r", str(reps), "--no-ttft", "--json"]
-    env = dict(os.environ, SLMBENCH_NO_SENSORS="1")
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rec = json.loads(out)[0]
     return {t["name"]: t["ts"]["mean"] for t in rec["tests"]}
 
@@ -94,8 +98,9 @@ def main() -> int:
     if args.gemma:
         files.update(gemma_files(args.workdir))
     print(f"{'model':24s} {'test':6s} {'slmbench t/s':>13s} {'llama-bench':>12s} "
-          f"{'ratio (median)':>14s} {'range over rounds':>20s}  verdict")
+          f"{'ratio (median)':>14s} {'range over rounds':>20s} {'ref CV':>7s}  verdict")
     worst = 0.0
+    failed = False
     for name, path in files.items():
         ratios: dict[str, list[float]] = {}
         ours_all: dict[str, list[float]] = {}
@@ -111,12 +116,24 @@ def main() -> int:
         for key, rs in ratios.items():
             med = statistics.median(rs)
             worst = max(worst, abs(med - 1))
-            verdict = "ok" if abs(med - 1) <= 0.03 else "OUTSIDE +-3%"
+            # llama-bench against itself: its spread between processes (rounds)
+            theirs = theirs_all[key]
+            ref_cv = (statistics.stdev(theirs) / statistics.fmean(theirs)
+                      if len(theirs) > 1 else 0.0)
+            if abs(med - 1) <= 0.03:
+                verdict = "ok"
+            elif ref_cv > NOISY_CV:
+                verdict = "inconclusive: the reference varies too much between runs"
+            else:
+                verdict = "OUTSIDE +-3%"
+                failed = True
             print(f"{name:24s} {key:6s} {statistics.median(ours_all[key]):13.1f} "
-                  f"{statistics.median(theirs_all[key]):12.1f} {med:14.3f} "
-                  f"{'[%.3f, %.3f]' % (min(rs), max(rs)):>20s}  {verdict}")
+                  f"{statistics.median(theirs):12.1f} {med:14.3f} "
+                  f"{'[%.3f, %.3f]' % (min(rs), max(rs)):>20s} {100 * ref_cv:6.1f}%  {verdict}")
     print(f"largest deviation of a median ratio from 1: {100 * worst:.1f}%")
-    return 0 if worst <= 0.03 else 1
+    print(f"ref CV = llama-bench's own spread over the rounds (one process each); above "
+          f"{100 * NOISY_CV:.0f} % the machine cannot resolve a 3 % difference")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -63,7 +63,8 @@ def _tg(rec: Record) -> float | None:
 
 def findings(records: list[Record]) -> list[str]:
     """Plain-language observations on the demo family (each only when its data is there)."""
-    ok = [r for r in records if r.status == "ok" and r.model is not None]
+    done = [r for r in records if r.status == "ok" and r.model is not None]
+    ok = [r for r in done if not _quality(r)]  # timing records
     out: list[str] = []
     # 1. size at the smallest vocabulary, first quantization: decode is memory-bound
     if ok:
@@ -116,7 +117,26 @@ def findings(records: list[Record]) -> list[str]:
                    f"matrix), decodes {_tg(lo) / _tg(hi):.2f}x slower and needs {rss:+.0f} MiB "
                    "peak RSS: the output layer computes a logit for every vocabulary entry")
         break
+    # 4. quality: KL divergence against the reference, per quantization
+    kl: dict[str, list[float]] = {}
+    ref = None
+    for r in done:
+        m = _quality(r)
+        if m and m.get("kl_mean") is not None:
+            kl.setdefault(r.quant or "?", []).append(m["kl_mean"])
+            ref = ref or (r.extra.get("quality") or {}).get("reference")
+    if kl:
+        parts = ", ".join(f"{q} {_mean(v):.5f}" for q, v in sorted(kl.items(),
+                                                                   key=lambda kv: _mean(kv[1])))
+        out.append(f"quality: mean KL divergence from the reference ({ref or 'F16'}) {parts} "
+                   "nats per token: fewer bits move the next-token distribution further "
+                   "(random weights: the perplexity itself means nothing here)")
     return out
+
+
+def _quality(rec: Record) -> dict | None:
+    """The metrics of a quality record, None for a timing record."""
+    return next((t.metrics for t in rec.tests if t.test == "quality"), None)
 
 
 def _mean(xs: list[float]) -> float:

@@ -381,9 +381,19 @@ def _metrics(acc: _Accumulator, n_ctx: int, n_windows: int) -> dict[str, float]:
     return m
 
 
+def quality_settings(n_ctx: int, n_batch: int) -> Any:
+    """The Settings a quality record carries: what changes its numbers (window, batch)."""
+    from slmbench.schema import Settings
+
+    n_batch = min(n_batch, n_ctx) if n_ctx else n_batch
+    return Settings(n_ctx=n_ctx, n_batch=n_batch, n_ubatch=min(512, n_batch), prompt="text",
+                    repetitions=1, warmup=0)
+
+
 def quality_record(path: str, test: Any, *, reference: str | None = None,
                    corpus: str | None = None, model_id: str | None = None,
-                   n_threads: int = 0, n_batch: int = 512, started_at: str | None = None) -> Any:
+                   quant: str | None = None, n_threads: int = 0, n_batch: int = 512,
+                   started_at: str | None = None) -> Any:
     """Wrap a quality TestResult into a Record of the results schema.
 
     Settings carry what changes the numbers (n_ctx, n_batch); threads do not, so they stay 0 and
@@ -393,14 +403,11 @@ def quality_record(path: str, test: Any, *, reference: str | None = None,
     from slmbench.gguf_info import read_gguf
     from slmbench.measure import TestPlan, config_id
     from slmbench.results import utc_now
-    from slmbench.schema import Record, Settings
+    from slmbench.schema import Record
 
     info = read_gguf(path)
     model_id = model_id or os.path.splitext(os.path.basename(path))[0]
-    n_ctx = int(test.metrics.get("n_ctx", 0))
-    n_batch = min(n_batch, n_ctx) if n_ctx else n_batch
-    settings = Settings(n_ctx=n_ctx, n_batch=n_batch, n_ubatch=min(512, n_batch), prompt="text",
-                        repetitions=1, warmup=0)
+    settings = quality_settings(int(test.metrics.get("n_ctx", 0)), n_batch)
     extra = {"quality": {**corpus_info(corpus),
                          "reference": os.path.basename(reference) if reference else None,
                          "n_threads": n_threads}}
@@ -408,6 +415,6 @@ def quality_record(path: str, test: Any, *, reference: str | None = None,
            f"{extra['quality']['reference']}")
     rid = config_id(key, settings, TestPlan([], [], [0], False))
     now = utc_now()
-    return Record(record_id=rid, run_id=None, model_id=model_id, quant=info.file_type,
+    return Record(record_id=rid, run_id=None, model_id=model_id, quant=quant or info.file_type,
                   started_at=started_at or now, finished_at=now, model=info.to_facts(),
                   settings=settings, tests=[test], warnings=list(test.warnings), extra=extra)

@@ -28,9 +28,10 @@ from slmbench.progress import Progress
 from slmbench.results import (ENV_FILE, MANIFEST_FILE, RESULTS_FILE, append_record,
                               iter_record_dicts, measured_ids, new_run_id, utc_now,
                               write_json_atomic)
+from slmbench.measure import TestPlan
 from slmbench.schema import Record, from_dict
-from slmbench.suite import (Config, Suite, catalog_entry, expand, model_header, parse_suite,
-                            synthetic_file)
+from slmbench.suite import (Config, ModelRef, Suite, catalog_entry, expand, model_header,
+                            parse_suite, synthetic_file)
 
 AVAILABLE_ENV = "SLMBENCH_AVAILABLE_MIB"  # override of available RAM (tests, what-if runs)
 MIB = 1024 * 1024
@@ -270,13 +271,17 @@ class Runner:
             path = self.model_path(cfg)
             extra["path"] = path
             info = model_header(path)
-            estimate, reason = self.memory_check(cfg, info)
+            reference = None
+            if cfg.reference is not None:
+                reference = self.path_of(cfg.reference)
+                extra["reference_path"] = reference
+            estimate, reason = self.memory_check(cfg, info, reference)
             if estimate:
                 extra["memory_estimate"] = estimate
             if reason:
                 record = Record(record_id=cfg.record_id, status="skipped", reason=reason)
             else:
-                record = self.run_worker(cfg, path)
+                record = self.run_worker(cfg, path, reference)
         except SlmbenchError as exc:
             record = Record(record_id=cfg.record_id, status="failed", reason=str(exc))
         except Exception as exc:  # noqa: BLE001 - a bug must not cost the rest of a long sweep
@@ -302,7 +307,10 @@ class Runner:
 
     def model_path(self, cfg: Config) -> str:
         """Local path of the config's model: download or synthesize it first if needed."""
-        ref = cfg.model
+        return self.path_of(cfg.model)
+
+    def path_of(self, ref: ModelRef) -> str:
+        """Local path of a model file (downloaded or synthesized once, then reused)."""
         if ref.kind == "file":
             return ref.path or ""
         key = ref.key
@@ -362,11 +370,23 @@ class Runner:
             os.replace(tmp, target)
         return target
 
-    def memory_check(self, cfg: Config, info: Any) -> tuple[dict | None, str | None]:
+    def memory_check(self, cfg: Config, info: Any,
+                     reference: str | None = None) -> tuple[dict | None, str | None]:
         """(prediction, reason to skip or None) before anything is loaded."""
         from slmbench.memory import estimate_memory
 
-        est = estimate_memory(info, cfg.settings, cfg.plan)
+        if cfg.kind == "quality":  # one window at a time; logits of both files, kept as float32
+            plan = TestPlan([cfg.settings.n_ctx], [], [0], False)
+            est = estimate_memory(info, cfg.settings, plan)
+            if reference:
+                ref = estimate_memory(model_header(reference), cfg.settings, plan)
+                for k in ("model_mib", "kv_mib", "compute_mib"):
+                    est[k] = round(est[k] + ref[k], 1)
+            est["overhead_mib"] = round(est["overhead_mib"] + 2 * 4 * cfg.settings.n_batch
+                                        * info.n_vocab / MIB, 1)
+            est["total_mib"] = round(sum(v for k, v in est.items() if k != "total_mib"), 1)
+        else:
+            est = estimate_memory(info, cfg.settings, cfg.plan)
         if cfg.settings.n_gpu_layers and not self.unified_memory:
             return est, None  # weights go to GPU memory; RAM is not the limit
         available = available_mib()
@@ -381,13 +401,13 @@ class Runner:
                      f"{available:.0f} MiB are available and {margin:.0f} MiB are kept free; "
                      "try a smaller quant, a smaller --n-ctx or a q8_0 KV cache")
 
-    def run_worker(self, cfg: Config, path: str) -> Record:
+    def run_worker(self, cfg: Config, path: str, reference: str | None = None) -> Record:
         """Measure one config in a fresh process; a crash or hang becomes a failed Record."""
         with tempfile.TemporaryDirectory(prefix="slmbench-worker-") as tmp:
             cfg_file = os.path.join(tmp, "config.json")
             out_file = os.path.join(tmp, "record.json")
             with open(cfg_file, "w", encoding="utf-8") as fh:
-                json.dump(cfg.worker_payload(path, self.device), fh)
+                json.dump(cfg.worker_payload(path, self.device, reference), fh)
             env = dict(os.environ)
             env["SLMBENCH_WORKER_PARENT"] = str(os.getpid())
             t_spawn = time.monotonic()
@@ -571,7 +591,7 @@ def _pick(rec: Record, kind: str, name: str) -> Any:
 
 def summary_columns(configs: list[Config]) -> tuple[str, str, str]:
     """Names of the pp / tg / ttft tests shown in the summary (depth 0, longest / shortest)."""
-    plan = configs[0].plan if configs else None
+    plan = next((c.plan for c in configs if c.kind == "bench"), None)
     if plan is None:
         return "", "", ""
     pp = f"pp{max(plan.n_prompt)}" if plan.n_prompt else ""
@@ -589,12 +609,19 @@ def summary_rows(result: RunResult) -> list[dict[str, Any]]:
         rec = by_id.get(cfg.record_id)
         s = cfg.settings
         row: dict[str, Any] = {
-            "index": cfg.index, "record_id": cfg.record_id, "model_id": cfg.model.model_id,
+            "index": cfg.index, "kind": cfg.kind, "record_id": cfg.record_id,
+            "model_id": cfg.model.model_id,
             "quant": (rec.quant if rec else None) or cfg.model.quant, "threads": s.n_threads,
             "n_gpu_layers": s.n_gpu_layers, "cache": f"{s.type_k}/{s.type_v}",
             "flash_attn": s.flash_attn, "status": rec.status if rec else "not run",
             "reason": rec.reason if rec else None}
-        if rec is not None and rec.status == "ok":
+        if cfg.kind == "quality":
+            test = _pick(rec, "quality", f"quality@{s.n_ctx}") if rec else None
+            m = test.metrics if test is not None and rec.status == "ok" else {}
+            row["reference"] = cfg.reference.quant or cfg.reference.model_id \
+                if cfg.reference else None
+            row.update({k: m.get(k) for k in QUALITY_SUMMARY})
+        elif rec is not None and rec.status == "ok":
             tp, tt, tf = _pick(rec, "pp", pp), _pick(rec, "tg", tg), _pick(rec, "ttft", ttft)
             row.update({
                 f"{pp}_ts": tp.ts.mean if tp and tp.ts else None,
@@ -609,11 +636,36 @@ def summary_rows(result: RunResult) -> list[dict[str, Any]]:
     return rows
 
 
+QUALITY_SUMMARY = ("ppl", "ppl_err", "bits_per_byte", "kl_mean", "kl_p99", "top1_pct",
+                   "delta_ppl")
+
+
+def _quality_table(rows: list[dict[str, Any]], notes: list[str]) -> str:
+    from slmbench.display import fmt, table
+
+    out = []
+    for r in rows:
+        status = r["status"]
+        if r["reason"]:
+            notes.append(f"[{len(notes) + 1}] {r['model_id']} {r['quant'] or ''} quality: "
+                         f"{r['reason']}")
+            status += f" [{len(notes)}]"
+        ppl = (f"{fmt(r['ppl'], 3)} ± {fmt(r['ppl_err'], 3)}" if r.get("ppl") is not None
+               else "-")
+        out.append([r["model_id"], r["quant"] or "?", ppl, fmt(r.get("bits_per_byte"), 4),
+                    r.get("reference") or "-", fmt(r.get("kl_mean"), 5), fmt(r.get("kl_p99"), 4),
+                    fmt(r.get("top1_pct"), 2), fmt(r.get("delta_ppl"), 4), status])
+    return table(out, ["model", "quant", "perplexity", "bits/byte", "reference", "KL mean",
+                       "KL p99", "top-1 %", "Δ ppl", "status"])
+
+
 def summary_table(result: RunResult) -> str:
     from slmbench.display import fmt, table
 
     pp, tg, ttft = summary_columns(result.configs)
-    rows = summary_rows(result)
+    all_rows = summary_rows(result)
+    rows = [r for r in all_rows if r["kind"] == "bench"]
+    quality_rows = [r for r in all_rows if r["kind"] == "quality"]
     varying = [k for k, label in (("threads", "threads"), ("n_gpu_layers", "ngl"),
                                   ("cache", "kv cache"), ("flash_attn", "fa"))
                if len({r[k] for r in rows}) > 1]
@@ -639,4 +691,8 @@ def summary_table(result: RunResult) -> str:
             pm(r.get(f"{tg}_ts"), r.get(f"{tg}_ts_sd")),
             fmt(r.get(f"{ttft}_ms"), 2), fmt(r.get("peak_rss_mib"), 1),
             f"{100 * kv:.1f}%" if kv is not None else "-", status])
-    return "\n".join([table(out, header) if out else "(no configs)", *notes])
+    parts = [table(out, header)] if out else []
+    if quality_rows:
+        parts += ["", "quality (lower perplexity, bits/byte and KL are better):",
+                  _quality_table(quality_rows, notes)]
+    return "\n".join([*parts, *notes] if parts else ["(no configs)", *notes])

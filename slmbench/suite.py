@@ -56,6 +56,7 @@ KEYS: dict[str, tuple[str, Any]] = {
     "cooldown_s": ("float", 0.0),
     "max_temp_c": ("ofloat", None),
     "timeout_s": ("float", 3600.0),
+    "quality": ("quality", None),
 }
 # suite key -> the `slmbench run` flag that overrides it
 FLAGS = {
@@ -67,8 +68,18 @@ FLAGS = {
     "n_ubatch": "--ubatch-size", "repetitions": "--repetitions", "warmup": "--warmup",
     "prompt": "--prompt", "seed": "--seed", "load_mode": "--load-mode",
     "cooldown_s": "--cooldown", "max_temp_c": "--max-temp", "timeout_s": "--timeout",
+    "quality": "--quality",
 }
-MODEL_KEYS = {"id", "path", "synthetic", "name", "quants"}
+MODEL_KEYS = {"id", "path", "synthetic", "name", "quants", "quality"}
+# `quality:` (suite-wide or per model): perplexity / bits per byte / KL against a reference quant,
+# one worker per model file, after the timing configs.  Keys and defaults (llama-perplexity's):
+QUALITY_DEFAULTS: dict[str, Any] = {
+    "n_ctx": 512,        # window in tokens (-c)
+    "n_batch": 512,      # tokens per decode (-b)
+    "chunks": 0,         # score only the first N windows; 0 = the whole corpus (--chunks)
+    "corpus": None,      # UTF-8 text file; None = the bundled Pride and Prejudice excerpt
+    "reference": None,   # quant of the same model (e.g. F16, Q8_0) or a .gguf path: adds KL
+}
 SYNTH_KEYS = {"n_embd", "n_layer", "n_head", "n_head_kv", "n_ff", "n_vocab", "n_ctx", "seed"}
 
 
@@ -83,16 +94,22 @@ class ModelSpec:
     synthetic: dict[str, int] | None = None  # 'synthetic': SynthSpec fields
     pinned: bool = False  # written as id:QUANT - command-line --quants leave it alone
     where: str = ""  # 'models[3]' (or the command-line flag), for error messages
+    quality: Any = None  # per-model `quality:` (False, or a dict over the suite's); None = suite's
 
     def to_dict(self) -> Any:
         if self.kind == "file":
-            return {"path": self.path, "name": self.id}
-        if self.pinned and self.quants:
+            out: dict[str, Any] = {"path": self.path, "name": self.id}
+        elif self.pinned and self.quants and self.quality is None:
             return f"{self.id}:{self.quants[0]}"
-        out: dict[str, Any] = {"id": self.id} if self.kind == "catalog" else {
-            "synthetic": dict(self.synthetic or {}), "name": self.id}
-        if self.quants is not None:
-            out["quants"] = list(self.quants)
+        elif self.pinned and self.quants:
+            out = {"id": f"{self.id}:{self.quants[0]}"}
+        else:
+            out = {"id": self.id} if self.kind == "catalog" else {
+                "synthetic": dict(self.synthetic or {}), "name": self.id}
+            if self.quants is not None:
+                out["quants"] = list(self.quants)
+        if self.quality is not None:
+            out["quality"] = self.quality
         return out
 
 
@@ -140,10 +157,16 @@ class Config:
     cooldown_s: float = 0.0
     max_temp_c: float | None = None
     timeout_s: float = 3600.0
+    kind: str = "bench"  # 'bench' (timing + memory) or 'quality' (perplexity / KL)
+    quality: dict[str, Any] | None = None  # kind 'quality': QUALITY_DEFAULTS keys + n_threads
+    reference: ModelRef | None = None  # kind 'quality': the KL reference file, if any
 
     @property
     def label(self) -> str:
         s = self.settings
+        if self.kind == "quality":
+            vs = f" vs {self.reference.quant or self.reference.model_id}" if self.reference else ""
+            return f"{self.model.key} quality{vs}"
         bits = [self.model.key, f"t{s.n_threads}"]
         if s.n_gpu_layers:
             bits.append(f"ngl{s.n_gpu_layers}")
@@ -153,12 +176,14 @@ class Config:
             bits.append(f"fa {s.flash_attn}")
         return " ".join(bits)
 
-    def worker_payload(self, path: str, device: str | None) -> dict[str, Any]:
+    def worker_payload(self, path: str, device: str | None,
+                       reference_path: str | None = None) -> dict[str, Any]:
         """What the worker process needs (JSON)."""
         return {"index": self.index, "record_id": self.record_id, "path": path,
                 "model_id": self.model.model_id, "quant": self.model.quant, "device": device,
                 "settings": asdict(self.settings), "plan": asdict(self.plan),
-                "cooldown_s": self.cooldown_s, "max_temp_c": self.max_temp_c}
+                "cooldown_s": self.cooldown_s, "max_temp_c": self.max_temp_c,
+                "kind": self.kind, "quality": self.quality, "reference_path": reference_path}
 
 
 # --------------------------------------------------------------------------- loading
@@ -228,11 +253,17 @@ def parse_suite(raw: dict[str, Any], *, source: str = "<built-in>",
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             problems.append(f"unknown key '{key}'{hint}")
     values: dict[str, Any] = {}
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    if overrides.get("quality") is True and isinstance(raw.get("quality"), dict):
+        data["quality"] = raw["quality"]  # --quality turns on what the file configures
     for key, (kind, default) in KEYS.items():
         if key == "models":
             continue
         if key not in data or data[key] is None:
             values[key] = list(default) if isinstance(default, list) else default
+            continue
+        if kind == "quality":
+            values[key] = parse_quality(data[key], where(key), base, problems)
             continue
         value, err = _coerce(kind, data[key])
         if err:
@@ -250,11 +281,9 @@ def parse_suite(raw: dict[str, Any], *, source: str = "<built-in>",
         if not isinstance(entries, list):
             problems.append(f"{where('models')}: expected a list of model entries")
             entries = []
-        base = Path(base_dir) if base_dir is not None else Path.cwd()
-        if "models" in overrides:
-            base = Path.cwd()
+        model_base = Path.cwd() if "models" in overrides else base
         for i, entry in enumerate(entries):
-            spec = _parse_model(entry, f"{where('models')}[{i}]", base, problems)
+            spec = _parse_model(entry, f"{where('models')}[{i}]", model_base, problems)
             if spec is not None:
                 spec.where = f"{where('models')}[{i}]"
                 models.append(spec)
@@ -262,6 +291,9 @@ def parse_suite(raw: dict[str, Any], *, source: str = "<built-in>",
         for m in models:
             if m.kind != "file" and not m.pinned:
                 m.quants = None
+    if overrides.get("quality") is False:
+        for m in models:
+            m.quality = None  # --no-quality: no quality config at all
     _check_quants(models, values, problems, catalog)
     name = values.pop("name") or (Path(source).stem if source != "<built-in>" else "suite")
     if problems:
@@ -395,6 +427,16 @@ def _parse_model(entry: Any, where: str, base: Path, problems: list[str]) -> Mod
     if name is not None and (not isinstance(name, str) or not name.strip()):
         problems.append(f"{where}.name: expected text")
         name = None
+    quality = (parse_quality(entry["quality"], f"{where}.quality", base, problems)
+               if "quality" in entry else None)
+    spec = _parse_model_source(entry, quants, name, where, base, problems)
+    if spec is not None:
+        spec.quality = quality
+    return spec
+
+
+def _parse_model_source(entry: dict, quants: list[str] | None, name: str | None, where: str,
+                        base: Path, problems: list[str]) -> ModelSpec | None:
     if "path" in entry:
         if quants is not None:
             problems.append(f"{where}.quants: a local file has one quantization; list one entry "
@@ -404,7 +446,13 @@ def _parse_model(entry: Any, where: str, base: Path, problems: list[str]) -> Mod
         if not isinstance(entry["id"], str) or not entry["id"].strip():
             problems.append(f"{where}.id: expected a catalog id")
             return None
-        return ModelSpec("catalog", entry["id"].strip(), quants, pinned=False)
+        ident, _, quant = entry["id"].strip().partition(":")
+        if quant:
+            if quants is not None:
+                problems.append(f"{where}: give the quantization in id ({entry['id']}) or in "
+                                "quants, not both")
+            return ModelSpec("catalog", ident, [quant.upper()], pinned=True)
+        return ModelSpec("catalog", ident, quants, pinned=False)
     shape = entry["synthetic"]
     if not isinstance(shape, dict):
         problems.append(f"{where}.synthetic: expected a mapping of shape fields "
@@ -431,6 +479,56 @@ def _parse_model(entry: Any, where: str, base: Path, problems: list[str]) -> Mod
     return ModelSpec("synthetic", name, quants, synthetic=dict(shape))
 
 
+def parse_quality(value: Any, where: str, base: Path, problems: list[str]) -> Any:
+    """`quality:` as written: True / False, or a mapping of QUALITY_DEFAULTS keys (validated,
+    paths made absolute).  True is stored as {} (every default)."""
+    if isinstance(value, bool):
+        return {} if value else False
+    if not isinstance(value, dict):
+        problems.append(f"{where}: expected true, false or a mapping of "
+                        f"{', '.join(QUALITY_DEFAULTS)}, got {value!r}")
+        return False
+    out: dict[str, Any] = {}
+    for key, v in value.items():
+        if key not in QUALITY_DEFAULTS:
+            close = difflib.get_close_matches(str(key), QUALITY_DEFAULTS, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(f"{where}: unknown key '{key}'{hint} (known: "
+                            f"{', '.join(QUALITY_DEFAULTS)})")
+        elif v is None:
+            out[key] = None
+        elif key in ("n_ctx", "n_batch", "chunks"):
+            low = {"n_ctx": 8, "n_batch": 1, "chunks": 0}[key]
+            if not isinstance(v, int) or isinstance(v, bool) or v < low:
+                problems.append(f"{where}.{key}: expected an integer >= {low}, got {v!r}")
+            else:
+                out[key] = v
+        elif not isinstance(v, str) or not v.strip():
+            problems.append(f"{where}.{key}: expected text, got {v!r}")
+        elif key == "corpus" or _looks_like_path(v):
+            p = Path(os.path.expanduser(v.strip()))
+            p = p if p.is_absolute() else base / p
+            if not p.is_file():
+                problems.append(f"{where}.{key}: no such file {v!r}")
+            else:
+                out[key] = str(p.resolve())
+        else:
+            out[key] = v.strip().upper()  # a quantization of the same model
+    return out
+
+
+def effective_quality(suite_value: Any, model_value: Any) -> dict[str, Any] | None:
+    """The quality settings of one model entry (suite-wide ones, then the model's), or None."""
+    if model_value is False or (model_value is None and not isinstance(suite_value, dict)):
+        return None
+    out = dict(QUALITY_DEFAULTS)
+    if isinstance(suite_value, dict):
+        out.update(suite_value)
+    if isinstance(model_value, dict):
+        out.update(model_value)
+    return out
+
+
 def _looks_like_path(text: str) -> bool:
     return text.lower().endswith(".gguf") or "/" in text or os.sep in text
 
@@ -455,7 +553,11 @@ def _check_quants(models: list[ModelSpec], values: dict[str, Any], problems: lis
     values["quants"] = suite_quants
     cat = catalog
     for m in models:
-        if m.kind == "file":
+        if m.kind == "file":  # a suite-wide quant reference does not apply to a local file
+            ref = m.quality.get("reference") if isinstance(m.quality, dict) else None
+            if ref and not os.path.isabs(ref):
+                problems.append(f"{m.where} ({m.id}): quality reference '{ref}' names a quant, "
+                                "but a local file has no siblings: give the reference as a path")
             continue
         available = synth_quants()
         if m.kind == "catalog":
@@ -481,6 +583,11 @@ def _check_quants(models: list[ModelSpec], values: dict[str, Any], problems: lis
             if q not in available:
                 problems.append(f"{m.where} ({m.id}): unknown quant '{q}' (available: "
                                 f"{', '.join(available) or 'none'})")
+        q = effective_quality(values.get("quality"), m.quality)
+        ref = (q or {}).get("reference")
+        if ref and not os.path.isabs(ref) and ref not in available:
+            problems.append(f"{m.where} ({m.id}): quality reference '{ref}' is not a quant of "
+                            f"this model (available: {', '.join(available) or 'none'})")
 
 
 def synth_quants() -> list[str]:
@@ -531,12 +638,17 @@ def expand(suite: Suite) -> list[Config]:
                     n_gen=[x for x in v["n_gen"] if x > 0], n_depth=list(v["n_depth"]),
                     ttft=bool(v["ttft"]))
     refs: list[ModelRef] = []
+    quality_refs: list[tuple[ModelRef, dict[str, Any]]] = []
     for m in suite.models:
         if m.kind == "file":
-            refs.append(ModelRef("file", m.id, _file_quant(m.path), path=m.path))
-            continue
-        for q in (m.quants if m.quants is not None else v["quants"]):
-            refs.append(ModelRef(m.kind, m.id, q, synthetic=m.synthetic))
+            new = [ModelRef("file", m.id, _file_quant(m.path), path=m.path)]
+        else:
+            new = [ModelRef(m.kind, m.id, quant, synthetic=m.synthetic)
+                   for quant in (m.quants if m.quants is not None else v["quants"])]
+        refs += new
+        q = effective_quality(v.get("quality"), m.quality)
+        if q is not None:
+            quality_refs += [(r, q) for r in new]
     configs: list[Config] = []
     seen: set[str] = set()
     for ref in refs:
@@ -561,7 +673,35 @@ def expand(suite: Suite) -> list[Config]:
                             index=len(configs), model=ref, settings=settings, plan=plan,
                             record_id=rid, cooldown_s=v["cooldown_s"],
                             max_temp_c=v["max_temp_c"], timeout_s=v["timeout_s"]))
+    # quality after all timing: one config per model file, whatever the settings sweep
+    threads = v["threads"][0] or default_threads()
+    for ref, q in quality_refs:
+        cfg = quality_config(len(configs), ref, q, threads, v["timeout_s"])
+        if cfg.record_id not in seen:
+            seen.add(cfg.record_id)
+            configs.append(cfg)
     return configs
+
+
+def quality_config(index: int, ref: ModelRef, q: dict[str, Any], n_threads: int,
+                   timeout_s: float) -> Config:
+    """The quality config of one model file.  Its settings are the ones `slmbench quality`
+    records (window, batch; threads do not change the numbers), so results of both compare."""
+    from slmbench.quality import quality_settings
+
+    reference = None
+    ref_name = q.get("reference")
+    if ref_name and os.path.isabs(ref_name):
+        reference = ModelRef("file", Path(ref_name).stem, _file_quant(ref_name), path=ref_name)
+    elif ref_name and ref_name != ref.quant and ref.kind != "file":
+        reference = ModelRef(ref.kind, ref.model_id, ref_name, synthetic=ref.synthetic)
+    settings = quality_settings(q["n_ctx"], q["n_batch"])
+    key = ":".join([ref.key, "quality", q.get("corpus") or "bundled",
+                    reference.key if reference else "-", str(q.get("chunks") or 0)])
+    rid = config_id(key, settings, TestPlan([], [], [0], False))
+    return Config(index=index, model=ref, settings=settings, plan=TestPlan([], [], [0], False),
+                  record_id=rid, timeout_s=timeout_s, kind="quality",
+                  quality={**q, "n_threads": n_threads}, reference=reference)
 
 
 def _file_quant(path: str | None) -> str | None:

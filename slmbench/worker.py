@@ -97,6 +97,27 @@ def _write_atomic(path: str, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def _measure_quality(cfg: dict, progress: Any, started: str) -> Any:
+    """A suite's quality config: perplexity / bits per byte (and KL against the reference)."""
+    from slmbench.quality import measure_quality, quality_record
+
+    q = cfg["quality"]
+
+    def window_done(done: int, total: int, ppl: float) -> None:
+        progress(f"quality {done}/{total} ppl {ppl:.3f}")
+
+    test = measure_quality(cfg["path"], reference=cfg.get("reference_path"),
+                           corpus=q.get("corpus"), n_ctx=q["n_ctx"], n_threads=q["n_threads"],
+                           n_batch=q["n_batch"], max_windows=q.get("chunks") or 0,
+                           progress=window_done)
+    record = quality_record(cfg["path"], test, reference=cfg.get("reference_path"),
+                            corpus=q.get("corpus"), model_id=cfg.get("model_id"),
+                            quant=cfg.get("quant"), n_threads=q["n_threads"],
+                            n_batch=q["n_batch"], started_at=started)
+    record.device = cfg.get("device")
+    return record
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) != 2:
@@ -136,11 +157,14 @@ def main(argv: list[str] | None = None) -> int:
             proto.write(f"progress {message}\n")
 
     try:
-        record = measure_model(cfg["path"], settings, TestPlan(**cfg["plan"]),
-                               model_id=cfg.get("model_id"), quant=cfg.get("quant"),
-                               device=cfg.get("device"), progress=progress,
-                               cooldown_s=float(cfg.get("cooldown_s") or 0.0),
-                               max_temp_c=cfg.get("max_temp_c"))
+        if cfg.get("kind") == "quality":
+            record = _measure_quality(cfg, progress, started)
+        else:
+            record = measure_model(cfg["path"], settings, TestPlan(**cfg["plan"]),
+                                   model_id=cfg.get("model_id"), quant=cfg.get("quant"),
+                                   device=cfg.get("device"), progress=progress,
+                                   cooldown_s=float(cfg.get("cooldown_s") or 0.0),
+                                   max_temp_c=cfg.get("max_temp_c"))
     except SlmbenchError as exc:
         record = Record(record_id=cfg.get("record_id"), run_id=None, status="failed",
                         reason=str(exc), model_id=cfg.get("model_id"), quant=cfg.get("quant"),

@@ -20,14 +20,21 @@ def test_quick_demo_runs_end_to_end_offline(tmp_path, capsys, monkeypatch):
             "--json"]
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["status"] == "finished" and out["counts"] == {"ok": 8, "failed": 0, "skipped": 0}
+    assert out["status"] == "finished" and out["counts"] == {"ok": 16, "failed": 0, "skipped": 0}
     run = read_run(out["run_dir"])
     models = {(r.model.n_embd, r.model.n_layer, r.model.n_vocab) for r in run.records}
     assert models == {(256, 2, 8192), (512, 4, 8192), (768, 6, 8192), (512, 4, 65536)}
     assert {r.quant for r in run.records} == {"Q8_0", "Q4_K_M"}
+    # 8 timing records, then 8 quality records: KL against F16 grows as bits shrink
+    quality = {(r.model_id, r.quant): r.tests[0].metrics for r in run.records
+               if r.tests and r.tests[0].test == "quality"}
+    assert len(quality) == 8
+    for model in {m for m, _ in quality}:
+        assert 0 < quality[model, "Q8_0"]["kl_mean"] < quality[model, "Q4_K_M"]["kl_mean"]
     assert run.env and run.manifest["status"] == "finished"
-    # three findings: size, quantization, vocabulary
-    assert [f.split(":")[0] for f in out["findings"]] == ["size", "quantization", "vocabulary"]
+    # four findings: size, quantization, vocabulary, quality
+    assert [f.split(":")[0] for f in out["findings"]] == ["size", "quantization", "vocabulary",
+                                                          "quality"]
     # statistics and report wherever those modules are installed
     if importlib.util.find_spec("slmbench.analysis"):
         assert out["analysis"]

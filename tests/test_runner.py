@@ -258,3 +258,36 @@ models:
     assert "ghost-1m-Q4_K_M.gguf" in recs[0]["reason"] and "offline" in recs[0]["reason"]
     assert recs[0]["model_id"] == "ghost-1m" and recs[0]["quant"] == "Q4_K_M"
     assert "worker" not in recs[0]["extra"]
+
+
+def test_suite_quality_configs_score_each_quant_against_the_reference(tmp_path):
+    """`quality:` in a suite: one worker per model file after the timing; KL grows as bits
+    shrink; a quality config that fails (corpus too short) is a record and the sweep goes on."""
+    short = tmp_path / "short.txt"
+    short.write_text("too short", encoding="utf-8")
+    shape = {"n_embd": 256, "n_layer": 2, "n_head": 4, "n_head_kv": 2, "n_ff": 512,
+             "n_vocab": 4096}
+    suite = parse_suite({"models": [{"synthetic": shape, "name": "q", "quants": ["Q8_0", "Q4_0"]},
+                                    {"synthetic": shape, "name": "s", "quants": ["Q8_0"],
+                                     "quality": {"corpus": str(short)}}],
+                         **FAST, "quality": {"reference": "F16", "chunks": 2, "n_ctx": 64}})
+    runner = make_runner(suite, tmp_path, synth_dir=tmp_path / "synth")
+    result = runner.run()
+    kinds = [c.kind for c in runner.configs]
+    assert kinds == ["bench"] * 3 + ["quality"] * 3
+    by_id = {r.record_id: r for r in result.records}
+    q8, q4, bad = (by_id[c.record_id] for c in runner.configs[3:])
+    assert q8.status == q4.status == "ok" and bad.status == "failed"
+    assert "corpus too short" in bad.reason and result.exit_code == 1
+    m8, m4 = q8.tests[0].metrics, q4.tests[0].metrics
+    assert q8.tests[0].name == "quality@64" and m8["n_windows"] == 2
+    assert 0 < m8["kl_mean"] < m4["kl_mean"] and m8["top1_pct"] > m4["top1_pct"]
+    assert q8.quant == "Q8_0" and q8.extra["quality"]["reference"].endswith(".gguf")
+    assert q8.extra["worker"]["exit_code"] == 0 and q8.device == result.records[0].device
+    text = summary_table(result)
+    assert "quality (lower perplexity" in text and "F16" in text and "corpus too short" in text
+    # resume from the manifest: the same configs, quality included, and nothing left to do
+    again = make_runner(None, tmp_path, run_id=result.run_id, resume=True,
+                        synth_dir=tmp_path / "synth")
+    assert [c.record_id for c in again.configs] == [c.record_id for c in runner.configs]
+    assert again.run().measured_now == 0

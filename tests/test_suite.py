@@ -190,7 +190,7 @@ def test_dry_run_lists_configs_without_measuring(tmp_path, tiny_model, capsys):
     assert main(["run", path, "--dry-run", "--results", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert "tiny-Q8_0:Q8_0 t1" in out and "tiny-Q8_0:Q8_0 t2" in out
-    assert "2 configs; each runs: pp16, ttft16, tg4" in out
+    assert "2 timing configs; each runs: pp16, ttft16, tg4" in out
     assert not (tmp_path / "r").exists()
     # a suite error from the CLI is one line, exit code 2, no traceback
     assert main(["run", path, "-fa", "maybe", "--dry-run"]) == 2
@@ -200,7 +200,8 @@ def test_dry_run_lists_configs_without_measuring(tmp_path, tiny_model, capsys):
 
 def test_shipped_suites_are_valid():
     demo = load_suite("demo")
-    assert len(expand(demo)) == 8  # 4 shapes x 2 quants
+    kinds = [c.kind for c in expand(demo)]
+    assert kinds == ["bench"] * 8 + ["quality"] * 8  # 4 shapes x 2 quants, timing + quality
     for name in ("quick", "survey"):
         pytest.importorskip("slmbench.catalog")
         assert expand(load_suite(name)), name
@@ -212,7 +213,82 @@ def test_overrides_travel_to_a_remote_run_as_flags():
 
     parser, _ = _command_parser("run")
     argv = ["--models", "a,b:Q8_0", "-p", "64,256", "-t", "1,2", "--cache-type", "q8_0",
-            "-fa", "on", "--cooldown", "10", "--no-ttft", "-b", "512", "--max-temp", "75"]
+            "-fa", "on", "--cooldown", "10", "--no-ttft", "-b", "512", "--max-temp", "75",
+            "--quality"]
     first = overrides_from_args(parser.parse_args(argv))
     again = overrides_from_args(parser.parse_args(override_argv(first)))
     assert again == first and first["cooldown_s"] == 10.0 and first["ttft"] is False
+    assert first["quality"] is True
+    no = overrides_from_args(parser.parse_args(["--no-quality"]))
+    assert overrides_from_args(parser.parse_args(override_argv(no)))["quality"] is False
+
+
+# ------------------------------------------------------------------------------ quality --
+
+QSYN = {"synthetic": {"n_embd": 256, "n_layer": 2, "n_vocab": 4096}, "name": "q"}
+
+
+def test_quality_configs_follow_the_timing_one_per_model_file(tmp_path, tiny_model):
+    suite = parse_suite({"models": [dict(QSYN, quants=["Q8_0", "Q4_0", "F16"]), tiny_model],
+                         "threads": [1, 2], "n_prompt": 16, "n_gen": 4,
+                         "quality": {"reference": "F16", "chunks": 3, "n_ctx": 256}})
+    configs = expand(suite)
+    kinds = [c.kind for c in configs]
+    assert kinds == ["bench"] * 8 + ["quality"] * 4  # 4 files x 2 thread counts, then 4 files
+    quality = configs[8:]
+    assert [c.model.key for c in quality] == ["q:Q8_0", "q:Q4_0", "q:F16", "tiny-Q8_0:Q8_0"]
+    # the reference itself, and a local file (no sibling quants), are scored without KL
+    assert [c.reference.key if c.reference else None for c in quality] == [
+        "q:F16", "q:F16", None, None]
+    assert quality[0].quality["chunks"] == 3 and quality[0].quality["n_threads"] == 1
+    assert quality[0].settings.n_ctx == 256 and quality[0].label == "q:Q8_0 quality vs F16"
+    assert len({c.record_id for c in configs}) == len(configs)
+    # the manifest copy gives the same configs back
+    again = parse_suite(json.loads(json.dumps(suite.to_dict())), source="manifest.json")
+    assert [c.record_id for c in expand(again)] == [c.record_id for c in configs]
+
+
+def test_quality_keys_and_overrides(tmp_path, tiny_model):
+    corpus = tmp_path / "text.txt"
+    corpus.write_text("words " * 100, encoding="utf-8")
+    path = write(tmp_path, f"""
+models:
+  - {{synthetic: {{n_embd: 256, n_layer: 2, n_vocab: 4096}}, name: a, quants: [Q4_0]}}
+  - {{synthetic: {{n_embd: 256, n_layer: 2, n_vocab: 4096}}, name: b, quants: [Q4_0],
+     quality: false}}
+  - {{synthetic: {{n_embd: 256, n_layer: 2, n_vocab: 4096}}, name: c, quants: [Q4_0],
+     quality: {{chunks: 1}}}}
+quality: {{corpus: text.txt, n_ctx: 64}}
+""")
+    quality = [c for c in expand(load_suite(path)) if c.kind == "quality"]
+    assert [c.model.key for c in quality] == ["a:Q4_0", "c:Q4_0"]
+    assert quality[0].quality["corpus"] == str(corpus.resolve())  # relative to the suite file
+    assert quality[1].quality["chunks"] == 1 and quality[1].quality["n_ctx"] == 64
+    assert quality[0].reference is None
+    assert not [c for c in expand(load_suite(path, {"quality": False})) if c.kind == "quality"]
+    # --quality on a suite without the key: defaults for every model
+    plain = write(tmp_path, f"models: [{tiny_model}]\n", "plain.yaml")
+    assert not [c for c in expand(load_suite(plain)) if c.kind == "quality"]
+    on = [c for c in expand(load_suite(plain, {"quality": True})) if c.kind == "quality"]
+    assert len(on) == 1 and on[0].quality["n_ctx"] == 512 and on[0].quality["corpus"] is None
+    # --quality keeps what the file configures
+    kept = [c for c in expand(load_suite(path, {"quality": True})) if c.kind == "quality"]
+    assert kept[0].quality["n_ctx"] == 64
+
+
+def test_quality_errors_are_one_line_and_name_the_key(tmp_path, tiny_model):
+    path = write(tmp_path, f"""
+models:
+  - {{synthetic: {{n_embd: 256, n_layer: 2, n_vocab: 4096}}, name: a, quants: [Q4_0],
+     quality: {{reference: Q9_9}}}}
+  - {{path: {tiny_model}, quality: {{reference: Q8_0}}}}
+quality: {{n_ctx: 4, chunk: 3, corpus: missing.txt, reference: Q8_0}}
+""")
+    msg = error_of(load_suite, path)
+    assert "quality: unknown key 'chunk' (did you mean 'chunks'?)" in msg
+    assert "quality.n_ctx: expected an integer >= 8, got 4" in msg
+    assert "quality.corpus: no such file 'missing.txt'" in msg
+    assert "quality reference 'Q9_9' is not a quant of this model" in msg
+    assert "quality reference 'Q8_0' names a quant, but a local file has no siblings" in msg
+    msg = error_of(parse_suite, {"models": [tiny_model], "quality": "yes"})
+    assert "quality: expected true, false or a mapping" in msg

@@ -26,6 +26,10 @@ Q4_K_M, short prompts), survey (the SLM survey's protocol: prompt 50 / generate 
 of every family, plus a quantization study), demo (synthetic models, offline). Every suite key
 can be overridden on the command line; lists are comma-separated (see docs/runner.md).
 
+Quality: a suite's `quality:` key (or --quality) adds one config per model file, after the
+timing: perplexity and bits per byte on a text (llama-perplexity's method), and KL divergence
+against a reference quant of the same model, e.g. `quality: {reference: Q8_0, chunks: 20}`.
+
 examples:
   slmbench run                                        # suites/quick.yaml
   slmbench run survey --cooldown 10
@@ -33,6 +37,7 @@ examples:
   slmbench run my.yaml -t 1,2,4 --cache-type f16,q8_0 -r 10
   slmbench run --models ./model.gguf -p 512 -n 128    # a local GGUF file
   slmbench run --resume run-20261122-153012-4242      # continue a stopped run
+  slmbench run quick --quality                        # + perplexity of every model file
   slmbench run quick --dry-run                        # list the configs, measure nothing
   slmbench run quick --host pi@raspberrypi            # run it on another device over ssh
 """
@@ -57,6 +62,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("-d", "--n-depth", type=int_list, metavar="D[,D...]",
                    help="context depths (tokens already in the KV cache)")
     m.add_argument("--no-ttft", action="store_true", help="skip the time-to-first-token tests")
+    q = m.add_mutually_exclusive_group()
+    q.add_argument("--quality", action="store_true", default=None,
+                   help="also score every model file's perplexity / bits per byte (the "
+                        "suite's `quality:` settings, or the defaults: bundled text, n_ctx 512)")
+    q.add_argument("--no-quality", dest="quality", action="store_false",
+                   help="skip the suite's quality tests")
     m.add_argument("-r", "--repetitions", type=positive_int, help="timed repetitions per test")
     m.add_argument("--warmup", type=int, help="untimed warm-up runs per test")
     m.add_argument("--prompt", choices=("random", "text"), help="prompt tokens: random or text")
@@ -114,6 +125,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
         "prompt": args.prompt, "seed": args.seed, "load_mode": args.load_mode,
         "cooldown_s": args.cooldown, "max_temp_c": args.max_temp, "timeout_s": args.timeout,
         "ttft": False if args.no_ttft else None,
+        "quality": getattr(args, "quality", None),
     }
     return {k: v for k, v in o.items() if v is not None}
 
@@ -126,6 +138,9 @@ def override_argv(overrides: dict) -> list[str]:
     for key, value in overrides.items():
         if key == "ttft":
             out.append(FLAGS[key])
+            continue
+        if key == "quality":
+            out.append("--quality" if value else "--no-quality")
             continue
         text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
         out += [FLAGS[key], text]
@@ -174,16 +189,22 @@ def _dry_run(suite, args: argparse.Namespace) -> int:
         configs = Runner(None, results_dir=args.results, run_id=args.resume, resume=True).configs
     else:
         configs = expand(suite)
-    tests = [test_name(*t) for t in configs[0].plan.tests()] if configs else []
+    bench = [c for c in configs if c.kind == "bench"]
+    tests = [test_name(*t) for t in bench[0].plan.tests()] if bench else []
     if args.json:
         json.dump([{"index": c.index, "record_id": c.record_id, "label": c.label,
-                    "model": c.model.key, "tests": tests} for c in configs], sys.stdout, indent=1)
+                    "model": c.model.key, "kind": c.kind,
+                    "tests": tests if c.kind == "bench" else [f"quality@{c.settings.n_ctx}"]}
+                   for c in configs], sys.stdout, indent=1)
         sys.stdout.write("\n")
         return 0
     for c in configs:
         print(f"{c.index:3d}  {c.record_id}  {c.label}")
-    if configs:
-        print(f"{len(configs)} configs; each runs: {', '.join(tests)}")
+    if bench:
+        print(f"{len(bench)} timing configs; each runs: {', '.join(tests)}")
+    if len(bench) < len(configs):
+        print(f"{len(configs) - len(bench)} quality configs (perplexity, bits per byte; KL "
+              "where a reference is set), after the timing")
     return 0
 
 
