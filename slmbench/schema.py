@@ -309,6 +309,13 @@ def schema_markdown() -> str:
         "A run directory `results/<run-id>/` holds `results.jsonl` (one `Record` per line, "
         "appended and fsynced as each config finishes), `env.json` and `manifest.json`.",
         "",
+        "Two kinds of record share this schema. A **timing** record has `load`, `memory` and "
+        "pp / ttft / tg tests. A **quality** record (from `slmbench quality --results` or a "
+        "suite's `quality:` key) has one test `quality@<n_ctx>` whose `metrics` hold "
+        "perplexity, bits per byte and the KL statistics; its `settings` carry only what "
+        "changes those numbers (`n_ctx`, `n_batch`, `n_ubatch`, `prompt: text`), and "
+        "`extra.quality` names the corpus (file, sha256), the reference file and the threads.",
+        "",
     ]
     for cls in (Record, ModelFacts, Settings, LoadResult, Memory, Buffer, KVProjection,
                 TestResult, Stats, PerfCounters):
