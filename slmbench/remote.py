@@ -115,6 +115,7 @@ def run_remote(host: str, suite: str | None, run_args: Sequence[str], results_di
     out.write(f"{host}: run {run_id} started (pid {pid}); following its progress\n")
     offset = 0
     relaunches = 0
+    last_line = ""
     unreachable_since: float | None = None
     while True:
         # one short ssh call per poll: new log bytes, then whether the run is still alive
@@ -134,10 +135,18 @@ def run_remote(host: str, suite: str | None, run_args: Sequence[str], results_di
         if text:
             out.write(text if text.endswith("\n") else text + "\n")
             offset += len(text.encode("utf-8"))
+            last_line = next((x for x in reversed(text.splitlines()) if x.strip()), last_line)
         if status.strip() == "__ALIVE__":
             time.sleep(poll_s)
             continue
         state = _remote_status(remote, f"{results_remote}/{run_id}/manifest.json")
+        if state is None and not relaunches:
+            # no manifest: it stopped before measuring (a suite error, a missing model file
+            # there...); running it again would fail the same way
+            raise SlmbenchError(f"{host}: the run stopped before it started: "
+                                f"{last_line.strip() or 'no output'} (log: {log} on {host}; "
+                                "local model or corpus paths in the suite must exist on the "
+                                "device)")
         if state in ("finished", "interrupted") or relaunches >= max_relaunch:
             break
         relaunches += 1

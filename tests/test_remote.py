@@ -86,6 +86,15 @@ def test_clear_errors(tmp_path, sshd):
     with pytest.raises(SlmbenchError, match="slmbench is not installed"):
         run_remote(sshd.user_host, None, [], str(tmp_path), "x", ssh_opts=sshd.client_opts,
                    port=sshd.port, remote_slmbench="/nonexistent/slmbench")
+    # a suite that cannot start there fails at once with its message, no relaunch loop
+    bad = tmp_path / "bad-suite.yaml"
+    bad.write_text("models: ['./only-here.gguf']\n")
+    out = io.StringIO()
+    with pytest.raises(SlmbenchError, match="stopped before it started: .*only-here.gguf"):
+        run_remote(sshd.user_host, str(bad), [], str(tmp_path / "l"), "run-bad",
+                   ssh_opts=sshd.client_opts, port=sshd.port, remote_slmbench=SLMBENCH,
+                   remote_dir=str(tmp_path / "remote"), poll_s=0.3, out=out)
+    assert "resuming" not in out.getvalue()
     sshd.stop()
     with pytest.raises(SlmbenchError, match="cannot reach"):
         run_remote(sshd.user_host, None, [], str(tmp_path), "x", ssh_opts=sshd.client_opts,
