@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import mmap
 import os
+import re
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -340,6 +341,20 @@ class _Header:
         data_start = -(-self.off // align) * align
         self.tensors = [(n, d, t, data_start + o) for n, d, t, o in infos]
         return self
+
+
+def model_id_from_file(filename: str, quant: str | None) -> str:
+    """'/sdcard/gemma-3-270m-it-Q4_K_M.gguf' -> 'gemma-3-270m-it' (split suffix dropped too).
+
+    The model id of a local file: its name without the quantization, so the quantizations of
+    one model group together in analysis and a file measured by slmbench compares with the
+    same file imported from llama-bench.
+    """
+    stem = re.sub(r"\.gguf$", "", os.path.basename(filename.replace("\\", "/")), flags=re.I)
+    stem = re.sub(r"-\d{5}-of-\d{5}$", "", stem)
+    if quant:
+        stem = re.sub(rf"[-._]{re.escape(quant)}$", "", stem, flags=re.IGNORECASE) or stem
+    return stem
 
 
 def read_gguf(path: str) -> GGUFInfo:

@@ -23,6 +23,7 @@ from dataclasses import asdict
 from typing import Any
 
 from slmbench.errors import SlmbenchError
+from slmbench.gguf_info import model_id_from_file
 from slmbench.results import append_record, new_run_id, utc_now, write_json_atomic
 from slmbench.schema import ModelFacts, Record, Settings, Stats, TestResult
 from slmbench.stats import noise_warning, summarize
@@ -264,15 +265,6 @@ def parse_model_type(model_type: str | None) -> tuple[str | None, str | None]:
         if rest == desc or rest.endswith(" " + desc):
             return arch, FTYPE_DESCRIPTIONS[desc]
     return arch, None
-
-
-def model_id_from_file(filename: str, quant: str | None) -> str:
-    """'/sdcard/gemma-3-270m-it-Q4_K_M.gguf' -> 'gemma-3-270m-it' (split suffix dropped too)."""
-    stem = re.sub(r"\.gguf$", "", os.path.basename(filename.replace("\\", "/")), flags=re.I)
-    stem = re.sub(r"-\d{5}-of-\d{5}$", "", stem)
-    if quant:
-        stem = re.sub(rf"[-._]{re.escape(quant)}$", "", stem, flags=re.IGNORECASE) or stem
-    return stem
 
 
 def catalog_match(catalog: Any, file_name: str) -> tuple[str, str] | None:

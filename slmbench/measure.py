@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from slmbench.errors import SlmbenchError
-from slmbench.gguf_info import GGUFInfo, read_gguf
+from slmbench.gguf_info import GGUFInfo, model_id_from_file, read_gguf
 from slmbench.llama_backend import (attach_threadpool, free_threadpool, llama, log_mark,
                                      log_since)
 from slmbench.memory import RSSSampler, breakdown, hwm_mib, parse_buffers, rss_mib
@@ -458,7 +458,7 @@ def measure_model(path: str, settings: Settings, plan: TestPlan, *, model_id: st
     validate(path, settings, plan)
     info = read_gguf(path)
     quant = quant or info.file_type
-    model_id = model_id or os.path.splitext(os.path.basename(path))[0]
+    model_id = model_id or model_id_from_file(path, quant)
     record = Record(record_id=config_id(f"{model_id}:{quant}", settings, plan), run_id=None,
                     model_id=model_id, quant=quant, device=device, started_at=utc_now(),
                     model=info.to_facts(), settings=settings)

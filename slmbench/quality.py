@@ -400,13 +400,13 @@ def quality_record(path: str, test: Any, *, reference: str | None = None,
     quality results of runs with different thread counts still match in ``compare``.  The
     corpus (name, sha256) and the reference file go to ``Record.extra["quality"]``.
     """
-    from slmbench.gguf_info import read_gguf
+    from slmbench.gguf_info import model_id_from_file, read_gguf
     from slmbench.measure import TestPlan, config_id
     from slmbench.results import utc_now
     from slmbench.schema import Record
 
     info = read_gguf(path)
-    model_id = model_id or os.path.splitext(os.path.basename(path))[0]
+    model_id = model_id or model_id_from_file(path, quant or info.file_type)
     settings = quality_settings(int(test.metrics.get("n_ctx", 0)), n_batch)
     extra = {"quality": {**corpus_info(corpus),
                          "reference": os.path.basename(reference) if reference else None,

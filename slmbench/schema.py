@@ -223,7 +223,9 @@ class Record:
     run_id: str | None = _f("run directory name")
     status: str = _f("'ok', 'failed' or 'skipped'", "ok")
     reason: str | None = _f("why it failed or was skipped (one line)")
-    model_id: str | None = _f("catalog id, or the file stem for local files")
+    model_id: str | None = _f(
+        "catalog id, or for a local file its name without the quant (and split) suffix: "
+        "x-Q4_K_M.gguf -> x, so the quantizations of one model group together")
     quant: str | None = _f("quantization label (catalog key or GGUF file type)")
     device: str | None = _f("device label from env.json (e.g. 'cpu', 'jetson-orin-nx', 'android')")
     started_at: str | None = _f("ISO-8601 UTC time the config started")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from slmbench.errors import SlmbenchError
+from slmbench.gguf_info import model_id_from_file
 from slmbench.measure import (CACHE_TYPES, FLASH_ATTN, LOAD_MODES, TestPlan, config_id,
                               default_threads)
 from slmbench.schema import Settings
@@ -544,7 +545,8 @@ def _file_spec(path: Any, name: str | None, where: str, base: Path,
     if not p.is_file():
         problems.append(f"{where}: no such model file {path!r}")
         return None
-    return ModelSpec("file", name or p.stem, None, path=str(p.resolve()))
+    path = str(p.resolve())
+    return ModelSpec("file", name or model_id_from_file(path, _file_quant(path)), None, path=path)
 
 
 def _check_quants(models: list[ModelSpec], values: dict[str, Any], problems: list[str],
@@ -692,7 +694,8 @@ def quality_config(index: int, ref: ModelRef, q: dict[str, Any], n_threads: int,
     reference = None
     ref_name = q.get("reference")
     if ref_name and os.path.isabs(ref_name):
-        reference = ModelRef("file", Path(ref_name).stem, _file_quant(ref_name), path=ref_name)
+        quant = _file_quant(ref_name)
+        reference = ModelRef("file", model_id_from_file(ref_name, quant), quant, path=ref_name)
     elif ref_name and ref_name != ref.quant and ref.kind != "file":
         reference = ModelRef(ref.kind, ref.model_id, ref_name, synthetic=ref.synthetic)
     settings = quality_settings(q["n_ctx"], q["n_batch"])

@@ -121,7 +121,7 @@ n_depth: [0, 32]
     assert {c.settings.flash_attn for c in configs} == {"on", "off"}
     assert {(c.settings.type_k, c.settings.type_v) for c in configs} == {("f16", "f16"),
                                                                          ("q8_0", "q4_0")}
-    assert {c.model.key for c in configs} == {"tiny-Q8_0:Q8_0", "syn:Q8_0", "syn:Q4_K_M"}
+    assert {c.model.key for c in configs} == {"tiny:Q8_0", "syn:Q8_0", "syn:Q4_K_M"}
     # the record ids are stable: a second expansion (a resume) finds the same keys
     assert [c.record_id for c in expand(load_suite(path))] == [c.record_id for c in configs]
 
@@ -189,7 +189,7 @@ def test_dry_run_lists_configs_without_measuring(tmp_path, tiny_model, capsys):
     path = write(tmp_path, f"models: [{tiny_model}]\nthreads: [1, 2]\nn_prompt: 16\nn_gen: 4\n")
     assert main(["run", path, "--dry-run", "--results", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
-    assert "tiny-Q8_0:Q8_0 t1" in out and "tiny-Q8_0:Q8_0 t2" in out
+    assert "tiny:Q8_0 t1" in out and "tiny:Q8_0 t2" in out
     assert "2 timing configs; each runs: pp16, ttft16, tg4" in out
     assert not (tmp_path / "r").exists()
     # a suite error from the CLI is one line, exit code 2, no traceback
@@ -236,7 +236,7 @@ def test_quality_configs_follow_the_timing_one_per_model_file(tmp_path, tiny_mod
     kinds = [c.kind for c in configs]
     assert kinds == ["bench"] * 8 + ["quality"] * 4  # 4 files x 2 thread counts, then 4 files
     quality = configs[8:]
-    assert [c.model.key for c in quality] == ["q:Q8_0", "q:Q4_0", "q:F16", "tiny-Q8_0:Q8_0"]
+    assert [c.model.key for c in quality] == ["q:Q8_0", "q:Q4_0", "q:F16", "tiny:Q8_0"]
     # the reference itself, and a local file (no sibling quants), are scored without KL
     assert [c.reference.key if c.reference else None for c in quality] == [
         "q:F16", "q:F16", None, None]

@@ -10,6 +10,7 @@ import sys
 import tempfile
 
 from slmbench.errors import SlmbenchError
+from slmbench.gguf_info import model_id_from_file
 
 HELP = "benchmark GGUF files directly (prefill, TTFT, decode, memory)"
 DESCRIPTION = """\
@@ -159,9 +160,18 @@ def _measure_in_worker(path: str, argv_rest: list[str]):
 
                 reason = f"worker killed by {signal.Signals(-proc.returncode).name}"
             return Record(record_id="", run_id=None, status="failed", reason=reason,
-                          model_id=os.path.splitext(os.path.basename(path))[0])
+                          model_id=model_id_from_file(path, _file_type(path)))
         with open(out, encoding="utf-8") as fh:
             return from_dict(Record, json.load(fh))
+
+
+def _file_type(path: str) -> str | None:
+    from slmbench.gguf_info import read_gguf
+
+    try:
+        return read_gguf(path).file_type
+    except SlmbenchError:
+        return None
 
 
 def run(args: argparse.Namespace) -> int:
