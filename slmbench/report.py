@@ -32,16 +32,23 @@ def tables(df) -> dict[str, list[list[str]]]:
                     _fmt(r.get("ms_median"), 3), ci, f"{_fmt(r.get('ms_cv_pct'), 1)}%",
                     f"{_fmt(r.get('ts_mean'), 1)} ± {_fmt(r.get('ts_stdev'), 1)}",
                     _fmt(r.get("n_samples"), 0)])
-    mem = [["model", "quant", "n_ctx", "weights MiB", "KV MiB", "compute MiB", "other MiB",
-            "peak RSS MiB", "KV share", "KV share at train ctx", "KV > 50% at", "KV > 80% at"]]
-    per = df.groupby(["model_id", "quant", "n_ctx"], dropna=False).first(numeric_only=True)
-    for (model, quant, n_ctx), r in per.iterrows():
-        mem.append([str(model), str(quant), _fmt(n_ctx, 0), _fmt(r.get("model_mib")),
+    mem = [["model", "quant", "device", "n_ctx", "weights MiB", "KV MiB", "compute MiB",
+            "other MiB", "peak RSS MiB", "KV share", "KV share at train ctx", "KV > 50% at",
+            "KV > 80% at"]]
+    measured = df[df["model_mib"].notna()] if "model_mib" in df else df.iloc[0:0]
+    per = measured.groupby(["model_id", "quant", "device", "n_ctx"],
+                           dropna=False).first(numeric_only=True)
+    for (model, quant, device, n_ctx), r in per.iterrows():
+        mem.append([str(model), str(quant), str(device), _fmt(n_ctx, 0), _fmt(r.get("model_mib")),
                     _fmt(r.get("kv_mib")), _fmt(r.get("compute_mib")), _fmt(r.get("other_mib")),
                     _fmt(r.get("peak_rss_mib"), 1), f"{100 * (r.get('kv_share') or 0):.2f}%",
                     _pct(r.get("kv_share_train_ctx"), r.get("n_ctx_train")),
                     _ctx(r.get("ctx_kv_share_50")), _ctx(r.get("ctx_kv_share_80"))])
-    out = {"Results (every raw sample summarised)": res, "Memory": mem}
+    out = {"Results (every raw sample summarised)": res}
+    side = devices_side_by_side(timed)
+    if side:
+        out["Devices side by side (tokens/s, mean ± sd)"] = side
+    out["Memory"] = mem
     if "q_ppl" in df and df["q_ppl"].notna().any():
         qual = [["model", "quant", "test", "perplexity", "bits/byte", "KL mean", "top-1 %",
                  "tokens"]]
@@ -58,6 +65,30 @@ def tables(df) -> dict[str, list[list[str]]]:
                          str(r["name"]), _fmt(r["decode_gbs"]), f"{r['roofline_pct']:.0f}%"])
         out["Decode roofline (weights bytes x tokens/s vs memory bandwidth)"] = roof
     return out
+
+
+def devices_side_by_side(timed) -> list[list[str]] | None:
+    """One row per model, quant and test (no depth), one column per device; None for one device.
+
+    What an engineer choosing between a laptop, a Jetson and a phone reads first.  Each cell
+    is the mean tokens/s ± sd of that device's run; the last column names the fastest.
+    """
+    if "device" not in timed or timed["device"].nunique(dropna=True) < 2:
+        return None
+    timed = timed[(timed["n_depth"].fillna(0) == 0) & timed["ts_mean"].notna()]
+    devices = sorted(timed["device"].dropna().unique())
+    rows = [["model", "quant", "test", *devices, "fastest"]]
+    for (model, quant, name), g in timed.groupby(["model_id", "quant", "name"], sort=True):
+        best = g.groupby("device")["ts_mean"].mean()
+        cells = []
+        for dev in devices:
+            d = g[g["device"] == dev]
+            cells.append(f"{_fmt(d['ts_mean'].mean(), 1)} ± {_fmt(d['ts_stdev'].mean(), 1)}"
+                         if len(d) else "-")
+        fastest = (f"{best.idxmax()} ({best.max() / best.min():.2f}x)" if len(best) > 1
+                   else "-")
+        rows.append([str(model), str(quant), str(name), *cells, fastest])
+    return rows if len(rows) > 1 else None
 
 
 def _pct(share: Any, ctx: Any) -> str:
@@ -128,6 +159,11 @@ def write_report(run_dirs: list[Any], out_dir: str, catalog: Any = None) -> dict
     pngs = [p for p in figs if p.endswith(".png")]
     found = findings(df) or ["not enough models for fits (need 3 or more per quantization)"]
     tabs = tables(df)
+    if not speed.empty:
+        tabs["Quantization speedup"] = (
+            [["model", "test", "quant", "vs", "speedup", "weights saved MiB"]]
+            + [[str(r.model_id), str(r.test), str(r.quant), str(r.reference),
+                f"{r.speedup:.2f}x", _fmt(r.memory_saved_mib)] for r in speed.itertuples()])
     warns = warnings_of(runs)
     # Markdown
     md = ["# slmbench report", "", "## Environment and method", ""]
@@ -135,11 +171,6 @@ def write_report(run_dirs: list[Any], out_dir: str, catalog: Any = None) -> dict
     md += ["", "## Findings", ""] + [f"- {x}" for x in found]
     for title, rows in tabs.items():
         md += ["", f"## {title}", "", _md_table(rows)]
-    if not speed.empty:
-        md += ["", "## Quantization speedup", "",
-               _md_table([["model", "test", "quant", "vs", "speedup", "weights saved MiB"]] + [
-                   [str(r.model_id), str(r.test), str(r.quant), str(r.reference),
-                    f"{r.speedup:.2f}x", _fmt(r.memory_saved_mib)] for r in speed.itertuples()])]
     if warns:
         md += ["", "## Warnings", ""] + [f"- {w}" for w in warns]
     md += ["", "## Figures", ""] + [f"![{os.path.basename(p)}](figures/{os.path.basename(p)})"

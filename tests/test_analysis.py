@@ -126,3 +126,38 @@ def test_thin_data_gives_clear_messages(tmp_path, capsys):
     assert main(["analyze", str(run)]) == 2
     assert "no measured tests" in capsys.readouterr().err
     assert main(["analyze"]) == 2
+
+
+def test_report_puts_devices_side_by_side(family_run, tmp_path, tiny_model):
+    """Runs from two devices: one column per device; memory rows per device; a quality record
+    adds no empty memory row."""
+    import dataclasses
+
+    from slmbench.quality import measure_quality, quality_record
+    from slmbench.report import tables, write_report
+    from slmbench.results import read_run
+
+    other = tmp_path / "run-phone"
+    other.mkdir()
+    write_json_atomic(other / "env.json", {"device": {"label": "phone-test"}})
+    for rec in read_run(family_run).records:
+        rec.device = "phone-test"
+        for t in rec.tests:  # the "phone" decodes at half the speed
+            t.ts = dataclasses.replace(t.ts, mean=t.ts.mean / 2)
+        append_record(other, rec)
+    test = measure_quality(tiny_model, n_ctx=64, max_windows=1)
+    append_record(other, quality_record(tiny_model, test))
+    df = load_table([family_run, str(other)])
+    tabs = tables(df)
+    side = tabs["Devices side by side (tokens/s, mean ± sd)"]
+    assert side[0] == ["model", "quant", "test", "cpu-test", "phone-test", "fastest"]
+    assert len(side) == 1 + 4 * 2  # 4 models x (pp32, tg16)
+    assert all(row[-1] == "cpu-test (2.00x)" for row in side[1:])
+    mem = tabs["Memory"]
+    assert mem[0][2] == "device" and {row[2] for row in mem[1:]} == {"cpu-test", "phone-test"}
+    assert all(row[3] != "-" for row in mem[1:])  # no row for the quality record
+    assert "Quality" in tabs
+    out = write_report([family_run, str(other)], str(tmp_path / "rep"))
+    html_text = open(out["html"], encoding="utf-8").read()
+    assert "Devices side by side" in html_text
+    assert "Devices side by side" in open(out["markdown"], encoding="utf-8").read()

@@ -40,6 +40,8 @@ def test_quick_demo_runs_end_to_end_offline(tmp_path, capsys, monkeypatch):
         assert out["analysis"]
     if importlib.util.find_spec("slmbench.report"):
         assert out["report"] and Path(out["report"]).exists()
+        report = Path(out["report"]).read_text(encoding="utf-8")
+        assert "Quantization speedup" in report and "Quality" in report
     # the models stay in the cache and are reused (F16 + 2 quants of 4 shapes)
     files = sorted(p.name for p in cache.glob("*.gguf"))
     assert len(files) == 12
