@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -110,7 +111,7 @@ def _write(path, data: bytes) -> str:
 
 
 def test_corrupt_files_give_one_line_errors(tmp_path, tiny_model):
-    good = open(tiny_model, "rb").read()
+    good = Path(tiny_model).read_bytes()
     cases = {
         "empty": (b"", "empty file"),
         "not gguf": (b"PK\x03\x04" + b"\0" * 100, "not a GGUF file"),
@@ -141,7 +142,7 @@ def test_header_cut_anywhere_is_a_one_line_error(tmp_path, tiny_model, monkeypat
     whether the token list is skipped (long arrays) or decoded (short ones)."""
     from slmbench import gguf_info
 
-    good = open(tiny_model, "rb").read()
+    good = Path(tiny_model).read_bytes()
     whole = read_gguf(tiny_model)
     monkeypatch.setattr(gguf_info, "_KEEP_ARRAY", keep)
     assert read_gguf(tiny_model) == whole  # same facts either way
