@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO, Any, Sequence
 
 from slmbench.errors import SlmbenchError
 
@@ -77,12 +77,35 @@ def check_remote(remote: Remote, slmbench: str) -> str:
     return proc.stdout.strip().split()[-1] if proc.stdout.strip() else "unknown"
 
 
+def push_files(remote: Remote, files: dict[str, str], remote_dir: str,
+               out: IO[str] = sys.stderr) -> None:
+    """Copy local files to ``remote_dir/<name>`` unless a file of the same size is there."""
+    for local, name in files.items():
+        dst = f"{remote_dir.rstrip('/')}/{name}"
+        size = os.path.getsize(local)
+        probe = remote.run(f"stat -c %s {shlex.quote(dst)} 2>/dev/null || wc -c < "
+                           f"{shlex.quote(dst)} 2>/dev/null")
+        if probe.returncode == 0 and probe.stdout.strip() == str(size):
+            out.write(f"{remote.host}: {name} already there\n")
+            continue
+        mk = remote.run(f"mkdir -p {shlex.quote(os.path.dirname(dst))}")
+        if mk.returncode != 0:
+            raise SlmbenchError(f"cannot create {os.path.dirname(dst)} on {remote.host}: "
+                                f"{_last_line(mk.stderr)}")
+        out.write(f"{remote.host}: copying {os.path.basename(local)} "
+                  f"({size / 2**20:,.1f} MiB)\n")
+        remote.scp(local, remote.target(dst))
+
+
 def run_remote(host: str, suite: str | None, run_args: Sequence[str], results_dir: str,
                run_id: str, *, ssh_opts: Sequence[str] = (), port: int | None = None,
                remote_slmbench: str = "slmbench", remote_dir: str = ".cache/slmbench/remote",
                poll_s: float = 2.0, max_relaunch: int = 3, max_unreachable_s: float = 600.0,
-               out: IO[str] = sys.stderr) -> Path:
-    """Run ``slmbench run [suite] run_args`` on ``host``; returns the local run directory."""
+               push: dict[str, str] | None = None, out: IO[str] = sys.stderr) -> Path:
+    """Run ``slmbench run [suite] run_args`` on ``host``; returns the local run directory.
+
+    ``push`` maps local files to names under ``remote_dir``; they are copied first (see
+    :func:`pushed_suite`, which writes a suite that refers to them)."""
     from slmbench import __version__
 
     remote = Remote(host, ssh_opts, port)
@@ -93,6 +116,8 @@ def run_remote(host: str, suite: str | None, run_args: Sequence[str], results_di
     mk = remote.run(f"mkdir -p {shlex.quote(rdir)}")
     if mk.returncode != 0:
         raise SlmbenchError(f"cannot create {rdir} on {host}: {_last_line(mk.stderr)}")
+    if push:
+        push_files(remote, push, remote_dir, out)
     remote_suite = None
     if suite:
         remote_suite = f"{rdir}/suite.yaml"
@@ -158,6 +183,49 @@ def run_remote(host: str, suite: str | None, run_args: Sequence[str], results_di
     remote.scp(remote.target(f"{results_remote}/{run_id}"), str(local), recursive=True)
     out.write(f"{host}: results copied to {local / run_id}\n")
     return local / run_id
+
+
+def pushed_suite(suite: Any, path: str) -> dict[str, str]:
+    """Rewrite ``suite`` (parsed, overrides applied) so its local files - model files, quality
+    corpus and reference files - point at copies pushed to the device; write it to ``path``
+    (JSON, which YAML reads) and return {local file: name under the remote directory}.
+
+    The remote suite lives in ``<remote_dir>/<run_id>/``, the files in ``<remote_dir>/files/``
+    (shared by runs, so a second run does not copy them again)."""
+    import hashlib
+    import json
+
+    push: dict[str, str] = {}
+
+    def remote_name(local: str) -> str:
+        if local not in push:
+            name = os.path.basename(local)
+            if name in push.values():  # same name, another folder
+                name = f"{hashlib.sha1(local.encode()).hexdigest()[:8]}-{name}"
+            push[local] = f"files/{name}"
+        return "../" + push[local]  # relative to the suite file
+
+    def quality(q: Any) -> Any:
+        if not isinstance(q, dict):
+            return q
+        q = dict(q)
+        for key in ("corpus", "reference"):
+            if isinstance(q.get(key), str) and os.path.isabs(q[key]):
+                q[key] = remote_name(q[key])
+        return q
+
+    data = suite.to_dict()
+    if "quality" in data:
+        data["quality"] = quality(data["quality"])
+    for m in data["models"]:
+        if isinstance(m, dict):
+            if m.get("path"):
+                m["path"] = remote_name(m["path"])
+            if "quality" in m:
+                m["quality"] = quality(m["quality"])
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1)
+    return push
 
 
 def _remote_status(remote: Remote, manifest: str) -> str | None:

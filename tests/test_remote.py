@@ -99,3 +99,34 @@ def test_clear_errors(tmp_path, sshd):
     with pytest.raises(SlmbenchError, match="cannot reach"):
         run_remote(sshd.user_host, None, [], str(tmp_path), "x", ssh_opts=sshd.client_opts,
                    port=sshd.port, remote_slmbench=SLMBENCH)
+
+
+def test_local_files_are_pushed_once(tmp_path, sshd, tiny_models):
+    """--push-files: models and the quality corpus are copied to the device (once: a second
+    run finds them there), the suite is rewritten to use the copies, results come back."""
+    from slmbench.remote import pushed_suite
+    from slmbench.suite import load_suite
+
+    corpus = tmp_path / "text.txt"
+    corpus.write_text("The quick brown fox jumps over the lazy dog. " * 400, encoding="utf-8")
+    src = tmp_path / "push-suite.yaml"
+    src.write_text(f"models: ['{tiny_models['Q8_0']}', '{tiny_models['Q4_0']}']\n"
+                   "n_prompt: [16]\nn_gen: [4]\nrepetitions: 1\nwarmup: 0\nthreads: 1\n"
+                   "quality: {corpus: text.txt, n_ctx: 64, chunks: 1}\n")
+    remote_dir = tmp_path / "remote"
+    for i in (1, 2):
+        suite_path = str(tmp_path / f"pushed-{i}.yaml")
+        push = pushed_suite(load_suite(str(src)), suite_path)
+        assert sorted(push.values()) == ["files/text.txt", "files/tiny-Q4_0.gguf",
+                                         "files/tiny-Q8_0.gguf"]
+        out = io.StringIO()
+        local = run_remote(sshd.user_host, suite_path, [], str(tmp_path / "local"),
+                           f"run-push-{i}", ssh_opts=sshd.client_opts, port=sshd.port,
+                           remote_slmbench=SLMBENCH, remote_dir=str(remote_dir), poll_s=0.3,
+                           push=push, out=out)
+        recs = records(local)
+        assert [r["status"] for r in recs] == ["ok"] * 4
+        assert all(r["extra"]["path"].startswith(str(remote_dir / "files")) for r in recs)
+        assert {r["model_id"] for r in recs} == {"tiny"}
+        copied = out.getvalue().count("copying")
+        assert copied == (3 if i == 1 else 0), out.getvalue()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from slmbench.cli.bench import int_list, positive_int
@@ -111,6 +112,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     h.add_argument("--port", type=int, help="ssh port (Termux: 8022)")
     h.add_argument("--remote-slmbench", default="slmbench", metavar="CMD",
                    help="slmbench command on the remote host (default slmbench)")
+    h.add_argument("--push-files", action="store_true",
+                   help="copy the suite's local files (models, quality corpus and reference) "
+                        "to the host first, skipping those already there; without it, local "
+                        "paths must exist on the host")
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict:
@@ -213,11 +218,27 @@ def _run_remote(args: argparse.Namespace, overrides: dict) -> int:
     from slmbench.results import new_run_id
     from slmbench.suite import resolve_suite_path
 
-    suite_path = str(resolve_suite_path(args.suite))
-    run_args = override_argv(overrides) + (["--offline"] if args.offline else [])
     run_id = args.resume or args.run_id or new_run_id()
-    local = run_remote(args.host, suite_path, run_args, args.results, run_id,
-                       ssh_opts=ssh_options_from_env(), port=args.port,
-                       remote_slmbench=args.remote_slmbench)
+    offline = ["--offline"] if args.offline else []
+    if not args.push_files:
+        local = run_remote(args.host, str(resolve_suite_path(args.suite)),
+                           override_argv(overrides) + offline, args.results, run_id,
+                           ssh_opts=ssh_options_from_env(), port=args.port,
+                           remote_slmbench=args.remote_slmbench)
+        print(f"results in {local}")
+        return 0
+    import tempfile
+
+    from slmbench.remote import pushed_suite
+    from slmbench.suite import load_suite
+
+    # the suite with its overrides applied, its local files pointing at the pushed copies
+    suite = load_suite(args.suite, overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        suite_path = os.path.join(tmp, "suite.yaml")
+        push = pushed_suite(suite, suite_path)
+        local = run_remote(args.host, suite_path, offline, args.results, run_id,
+                           ssh_opts=ssh_options_from_env(), port=args.port,
+                           remote_slmbench=args.remote_slmbench, push=push)
     print(f"results in {local}")
     return 0
