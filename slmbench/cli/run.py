@@ -41,6 +41,7 @@ examples:
   slmbench run quick --quality                        # + perplexity of every model file
   slmbench run quick --dry-run                        # list the configs, measure nothing
   slmbench run quick --host pi@raspberrypi            # run it on another device over ssh
+  slmbench run my.yaml --host phone --port 8022 --push-files   # copy local .gguf files too
 """
 
 def str_list(text: str) -> list[str]:
