@@ -248,6 +248,10 @@ _STRING, _ARRAY = 8, 9
 _KEEP_ARRAY = 4096  # per-layer arrays are decoded; longer ones (vocabulary) are only counted
 
 
+class _HeaderError(ValueError):
+    """A header that does not parse; read_gguf turns it into a one-line SlmbenchError."""
+
+
 class _Header:
     """A minimal GGUF v2/v3 header parser: metadata and tensor infos, no tensor data.
 
@@ -265,7 +269,7 @@ class _Header:
 
     def _need(self, n: int) -> None:
         if n < 0 or self.off + n > len(self.buf):
-            raise SlmbenchError("header ends early")
+            raise _HeaderError("header ends early")
 
     def u32(self) -> int:
         self._need(4)
@@ -298,12 +302,12 @@ class _Header:
         if vtype == _ARRAY:
             etype, count = self.u32(), self.u64()
             if count > len(self.buf):  # every element takes at least one byte
-                raise SlmbenchError(f"array of {count} elements in a {len(self.buf)}-byte file")
+                raise _HeaderError(f"array of {count} elements in a {len(self.buf)}-byte file")
             if count > _KEEP_ARRAY:
                 self._skip_array(etype, count)
                 return _Skipped(count)
             return [self.value(etype) for _ in range(count)]
-        raise SlmbenchError(f"unknown metadata value type {vtype}")
+        raise _HeaderError(f"unknown metadata value type {vtype}")
 
     def _skip_array(self, etype: int, count: int) -> None:
         if etype in _SCALARS:
@@ -314,10 +318,10 @@ class _Header:
             unpack, buf, off, end = self._u64.unpack_from, self.buf, self.off, len(self.buf)
             for _ in range(count):
                 if off + 8 > end:
-                    raise SlmbenchError("header ends early")
+                    raise _HeaderError("header ends early")
                 off += 8 + unpack(buf, off)[0]
             if off > end:
-                raise SlmbenchError("header ends early")
+                raise _HeaderError("header ends early")
             self.off = off
         else:
             for _ in range(count):
@@ -333,7 +337,7 @@ class _Header:
             name = self.string()
             n_dims = self.u32()
             if n_dims > 8:
-                raise SlmbenchError(f"tensor {name!r} has {n_dims} dimensions")
+                raise _HeaderError(f"tensor {name!r} has {n_dims} dimensions")
             dims = tuple(self.u64() for _ in range(n_dims))
             infos.append((name, dims, self.u32(), self.u64()))
         align = self.fields.get("general.alignment", 32)
@@ -365,10 +369,8 @@ def read_gguf(path: str) -> GGUFInfo:
         with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             reader = _Header(mm, endian).parse(n_tensors, n_kv)
         return _info_from_reader(path, size, reader)
-    except SlmbenchError as exc:
-        if str(exc).startswith(path):
-            raise
-        raise SlmbenchError(f"{path}: unreadable or truncated GGUF file ({exc})") from None
+    except SlmbenchError:
+        raise
     except Exception as exc:  # noqa: BLE001 - bad bytes surface as many kinds of error
         detail = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise SlmbenchError(f"{path}: unreadable or truncated GGUF file ({detail})") from None

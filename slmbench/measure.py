@@ -12,7 +12,6 @@ context size because llama.cpp attends over the used, padded cells only).
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import hashlib
 import json
@@ -337,7 +336,7 @@ DEFAULT_TEXT = (
 def _run_test(sess: Session, kind: str, n_prompt: int, n_gen: int, n_depth: int,
               settings: Settings, rng: Any, text: str | None,
               progress: Progress | None, sensor: Any | None,
-              rss: RSSSampler | None = None) -> TestResult:
+              rss: RSSSampler) -> TestResult:
     name = test_name(kind, n_prompt, n_gen, n_depth)
     res = TestResult(test=kind, name=name, n_prompt=n_prompt, n_gen=n_gen, n_depth=n_depth)
 
@@ -371,7 +370,7 @@ def _run_test(sess: Session, kind: str, n_prompt: int, n_gen: int, n_depth: int,
             batches = sess.batches(toks, n_prompt, settings.n_batch)
         sess.lc.llama_perf_context_reset(sess.ctx)
         per_token: list[int] = []
-        with rss.paused() if rss is not None else contextlib.nullcontext():
+        with rss.paused():
             if kind == "pp":
                 ns = sess.time_prefill(batches)
             elif kind == "ttft":

@@ -297,3 +297,22 @@ def estimate_memory(info: GGUFInfo, settings: Any, plan: Any = None) -> dict[str
            "compute_mib": compute / MIB, "overhead_mib": 150.0}
     est["total_mib"] = sum(est.values())
     return {k: round(v, 1) for k, v in est.items()}
+
+
+def estimate_quality_memory(info: GGUFInfo, settings: Any,
+                            reference: GGUFInfo | None = None) -> dict[str, float]:
+    """Like estimate_memory, for a quality evaluation: one window of ``settings.n_ctx`` tokens
+    in the model and, side by side, in the reference; plus the logits both hand to numpy
+    (float32, ``n_batch`` rows x vocabulary each)."""
+    from slmbench.measure import TestPlan
+
+    plan = TestPlan([settings.n_ctx], [], [0], False)
+    est = estimate_memory(info, settings, plan)
+    del est["total_mib"]
+    if reference is not None:
+        ref = estimate_memory(reference, settings, plan)
+        for k in ("model_mib", "kv_mib", "compute_mib"):
+            est[k] += ref[k]
+    est["overhead_mib"] += 2 * 4 * settings.n_batch * info.n_vocab / MIB
+    est["total_mib"] = sum(est.values())
+    return {k: round(v, 1) for k, v in est.items()}

@@ -28,7 +28,6 @@ from slmbench.progress import Progress
 from slmbench.results import (ENV_FILE, MANIFEST_FILE, RESULTS_FILE, append_record,
                               iter_record_dicts, measured_ids, new_run_id, utc_now,
                               write_json_atomic)
-from slmbench.measure import TestPlan
 from slmbench.schema import Record, from_dict
 from slmbench.suite import (Config, ModelRef, Suite, catalog_entry, expand, model_header,
                             parse_suite, synthetic_file)
@@ -373,18 +372,11 @@ class Runner:
     def memory_check(self, cfg: Config, info: Any,
                      reference: str | None = None) -> tuple[dict | None, str | None]:
         """(prediction, reason to skip or None) before anything is loaded."""
-        from slmbench.memory import estimate_memory
+        from slmbench.memory import estimate_memory, estimate_quality_memory
 
-        if cfg.kind == "quality":  # one window at a time; logits of both files, kept as float32
-            plan = TestPlan([cfg.settings.n_ctx], [], [0], False)
-            est = estimate_memory(info, cfg.settings, plan)
-            if reference:
-                ref = estimate_memory(model_header(reference), cfg.settings, plan)
-                for k in ("model_mib", "kv_mib", "compute_mib"):
-                    est[k] = round(est[k] + ref[k], 1)
-            est["overhead_mib"] = round(est["overhead_mib"] + 2 * 4 * cfg.settings.n_batch
-                                        * info.n_vocab / MIB, 1)
-            est["total_mib"] = round(sum(v for k, v in est.items() if k != "total_mib"), 1)
+        if cfg.kind == "quality":
+            est = estimate_quality_memory(info, cfg.settings,
+                                          model_header(reference) if reference else None)
         else:
             est = estimate_memory(info, cfg.settings, cfg.plan)
         if cfg.settings.n_gpu_layers and not self.unified_memory:
@@ -618,8 +610,7 @@ def summary_rows(result: RunResult) -> list[dict[str, Any]]:
         if cfg.kind == "quality":
             test = _pick(rec, "quality", f"quality@{s.n_ctx}") if rec else None
             m = test.metrics if test is not None and rec.status == "ok" else {}
-            row["reference"] = cfg.reference.quant or cfg.reference.model_id \
-                if cfg.reference else None
+            row["reference"] = cfg.reference_label
             row.update({k: m.get(k) for k in QUALITY_SUMMARY})
         elif rec is not None and rec.status == "ok":
             tp, tt, tf = _pick(rec, "pp", pp), _pick(rec, "tg", tg), _pick(rec, "ttft", ttft)

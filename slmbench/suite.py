@@ -166,7 +166,7 @@ class Config:
     def label(self) -> str:
         s = self.settings
         if self.kind == "quality":
-            vs = f" vs {self.reference.quant or self.reference.model_id}" if self.reference else ""
+            vs = f" vs {self.reference_label}" if self.reference else ""
             return f"{self.model.key} quality{vs}"
         bits = [self.model.key, f"t{s.n_threads}"]
         if s.n_gpu_layers:
@@ -176,6 +176,12 @@ class Config:
         if s.flash_attn != "auto":
             bits.append(f"fa {s.flash_attn}")
         return " ".join(bits)
+
+    @property
+    def reference_label(self) -> str | None:
+        """The KL reference of a quality config: its quant, or its file's model id."""
+        ref = self.reference
+        return (ref.quant or ref.model_id) if ref else None
 
     def worker_payload(self, path: str, device: str | None,
                        reference_path: str | None = None) -> dict[str, Any]:
@@ -546,7 +552,7 @@ def _file_spec(path: Any, name: str | None, where: str, base: Path,
         problems.append(f"{where}: no such model file {path!r}")
         return None
     path = str(p.resolve())
-    return ModelSpec("file", name or model_id_from_file(path, _file_quant(path)), None, path=path)
+    return ModelSpec("file", name or model_id_from_file(path, file_quant(path)), None, path=path)
 
 
 def _check_quants(models: list[ModelSpec], values: dict[str, Any], problems: list[str],
@@ -643,7 +649,7 @@ def expand(suite: Suite) -> list[Config]:
     quality_refs: list[tuple[ModelRef, dict[str, Any]]] = []
     for m in suite.models:
         if m.kind == "file":
-            new = [ModelRef("file", m.id, _file_quant(m.path), path=m.path)]
+            new = [ModelRef("file", m.id, file_quant(m.path), path=m.path)]
         else:
             new = [ModelRef(m.kind, m.id, quant, synthetic=m.synthetic)
                    for quant in (m.quants if m.quants is not None else v["quants"])]
@@ -694,20 +700,20 @@ def quality_config(index: int, ref: ModelRef, q: dict[str, Any], n_threads: int,
     reference = None
     ref_name = q.get("reference")
     if ref_name and os.path.isabs(ref_name):
-        quant = _file_quant(ref_name)
+        quant = file_quant(ref_name)
         reference = ModelRef("file", model_id_from_file(ref_name, quant), quant, path=ref_name)
     elif ref_name and ref_name != ref.quant and ref.kind != "file":
         reference = ModelRef(ref.kind, ref.model_id, ref_name, synthetic=ref.synthetic)
     settings = quality_settings(q["n_ctx"], q["n_batch"])
     key = ":".join([ref.key, "quality", q.get("corpus") or "bundled",
                     reference.key if reference else "-", str(q.get("chunks") or 0)])
-    rid = config_id(key, settings, TestPlan([], [], [0], False))
-    return Config(index=index, model=ref, settings=settings, plan=TestPlan([], [], [0], False),
-                  record_id=rid, timeout_s=timeout_s, kind="quality",
+    plan = TestPlan([], [], [0], False)  # no timed tests
+    return Config(index=index, model=ref, settings=settings, plan=plan,
+                  record_id=config_id(key, settings, plan), timeout_s=timeout_s, kind="quality",
                   quality={**q, "n_threads": n_threads}, reference=reference)
 
 
-def _file_quant(path: str | None) -> str | None:
+def file_quant(path: str | None) -> str | None:
     """The GGUF file type, or None for an unreadable file (the runner then fails it)."""
     try:
         return model_header(path or "").file_type
@@ -716,7 +722,7 @@ def _file_quant(path: str | None) -> str | None:
 
 
 def model_header(path: str) -> Any:
-    """read_gguf, once per file version: parsing a header with a 262k vocabulary takes seconds."""
+    """read_gguf, once per file version (the runner asks for the same files many times)."""
     try:
         st = os.stat(path)
         key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)

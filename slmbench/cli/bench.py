@@ -147,6 +147,7 @@ def _measure_one(path: str, args: argparse.Namespace):
 def _measure_in_worker(path: str, argv_rest: list[str]):
     """Run `slmbench bench FILE --record-out TMP` in a fresh process; returns a Record."""
     from slmbench.schema import Record, from_dict
+    from slmbench.suite import file_quant
 
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "record.json")
@@ -160,18 +161,9 @@ def _measure_in_worker(path: str, argv_rest: list[str]):
 
                 reason = f"worker killed by {signal.Signals(-proc.returncode).name}"
             return Record(record_id="", run_id=None, status="failed", reason=reason,
-                          model_id=model_id_from_file(path, _file_type(path)))
+                          model_id=model_id_from_file(path, file_quant(path)))
         with open(out, encoding="utf-8") as fh:
             return from_dict(Record, json.load(fh))
-
-
-def _file_type(path: str) -> str | None:
-    from slmbench.gguf_info import read_gguf
-
-    try:
-        return read_gguf(path).file_type
-    except SlmbenchError:
-        return None
 
 
 def run(args: argparse.Namespace) -> int:
