@@ -15,6 +15,7 @@ from typing import Any
 
 from slmbench.errors import SlmbenchError
 
+LOG_ENV = "SLMBENCH_LLAMA_LOG"  # set: llama.cpp's log is copied to stderr (worker processes too)
 _lock = threading.Lock()
 _initialised = False
 _log_lines: list[str] = []
@@ -25,7 +26,7 @@ _log_cb: Any = None  # keep a reference: ctypes callbacks must outlive their reg
 
 def llama() -> Any:
     """The llama_cpp module, initialised once with slmbench's log callback installed."""
-    global _initialised, _log_cb
+    global _initialised, _log_cb, _log_echo
     try:
         import llama_cpp
     except ImportError as exc:  # pragma: no cover - dependency missing is an install problem
@@ -33,6 +34,7 @@ def llama() -> Any:
                             "run `pip install -e .` (it compiles llama.cpp, ~10 min)") from None
     with _lock:
         if not _initialised:
+            _log_echo = _log_echo or bool(os.environ.get(LOG_ENV))
             _log_cb = llama_cpp.llama_log_callback(_on_log)
             llama_cpp.llama_log_set(_log_cb, ctypes.c_void_p(0))
             llama_cpp.llama_backend_init()
@@ -57,7 +59,7 @@ def _on_log(level: int, text: bytes, user_data: Any) -> None:  # called from C t
 def set_log_echo(echo: bool) -> None:
     """Also copy llama.cpp's log to stderr (``--verbose``)."""
     global _log_echo
-    _log_echo = echo or bool(os.environ.get("SLMBENCH_LLAMA_LOG"))
+    _log_echo = echo or bool(os.environ.get(LOG_ENV))
 
 
 def log_mark() -> int:

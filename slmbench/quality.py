@@ -247,7 +247,7 @@ def measure_quality(path: str, *, reference: str | None = None, corpus: str | No
     """
     import numpy as np
 
-    from slmbench.measure import default_threads
+    from slmbench.config import default_threads
     from slmbench.schema import TestResult
 
     if n_ctx < 8:
@@ -383,7 +383,7 @@ def _metrics(acc: _Accumulator, n_ctx: int, n_windows: int) -> dict[str, float]:
 
 def quality_settings(n_ctx: int, n_batch: int) -> Any:
     """The Settings a quality record carries: what changes its numbers (window, batch)."""
-    from slmbench.schema import Settings
+    from slmbench.config import Settings
 
     n_batch = min(n_batch, n_ctx) if n_ctx else n_batch
     return Settings(n_ctx=n_ctx, n_batch=n_batch, n_ubatch=min(512, n_batch), prompt="text",
@@ -401,7 +401,7 @@ def quality_record(path: str, test: Any, *, reference: str | None = None,
     corpus (name, sha256) and the reference file go to ``Record.extra["quality"]``.
     """
     from slmbench.gguf_info import model_id_from_file, read_gguf
-    from slmbench.measure import TestPlan, config_id
+    from slmbench.config import TestPlan, config_id
     from slmbench.results import utc_now
     from slmbench.schema import Record
 

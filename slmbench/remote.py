@@ -243,3 +243,32 @@ def _remote_status(remote: Remote, manifest: str) -> str | None:
 def ssh_options_from_env() -> list[str]:
     """Extra ssh options from SLMBENCH_SSH_OPTS (e.g. "-i ~/.ssh/jetson -o Port=22")."""
     return shlex.split(os.environ.get("SLMBENCH_SSH_OPTS", ""))
+
+
+def run_suite_remote(host: str, suite: str | None, overrides: dict[str, Any], *,
+                     results_dir: str = "results", run_id: str | None = None,
+                     offline: bool = False, port: int | None = None,
+                     remote_slmbench: str = "slmbench", push_files: bool = False) -> Path:
+    """`slmbench run SUITE --host HOST`: the suite (with its command-line overrides) run on the
+    device over ssh, the run directory copied back; returns its local path.
+
+    ``push_files`` copies the suite's local files to the device first and runs a rewritten
+    copy of the suite (overrides applied) whose paths point at the copies.
+    """
+    import tempfile
+
+    from slmbench.config import override_argv
+    from slmbench.results import new_run_id
+    from slmbench.suite import load_suite, resolve_suite_path
+
+    run_id = run_id or new_run_id()
+    offline_args = ["--offline"] if offline else []
+    ssh = {"ssh_opts": ssh_options_from_env(), "port": port, "remote_slmbench": remote_slmbench}
+    if not push_files:
+        return run_remote(host, str(resolve_suite_path(suite)),
+                          override_argv(overrides) + offline_args, results_dir, run_id, **ssh)
+    loaded = load_suite(suite, overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        suite_path = os.path.join(tmp, "suite.yaml")
+        push = pushed_suite(loaded, suite_path)
+        return run_remote(host, suite_path, offline_args, results_dir, run_id, push=push, **ssh)

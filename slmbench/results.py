@@ -140,6 +140,20 @@ def read_runs(run_dirs: Iterable[str | Path]) -> list[Run]:
     return runs
 
 
+def run_env(run_dir: str | Path, *, bandwidth: bool = False) -> dict:
+    """A run's env.json, collected and written once (a resume keeps the first): the device
+    profile, plus the memory-bandwidth probe for runs that measure speed (``bandwidth``)."""
+    path = Path(run_dir) / ENV_FILE
+    if path.exists():
+        return _read_json(path)
+    from slmbench.envinfo import collect_env
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    env = collect_env(bandwidth=bandwidth)
+    write_json_atomic(path, env)
+    return env
+
+
 def measured_ids(run_dir: str | Path) -> set[str]:
     """record_ids already finished (ok, failed or skipped) in a run: the resume set."""
     results = Path(run_dir) / RESULTS_FILE

@@ -14,18 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from slmbench.config import Settings, TestPlan  # noqa: F401 - part of the schema
+from slmbench.config import doc_field as _f
+
 SCHEMA_VERSION = 1
-
-
-def _f(doc: str, default: Any = None, *, factory: Any = None, unit: str | None = None) -> Any:
-    """A dataclass field with its documentation (and unit) attached as metadata."""
-    meta = {"doc": doc, "unit": unit}
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -89,30 +84,6 @@ class TestResult:
     metrics: dict[str, float] | None = _f(
         "quality tests only: ppl, nll, bits_per_byte, kl_mean, kl_p99, top1_pct, delta_ppl ...")
     warnings: list[str] = _f("e.g. 'CV 7.2% > 5%: noisy machine'", factory=list)
-
-
-@dataclass
-class Settings:
-    """Everything that decides what a measurement means (the config key hashes these)."""
-
-    n_threads: int = _f("threads for single-token decode", 0)
-    n_threads_batch: int = _f("threads for prompt (batch) evaluation", 0)
-    n_batch: int = _f("logical batch size (llama-bench default 2048)", 2048)
-    n_ubatch: int = _f("physical batch size (llama-bench default 512)", 512)
-    n_ctx: int = _f("requested context size; 0 = n_prompt + n_gen + n_depth like llama-bench", 0)
-    n_gpu_layers: int = _f("layers offloaded to the GPU (0 = CPU only, 999 = all)", 0)
-    flash_attn: str = _f("'auto', 'on' or 'off'", "auto")
-    type_k: str = _f("KV cache type for keys (f16, q8_0, q4_0, ...)", "f16")
-    type_v: str = _f("KV cache type for values", "f16")
-    load_mode: str = _f("llama.cpp model load mode: auto, none, mmap, mlock, mmap+mlock, dio "
-                        "(llama-bench default auto)", "auto")
-    swa_full: bool = _f("full-size cache for sliding-window layers (false like llama-bench and "
-                        "llama-cli: SWA layers keep n_swa + n_ubatch cells)", False)
-    prompt: str = _f("'random' (token ids from the vocabulary, like llama-bench) or 'text'",
-                     "random")
-    seed: int = _f("seed of the random prompt tokens", 42)
-    repetitions: int = _f("timed repetitions per test", 5)
-    warmup: int = _f("untimed warm-up runs per test", 1)
 
 
 @dataclass

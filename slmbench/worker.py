@@ -118,6 +118,35 @@ def _measure_quality(cfg: dict, progress: Any, started: str) -> Any:
     return record
 
 
+def execute(cfg: dict, progress: Any, started: str | None = None) -> Any:
+    """Measure the config of a worker payload (``Config.worker_payload``) in this process.
+
+    Bad input (SlmbenchError) becomes a failed Record with the message; anything else is a bug
+    and propagates.  The one interpretation of a payload, for every way of isolating it.
+    """
+    from slmbench.config import Settings, TestPlan
+    from slmbench.errors import SlmbenchError
+    from slmbench.measure import measure_model
+    from slmbench.results import utc_now
+    from slmbench.schema import Record
+
+    started = started or utc_now()
+    settings = Settings(**cfg["settings"])
+    try:
+        if cfg.get("kind") == "quality":
+            return _measure_quality(cfg, progress, started)
+        return measure_model(cfg["path"], settings, TestPlan(**cfg["plan"]),
+                             model_id=cfg.get("model_id"), quant=cfg.get("quant"),
+                             device=cfg.get("device"), progress=progress,
+                             cooldown_s=float(cfg.get("cooldown_s") or 0.0),
+                             max_temp_c=cfg.get("max_temp_c"))
+    except SlmbenchError as exc:
+        return Record(record_id=cfg.get("record_id"), run_id=None, status="failed",
+                      reason=str(exc), model_id=cfg.get("model_id"), quant=cfg.get("quant"),
+                      device=cfg.get("device"), started_at=started, finished_at=utc_now(),
+                      settings=settings)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) != 2:
@@ -131,12 +160,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from slmbench.errors import SlmbenchError
     from slmbench.llama_backend import llama
-    from slmbench.measure import TestPlan, measure_model
     from slmbench.results import utc_now
-    from slmbench.schema import Record, Settings, to_dict
+    from slmbench.schema import to_dict
 
     started = utc_now()
-    settings = Settings(**cfg["settings"])
     try:
         llama()  # start-up cost belongs before 'ready'
         import gguf  # noqa: F401 - imported lazily by the header reader; load it now
@@ -156,20 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             last["t"], last["test"] = now, test
             proto.write(f"progress {message}\n")
 
-    try:
-        if cfg.get("kind") == "quality":
-            record = _measure_quality(cfg, progress, started)
-        else:
-            record = measure_model(cfg["path"], settings, TestPlan(**cfg["plan"]),
-                                   model_id=cfg.get("model_id"), quant=cfg.get("quant"),
-                                   device=cfg.get("device"), progress=progress,
-                                   cooldown_s=float(cfg.get("cooldown_s") or 0.0),
-                                   max_temp_c=cfg.get("max_temp_c"))
-    except SlmbenchError as exc:
-        record = Record(record_id=cfg.get("record_id"), run_id=None, status="failed",
-                        reason=str(exc), model_id=cfg.get("model_id"), quant=cfg.get("quant"),
-                        device=cfg.get("device"), started_at=started, finished_at=utc_now(),
-                        settings=settings)
+    record = execute(cfg, progress, started)
     _write_atomic(out_path, to_dict(record))
     proto.write("done\n")
     _crash_if_asked(int(cfg.get("index", -1)), after=True)

@@ -9,7 +9,8 @@ import pytest
 
 from slmbench.cli import main
 from slmbench.errors import SlmbenchError
-from slmbench.measure import TestPlan, measure_model
+from slmbench.config import TestPlan
+from slmbench.measure import measure_model
 from slmbench.memory import parse_buffers
 from slmbench.schema import Record, Settings, from_dict, to_dict
 from slmbench.stats import summarize
@@ -122,8 +123,8 @@ def test_bad_settings_are_one_line_errors(tiny_model, tmp_path):
     plan = TestPlan(n_prompt=[64], n_gen=[32], n_depth=[64])
     bad = [
         (Settings(n_ctx=100), "smaller than prompt + generation + depth"),
-        (Settings(n_threads=-1), "threads must be >= 1"),
-        (Settings(type_k="q9_9"), "unknown cache type"),
+        (Settings(n_threads=-1), "threads: must be >= 0"),
+        (Settings(type_k="q9_9"), "unknown KV cache type 'q9_9'"),
         (Settings(repetitions=0), "repetitions"),
     ]
     for settings, text in bad:
@@ -147,8 +148,9 @@ def test_bench_cli_json_and_errors(tiny_models, capsys):
     rc = main(["bench", tiny_models["Q4_0"], "-p", "16", "-n", "4", "-r", "2", "-t", "1"])
     text = capsys.readouterr().out
     assert rc == 0 and "tokens/s" in text and "KV share" in text
-    for argv, expected in ((["-t", "0"], "must be >= 1"), (["-p", "x"], "comma-separated"),
-                           (["--cache-type", "q9"], "unknown cache type"),
+    for argv, expected in ((["-t", "-1"], "--threads: must be >= 0"),
+                           (["-p", "x"], "a list of integers"),
+                           (["--cache-type", "q9"], "unknown KV cache type 'q9'"),
                            (["--n-ctx", "8", "-p", "16"], "smaller than")):
         assert main(["bench", tiny_models["Q4_0"], *argv]) == 2
         err = capsys.readouterr().err.strip()

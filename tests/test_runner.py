@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from slmbench.errors import SlmbenchError
 from slmbench.results import iter_record_dicts, read_run
 from slmbench.runner import Runner, summary_table
 from slmbench.suite import expand, parse_suite
@@ -99,14 +100,19 @@ def test_a_crash_after_the_result_is_written_keeps_the_measurement(tmp_path, tin
 def test_bad_settings_and_corrupt_files_are_failed_records(tmp_path, tiny_model):
     corrupt = tmp_path / "corrupt.gguf"
     corrupt.write_bytes(b"GGUF" + os.urandom(64))
-    # n_ctx 8 cannot hold a 16-token prompt: the worker's SlmbenchError becomes the reason
-    suite = parse_suite({"models": [str(corrupt), tiny_model], **FAST, "n_ctx": 8})
+    # a quantized V cache without flash attention: valid settings that llama.cpp refuses when
+    # the worker creates the context; its SlmbenchError becomes the reason
+    suite = parse_suite({"models": [str(corrupt), tiny_model], **FAST,
+                         "cache_type": "f16/q4_0", "flash_attn": "off"})
     result = make_runner(suite, tmp_path).run()
     recs = lines_of(result.run_dir)
     assert [r["status"] for r in recs] == ["failed", "failed"]
     assert "corrupt.gguf" in recs[0]["reason"]
-    assert "n_ctx 8 is smaller than" in recs[1]["reason"]
+    assert "could not create a context" in recs[1]["reason"]
     assert recs[1]["extra"]["worker"]["exit_code"] == 0  # a clean failure, not a crash
+    # settings that cannot work are refused before anything runs, naming the key
+    with pytest.raises(SlmbenchError, match="n_ctx: 8 is smaller than"):
+        parse_suite({"models": [tiny_model], **FAST, "n_ctx": 8})
 
 
 def test_memory_precheck_skips_what_cannot_fit(tmp_path, tiny_model, monkeypatch):
