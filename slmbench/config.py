@@ -453,7 +453,8 @@ def add_arguments(parser: argparse.ArgumentParser, command: str, *,
             kind = f.kind if f.kind != "special" else "strs"
             g.add_argument(*f.flags, dest=f.key, default=None, help=help_text,
                            type=_flag_type(Field(f.key, kind, None, "")),
-                           metavar=f.metavar or ("|".join(f.choices) if f.choices else None))
+                           metavar=f.metavar or ("|".join(f.choices) if f.choices else
+                                                 "N" if f.kind == "int" else None))
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -35,7 +35,7 @@ import time
 from bisect import bisect_left, bisect_right
 from typing import Any, Iterable, Sequence
 
-from slmbench.devices import find_binary
+from slmbench.devices import find_binary, read_text
 from slmbench.stats import drift_pct
 
 # --------------------------------------------------------------------------- thresholds
@@ -231,11 +231,7 @@ def _p(root: str, path: str) -> str:
 
 
 def _read_small(path: str) -> str | None:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(256).decode("utf-8", "replace").strip()
-    except (OSError, ValueError):
-        return None
+    return read_text("/", path, limit=256)
 
 
 def _natural(path: str) -> list[Any]:
