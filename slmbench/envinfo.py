@@ -106,5 +106,6 @@ def collect_env(bandwidth: bool = False) -> dict[str, Any]:
     return env
 
 
-def device_label(env: dict[str, Any]) -> str:
-    return (env.get("device") or {}).get("label") or f"cpu-{platform.machine()}"
+def device_label(env: Any) -> str:
+    """The device label of an env (EnvInfo), or cpu-<machine> when it names none."""
+    return env.device_label or f"cpu-{platform.machine()}"

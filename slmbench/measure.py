@@ -25,7 +25,8 @@ from slmbench.llama_backend import (attach_threadpool, free_threadpool, llama, l
                                      log_since)
 from slmbench.memory import RSSSampler, breakdown, hwm_mib, parse_buffers, rss_mib
 from slmbench.results import utc_now
-from slmbench.schema import LoadResult, PerfCounters, Record, TestResult
+from slmbench.schema import (LoadResult, PerfCounters, Record, SensorSummary, TestResult,
+                             from_dict)
 from slmbench.stats import drift_pct, noise_warning, percentile, summarize
 
 Progress = Callable[[str], None]
@@ -314,17 +315,16 @@ def _run_test(sess: Session, kind: str, n_prompt: int, n_gen: int, n_depth: int,
     if sensor is not None:
         sensor.sample_now()
         try:
-            res.sensors = sensor.summary(
+            res.sensors = from_dict(SensorSummary, sensor.summary(
                 t_window0, t_window1,
                 n_prefill_tokens=(n_prompt * reps if kind != "tg" else 0),
                 n_decode_tokens=(n_gen * reps if kind == "tg" else 0),
-                token_ms=res.token_ms,
-                busy_s=sum(res.samples_ns) / 1e9)
-            if res.sensors and res.sensors.get("throttled"):
-                reasons = ", ".join(res.sensors.get("throttle_reasons") or [])
+                token_ms=res.token_ms, busy_s=sum(res.samples_ns) / 1e9))
+            if res.sensors and res.sensors.throttled:
+                reasons = ", ".join(res.sensors.throttle_reasons)
                 res.warnings.append(f"{name}: throttling detected ({reasons})")
         except Exception as exc:  # noqa: BLE001 - a sensor problem never loses a measurement
-            res.sensors = {"error": f"{exc.__class__.__name__}: {exc}"}
+            res.sensors = SensorSummary(error=f"{exc.__class__.__name__}: {exc}")
     return res
 
 
