@@ -44,7 +44,7 @@ NOISY_CI_FACTOR = 2.0  # a CI wider than this many thresholds cannot tell "same"
 N_BOOT = 2000
 SEED = 0
 MEMORY_FLOOR_MIB = 1.0
-IGNORED_SETTINGS = ("repetitions", "warmup")
+IGNORED_SETTINGS = ("repetitions", "warmup", "target_ci_pct", "max_repetitions", "max_test_s")
 
 # metric id -> (unit, higher is better)
 TIMED_METRICS: dict[str, tuple[str, bool]] = {

@@ -147,6 +147,11 @@ class TestResult:
     drift_pct: float | None = _f(
         "tg: median latency of the last quarter of tokens vs the first quarter, over all "
         "repetitions (positive = slowing down, e.g. thermal throttling)", unit="%")
+    stop_reason: str | None = _f(
+        "why the repetitions stopped: 'fixed' (the count), or with -r auto 'target' (CI "
+        "within target_ci_pct), 'max_repetitions' or 'max_time'")
+    ci_half_pct: float | None = _f("-r auto: the 95% CI half-width of the mean wall time "
+                                   "reached, as % of the mean", unit="%")
     perf: list[PerfCounters] = _f("llama.cpp internal timers per repetition", factory=list)
     sensors: SensorSummary | None = _f(
         "sensor summary during the test (temperatures, clocks, power, energy per token, "

@@ -23,6 +23,14 @@ def test_schema_doc_is_current():
         "docs/results-schema.md`")
 
 
+def test_settings_doc_is_current():
+    from slmbench.config import settings_markdown
+
+    doc = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
+    assert doc.read_text(encoding="utf-8") == settings_markdown(), (
+        "docs/settings.md is stale: run `python -m slmbench.config > docs/settings.md`")
+
+
 def test_every_field_is_documented():
     classes = [obj for obj in vars(schema).values()
                if dataclasses.is_dataclass(obj) and obj.__module__ in ("slmbench.schema",
@@ -111,3 +119,13 @@ def test_what_the_producers_write_has_a_typed_home():
                          {"t": 1.0, "src": "sysfs", "temps": {"cpu": 60.0}, "cpu_mhz": [2000]}],
                         0.0, 1.0, n_decode_tokens=10, token_ms=[[1.0] * 8])
     assert set(summary) <= names(schema.SensorSummary)
+
+
+def test_version_1_config_ids_are_kept():
+    """A run written before schema 2 resumes: its suite expands to the same record ids."""
+    from slmbench.suite import expand, parse_suite
+
+    run = read_run(V1_RUN)
+    configs = expand(parse_suite(run.manifest.suite))
+    assert [c.record_id for c in configs] == [c.record_id for c in run.manifest.configs]
+    assert [c.record_id for c in configs] == [r.record_id for r in run.records]
