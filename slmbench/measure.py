@@ -1,6 +1,6 @@
 """The measurement engine: prefill, TTFT, decode and load of one GGUF model, the llama-bench way.
 
-What is timed matches llama.cpp's llama-bench (see ../shared/reference/llama-bench-semantics.md):
+What is timed matches llama.cpp's llama-bench (README, "What one measurement means"):
 random token ids from the vocabulary (BOS first when the vocabulary adds one), the KV memory
 cleared before every repetition, the depth fill done untimed, prefill = ``llama_decode`` per
 ``n_batch`` chunk and one ``llama_synchronize``; decode = one token per ``llama_decode`` +
