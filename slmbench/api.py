@@ -139,7 +139,8 @@ def quality(paths: Sequence[str | os.PathLike], *, reference: str | None = None,
     method; ``results_dir`` appends the records to that run directory."""
     from slmbench.envinfo import device_label
     from slmbench.quality import measure_quality, quality_record
-    from slmbench.results import append_record, run_env, utc_now
+    from slmbench.results import append_record, run_env
+    from slmbench.schema import utc_now
 
     env = run_env(results_dir) if results_dir else {}
     out = []

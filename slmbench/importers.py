@@ -24,9 +24,9 @@ from typing import Any
 
 from slmbench.errors import SlmbenchError
 from slmbench.gguf_info import model_id_from_file
-from slmbench.results import append_record, new_run_id, utc_now, write_json_atomic
+from slmbench.results import append_record, new_run_id, write_json_atomic
 from slmbench.schema import (CPUInfo, DeviceProfile, EnvInfo, LlamaInfo, Manifest, ModelFacts,
-                             Record, Settings, Stats, TestResult)
+                             Record, Settings, Stats, TestResult, utc_now)
 from slmbench.stats import noise_warning, summarize
 
 SOURCE = "llama-bench"

@@ -24,7 +24,7 @@ from slmbench.gguf_info import GGUFInfo, model_id_from_file, read_gguf
 from slmbench.llama_backend import (attach_threadpool, free_threadpool, llama, log_mark,
                                      log_since)
 from slmbench.memory import RSSSampler, breakdown, hwm_mib, parse_buffers, rss_mib
-from slmbench.results import utc_now
+from slmbench.schema import utc_now
 from slmbench.schema import (LoadResult, PerfCounters, Record, SensorSummary, TestResult,
                              from_dict)
 from slmbench.stats import drift_pct, noise_warning, percentile, summarize

@@ -402,7 +402,7 @@ def quality_record(path: str, test: Any, *, reference: str | None = None,
     """
     from slmbench.gguf_info import model_id_from_file, read_gguf
     from slmbench.config import TestPlan, config_id
-    from slmbench.results import utc_now
+    from slmbench.schema import utc_now
     from slmbench.schema import QualityInput, Record
 
     info = read_gguf(path)

@@ -24,10 +24,6 @@ ENV_FILE = "env.json"
 MANIFEST_FILE = "manifest.json"
 
 
-def utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
 def new_run_id(prefix: str = "run") -> str:
     """Sortable, unique enough for one machine: run-20261122-153012-<pid>."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")

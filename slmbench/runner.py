@@ -22,10 +22,10 @@ from typing import Any, IO
 from slmbench.errors import SlmbenchError
 from slmbench.progress import Progress
 from slmbench.results import (MANIFEST_FILE, RESULTS_FILE, append_record,
-                              measured_ids, new_run_id, read_manifest, read_run, run_env, utc_now,
+                              measured_ids, new_run_id, read_manifest, read_run, run_env,
                               write_json_atomic)
 from slmbench.schema import (SCHEMA_VERSION, ConfigEntry, EnvInfo, Manifest, MemoryEstimate,
-                             Record, WorkerInfo, from_dict)
+                             Record, WorkerInfo, from_dict, utc_now)
 from slmbench.suite import (Config, ModelRef, Suite, catalog_entry, expand, model_header,
                             parse_suite, synthetic_file)
 

@@ -13,6 +13,7 @@ keep readers accepting the older versions.
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
 import functools
 import json
 import types
@@ -25,6 +26,11 @@ from slmbench.config import doc_field as _f
 from slmbench.errors import ResultsFormatError
 
 SCHEMA_VERSION = 2
+
+
+def utc_now() -> str:
+    """The schema's time stamps: ISO-8601 UTC to the second (``started_at``, ...)."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 @dataclass
