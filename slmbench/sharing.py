@@ -190,8 +190,9 @@ def _hub_error(exc: BaseException, target: str, doing: str, *, token: Any, write
     if isinstance(exc, errors.HfHubHTTPError):
         return HubError(f"{target}: {doing} failed ({detail or exc.__class__.__name__})")
     name = exc.__class__.__name__
-    if name in ("ConnectError", "ConnectTimeout", "ReadTimeout", "TimeoutException",
-                "RemoteProtocolError", "ReadError", "WriteError", "NetworkError"):
+    # httpx(2)'s TransportError covers refused, dropped and timed-out connections
+    if any(c.__name__ in ("TransportError", "ConnectionError", "TimeoutError")
+           for c in type(exc).__mro__):
         return HubError(f"{target}: {doing} failed: the connection to {endpoint} broke "
                         f"({name}); check the network and retry")
     text = str(exc).splitlines()[0] if str(exc) else ""
@@ -332,7 +333,8 @@ def _read_index(hub: _Hub, revision: str) -> list[dict]:
 
     try:
         path = hub.api.hf_hub_download(hub.ref.repo_id, INDEX_FILE, repo_type="dataset",
-                                       revision=revision, cache_dir=hub.cache_dir)
+                                       revision=revision, cache_dir=hub.cache_dir,
+                                       tqdm_class=_quiet_bar())
     except errors.EntryNotFoundError:
         return []
     except Exception as exc:  # noqa: BLE001
@@ -569,7 +571,8 @@ def render_card(repo_id: str, entries: list[dict], pushed_at: str) -> str:
                    "models", "slmbench", "llama-cpp-python"],
                   [[e.get("run_id"), e["device"], e.get("started_at"), e.get("status"),
                     f"{e.get('ok', '-')} / {e.get('failed', '-')} / {e.get('skipped', '-')}"
-                    if "records" in e else None, ", ".join(e.get("models") or []),
+                    if "records" in e else None,
+                    ", ".join(dict.fromkeys(m.partition(":")[0] for m in e.get("models") or [])),
                     e.get("slmbench"), e.get("llama_cpp_python")] for e in shown])
     out += ["", "## Files", "",
             "- `runs/<device>/<run-id>/results.jsonl`: one JSON record per measured config "
@@ -580,7 +583,7 @@ def render_card(repo_id: str, entries: list[dict], pushed_at: str) -> str:
             "build); `manifest.json`: suite, command, start and end, status; `report/`: a "
             "report, when one was pushed.",
             f"- `{INDEX_FILE}`: one line per run - the tables above.", "",
-            "## Use it", "", "With slmbench (`pip install slmbench`):", "", "```sh",
+            "## Use it", "", "With slmbench:", "", "```sh",
             f"slmbench pull {url} -o results/            # every run, into results/<device>/"
             "<run-id>/",
             f"slmbench history {url} --by version        # the trend across versions",
