@@ -420,8 +420,9 @@ def push(run_dirs: Sequence[str | os.PathLike], to: str, *, private: bool = Fals
                        "(HF_HUB_OFFLINE=1); unset it to push")
     existed = _exists(hub)
     if not existed:
+        # private=None (not False) leaves a new dataset to the owner's default visibility
         hub.call("creating the dataset", hub.api.create_repo, ref.repo_id, repo_type="dataset",
-                 private=private, exist_ok=True)
+                 private=True if private else None, exist_ok=True)
     for attempt in range(PUSH_ATTEMPTS):
         info = hub.call("reading the dataset", hub.api.dataset_info, ref.repo_id)
         head = info.sha
