@@ -16,6 +16,9 @@ Enough of the protocol for what slmbench uses:
   lfsFile, deletedFile, deletedFolder; ``parentCommit`` checked, 412 when the branch moved).
   A commit applies all its operations or none: a branch only ever points at whole commits.
 
+Not the Xet storage protocol: with hf_xet installed, huggingface_hub uploads LFS files through
+Xet, so tests that upload LFS files set HF_HUB_DISABLE_XET (the LFS batch protocol).
+
 404s carry X-Error-Code (RepoNotFound / RevisionNotFound / EntryNotFound) as the hub's do.
 Auth: a bearer token in ``write_tokens`` may create repos and commit; one in ``read_tokens`` may
 read private repos but gets 403 on writes; an unknown token is 401 "Invalid credentials in

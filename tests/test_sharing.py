@@ -163,6 +163,10 @@ def test_pushing_again_skips_unchanged_runs_and_replaces_changed_ones(hub, tmp_p
     assert hub.state.repo(REPO)["log"][-1]["summary"] == "nightly"
     index = [json.loads(x) for x in files["index.jsonl"].decode().splitlines()]
     assert len(index) == 2 and "qwen2.5-0.5b:Q8_0" in index[0]["models"]
+    # hf://...@REVISION reads the dataset as it was at that commit
+    first = hub.state.repo(REPO)["log"][1]["oid"]
+    old = resolve_run_paths([f"hf://datasets/{REPO}@{first}"], **opts(hub, tmp_path))
+    assert [Path(d).name for d in old] == ["run-a"] and Path(old[0], "report").is_dir()
 
 
 def test_auth_failures_are_one_line_naming_hf_token(hub, tmp_path):
