@@ -53,7 +53,6 @@ TOKENS_URL = "https://huggingface.co/settings/tokens"
 
 _REPO_RE = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
-_GLOB = re.compile(r"[*?\[]")
 
 
 # --------------------------------------------------------------------------- hf:// paths
