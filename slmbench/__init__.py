@@ -20,6 +20,7 @@ _API = {
     "bench": "api", "measure_config": "api", "run_suite": "api", "load_suite": "api",
     "plan_suite": "api", "quality": "api",
     "read_run": "results", "load_table": "analysis", "compare_runs": "compare",
+    "push": "sharing", "pull": "sharing", "resolve_run_paths": "sharing",
     # settings and the results schema
     "Settings": "config", "TestPlan": "config", "FIELDS": "config",
     "Record": "schema", "TestResult": "schema", "Stats": "schema", "Memory": "schema",
@@ -28,6 +29,7 @@ _API = {
     # errors
     "SlmbenchError": "errors", "ConfigError": "errors", "ModelFetchError": "errors",
     "ModelLoadError": "errors", "MeasurementError": "errors", "ResultsFormatError": "errors",
+    "HubError": "errors",
 }
 __all__ = ["__version__", *_API]
 

@@ -15,11 +15,13 @@ examples:
   slmbench analyze results/run-*
   slmbench analyze results/run-a --csv table.csv
   slmbench analyze --from-csv published.csv
+  slmbench analyze hf://datasets/my-team/slm-results/runs/jetson-orin-nx   # shared runs
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("runs", nargs="*", metavar="RUN_DIR")
+    p.add_argument("runs", nargs="*", metavar="RUN_DIR",
+                   help="run directories, or hf://datasets/ORG/NAME[/runs/...] (see pull)")
     p.add_argument("--from-csv", metavar="FILE", help="analyse a CSV instead of run directories")
     p.add_argument("--csv", metavar="OUT", help="also write the tidy table as CSV")
     p.add_argument("--catalog", metavar="PATH", help="catalog for model facts")
@@ -32,11 +34,12 @@ def run(args: argparse.Namespace) -> int:
     from slmbench.display import table
     from slmbench.errors import SlmbenchError
     from slmbench.report import tables
+    from slmbench.sharing import resolve_run_paths
 
     if args.from_csv:
         df = load_csv(args.from_csv)
     elif args.runs:
-        df = load_table(args.runs, load_catalog(args.catalog) if args.catalog else None)
+        df = load_table(resolve_run_paths(args.runs), load_catalog(args.catalog) if args.catalog else None)
     else:
         raise SlmbenchError("give run directories or --from-csv FILE")
     if args.csv:

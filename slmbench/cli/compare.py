@@ -35,12 +35,15 @@ examples:
   slmbench compare base/ cand/ --threshold 3% --alpha 0.05
   slmbench compare base/ cand/ --md --changes-only >> "$GITHUB_STEP_SUMMARY"
   slmbench compare base/ cand/ --metric decode,memory --json > compare.json
+  slmbench compare hf://datasets/team/slm-results/runs/cpu-x86_64/nightly-41 results/run-x
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("base", metavar="BASE_RUN", help="run directory of the reference")
-    p.add_argument("cand", metavar="CAND_RUN", help="run directory of the candidate")
+    p.add_argument("base", metavar="BASE_RUN",
+                   help="run directory of the reference (or an hf://datasets/... run)")
+    p.add_argument("cand", metavar="CAND_RUN",
+                   help="run directory of the candidate (or an hf://datasets/... run)")
     p.add_argument("--threshold", default="5%",
                    help="smallest relative change that matters, 5%% or 0.05 (default 5%%)")
     p.add_argument("--alpha", type=float, default=0.01,
@@ -60,12 +63,14 @@ def run(args: argparse.Namespace) -> int:
                                   render_text, to_json_dict)
     from slmbench.errors import SlmbenchError
     from slmbench.results import read_run
+    from slmbench.sharing import resolve_run_path
 
     threshold = parse_threshold(args.threshold)
     if not 0 < args.alpha < 1:
         raise SlmbenchError(f"--alpha {args.alpha:g}: must be between 0 and 1, e.g. 0.01")
     metrics = parse_metrics(args.metric.split(",")) if args.metric is not None else None
-    res = compare_runs(read_run(args.base), read_run(args.cand), threshold, args.alpha,
+    base, cand = resolve_run_path(args.base), resolve_run_path(args.cand)
+    res = compare_runs(read_run(base), read_run(cand), threshold, args.alpha,
                        sorted(metrics) if metrics is not None else None)
     if args.json:
         print(json.dumps(to_json_dict(res), indent=1))

@@ -15,11 +15,13 @@ per-token decode latency, correlations). Several runs or devices appear side by 
 examples:
   slmbench report results/run-a -o report/
   slmbench report results/laptop results/jetson -o compare-devices/
+  slmbench report hf://datasets/my-team/slm-results -o team-report/   # shared runs
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                   help="run directories, or hf://datasets/ORG/NAME[/runs/...] (see pull)")
     p.add_argument("-o", "--out", default="report", metavar="DIR")
     p.add_argument("--catalog", metavar="PATH")
 
@@ -27,8 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from slmbench.catalog import load_catalog
     from slmbench.report import write_report
+    from slmbench.sharing import resolve_run_paths
 
-    paths = write_report(args.runs, args.out,
+    paths = write_report(resolve_run_paths(args.runs), args.out,
                          load_catalog(args.catalog) if args.catalog else None)
     print(f"wrote {paths['markdown']} and {paths['html']}")
     return 0
