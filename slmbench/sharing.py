@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from slmbench.errors import ConfigError, HubError, ResultsFormatError, SlmbenchError
-from slmbench.results import ENV_FILE, MANIFEST_FILE, RESULTS_FILE, read_run
+from slmbench.results import ENV_FILE, MANIFEST_FILE, RESULTS_FILE, iter_record_dicts, read_run
 
 SCHEME = "hf://"
 RUNS_DIR = "runs"
@@ -257,9 +257,7 @@ def _run_files(run_dir: Path) -> dict[str, Path]:
 
 def device_of(run: Any) -> str:
     """A run's device label: env.json's device.label, else its records' ``device``."""
-    env = run.env if isinstance(run.env, dict) else {}
-    device = env.get("device") if isinstance(env.get("device"), dict) else {}
-    label = device.get("label")
+    label = run.env.device_label
     if not label:
         labels = Counter(r.device for r in run.records if getattr(r, "device", None))
         label = labels.most_common(1)[0][0] if labels else "unknown"
@@ -267,30 +265,29 @@ def device_of(run: Any) -> str:
 
 
 def _index_entry(run: Any, device: str, files: Sequence[str]) -> dict:
-    env = run.env if isinstance(run.env, dict) else {}
-    manifest = run.manifest if isinstance(run.manifest, dict) else {}
-    versions = env.get("versions") if isinstance(env.get("versions"), dict) else {}
-    dev = env.get("device") if isinstance(env.get("device"), dict) else {}
-    cpu = env.get("cpu") if isinstance(env.get("cpu"), dict) else {}
-    status = Counter(getattr(r, "status", None) or "ok" for r in run.records)
-    started = sorted(r.started_at for r in run.records if getattr(r, "started_at", None))
-    finished = sorted(r.finished_at for r in run.records if getattr(r, "finished_at", None))
-    schema = sorted({int(r.schema_version) for r in run.records
-                     if isinstance(getattr(r, "schema_version", None), int)})
+    env, manifest = run.env, run.manifest
+    status = Counter(r.status or "ok" for r in run.records)
+    started = sorted(r.started_at for r in run.records if r.started_at)
+    finished = sorted(r.finished_at for r in run.records if r.finished_at)
+    # the version the file was written with (read_run migrates what it returns)
+    written = [obj.get("schema_version", 1) for obj in
+               iter_record_dicts(Path(run.path) / RESULTS_FILE)]
+    schema = sorted({v for v in written if isinstance(v, int)})
     models = sorted({f"{r.model_id}:{r.quant}" if r.quant else str(r.model_id)
-                     for r in run.records if getattr(r, "model_id", None)})
+                     for r in run.records if r.model_id})
     return {
         "path": f"{RUNS_DIR}/{device}/{_segment(run.run_id)}",
         "run_id": _segment(run.run_id), "device": device,
-        "device_kind": dev.get("kind"), "cpu": cpu.get("model"),
-        "status": manifest.get("status"),
-        "started_at": manifest.get("started_at") or (started[0] if started else None),
-        "finished_at": manifest.get("finished_at") or (finished[-1] if finished else None),
+        "device_kind": env.device.kind if env.device else None,
+        "cpu": env.cpu.model if env.cpu else None,
+        "status": manifest.status,
+        "started_at": manifest.started_at or (started[0] if started else None),
+        "finished_at": manifest.finished_at or (finished[-1] if finished else None),
         "records": len(run.records), "ok": status.get("ok", 0),
         "failed": status.get("failed", 0), "skipped": status.get("skipped", 0),
         "models": models, "schema_version": schema[-1] if schema else None,
-        "slmbench": manifest.get("slmbench_version") or versions.get("slmbench"),
-        "llama_cpp_python": versions.get("llama_cpp_python"),
+        "slmbench": manifest.slmbench_version or env.versions.get("slmbench"),
+        "llama_cpp_python": env.versions.get("llama_cpp_python"),
         "files": sorted(files),
     }
 

@@ -22,6 +22,7 @@ import pytest
 
 from hubserver import HubServer
 from slmbench.errors import ConfigError, HubError, SlmbenchError
+from slmbench.schema import SCHEMA_VERSION
 from slmbench.results import append_record, read_run, write_json_atomic
 from slmbench.sharing import parse_hf_path, pull, push, resolve_run_path, resolve_run_paths
 from test_compare import make_record
@@ -115,10 +116,12 @@ def test_push_uploads_runs_index_and_card_in_one_commit_then_pull_gets_them_back
     index = [json.loads(x) for x in files["index.jsonl"].decode().splitlines()]
     assert [e["path"] for e in index] == ["runs/cpu-x86_64/run-a", "runs/jetson-orin-nx/run-b"]
     assert index[0]["models"] == ["smollm2-135m:Q4_K_M", "smollm2-135m:Q8_0"]
-    assert index[0]["schema_version"] == 1 and index[1]["llama_cpp_python"] == "0.3.9"
+    assert index[0]["schema_version"] == SCHEMA_VERSION
+    assert index[1]["llama_cpp_python"] == "0.3.9"
     card = files["README.md"].decode()
     assert card.startswith("---\npretty_name: slmbench results (team/slm-results)")
-    assert "**2 runs** on **2 devices**, **1 model**; results schema version 1" in card
+    assert (f"**2 runs** on **2 devices**, **1 model**; results schema version {SCHEMA_VERSION}"
+            in card)
     assert "| jetson-orin-nx | cpu | Test CPU | 1 |" in card
     assert "| smollm2-135m | Q4_K_M, Q8_0 | cpu-x86_64, jetson-orin-nx | 2 |" in card
     assert f"slmbench history {DS} --by version" in card
