@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,7 +17,8 @@ from slmbench.remote import run_remote
 
 reason = sshserver.available()
 pytestmark = pytest.mark.skipif(reason is not None, reason=reason or "")
-SLMBENCH = str(Path(sys.executable).with_name("slmbench"))
+# the remote side runs this checkout's slmbench with this Python (sshd does not pass PYTHONPATH)
+SLMBENCH = sshserver.remote_slmbench()
 
 
 @pytest.fixture()
