@@ -357,7 +357,7 @@ class _Fleet:
             self.update(h, status=DETACHED, error="the fleet run was stopped while this host's "
                         "run went on there")
         except UnreachableError as exc:
-            self._failed(h, f"unreachable: {exc}")
+            self._failed(h, f"unreachable: {str(exc).removeprefix(name + ': ')}")
         except SlmbenchError as exc:
             self._failed(h, str(exc))
         except Exception as exc:  # noqa: BLE001 - one host's bug must not stop the others

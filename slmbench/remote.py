@@ -159,7 +159,9 @@ def run_remote(host: str, suite: str | None, run_args: Sequence[str], results_di
         args = ["run"] + ([remote_suite] if remote_suite else [])
         args += list(run_args) + ["--results", results_remote]
         args += ["--resume", run_id] if resume else ["--run-id", run_id]
-        command = (f"cd ~ && {assignments} nohup {remote_slmbench} "
+        # `&` ends a simple command here: `cd ~ && nohup ... &` would put a subshell in the
+        # background that keeps ssh's stdout open, and this call would wait for the whole run
+        command = (f"cd ~ || exit 1; {assignments} nohup {remote_slmbench} "
                    f"{' '.join(shlex.quote(a) for a in args)} >> {shlex.quote(log_file)} 2>&1 "
                    f"< /dev/null & pid=$!; echo $pid > {shlex.quote(pid_file)}; echo $pid")
         proc = remote.run(command)

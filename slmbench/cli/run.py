@@ -168,6 +168,9 @@ def _run_fleet(args: argparse.Namespace, overrides: dict) -> int:
         print(summary_table(result))
         print(f"\nresults in {result.fleet_dir} (side by side: slmbench report "
               f"{result.fleet_dir} -o report/)")
+        if any(h.get("status") != "ok" for h in result.hosts):
+            print(f"hosts that failed: fix them, then slmbench run --resume {result.fleet_id} "
+                  f"--results {args.results} (hosts that finished are kept)")
     return result.exit_code
 
 
