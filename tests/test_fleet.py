@@ -465,3 +465,67 @@ def test_cli_fleet_run(tmp_path, two_sshd, tiny_models, capsys):
         assert main(["run", str(suite), "--hosts", str(inv), "--results", results, *argv]) == 2
         err = capsys.readouterr().err
         assert msg in err and err.count("\n") == 1, err
+
+
+# --------------------------------------------------------------------------- the playbook
+
+PLAYBOOK = Path(__file__).resolve().parent.parent / "deploy" / "ansible" / "install.yml"
+needs_playbook = pytest.mark.skipif(shutil.which("ansible-playbook") is None,
+                                    reason="ansible-core not installed (pip install "
+                                    "ansible-core; .ci/run installs it)")
+
+
+def cached_llama_wheel() -> bool:
+    """install.sh keeps llama-cpp-python's wheel per flag set in ~/.cache/slmbench/pip-*."""
+    return any(Path.home().glob(".cache/slmbench/pip-*/wheels/**/llama_cpp_python-*.whl"))
+
+
+@needs_playbook
+def test_playbook_syntax():
+    proc = subprocess.run(["ansible-playbook", "--syntax-check", "-i",
+                           str(PLAYBOOK.with_name("inventory.example.yml")), str(PLAYBOOK)],
+                          capture_output=True, text=True, env={**os.environ,
+                                                               "ANSIBLE_NOCOLOR": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    example = load_inventory(PLAYBOOK.with_name("inventory.example.yml"), "builtin")
+    assert example.hosts["jetson-01"].remote_slmbench == "~/slmbench-venv/bin/slmbench"
+
+
+@pytest.mark.slow
+@needs_sshd
+@needs_playbook
+@pytest.mark.skipif(not cached_llama_wheel(), reason="no llama-cpp-python wheel in "
+                    "~/.cache/slmbench/pip-*: the playbook would compile llama.cpp (~10 min); "
+                    "run ./install.sh first")
+def test_playbook_installs_a_device_the_fleet_then_uses(tmp_path, tiny_models):
+    """deploy/ansible/install.yml over ssh into a fresh venv on a loopback "device" (reusing
+    install.sh's cached llama.cpp build), then a fleet run that reaches it through
+    slmbench_venv alone and pushes its model file."""
+    import sys
+
+    from slmbench.fleet import run_fleet
+
+    srv = sshserver.SSHServer(tmp_path / "sshd").start()
+    try:
+        python = getattr(sys, "_base_executable", None) or sys.executable
+        inv = tmp_path / "inventory.yml"
+        inv.write_text(yaml.safe_dump({"all": {"hosts": {"device": {
+            **srv.inventory_vars(), "ansible_python_interpreter": python,
+            "slmbench_python": python, "slmbench_venv": str(tmp_path / "venv"),
+            "slmbench_device": "installed", "slmbench_remote_dir": str(tmp_path / "device")}}}}))
+        proc = subprocess.run(["ansible-playbook", "-i", str(inv), str(PLAYBOOK)],
+                              capture_output=True, text=True, timeout=1200,
+                              env={**os.environ, "ANSIBLE_NOCOLOR": "1"})
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        assert "fleet runs reach it as" in proc.stdout
+        suite = tmp_path / "suite.yaml"
+        suite.write_text(f"models: ['{tiny_models['Q4_0']}']\nn_prompt: [16]\nn_gen: [4]\n"
+                         "repetitions: 1\nwarmup: 0\nthreads: 1\n")
+        res = run_fleet(str(suite), {}, inventory=inv, results_dir=tmp_path / "results",
+                        push_files=True, poll_s=0.3, stream=io.StringIO(), tty=False)
+        host = res.hosts[0]
+        assert host["status"] == "ok", host
+        assert host["remote_slmbench"] == f"{tmp_path / 'venv'}/bin/slmbench"
+        assert host["device"] == "installed" and host["counts"]["ok"] == 1
+    finally:
+        srv.stop()
