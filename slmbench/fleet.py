@@ -382,6 +382,10 @@ class _Fleet:
         done = sum(counts.values())
         changes: dict[str, Any] = {"counts": counts, "device": _device_of(str(run_dir)),
                                    "finished_at": _utc_now()}
+        if h.get("device_label") and changes["device"] != h["device_label"]:
+            self.display.event(h["name"], f"note: results are labelled {changes['device']!r}, "
+                                          f"not {h['device_label']!r} (slmbench_device): the "
+                                          "slmbench there is too old to take it; update it")
         if state == "finished":
             self.update(h, status=OK, error=None, **changes)
             text = f"done: {counts['ok']} ok, {counts['failed']} failed, " \
@@ -485,7 +489,9 @@ def run_fleet(suite: str | None, overrides: dict[str, Any] | None = None, *,
     fleet.save()
     for h in manifest["hosts"]:
         if h.get("status") == OK:
-            display.status(h["name"], f"done before: {h.get('counts')}")
+            c = h.get("counts") or {}
+            display.status(h["name"], f"done before: {c.get('ok', 0)} ok, {c.get('failed', 0)} "
+                                      f"failed, {c.get('skipped', 0)} skipped")
     width = parallel or manifest.get("parallel") or len(todo) or 1
     slots = threading.Semaphore(width)
 
@@ -527,19 +533,18 @@ def run_fleet(suite: str | None, overrides: dict[str, Any] | None = None, *,
     return FleetResult(manifest["fleet_id"], fleet_dir, manifest)
 
 
-def summary_rows(result: FleetResult) -> list[list[str]]:
+def summary_table(result: FleetResult) -> str:
+    """One row per host (device, status, configs ok / failed / skipped), then why each host
+    that failed did."""
+    from slmbench.display import table
+
     rows = []
     for h in result.hosts:
         c = h.get("counts") or {}
         rows.append([h["name"], str(h.get("device") or h.get("device_label") or "-"),
-                     h.get("status") or "?", *(str(c[k]) if k in c else "-"
-                                              for k in ("ok", "failed", "skipped")),
-                     h["run_id"] if h.get("status") == OK else (h.get("error") or "")[:100]])
-    return rows
-
-
-def summary_table(result: FleetResult) -> str:
-    from slmbench.display import table
-
-    return table(summary_rows(result),
-                 ["host", "device", "status", "ok", "failed", "skipped", "run / reason"])
+                     h.get("status") or "?",
+                     *(str(c[k]) if k in c else "-" for k in ("ok", "failed", "skipped"))])
+    text = table(rows, ["host", "device", "status", "ok", "failed", "skipped"])
+    why = [f"{h['name']}: {h['error']}" for h in result.hosts
+           if h.get("status") != OK and h.get("error")]
+    return text + ("\n\n" + "\n".join(why) if why else "")
