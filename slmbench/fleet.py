@@ -361,7 +361,8 @@ class _Fleet:
         except SlmbenchError as exc:
             self._failed(h, str(exc))
         except Exception as exc:  # noqa: BLE001 - one host's bug must not stop the others
-            (self.dir / "logs" / f"{_safe(name)}.log").open("a").write(traceback.format_exc())
+            with open(logs / f"{_safe(name)}.log", "a", encoding="utf-8") as log:
+                log.write(traceback.format_exc())
             self._failed(h, f"internal error: {exc.__class__.__name__}: {exc} (traceback in "
                             f"logs/{_safe(name)}.log)")
 

@@ -217,10 +217,10 @@ def test_bad_variables_name_their_line(tmp_path):
     p = tmp_path / "inv.yml"
     p.write_text("all:\n  hosts:\n    a:\n      ansible_port: twenty\n")
     with pytest.raises(ConfigError, match=r"inv\.yml:4: host a: ansible_port 'twenty' is not"):
-        read_builtin(p).hosts["a"].port
+        _ = read_builtin(p).hosts["a"].port
     p.write_text("all:\n  hosts:\n    a:\n      slmbench_remote: [x]\n")
     with pytest.raises(ConfigError, match=r"inv\.yml:4: host a: slmbench_remote must be a str"):
-        read_builtin(p).hosts["a"].remote_slmbench
+        _ = read_builtin(p).hosts["a"].remote_slmbench
 
 
 @needs_ansible
