@@ -386,7 +386,8 @@ class _Fleet:
         if h.get("device_label") and changes["device"] != h["device_label"]:
             self.display.event(h["name"], f"note: results are labelled {changes['device']!r}, "
                                           f"not {h['device_label']!r} (slmbench_device): the "
-                                          "slmbench there is too old to take it; update it")
+                                          "run there started without it, or slmbench there "
+                                          "is too old to take it")
         if state == "finished":
             self.update(h, status=OK, error=None, **changes)
             text = f"done: {counts['ok']} ok, {counts['failed']} failed, " \
@@ -394,7 +395,8 @@ class _Fleet:
             self.display.event(h["name"], text)
             return
         why = ("was interrupted there" if state == "interrupted"
-               else f"stopped there {state or 'without a manifest'} after relaunches")
+               else f"kept stopping there (relaunched with --resume; last state: "
+                    f"{state or 'no manifest'})")
         self._failed(h, f"the run {why} ({done} of {n or '?'} configs measured; what was "
                         f"measured is in {run_dir}); continue with slmbench run --resume "
                         f"{self.manifest['fleet_id']}")
