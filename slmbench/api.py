@@ -85,12 +85,13 @@ def measure_config(cfg: Any, *, isolated: bool = True, progress: Progress | None
     return record
 
 
-def run_suite(suite: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None,
+def run_suite(suite: str | os.PathLike | dict | None = None, overrides: dict[str, Any] | None = None,
               *, results_dir: str | os.PathLike = "results", resume: str | None = None,
               run_id: str | None = None, offline: bool | None = None,
               synth_dir: str | os.PathLike | None = None, argv: list[str] | None = None,
               stream: Any = None, tty: bool | None = None, verbose: bool = False) -> Any:
-    """Run a suite (a YAML file or a shipped suite's name) into ``results_dir/<run-id>/``;
+    """Run a suite (a YAML file, a shipped suite's name or a dict) into
+    ``results_dir/<run-id>/``;
     ``resume=RUN_ID`` continues a stopped run.  Returns a :class:`slmbench.runner.RunResult`."""
     from slmbench.runner import Runner
 
@@ -105,11 +106,15 @@ def run_suite(suite: str | os.PathLike | None = None, overrides: dict[str, Any] 
     return runner.run()
 
 
-def load_suite(suite: str | os.PathLike | None = None,
+def load_suite(suite: str | os.PathLike | dict | None = None,
                overrides: dict[str, Any] | None = None) -> Any:
-    """A validated suite (file path or shipped name; None = the quick suite)."""
+    """A validated suite: a file path, a shipped suite's name (None = quick) or a dict with
+    the keys a suite file has (``{"models": [...], "n_prompt": [64]}``)."""
     from slmbench.suite import load_suite as _load
+    from slmbench.suite import parse_suite
 
+    if isinstance(suite, dict):
+        return parse_suite(suite, source="suite dict", overrides=overrides)
     return _load(os.fspath(suite) if suite is not None else None, overrides)
 
 
@@ -134,7 +139,8 @@ def quality(paths: Sequence[str | os.PathLike], *, reference: str | None = None,
     method; ``results_dir`` appends the records to that run directory."""
     from slmbench.envinfo import device_label
     from slmbench.quality import measure_quality, quality_record
-    from slmbench.results import append_record, run_env, utc_now
+    from slmbench.results import append_record, run_env
+    from slmbench.schema import utc_now
 
     env = run_env(results_dir) if results_dir else {}
     out = []

@@ -35,7 +35,7 @@ from typing import Callable, Iterable
 
 from slmbench.errors import SlmbenchError
 from slmbench.results import Run, read_run
-from slmbench.schema import Memory, Record, TestResult
+from slmbench.schema import EnvInfo, Memory, Record, TestResult
 from slmbench.stats import (bootstrap_pooled_ratio_ci, bootstrap_ratio_ci, mann_whitney_min_p,
                             mann_whitney_p, percentile, welch_log_p)
 
@@ -44,7 +44,7 @@ NOISY_CI_FACTOR = 2.0  # a CI wider than this many thresholds cannot tell "same"
 N_BOOT = 2000
 SEED = 0
 MEMORY_FLOOR_MIB = 1.0
-IGNORED_SETTINGS = ("repetitions", "warmup")
+IGNORED_SETTINGS = ("repetitions", "warmup", "target_ci_pct", "max_repetitions", "max_test_s")
 
 # metric id -> (unit, higher is better)
 TIMED_METRICS: dict[str, tuple[str, bool]] = {
@@ -126,7 +126,7 @@ def test_measures(t: TestResult) -> list[Measure]:
             out.append(_timed(t.name, "decode_p90", [], t.token_ms_p90))
     if t.metrics:
         for name, (hib, _floor) in QUALITY_METRICS.items():
-            v = t.metrics.get(name)
+            v = getattr(t.metrics, name)
             if isinstance(v, (int, float)) and math.isfinite(v):
                 out.append(Measure(t.name, name, "%" if name.endswith("_pct") else "",
                                    "quality", hib, float(v)))
@@ -169,12 +169,12 @@ def parse_metrics(tokens: Iterable[str] | None) -> set[str] | None:
 
 # ---------------------------------------------------------------------------------- configs --
 
-def config_key(rec: Record, env: dict | None) -> tuple:
+def config_key(rec: Record, env: EnvInfo | None) -> tuple:
     """What must be equal for two records to measure the same thing (repetitions may differ)."""
     settings = asdict(rec.settings) if rec.settings else {}
     for k in IGNORED_SETTINGS:
         settings.pop(k, None)
-    device = rec.device or ((env or {}).get("device") or {}).get("label")
+    device = rec.device or (env.device_label if env else None)
     return (rec.model_id, rec.quant, device, tuple(sorted(settings.items())))
 
 

@@ -68,6 +68,7 @@ class Field:
 
 
 TESTS, LLAMA, SWEEP, WHAT = "tests", "llama.cpp settings", "the sweep", "what to measure"
+AUTO_MIN_REPS = 3  # -r auto never stops before this many repetitions
 
 FIELDS: tuple[Field, ...] = (
     Field("name", "str", None, "name of the suite (default: the file name)", commands=()),
@@ -84,8 +85,18 @@ FIELDS: tuple[Field, ...] = (
           ("-d", "--n-depth"), TESTS, low=0, metavar="D[,D...]"),
     Field("ttft", "bool", True, "time-to-first-token tests beside prefill", ("--no-ttft",),
           TESTS),
-    Field("repetitions", "int", 5, "timed repetitions per test", ("-r", "--repetitions"),
-          TESTS, low=1),
+    Field("repetitions", "reps", 5,
+          "timed repetitions per test, or 'auto': repeat until the 95%% CI of the mean is "
+          "within --target-ci (at least 3; at most --max-reps / --max-time)",
+          ("-r", "--repetitions"), TESTS, low=1, metavar="N|auto"),
+    Field("target_ci", "float", 2.0,
+          "-r auto: stop when the 95%% CI half-width of the mean time is within this %% of "
+          "the mean", ("--target-ci",), TESTS, low=0, metavar="PCT"),
+    Field("max_reps", "int", 30, "-r auto: at most this many repetitions per test",
+          ("--max-reps",), TESTS, low=3),
+    Field("max_time_s", "float", 60.0,
+          "-r auto: no new repetition after this many seconds of a test",
+          ("--max-time",), TESTS, low=0, metavar="S"),
     Field("warmup", "int", 1, "untimed warm-up runs per test", ("--warmup",), TESTS, low=0),
     Field("prompt", "str", "random",
           "prompt tokens: random ids like llama-bench, or a real English text",
@@ -128,6 +139,7 @@ FIELDS: tuple[Field, ...] = (
           ("--quality",), WHAT, commands=("run",)),
 )
 FIELD: dict[str, Field] = {f.key: f for f in FIELDS}
+SWEPT = ("threads", "n_gpu_layers", "cache_type", "flash_attn")  # crossed into configs
 
 # `quality:` (suite-wide or per model): perplexity / bits per byte / KL against a reference quant,
 # one worker per model file, after the timing configs.  Keys and defaults (llama-perplexity's):
@@ -174,8 +186,19 @@ class Settings:
     prompt: str = doc_field("'random' (token ids from the vocabulary, like llama-bench) or "
                             "'text'", default("prompt"))
     seed: int = doc_field("seed of the random prompt tokens", default("seed"))
-    repetitions: int = doc_field("timed repetitions per test", default("repetitions"))
+    repetitions: int = doc_field("timed repetitions per test (with target_ci_pct: the minimum)",
+                                 default("repetitions"))
     warmup: int = doc_field("untimed warm-up runs per test", default("warmup"))
+    target_ci_pct: float | None = doc_field(
+        "-r auto: repeat until the 95% CI half-width of the mean wall time is within this % "
+        "of the mean (null: a fixed count)")
+    max_repetitions: int | None = doc_field("-r auto: at most this many repetitions")
+    max_test_s: float | None = doc_field("-r auto: no new repetition after this many seconds "
+                                         "of a test", unit="s")
+
+    @property
+    def auto(self) -> bool:
+        return self.target_ci_pct is not None
 
 
 @dataclass
@@ -238,30 +261,44 @@ def resolved(settings: Settings) -> Settings:
 
 
 def config_id(model_key: str, settings: Settings, plan: TestPlan) -> str:
-    """Stable hash of what decides a measurement: the resume key of a config."""
-    payload = json.dumps({"model": model_key, "settings": asdict(settings), "plan": asdict(plan)},
+    """Stable hash of what decides a measurement: the resume key of a config.  Unset (null)
+    settings are left out, so adding an optional setting keeps the ids of existing configs."""
+    values = {k: v for k, v in asdict(settings).items() if v is not None}
+    payload = json.dumps({"model": model_key, "settings": values, "plan": asdict(plan)},
                          sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def settings_for(values: dict[str, Any], *, threads: int, n_gpu_layers: int, cache: str,
+def settings_for(values: dict[str, Any], *, threads: int, n_gpu_layers: int, cache_type: str,
                  flash_attn: str) -> Settings:
-    """The Settings of one point of a sweep over checked suite values."""
-    type_k, _, type_v = cache.partition("/")
+    """The Settings of one point of a sweep (one value of each SWEPT key) over checked suite
+    values."""
+    type_k, _, type_v = cache_type.partition("/")
     n_threads = threads or default_threads()
     return Settings(n_threads=n_threads, n_threads_batch=values["threads_batch"] or n_threads,
                     n_batch=values["n_batch"], n_ubatch=values["n_ubatch"], n_ctx=values["n_ctx"],
                     n_gpu_layers=n_gpu_layers, flash_attn=flash_attn, type_k=type_k,
                     type_v=type_v or type_k, load_mode=values["load_mode"],
                     swa_full=values["swa_full"], prompt=values["prompt"], seed=values["seed"],
-                    repetitions=values["repetitions"], warmup=values["warmup"])
+                    warmup=values["warmup"], **repetitions_of(values))
+
+
+def repetitions_of(values: dict[str, Any]) -> dict[str, Any]:
+    """The Settings fields of ``repetitions`` (a count, or 'auto' with its limits)."""
+    if values["repetitions"] == "auto":
+        return {"repetitions": AUTO_MIN_REPS, "target_ci_pct": float(values["target_ci"]),
+                "max_repetitions": int(values["max_reps"]),
+                "max_test_s": float(values["max_time_s"])}
+    return {"repetitions": values["repetitions"]}
 
 
 def values_of(settings: Settings, plan: TestPlan) -> dict[str, Any]:
     """Settings and a plan as suite values (what :func:`check` validates)."""
     return {"n_prompt": list(plan.n_prompt), "n_gen": list(plan.n_gen),
             "n_depth": list(plan.n_depth), "ttft": plan.ttft,
-            "repetitions": settings.repetitions, "warmup": settings.warmup,
+            "repetitions": "auto" if settings.auto else settings.repetitions,
+            "target_ci": settings.target_ci_pct, "max_reps": settings.max_repetitions,
+            "max_time_s": settings.max_test_s, "warmup": settings.warmup,
             "prompt": settings.prompt, "seed": settings.seed, "threads": [settings.n_threads],
             "threads_batch": settings.n_threads_batch, "n_gpu_layers": [settings.n_gpu_layers],
             "cache_type": [f"{settings.type_k}/{settings.type_v}"],
@@ -283,7 +320,20 @@ def coerce(kind: str, value: Any) -> tuple[Any, str | None]:
 
     if kind == "int":
         return (value, None) if is_int(value) else (value, f"expected an integer, got {value!r}")
+    if kind == "reps":
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto", None
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value), None
+        return (value, None) if is_int(value) else (
+            value, f"expected a number of repetitions or 'auto', got {value!r}")
     if kind in ("float", "ofloat"):
+        if isinstance(value, str) and value.strip().endswith("%"):  # --target-ci 1%
+            value = value.strip()[:-1]
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if is_int(value) or isinstance(value, float):
             return float(value), None
         return value, f"expected a number, got {value!r}"
@@ -337,8 +387,9 @@ def check(values: dict[str, Any], where: Callable[[str], str] = lambda k: k) -> 
     for x in values.get("flash_attn") or []:
         if isinstance(x, str) and x not in FLASH_ATTN:
             problems.append(f"{where('flash_attn')}: '{x}' is not one of {', '.join(FLASH_ATTN)}")
-    if values.get("timeout_s") == 0:
-        problems.append(f"{where('timeout_s')}: must be > 0")
+    for key in ("timeout_s", "target_ci"):
+        if values.get(key) == 0:
+            problems.append(f"{where(key)}: must be > 0")
 
     def ints(key: str) -> list[int]:
         v = values.get(key)
@@ -402,7 +453,7 @@ def _flag_type(f: Field) -> Callable[[str], Any]:
                 raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
         elif kind == "float":
             try:
-                value = float(text)
+                value = float(text.strip().removesuffix("%"))
             except ValueError:
                 raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
         value, err = coerce(kind, value)
@@ -450,7 +501,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str, *,
             g.add_argument(*f.flags, dest=f.key, action="store_true", default=None,
                            help=help_text)
         else:
-            kind = f.kind if f.kind != "special" else "strs"
+            kind = {"special": "strs", "reps": "str"}.get(f.kind, f.kind)
             g.add_argument(*f.flags, dest=f.key, default=None, help=help_text,
                            type=_flag_type(Field(f.key, kind, None, "")),
                            metavar=f.metavar or ("|".join(f.choices) if f.choices else
@@ -484,3 +535,46 @@ def where_on_command_line(key: str) -> str:
     """How an override is named in messages: ``command line --threads``."""
     f = FIELD.get(key)
     return f"command line {f.flag if f else key}"
+
+
+# --------------------------------------------------------------------------- documentation
+
+_KIND_TEXT = {"int": "int", "ints": "int or list", "float": "number", "ofloat": "number",
+              "bool": "bool", "str": "text", "strs": "name or list", "reps": "int or `auto`",
+              "special": "see below"}
+
+
+def settings_markdown() -> str:
+    """docs/settings.md: every suite key and flag, generated from FIELDS (``python -m
+    slmbench.config > docs/settings.md``), so the table cannot drift from the code."""
+    out = ["# Settings: suite keys and command-line flags",
+           "",
+           "Generated from `slmbench/config.py` by `python -m slmbench.config`; do not edit by "
+           "hand. One table serves suite files, `slmbench run` / `slmbench bench` flags, "
+           "their `--help` and the Python API (`slmbench.bench(paths, **keys)`).",
+           "",
+           "Lists are written as YAML lists or comma-separated on the command line; the list "
+           f"keys {', '.join(f'`{k}`' for k in SWEPT)} are swept (every combination is a "
+           "config), `n_prompt`, `n_gen` and `n_depth` are the tests every config runs. A flag "
+           "replaces the suite's value.",
+           "",
+           "| key | flags | type | default | commands | meaning |",
+           "|---|---|---|---|---|---|"]
+    for f in FIELDS:
+        d = f.default
+        shown = "" if d is None or d == [] or d == "" else (
+            ",".join(map(str, d)) if isinstance(d, list) else str(d).lower()
+            if isinstance(d, bool) else f"{d:g}" if isinstance(d, float) else str(d))
+        flags = ", ".join(f"`{x}`" for x in f.flags)
+        if f.key == "ttft":
+            flags = "`--no-ttft`"
+        elif f.key == "quality":
+            flags = "`--quality`, `--no-quality`"
+        out.append(f"| `{f.key}` | {flags} | {_KIND_TEXT[f.kind]} | {shown} | "
+                   f"{', '.join(f.commands) or 'suite'} | {f.help.replace('%%', '%')} |")
+    out += ["", "`models` and `quality` are described in [runner.md](runner.md)."]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(settings_markdown(), end="")

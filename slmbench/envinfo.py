@@ -100,7 +100,7 @@ def collect_env(bandwidth: bool = False) -> dict[str, Any]:
                          "error": f"{exc.__class__.__name__}: {exc}"}
     label = os.environ.get(DEVICE_ENV, "").strip()
     if label:  # a name given to this device (a fleet's slmbench_device); keep what was detected
-        env["device"]["detected_label"] = env["device"].get("label")
+        env["device"].setdefault("extra", {})["detected_label"] = env["device"].get("label")
         env["device"]["label"] = label
     if bandwidth:
         try:
@@ -112,5 +112,6 @@ def collect_env(bandwidth: bool = False) -> dict[str, Any]:
     return env
 
 
-def device_label(env: dict[str, Any]) -> str:
-    return (env.get("device") or {}).get("label") or f"cpu-{platform.machine()}"
+def device_label(env: Any) -> str:
+    """The device label of an env (EnvInfo), or cpu-<machine> when it names none."""
+    return env.device_label or f"cpu-{platform.machine()}"

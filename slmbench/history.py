@@ -25,12 +25,10 @@ STEP_VERDICTS = ("faster", "slower", "better", "worse")
 def _build(run: Run) -> str | None:
     """llama.cpp build of a run: env.json llama_cpp.build / build_number / build_commit, or the
     build a llama-bench import kept in the records."""
-    lc = (run.env or {}).get("llama_cpp") or {}
-    if not isinstance(lc, dict):
-        lc = {}
-    for key in ("build", "build_number", "build_commit"):
-        if lc.get(key):
-            return str(lc[key])
+    lc = run.env.llama_cpp
+    for value in (lc.build, lc.build_number, lc.build_commit) if lc else ():
+        if value:
+            return str(value)
     for rec in run.records:
         extra = rec.extra or {}
         for key in ("build_number", "build_commit"):
@@ -41,8 +39,7 @@ def _build(run: Run) -> str | None:
 
 def run_version(run: Run) -> str | None:
     """'0.3.16', '0.3.16 b6123', 'llama.cpp b6123' or None when env.json names no version."""
-    versions = (run.env or {}).get("versions") or {}
-    v = versions.get("llama_cpp_python") if isinstance(versions, dict) else None
+    v = run.env.versions.get("llama_cpp_python")
     build = _build(run)
     if build and build.isdigit():
         build = f"b{build}"
@@ -57,9 +54,8 @@ def run_version(run: Run) -> str | None:
 
 def run_date(run: Run) -> str:
     """ISO start time: manifest started_at, else the earliest record start, else ''."""
-    m = run.manifest or {}
-    if m.get("started_at"):
-        return str(m["started_at"])
+    if run.manifest.started_at:
+        return str(run.manifest.started_at)
     starts = sorted(str(r.started_at) for r in run.records if r.started_at)
     return starts[0] if starts else ""
 

@@ -24,8 +24,9 @@ from typing import Any
 
 from slmbench.errors import SlmbenchError
 from slmbench.gguf_info import model_id_from_file
-from slmbench.results import append_record, new_run_id, utc_now, write_json_atomic
-from slmbench.schema import ModelFacts, Record, Settings, Stats, TestResult
+from slmbench.results import append_record, new_run_id, write_json_atomic
+from slmbench.schema import (CPUInfo, DeviceProfile, EnvInfo, LlamaInfo, Manifest, ModelFacts,
+                             Record, Settings, Stats, TestResult, utc_now)
 from slmbench.stats import noise_warning, summarize
 
 SOURCE = "llama-bench"
@@ -395,8 +396,8 @@ def _key_value(value: Any) -> str:
 
 
 def import_llama_bench(path: str, fmt: str | None = None, device: str | None = None, *,
-                       catalog: Any = "default") -> tuple[list[Record], dict, dict]:
-    """Read llama-bench output -> (records, env dict, manifest dict); nothing is written.
+                       catalog: Any = "default") -> tuple[list[Record], EnvInfo, Manifest]:
+    """Read llama-bench output -> (records, env, manifest); nothing is written.
 
     One record per (model file, settings); one TestResult per row.  ``catalog`` (a
     slmbench.catalog.Catalog, None, or "default") turns catalog file names into catalog ids.
@@ -477,25 +478,23 @@ def import_llama_bench(path: str, fmt: str | None = None, device: str | None = N
         rec.record_id = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str)
                                        .encode()).hexdigest()[:16]
     backends = [b.strip() for b in str(first.get("backends") or "").split(",") if b.strip()]
-    env = {
-        "source": SOURCE,
-        "device": {"kind": kind, "label": label, "model": first.get("cpu_info") or None,
-                   "cpu_model": first.get("cpu_info") or None,
-                   "gpu": first.get("gpu_info") or None, "imported": True},
-        "cpu": {"model": first.get("cpu_info") or None},
-        "gpu": first.get("gpu_info") or None,
-        "llama_cpp": {"build_commit": first.get("build_commit"),
-                      "build_number": first.get("build_number"), "backends": backends},
-    }
+    info = first.get("cpu_info") or None
+    env = EnvInfo(
+        source=SOURCE, gpu=first.get("gpu_info") or None, cpu=CPUInfo(model=info),
+        device=DeviceProfile(kind=kind, label=label, model=info, cpu_model=info,
+                             gpu=first.get("gpu_info") or None, imported=True),
+        llama_cpp=LlamaInfo(build_commit=first.get("build_commit"),
+                            build_number=first.get("build_number"), backends=backends))
     times = [r.get("test_time") for _, r in rows if r.get("test_time")]
-    manifest = {"source": SOURCE, "imported_from": os.path.abspath(path), "format": fmt,
-                "imported_at": utc_now(), "started_at": min(times) if times else None,
-                "finished_at": max(times) if times else None, "status": "finished",
-                "n_rows": len(rows)}
+    manifest = Manifest(source=SOURCE, imported_from=os.path.abspath(path), format=fmt,
+                        imported_at=utc_now(), started_at=min(times) if times else None,
+                        finished_at=max(times) if times else None, status="finished",
+                        n_rows=len(rows))
     return out, env, manifest
 
 
-def write_imported_run(records: list[Record], env: dict, manifest: dict, out_dir: str) -> str:
+def write_imported_run(records: list[Record], env: EnvInfo, manifest: Manifest,
+                       out_dir: str) -> str:
     """Write a normal run directory (results.jsonl, env.json, manifest.json); never overwrite."""
     if os.path.exists(os.path.join(out_dir, "results.jsonl")):
         raise SlmbenchError(f"{out_dir}: already holds a run; choose another -o directory")
@@ -506,7 +505,8 @@ def write_imported_run(records: list[Record], env: dict, manifest: dict, out_dir
                             ) from None
     run_id = os.path.basename(os.path.normpath(out_dir))
     write_json_atomic(os.path.join(out_dir, "env.json"), env)
-    write_json_atomic(os.path.join(out_dir, "manifest.json"), {**manifest, "run_id": run_id})
+    manifest.run_id = run_id
+    write_json_atomic(os.path.join(out_dir, "manifest.json"), manifest)
     for rec in records:
         rec.run_id = run_id
         append_record(out_dir, rec)

@@ -1,6 +1,6 @@
 """The measurement engine: prefill, TTFT, decode and load of one GGUF model, the llama-bench way.
 
-What is timed matches llama.cpp's llama-bench (see ../shared/reference/llama-bench-semantics.md):
+What is timed matches llama.cpp's llama-bench (README, "What one measurement means"):
 random token ids from the vocabulary (BOS first when the vocabulary adds one), the KV memory
 cleared before every repetition, the depth fill done untimed, prefill = ``llama_decode`` per
 ``n_batch`` chunk and one ``llama_synchronize``; decode = one token per ``llama_decode`` +
@@ -24,8 +24,9 @@ from slmbench.gguf_info import GGUFInfo, model_id_from_file, read_gguf
 from slmbench.llama_backend import (attach_threadpool, free_threadpool, llama, log_mark,
                                      log_since)
 from slmbench.memory import RSSSampler, breakdown, hwm_mib, parse_buffers, rss_mib
-from slmbench.results import utc_now
-from slmbench.schema import LoadResult, PerfCounters, Record, TestResult
+from slmbench.schema import utc_now
+from slmbench.schema import (LoadResult, PerfCounters, Record, SensorSummary, TestResult,
+                             from_dict)
 from slmbench.stats import drift_pct, noise_warning, percentile, summarize
 
 Progress = Callable[[str], None]
@@ -272,9 +273,11 @@ def _run_test(sess: Session, kind: str, n_prompt: int, n_gen: int, n_depth: int,
             sess.run_batches(sess.batches(make_tokens(n_prompt), n_prompt, settings.n_batch))
         else:
             sess.run_batches(sess.batches(make_tokens(1), 1, 1))
-    for rep in range(reps):
+    t_first = time.monotonic()
+    rep = 0
+    while True:
         if progress:
-            progress(f"{name} {rep + 1}/{reps}")
+            progress(f"{name} {rep + 1}/{reps if not settings.auto else 'auto'}")
         sess.clear()
         sess.fill_depth(n_depth, rng)
         if kind == "tg":
@@ -298,7 +301,12 @@ def _run_test(sess: Session, kind: str, n_prompt: int, n_gen: int, n_depth: int,
         res.samples_ns.append(int(ns))
         n_timed = n_prompt if kind in ("pp", "ttft") else n_gen
         res.samples_ts.append(1e9 * n_timed / ns if ns > 0 else float("nan"))
+        rep += 1
+        res.stop_reason = _stop_reason(settings, res.samples_ns, time.monotonic() - t_first)
+        if res.stop_reason:
+            break
     t_window1 = time.monotonic()
+    reps = len(res.samples_ns)
     res.ms = summarize([ns / 1e6 for ns in res.samples_ns])
     res.ts = summarize(res.samples_ts)
     if token_ns_all:
@@ -311,21 +319,50 @@ def _run_test(sess: Session, kind: str, n_prompt: int, n_gen: int, n_depth: int,
     warn = noise_warning(name, res.ms)
     if warn:
         res.warnings.append(warn)
+    if settings.auto and res.ms and res.ms.n >= 2:
+        res.ci_half_pct = round(100.0 * (res.ms.ci95_high - res.ms.mean) / res.ms.mean, 3)
+        if res.stop_reason != "target":
+            res.warnings.append(
+                f"{name}: 95% CI of the mean ±{res.ci_half_pct:.1f}% after {res.ms.n} "
+                f"repetitions, target ±{settings.target_ci_pct:g}% not reached "
+                f"({res.stop_reason.replace('_', ' ')}): noisy machine?")
     if sensor is not None:
         sensor.sample_now()
         try:
-            res.sensors = sensor.summary(
+            res.sensors = from_dict(SensorSummary, sensor.summary(
                 t_window0, t_window1,
                 n_prefill_tokens=(n_prompt * reps if kind != "tg" else 0),
                 n_decode_tokens=(n_gen * reps if kind == "tg" else 0),
-                token_ms=res.token_ms,
-                busy_s=sum(res.samples_ns) / 1e9)
-            if res.sensors and res.sensors.get("throttled"):
-                reasons = ", ".join(res.sensors.get("throttle_reasons") or [])
+                token_ms=res.token_ms, busy_s=sum(res.samples_ns) / 1e9))
+            if res.sensors and res.sensors.throttled:
+                reasons = ", ".join(res.sensors.throttle_reasons)
                 res.warnings.append(f"{name}: throttling detected ({reasons})")
         except Exception as exc:  # noqa: BLE001 - a sensor problem never loses a measurement
-            res.sensors = {"error": f"{exc.__class__.__name__}: {exc}"}
+            res.sensors = SensorSummary(error=f"{exc.__class__.__name__}: {exc}")
     return res
+
+
+def _stop_reason(settings: Settings, samples_ns: list[int], elapsed_s: float) -> str | None:
+    """Why the repetitions of a test stop now, or None to go on.
+
+    A fixed count stops at ``repetitions`` ("fixed").  ``-r auto`` stops once at least
+    ``repetitions`` (3) samples put the 95 % Student-t CI half-width of the mean within
+    ``target_ci_pct`` % of the mean ("target"), else at ``max_repetitions`` or after
+    ``max_test_s`` seconds ("max_repetitions" / "max_time").
+    """
+    n = len(samples_ns)
+    if not settings.auto:
+        return "fixed" if n >= settings.repetitions else None
+    if n >= settings.repetitions:
+        stats = summarize(samples_ns)
+        if stats and stats.mean > 0 and \
+                100.0 * (stats.ci95_high - stats.mean) / stats.mean <= settings.target_ci_pct:
+            return "target"
+    if settings.max_repetitions is not None and n >= settings.max_repetitions:
+        return "max_repetitions"
+    if settings.max_test_s is not None and elapsed_s >= settings.max_test_s:
+        return "max_time"
+    return None
 
 
 def _start_sensors() -> Any | None:

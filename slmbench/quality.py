@@ -248,7 +248,7 @@ def measure_quality(path: str, *, reference: str | None = None, corpus: str | No
     import numpy as np
 
     from slmbench.config import default_threads
-    from slmbench.schema import TestResult
+    from slmbench.schema import QualityMetrics, TestResult
 
     if n_ctx < 8:
         raise SlmbenchError(f"--n-ctx {n_ctx}: must be at least 8 (half of each window is "
@@ -328,8 +328,8 @@ def measure_quality(path: str, *, reference: str | None = None, corpus: str | No
         model.close()
         if ref is not None:
             ref.close()
-    metrics = _metrics(acc, n_ctx, n_windows)
-    return TestResult(test="quality", name=f"quality@{n_ctx}", n_prompt=int(metrics["n_tokens"]),
+    metrics = QualityMetrics(**_metrics(acc, n_ctx, n_windows))
+    return TestResult(test="quality", name=f"quality@{n_ctx}", n_prompt=int(metrics.n_tokens),
                       metrics=metrics, warnings=warnings)
 
 
@@ -402,19 +402,19 @@ def quality_record(path: str, test: Any, *, reference: str | None = None,
     """
     from slmbench.gguf_info import model_id_from_file, read_gguf
     from slmbench.config import TestPlan, config_id
-    from slmbench.results import utc_now
-    from slmbench.schema import Record
+    from slmbench.schema import utc_now
+    from slmbench.schema import QualityInput, Record
 
     info = read_gguf(path)
     model_id = model_id or model_id_from_file(path, quant or info.file_type)
-    settings = quality_settings(int(test.metrics.get("n_ctx", 0)), n_batch)
-    extra = {"quality": {**corpus_info(corpus),
-                         "reference": os.path.basename(reference) if reference else None,
-                         "n_threads": n_threads}}
-    key = (f"{model_id}:{info.file_type}:quality:{extra['quality']['corpus_sha256']}:"
-           f"{extra['quality']['reference']}")
+    settings = quality_settings(int(test.metrics.n_ctx or 0), n_batch)
+    scored = QualityInput(**corpus_info(corpus),
+                          reference=os.path.basename(reference) if reference else None,
+                          n_threads=n_threads)
+    key = f"{model_id}:{info.file_type}:quality:{scored.corpus_sha256}:{scored.reference}"
     rid = config_id(key, settings, TestPlan([], [], [0], False))
     now = utc_now()
     return Record(record_id=rid, run_id=None, model_id=model_id, quant=quant or info.file_type,
                   started_at=started_at or now, finished_at=now, model=info.to_facts(),
-                  settings=settings, tests=[test], warnings=list(test.warnings), extra=extra)
+                  settings=settings, tests=[test], warnings=list(test.warnings),
+                  quality_input=scored)

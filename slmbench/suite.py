@@ -518,10 +518,8 @@ def expand(suite: Suite) -> list[Config]:
             quality_refs += [(r, q) for r in new]
     configs: list[Config] = []
     seen: set[str] = set()
-    for ref, threads, ngl, cache, fa in itertools.product(
-            refs, v["threads"], v["n_gpu_layers"], v["cache_type"], v["flash_attn"]):
-        settings = config.settings_for(v, threads=threads, n_gpu_layers=ngl, cache=cache,
-                                       flash_attn=fa)
+    for ref, *point in itertools.product(refs, *(v[key] for key in config.SWEPT)):
+        settings = config.settings_for(v, **dict(zip(config.SWEPT, point)))
         rid = config_id(ref.key, settings, plan)
         if rid in seen:
             continue

@@ -127,7 +127,7 @@ def execute(cfg: dict, progress: Any, started: str | None = None) -> Any:
     from slmbench.config import Settings, TestPlan
     from slmbench.errors import SlmbenchError
     from slmbench.measure import measure_model
-    from slmbench.results import utc_now
+    from slmbench.schema import utc_now
     from slmbench.schema import Record
 
     started = started or utc_now()
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from slmbench.errors import SlmbenchError
     from slmbench.llama_backend import llama
-    from slmbench.results import utc_now
+    from slmbench.schema import utc_now
     from slmbench.schema import to_dict
 
     started = utc_now()

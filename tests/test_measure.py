@@ -194,14 +194,16 @@ def test_t_quantiles_match_scipy():
         assert t_quantile_975(df) == pytest.approx(sst.t.ppf(0.975, df), rel=1e-5)
 
 
-def test_append_record_closes_a_torn_line(tmp_path):
+def test_append_record_closes_a_torn_line(tmp_path, capsys):
     from slmbench.results import append_record, iter_record_dicts
 
     (tmp_path / "results.jsonl").write_text('{"record_id": "a"}\n{"record_id": "to')
     append_record(tmp_path, {"record_id": "b"})
-    with pytest.warns(UserWarning, match="results.jsonl:2: skipped malformed line"):
-        ids = [r["record_id"] for r in iter_record_dicts(tmp_path / "results.jsonl")]
+    ids = [r["record_id"] for r in iter_record_dicts(tmp_path / "results.jsonl")]
     assert ids == ["a", "b"]
+    err = capsys.readouterr().err  # one clean line, not a Python UserWarning with source
+    assert err.startswith("slmbench: warning: ") and err.count("\n") == 1
+    assert "results.jsonl:2: skipped malformed line" in err
 
 
 def test_bandwidth_probe():
@@ -234,3 +236,37 @@ def test_rss_sampler_sleeps_in_timed_regions_and_keeps_the_peak():
     from slmbench.memory import rss_mib
     assert peak_after_region >= rss_mib() - 1
     del block
+
+
+def test_auto_repetitions_stop_rule():
+    """-r auto: at least 3, then until the 95% CI half-width is within the target, else at the
+    repetition or time limit; a fixed count stops at the count."""
+    from slmbench.measure import _stop_reason
+
+    fixed = Settings(repetitions=5)
+    assert [_stop_reason(fixed, [100] * n, 0.0) for n in (4, 5)] == [None, "fixed"]
+    auto = Settings(repetitions=3, target_ci_pct=2.0, max_repetitions=8, max_test_s=10.0)
+    assert _stop_reason(auto, [100, 100], 0.0) is None            # never below the minimum
+    assert _stop_reason(auto, [100, 101, 100], 0.0) == "target"   # CI +-1.4 %
+    noisy = [100, 130] * 3                                         # CI ~ +-13 %
+    assert _stop_reason(auto, noisy, 0.0) is None
+    assert _stop_reason(auto, noisy + [100, 130], 0.0) == "max_repetitions"
+    assert _stop_reason(auto, noisy, 10.0) == "max_time"
+
+
+def test_auto_repetitions_end_to_end(tiny_model):
+    from slmbench import config
+
+    plan = TestPlan(n_prompt=[16], n_gen=[8], ttft=False)
+    loose = Settings(n_threads=1, repetitions=3, target_ci_pct=1000.0, max_repetitions=9,
+                     max_test_s=30.0)
+    rec = measure_model(tiny_model, loose, plan)
+    assert {t.stop_reason for t in rec.tests} == {"target"}
+    assert all(t.ms.n == 3 and t.ci_half_pct is not None for t in rec.tests)
+    strict = Settings(n_threads=1, repetitions=3, target_ci_pct=1e-9, max_repetitions=4,
+                      max_test_s=30.0)
+    rec = measure_model(tiny_model, strict, plan)
+    assert all(t.ms.n == 4 and t.stop_reason == "max_repetitions" for t in rec.tests)
+    assert any("target ±1e-09% not reached" in w for w in rec.warnings)
+    # a fixed count keeps the config ids it had before -r auto existed
+    assert config.config_id("m:Q8_0", Settings(), plan) == "5e918a3a95455b6a"

@@ -132,7 +132,7 @@ def test_local_files_are_pushed_once(tmp_path, sshd, tiny_models):
                            push=push, out=out)
         recs = records(local)
         assert [r["status"] for r in recs] == ["ok"] * 4
-        assert all(r["extra"]["path"].startswith(str(remote_dir / "files")) for r in recs)
+        assert all(r["model"]["path"].startswith(str(remote_dir / "files")) for r in recs)
         assert {r["model_id"] for r in recs} == {"tiny"}
         copied = out.getvalue().count("copying")
         assert copied == (3 if i == 1 else 0), out.getvalue()

@@ -43,7 +43,7 @@ cache_type: [q8_0, q3_x]
     assert msg.startswith(path + ":")
     assert "unknown key 'n_promt' (did you mean 'n_prompt'?)" in msg
     assert "n_gen: expected an integer or a list of integers, got 'lots'" in msg
-    assert "repetitions: expected an integer, got 2.5" in msg
+    assert "repetitions: expected a number of repetitions or 'auto', got 2.5" in msg
     assert "flash_attn: 'maybe' is not one of auto, off, on" in msg
     assert "unknown KV cache type 'q3_x'" in msg
 

@@ -91,12 +91,11 @@ def run(args: argparse.Namespace) -> int:
     for path, rec in zip(args.files, records):
         test = rec.tests[0]
         m = test.metrics
-        ref_m = m if "ref_ppl" in m else ref_m
+        ref_m = m if m.ref_ppl is not None else ref_m
         rows.append([os.path.basename(path), rec.quant or "?",
-                     f"{m['ppl']:.4f} ± {m['ppl_err']:.4f}", f"{m['bits_per_byte']:.4f}",
-                     _f(m.get("kl_mean"), ".5f"), _f(m.get("kl_p99"), ".5f"),
-                     _f(m.get("top1_pct"), ".2f"), _f(m.get("delta_ppl"), "+.4f"),
-                     str(m["n_tokens"])])
+                     f"{m.ppl:.4f} ± {m.ppl_err:.4f}", f"{m.bits_per_byte:.4f}",
+                     _f(m.kl_mean, ".5f"), _f(m.kl_p99, ".5f"), _f(m.top1_pct, ".2f"),
+                     _f(m.delta_ppl, "+.4f"), str(m.n_tokens)])
         for w in test.warnings:
             warn(f"{os.path.basename(path)}: {w}")
     if args.json:
@@ -106,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
                        "top-1 %", "Δ ppl", "tokens"]))
     if ref_m is not None:
         print(f"reference {os.path.basename(args.reference)}: perplexity "
-              f"{ref_m['ref_ppl']:.4f} ± {ref_m['ref_ppl_err']:.4f} on the same tokens")
+              f"{ref_m.ref_ppl:.4f} ± {ref_m.ref_ppl_err:.4f} on the same tokens")
     first = records[0].tests[0].metrics
-    print(f"{first['n_windows']} windows of {first['n_ctx']} tokens, the second half of each "
+    print(f"{first.n_windows} windows of {first.n_ctx} tokens, the second half of each "
           "scored (llama-perplexity's method); bits/byte = NLL in bits / UTF-8 bytes scored")
     return 0
