@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 _API = {
     # functions (slmbench.api)
     "bench": "api", "measure_config": "api", "run_suite": "api", "load_suite": "api",
-    "plan_suite": "api", "quality": "api",
+    "plan_suite": "api", "quality": "api", "recommend": "api",
     "read_run": "results", "load_table": "analysis", "compare_runs": "compare",
     "push": "sharing", "pull": "sharing", "resolve_run_paths": "sharing",
     # settings and the results schema
@@ -26,6 +26,7 @@ _API = {
     "Record": "schema", "TestResult": "schema", "Stats": "schema", "Memory": "schema",
     "ModelFacts": "schema", "LoadResult": "schema", "SCHEMA_VERSION": "schema",
     "Run": "results", "RunResult": "runner", "CompareResult": "compare",
+    "Recommendation": "recommend", "WORKLOADS": "config", "TARGET_METRICS": "config",
     # errors
     "SlmbenchError": "errors", "ConfigError": "errors", "ModelFetchError": "errors",
     "ModelLoadError": "errors", "MeasurementError": "errors", "ResultsFormatError": "errors",
