@@ -439,3 +439,27 @@ def test_cli_recommend(tmp_path, capsys):
     assert main(["recommend", run, "--targets", str(targets)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "unknown metric 'ttft'" in err
+
+
+# --------------------------------------------------------------------------- compare, paired
+
+def test_compare_judges_quality_paired_over_windows(tmp_path):
+    from slmbench.compare import compare_runs
+
+    base_w = [1.0, 1.3, 0.7, 1.2, 0.8, 1.1]
+    steady = [x * 1.06 for x in base_w]  # +6 % on every window: significant
+    noisy = [x * f for x, f in zip(base_w, [1.3, 0.85, 1.25, 0.9, 1.2, 0.88])]  # +6 % noise
+    runs = {}
+    for name, w in (("base", base_w), ("steady", steady), ("noisy", noisy)):
+        q = quality("m", "Q4_K_M", windows=w)
+        q.tests[0].metrics.ppl_err = 1e-6  # token-level SEs would call anything significant
+        runs[name] = write_run(tmp_path, name, [q])
+    res = compare_runs(runs["base"], runs["steady"], threshold=0.05)
+    bpb = next(r for r in res.rows if r.metric == "bits_per_byte")
+    assert bpb.verdict == "worse" and bpb.regression
+    assert bpb.change_pct == pytest.approx(6.0) and bpb.n_base == 6
+    assert "paired over 6 windows" in bpb.note and 0 < bpb.ci_low_pct < 6 < bpb.ci_high_pct
+    res = compare_runs(runs["base"], runs["noisy"], threshold=0.05)
+    bpb = next(r for r in res.rows if r.metric == "bits_per_byte")
+    assert bpb.verdict == "too noisy to tell" and not bpb.regression
+    assert bpb.ci_low_pct < 0 < bpb.ci_high_pct
