@@ -463,3 +463,50 @@ def test_compare_judges_quality_paired_over_windows(tmp_path):
     bpb = next(r for r in res.rows if r.metric == "bits_per_byte")
     assert bpb.verdict == "too noisy to tell" and not bpb.regression
     assert bpb.ci_low_pct < 0 < bpb.ci_high_pct
+
+
+# --------------------------------------------------------------------------- real runs
+
+def test_quality_records_keep_per_window_values(tiny_models):
+    from slmbench.quality import measure_quality
+
+    m = measure_quality(tiny_models["Q4_0"], reference=tiny_models["F16"], n_ctx=64,
+                        n_threads=2, max_windows=5).metrics
+    assert len(m.window_nll) == len(m.window_ref_nll) == len(m.window_kl) == 5
+    # every window scores the same number of tokens: the window means average to the totals
+    assert sum(m.window_nll) / 5 == pytest.approx(m.nll, rel=1e-9)
+    assert sum(m.window_kl) / 5 == pytest.approx(m.kl_mean, rel=1e-9)
+    assert math.exp(sum(m.window_ref_nll) / 5) == pytest.approx(m.ref_ppl, rel=1e-9)
+    plain = measure_quality(tiny_models["Q8_0"], n_ctx=64, n_threads=2, max_windows=3).metrics
+    assert len(plain.window_nll) == 3 and plain.window_kl is None
+
+
+def test_run_targets_exit_codes(tiny_model, tmp_path, capsys):
+    """`run --targets`: 0 when every config meets them, 1 when one misses, 2 on bad input."""
+    base = ["run", "--models", tiny_model, "-p", "16", "-n", "4", "-r", "3", "--warmup", "0",
+            "-t", "1", "--workload", "32/8", "--results", str(tmp_path / "results")]
+    loose = tmp_path / "loose.yaml"
+    loose.write_text("ttft_ms: {32/8: 60000}\npeak_rss_mib: 100000\n")
+    assert main(base + ["--targets", str(loose), "--run-id", "ok"]) == 0
+    out = capsys.readouterr().out
+    assert "32/8: recommend" in out
+    run = read_run(tmp_path / "results" / "ok")
+    names = {t.name for r in run.records for t in r.tests}
+    assert {"ttft32", "tg8@d32", "pp16", "tg4"} <= names
+    assert run.manifest.suite["targets"] == {"ttft_ms": {"32/8": 60000},
+                                             "peak_rss_mib": 100000}
+    tight = tmp_path / "tight.yaml"
+    tight.write_text("peak_rss_mib: 1\n")
+    assert main(base + ["--targets", str(tight), "--run-id", "tight"]) == 1
+    captured = capsys.readouterr()
+    assert "nothing passes every target" in captured.out
+    assert "miss a target" in captured.err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("peak_rss: 1\n")
+    assert main(base + ["--targets", str(bad), "--run-id", "bad"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown metric 'peak_rss'" in err
+    assert not (tmp_path / "results" / "bad").exists()  # nothing measured on bad input
+    # the verdict of a finished run, again, from its directory
+    assert main(["recommend", str(tmp_path / "results" / "tight"), "--targets",
+                 str(loose)]) == 0
