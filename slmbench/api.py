@@ -190,12 +190,12 @@ def targets_verdict(paths: Sequence[str | os.PathLike], targets: Any = None) -> 
     their suite recorded); None when there are no targets.  ``failed_configs`` of the result
     lists the configs that miss one (or failed to measure): the CI gate's exit 1."""
     from slmbench.recommend import recommend as _recommend
+    from slmbench.recommend import suite_targets
     from slmbench.results import read_run
 
     runs = [read_run(p) for p in run_paths(paths)]
     if targets is None:
-        targets = next((r.manifest.suite.get("targets") for r in runs
-                        if r.manifest.suite and r.manifest.suite.get("targets")), None)
+        targets = suite_targets(runs)
     if not targets:
         return None
     return _recommend(runs, targets)

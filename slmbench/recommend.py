@@ -1109,6 +1109,52 @@ def verdict_markdown(res: Recommendation, heading: str = "###") -> list[str]:
     return out
 
 
+def render_html(res: Recommendation) -> str:
+    """The Verdict section as HTML (the report's top)."""
+    import html
+
+    def esc(text: str) -> str:
+        return html.escape(text)
+
+    out = ["<h2>Verdict</h2>", "<p>Targets: " + (esc("; ".join(res.targets)) if res.targets
+                                               else "none given (every measured config is a "
+                                                    "candidate)")
+           + ("<br>Workloads: " + esc(", ".join(_workload_text(w) for w in res.workloads))
+              if res.workloads else "") + "</p>"]
+    for dr in res.devices:
+        out.append(f"<h3>{esc(dr.device)}</h3><ul>")
+        for d in dr.decisions:
+            out.append(f"<li><b>{esc(decision_line(d))}</b>"
+                       + (f"<br>Pareto front: {esc(', '.join(d.pareto))}" if d.pareto else "")
+                       + "</li>")
+        out.append("</ul>")
+        header, rows = verdict_rows(dr, res.targets)
+        out.append("<table><thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header)
+                   + "</tr></thead><tbody>"
+                   + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>"
+                             for r in rows) + "</tbody></table>")
+        out += [f"<p>note: {esc(n)}</p>" for n in dr.notes]
+    out.append(f"<p><small>{esc(legend(res))}</small></p>")
+    return "\n".join(out)
+
+
+def suite_targets(runs: Sequence[Run]) -> Any:
+    """The targets the runs' suites recorded (the first run that has some), or None."""
+    return next((r.manifest.suite.get("targets") for r in runs
+                 if r.manifest.suite and r.manifest.suite.get("targets")), None)
+
+
+def report_section(runs: Sequence[Run], targets: Any = None) -> tuple[list[str], str]:
+    """(Markdown lines, HTML) of the report's Verdict section: ``targets`` or the suites'."""
+    try:
+        res = recommend(list(runs), targets if targets is not None else suite_targets(runs))
+    except ResultsFormatError as exc:  # e.g. quality records only: the rest of the report
+        return ["## Verdict", "", f"- no verdict: {exc}"], \
+            f"<h2>Verdict</h2><p>no verdict: {exc}</p>"
+    md = ["## Verdict", ""] + verdict_markdown(res) + ["", f"<sub>{legend(res)}</sub>"]
+    return md, render_html(res)
+
+
 def to_json_dict(res: Recommendation) -> dict:
     from slmbench.schema import to_dict
 

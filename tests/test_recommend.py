@@ -510,3 +510,18 @@ def test_run_targets_exit_codes(tiny_model, tmp_path, capsys):
     # the verdict of a finished run, again, from its directory
     assert main(["recommend", str(tmp_path / "results" / "tight"), "--targets",
                  str(loose)]) == 0
+
+
+def test_report_starts_with_the_verdict(tmp_path):
+    from slmbench.report import write_report
+
+    recs = [timing("m", "Q8_0", rss=1800), timing("m", "Q4_K_M", rss=1200),
+            quality("m", "Q8_0", windows=[1.0, 1.1, 0.9, 1.05, 0.95]),
+            quality("m", "Q4_K_M", windows=[1.2, 1.3, 1.1, 1.25, 1.15])]
+    run = write_run(tmp_path, "a", recs)
+    paths = write_report([run], str(tmp_path / "rep"), targets={"peak_rss_mib": 1500})
+    md = open(paths["markdown"], encoding="utf-8").read()
+    assert md.index("## Verdict") < md.index("## Environment and method")
+    assert "**chat: m:Q4_K_M**" in md and "| m:Q8_0 | 1,800 FAIL -20% |" in md
+    html = open(paths["html"], encoding="utf-8").read()
+    assert html.index("<h2>Verdict</h2>") < html.index("Environment and method")
