@@ -359,9 +359,7 @@ def quality_tie(a: "Candidate", b: "Candidate", metric: str) -> bool:
     ea, eb = a.quality_estimate(metric), b.quality_estimate(metric)
     if ea is None or eb is None:
         return False
-    if not (ea.has_ci and eb.has_ci):
-        return ea.value == eb.value
-    half = math.hypot((ea.high - ea.low) / 2, (eb.high - eb.low) / 2)
+    half = math.hypot(*((e.high - e.low) / 2 if e.has_ci else 0.0 for e in (ea, eb)))
     return abs(ea.value - eb.value) <= half
 
 
@@ -543,7 +541,9 @@ class Decision:
 
     @property
     def scope(self) -> str:
-        return self.workload or "all workloads"
+        if self.workload:
+            return self.workload
+        return "all workloads" if self.speed_metric.startswith("score") else "overall"
 
 
 @dataclass
@@ -661,6 +661,8 @@ def build_candidates(runs: Sequence[Run], notes: list[str]) -> dict[str, list[Ca
                                               reason=rec.reason, run=run.run_id)
             elif rec.status != "ok":
                 continue
+            elif cand.status != "ok":  # failed in one run, measured in another: measured
+                cand.status, cand.reason, cand.run = "ok", None, run.run_id
             for t in timed:
                 if t.name in cand._tests:
                     note = (f"{device} {rec.model_id}:{rec.quant} {t.name} measured more than "
@@ -686,6 +688,8 @@ def build_candidates(runs: Sequence[Run], notes: list[str]) -> dict[str, list[Ca
                 cand.bits_per_byte = bits_per_byte(cand._quality)
                 cand.kl_mean = kl_mean(cand._quality)
                 cand._base, cand._is_reference = _reference_of(cand._quality, qmap)
+                if cand._is_reference and cand.kl_mean is None:
+                    cand.kl_mean = Estimate(0.0, method="the KL reference itself")
         out[device] = list(cands.values())
     label = labeler([config_key_of(c) for cs in out.values() for c in cs])
     for cs in out.values():
@@ -857,8 +861,8 @@ def choose(passing: list[Candidate], metric: str | None, workload: str | None,
             parts.append("ties broken by memory" + (" then speed" if len(lightest) > 1 else "")
                          + (f" ({best.peak_rss_mib:,.0f} MiB peak RSS)"
                             if best.peak_rss_mib is not None else ""))
-    elif metric is None:
-        parts.append("no quality measured: chosen by memory then speed")
+    else:
+        parts.append("no quality figure among them: chosen by memory then speed")
     unrated = [c.label for c in passing if q(c) == math.inf]
     if rated and unrated:
         parts.append(f"{len(unrated)} passing config(s) without a quality figure not ranked")
@@ -1162,14 +1166,3 @@ def to_json_dict(res: Recommendation) -> dict:
     data["failed_configs"] = [{"device": d, "config": c} for d, c in res.failed_configs]
     data["legend"] = legend(res)
     return data
-
-
-def summary_line(res: Recommendation) -> str:
-    """One line per device: what to ship for the first scope (the demo's last line)."""
-    parts = []
-    for dr in res.devices:
-        d = dr.decisions[-1] if dr.decisions else None
-        if d is None:
-            continue
-        parts.append(f"{dr.device}: " + decision_line(d))
-    return " | ".join(parts)

@@ -525,3 +525,21 @@ def test_report_starts_with_the_verdict(tmp_path):
     assert "**chat: m:Q4_K_M**" in md and "| m:Q8_0 | 1,800 FAIL -20% |" in md
     html = open(paths["html"], encoding="utf-8").read()
     assert html.index("<h2>Verdict</h2>") < html.index("Environment and method")
+
+
+def test_a_config_failed_in_one_run_and_measured_in_another_is_measured(tmp_path):
+    a = write_run(tmp_path, "a", [timing("m", "Q8_0", status="failed")])
+    b = write_run(tmp_path, "b", [timing("m", "Q8_0")])
+    res = recommend([a, b], CHAT)
+    c = candidate(res, "m:Q8_0")
+    assert (c.status, c.verdict, c.run) == ("ok", "pass", "b")
+    assert decision(res).recommended == "m:Q8_0"
+
+
+def test_without_workloads_the_decision_is_overall(tmp_path):
+    rec = timing("m", "Q8_0")
+    rec.tests = [timed("tg", 0, 16, 0, five(160.0, 1.0))]  # no workload's tests
+    res = recommend([write_run(tmp_path, "a", [rec])], {"peak_rss_mib": 2048})
+    d = res.devices[0].decisions[0]
+    assert (d.workload, d.scope, d.recommended) == (None, "overall", "m:Q8_0")
+    assert d.speed_metric == "decode tokens/s"
