@@ -1,10 +1,10 @@
 """The sweep: every config of a suite measured in its own worker process, results appended safely.
 
 For each config the runner gets the model file (download, synthesize or local path), predicts its
-memory and skips it when it cannot fit, then starts ``python -m slmbench.worker`` and waits for
-it under a timeout.  Whatever happens - a result, bad settings, a segfault, an OOM kill, a hang -
-becomes one Record appended (and fsynced) to ``results.jsonl`` by the runner, and the sweep goes
-on.  A record is written only when its config is complete, so after any crash of the runner
+memory and skips it when it cannot fit, then runs it in a fresh worker process under a timeout
+(:func:`slmbench.isolate.run_isolated`: forked from a pre-imported fork server, or spawned).
+Whatever happens - a result, bad settings, a segfault, an OOM kill, a hang - becomes one Record
+appended (and fsynced) to ``results.jsonl`` by the runner, and the sweep goes on.  A record is written only when its config is complete, so after any crash of the runner
 ``--resume`` measures exactly the configs that are missing.
 """
 
@@ -14,16 +14,14 @@ import collections
 import json
 import os
 import signal
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, IO
+from typing import IO, Any
 
 from slmbench.errors import SlmbenchError
+from slmbench.isolate import run_isolated, shutdown
 from slmbench.progress import Progress
 from slmbench.results import (ENV_FILE, MANIFEST_FILE, RESULTS_FILE, append_record,
                               iter_record_dicts, measured_ids, new_run_id, utc_now,
@@ -35,16 +33,7 @@ from slmbench.suite import (Config, ModelRef, Suite, catalog_entry, expand, mode
 AVAILABLE_ENV = "SLMBENCH_AVAILABLE_MIB"  # override of available RAM (tests, what-if runs)
 MIB = 1024 * 1024
 MARGIN_MIB = 64.0  # plus 5% of what is available: the OS and page cache need room too
-KILL_GRACE_S = 2.0
 DEFAULT_SYNTH_DIR = Path.home() / ".cache" / "slmbench" / "synthetic"
-
-SIGNAL_NOTES = {
-    "SIGKILL": "killed by SIGKILL (out of memory? the kernel's OOM killer sends SIGKILL)",
-    "SIGSEGV": "crashed: SIGSEGV (segmentation fault)",
-    "SIGBUS": "crashed: SIGBUS (bus error: truncated or changed model file?)",
-    "SIGABRT": "crashed: SIGABRT (abort: a failed llama.cpp assertion?)",
-    "SIGILL": "crashed: SIGILL (illegal instruction: built for another CPU?)",
-}
 
 
 @dataclass
@@ -220,6 +209,7 @@ class Runner:
         except (KeyboardInterrupt, Interrupted):
             status = "interrupted"
         finally:
+            shutdown()  # the fork server, if a worker started it
             _restore_sigterm(previous_signal)
             self.bar.close()
             self.bar = None
@@ -395,103 +385,14 @@ class Runner:
 
     def run_worker(self, cfg: Config, path: str, reference: str | None = None) -> Record:
         """Measure one config in a fresh process; a crash or hang becomes a failed Record."""
-        with tempfile.TemporaryDirectory(prefix="slmbench-worker-") as tmp:
-            cfg_file = os.path.join(tmp, "config.json")
-            out_file = os.path.join(tmp, "record.json")
-            with open(cfg_file, "w", encoding="utf-8") as fh:
-                json.dump(cfg.worker_payload(path, self.device, reference), fh)
-            env = dict(os.environ)
-            env["SLMBENCH_WORKER_PARENT"] = str(os.getpid())
-            t_spawn = time.monotonic()
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "slmbench.worker", cfg_file, out_file],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                start_new_session=True, env=env, text=True, encoding="utf-8", errors="replace",
-                bufsize=1)
-            state: dict[str, Any] = {"ready": None, "note": "", "eof": threading.Event()}
-            tail: collections.deque[str] = collections.deque(maxlen=40)
-            readers = [threading.Thread(target=self._read_protocol, args=(proc.stdout, state),
-                                        daemon=True),
-                       threading.Thread(target=self._read_stderr, args=(proc.stderr, tail),
-                                        daemon=True)]
-            for t in readers:
-                t.start()
-            timed_out = False
-            try:
-                deadline = t_spawn + cfg.timeout_s
-                while True:
-                    # sleep until the worker closes its protocol pipe (it is exiting), waking
-                    # once a second at most: polling would compete with the measurement
-                    remaining = deadline - time.monotonic()
-                    state["eof"].wait(min(max(remaining, 0.0), 1.0))
-                    if proc.poll() is None and state["eof"].is_set():
-                        try:
-                            proc.wait(timeout=max(0.0, min(remaining, 5.0)))
-                        except subprocess.TimeoutExpired:
-                            pass
-                    if proc.poll() is not None:
-                        break
-                    if time.monotonic() > deadline:
-                        timed_out = True
-                        _kill_group(proc)
-                        break
-            finally:
-                if proc.poll() is None:  # Ctrl-C or an error in the runner: no orphan
-                    _kill_group(proc)
-                else:
-                    _kill_group(proc, grace=0)  # helpers the worker may have started
-            for t in readers:
-                t.join(timeout=5)
-            proc.stdout.close()
-            proc.stderr.close()
-            wall = time.monotonic() - t_spawn
-            rc = proc.returncode
-            worker = {"exit_code": rc, "wall_s": round(wall, 3),
-                      "start_ms": (round(1000 * (state["ready"] - t_spawn), 1)
-                                   if state["ready"] else None)}
-            during = f" during {state['note']}" if state["note"] else ""
-            problem = None
-            if timed_out:
-                problem = f"timed out after {cfg.timeout_s:.0f} s{during}; the worker was killed"
-            elif rc is not None and rc < 0:
-                name = _signal_name(-rc)
-                problem = f"worker {SIGNAL_NOTES.get(name, f'killed by {name}')}{during}"
-            elif rc != 0:
-                last = next((x for x in reversed(tail) if x.strip()), "no error output")
-                problem = f"worker exited with code {rc}: {last.strip()[:300]}"
-            if os.path.exists(out_file):  # written atomically: a complete measurement
-                with open(out_file, encoding="utf-8") as fh:
-                    record = from_dict(Record, json.load(fh))
-                if problem:  # e.g. a crash in a backend's teardown at exit
-                    record.warnings.append(f"{problem}, after writing its result")
-            else:
-                record = self._failed(problem or "worker exited without writing a result")
-            if rc != 0 and tail:
-                worker["stderr_tail"] = [x.rstrip() for x in list(tail)[-10:]]
-            record.extra = {**record.extra, "worker": worker}
-            return record
+        record, worker = run_isolated(cfg.worker_payload(path, self.device, reference),
+                                      cfg.timeout_s, on_progress=self._note,
+                                      on_stderr=self._echo if self.verbose else None)
+        record.extra = {**record.extra, "worker": worker}
+        return record
 
-    @staticmethod
-    def _failed(reason: str) -> Record:
-        return Record(record_id="", status="failed", reason=reason)
-
-    def _read_protocol(self, pipe: IO[str], state: dict[str, Any]) -> None:
-        try:
-            for line in pipe:
-                line = line.rstrip("\n")
-                if line == "ready":
-                    state["ready"] = time.monotonic()
-                elif line.startswith("progress "):
-                    state["note"] = line[9:]
-                    self._note(state["note"])
-        finally:
-            state["eof"].set()
-
-    def _read_stderr(self, pipe: IO[str], tail: collections.deque) -> None:
-        for line in pipe:
-            tail.append(line)
-            if self.verbose:
-                self.stream.write(line)
+    def _echo(self, line: str) -> None:
+        self.stream.write(line)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -524,35 +425,6 @@ def _read_text(path: str) -> str | None:
         return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None
-
-
-def _signal_name(num: int) -> str:
-    try:
-        return signal.Signals(num).name
-    except ValueError:
-        return f"signal {num}"
-
-
-def _kill_group(proc: subprocess.Popen, grace: float = KILL_GRACE_S) -> None:
-    """SIGTERM the worker's process group, then SIGKILL what is left."""
-    try:
-        pgid = os.getpgid(proc.pid)
-    except ProcessLookupError:
-        pgid = proc.pid  # already reaped: its group may still have members
-    if grace > 0:
-        try:
-            os.killpg(pgid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
 
 
 def _raise_interrupted(signum: int, frame: Any) -> None:
