@@ -275,6 +275,7 @@ class _ForkServer:
         if not hello or "ready" not in hello:
             self.close()
             raise SlmbenchError(self._why(hello))
+        self.hello = hello  # {"ready": pid, "threads": 1}
         self.start_ms = round(1000 * (time.monotonic() - t0), 1)
 
     def _why(self, hello: dict | None) -> str:
