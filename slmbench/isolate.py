@@ -91,20 +91,22 @@ def run_isolated(payload: dict, timeout_s: float, *,
     with _lock, tempfile.TemporaryDirectory(prefix="slmbench-worker-") as tmp:
         out_file = os.path.join(tmp, "record.json")
         info: dict[str, Any] = {"start": start_method()}
-        t_start = time.monotonic()
-        child: Any = None
-        if info["start"] == "fork":
-            try:
-                child = _fork_worker(payload, out_file, info)
-            except SlmbenchError as exc:  # the server could not start or would not fork
-                info.update(start="spawn", start_note=f"fork server unavailable: {exc}")
-        if child is None:
-            child = _spawn_worker(payload, tmp, out_file)
         try:
+            child = None
+            if info["start"] == "fork":
+                try:
+                    server = _fork_server(info)
+                    t_start = time.monotonic()  # the timeout and start_ms are the worker's
+                    child = server.fork(payload, out_file)
+                except SlmbenchError as exc:  # the server could not start or would not fork
+                    info.update(start="spawn", start_note=f"fork server unavailable: {exc}")
+            if child is None:
+                t_start = time.monotonic()
+                child = _spawn_worker(payload, tmp, out_file)
             problem = _supervise(child, t_start, timeout_s, info, on_progress, on_stderr)
         except BaseException:
             if info["start"] == "fork":
-                shutdown()  # the conversation with the server was cut: start afresh
+                shutdown()  # the talk with the server was cut short: its children die with it
             raise
         if os.path.exists(out_file):  # written atomically: a complete measurement
             from slmbench.schema import Record, from_dict
@@ -272,6 +274,9 @@ class _ForkServer:
             hello = self.recv(SERVER_START_TIMEOUT_S)
         except _ServerGone:
             hello = None
+        except BaseException:  # Ctrl-C while it starts
+            self.close()
+            raise
         if not hello or "ready" not in hello:
             self.close()
             raise SlmbenchError(self._why(hello))
@@ -307,7 +312,10 @@ class _ForkServer:
         except OSError:
             data = b""
         if not data:
-            code = self.proc.poll()
+            try:
+                code = self.proc.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                code = None
             raise _ServerGone("the fork server exited" + (
                 f" ({SIGNAL_NOTES.get(_signal_name(-code), _signal_name(-code))})"
                 if code is not None and code < 0 else ""))
@@ -318,7 +326,7 @@ class _ForkServer:
         err_r, err_w = os.pipe()
         try:
             self.send({"op": "fork", "payload": payload, "out": out_file,
-                       "env": dict(os.environ)}, [out_w, err_w])
+                       "env": dict(os.environ), "cwd": os.getcwd()}, [out_w, err_w])
         except _ServerGone as exc:
             for fd in (out_r, err_r):
                 os.close(fd)
@@ -335,6 +343,8 @@ class _ForkServer:
         if not reply or "pid" not in reply:
             stdout.close()
             stderr.close()
+            if not reply:  # it may have forked a child nobody watches: stop it all
+                self.close()
             raise SlmbenchError((reply or {}).get("error") or "the fork server did not answer")
         return _Forked(self, reply["pid"], stdout, stderr)
 
@@ -387,7 +397,8 @@ class _Forked:
                 pass
 
 
-def _fork_worker(payload: dict, out_file: str, info: dict[str, Any]) -> _Forked:
+def _fork_server(info: dict[str, Any]) -> _ForkServer:
+    """The running fork server, started now if there is none (or it died)."""
     global _server
     if _server is not None and not _server.alive():
         _server.close()
@@ -395,7 +406,7 @@ def _fork_worker(payload: dict, out_file: str, info: dict[str, Any]) -> _Forked:
     if _server is None:
         _server = _ForkServer()
         info["server_start_ms"] = _server.start_ms
-    return _server.fork(payload, out_file)
+    return _server
 
 
 def shutdown() -> None:
@@ -485,7 +496,11 @@ def serve(fd: int) -> None:
                     continue
                 sys.stdout.flush()
                 sys.stderr.flush()
-                pid = os.fork()
+                try:
+                    pid = os.fork()
+                except OSError as exc:  # EAGAIN, ENOMEM: the runner spawns instead
+                    sock.send(json.dumps({"error": f"fork failed: {exc}"}).encode())
+                    continue
                 if pid == 0:
                     _child(msg, fds, runner_sock=sock, wake=(wake_r, wake_w),
                            resident=resident)
@@ -537,8 +552,9 @@ def _child(msg: dict, fds: list[int], runner_sock: socket.socket, wake: tuple[in
         os.dup2(fds[1], 2)
         for f in (null, *fds, *wake):
             os.close(f)
-        os.environ.clear()
+        os.environ.clear()  # the runner's, as it is now
         os.environ.update(msg["env"])
+        os.chdir(msg["cwd"])
         _set_name(b"slmbench-worker")
         _fault_in(resident)
         from slmbench.worker import run
