@@ -121,7 +121,6 @@ def preload() -> None:
         llama()
         import gguf  # noqa: F401 - imported lazily by the header reader; load it now
         import numpy  # noqa: F401
-
         import slmbench.measure  # noqa: F401
         import slmbench.quality  # noqa: F401
         import slmbench.sensors  # noqa: F401
