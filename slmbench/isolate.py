@@ -465,7 +465,7 @@ def serve(fd: int) -> None:
 
     gc.collect()
     gc.freeze()  # children's collections leave the server's objects (and their pages) alone
-    resident = _resident_file_pages()
+    resident = _resident_pages()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
@@ -535,7 +535,7 @@ def _reap(children: set[int], sock: socket.socket) -> None:
 
 
 def _child(msg: dict, fds: list[int], runner_sock: socket.socket, wake: tuple[int, int],
-           resident: list[tuple[int, int]]) -> None:
+           resident: list[tuple[int, int, bool]]) -> None:
     """In the forked child: become a fresh worker, run it, exit (never return to the loop)."""
     code = 1
     try:
@@ -556,7 +556,7 @@ def _child(msg: dict, fds: list[int], runner_sock: socket.socket, wake: tuple[in
         os.environ.update(msg["env"])
         os.chdir(msg["cwd"])
         _set_name(b"slmbench-worker")
-        _fault_in(resident)
+        _make_own(resident)
         from slmbench.worker import run
 
         code = run(msg["payload"], msg["out"], parent=server)
@@ -575,25 +575,31 @@ def _child(msg: dict, fds: list[int], runner_sock: socket.socket, wake: tuple[in
 
 
 
-def _resident_file_pages() -> list[tuple[int, int]]:
-    """(address, length) runs of file-backed pages mapped in this process (the fork server).
+def _resident_pages() -> list[tuple[int, int, bool]]:
+    """(address, length, copy) runs of pages this process (the fork server) has resident, for
+    ``_make_own`` in its children: file-backed ones, and ``copy`` ones of the malloc heap.
 
-    A fork copies the page-table entries of anonymous memory but not of read-only file
-    mappings (shared libraries, Python's own code): without help a forked worker's resident
-    memory would start ~15 MiB lower than a spawned worker's, which mapped those pages while
-    importing.  Children fault these runs in again (``_fault_in``), so memory figures keep
-    meaning the same thing however the worker started.
+    A fork does not copy the page-table entries of read-only file mappings (shared libraries,
+    Python's code): a forked worker's resident memory would start ~15 MiB lower than a spawned
+    worker's, which mapped those pages while importing.  And a forked worker shares the server's
+    writable pages until its first write to each, which then costs a copy-on-write fault: model
+    loading (C code allocating from the malloc heap) took ~2-5 ms longer on a tiny model.
+    Copying the heap (~10 MiB, ~6 ms) before 'ready' evens that out; Python's own arenas are
+    left shared (copying them costs ~10 ms more and changed nothing measurable).
     """
     from array import array
 
     page = os.sysconf("SC_PAGE_SIZE")
-    runs: list[tuple[int, int]] = []
+    runs: list[tuple[int, int, bool]] = []
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps, \
                 open("/proc/self/pagemap", "rb") as pagemap:
             for line in maps:
                 fields = line.split(None, 5)
-                if len(fields) < 6 or not fields[5].startswith("/") or "r" not in fields[1]:
+                name = fields[5].strip() if len(fields) == 6 else ""
+                # glibc's heap is "[heap]"; Android names its allocators' "[anon:scudo:...]"
+                copy = fields[1] == "rw-p" and (name == "[heap]" or name.startswith("[anon:"))
+                if not fields[1].startswith("r") or not (copy or name.startswith("/")):
                     continue
                 lo, hi = (int(x, 16) for x in fields[0].split("-"))
                 pagemap.seek(lo // page * 8)
@@ -603,27 +609,34 @@ def _resident_file_pages() -> list[tuple[int, int]]:
                     if entry >> 63 and start is None:  # bit 63: page present
                         start = i
                     elif not entry >> 63 and start is not None:
-                        runs.append((lo + start * page, (i - start) * page))
+                        runs.append((lo + start * page, (i - start) * page, copy))
                         start = None
     except (OSError, ValueError):
         return []
     return runs
 
 
-def _fault_in(runs: list[tuple[int, int]]) -> None:
-    """Map the server's resident file pages in this child too (they are in the page cache)."""
+def _make_own(runs: list[tuple[int, int, bool]]) -> None:
+    """In a forked child, before 'ready': map the server's resident file pages (they are in the
+    page cache) and take private copies of its heap pages, so that neither happens while
+    measuring and memory figures mean what they mean for a spawned worker."""
     import ctypes
 
     madvise = ctypes.CDLL(None, use_errno=True).madvise
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     populate = True
     page = os.sysconf("SC_PAGE_SIZE")
-    for addr, length in runs:
-        if populate and madvise(addr, length, 22) == 0:  # MADV_POPULATE_READ (Linux 5.14)
+    for addr, length, copy in runs:
+        # MADV_POPULATE_WRITE / MADV_POPULATE_READ (Linux 5.14)
+        if populate and madvise(addr, length, 23 if copy else 22) == 0:
             continue
-        populate = False  # an older kernel: read a byte of every page
+        populate = False  # an older kernel: touch every page
         for p in range(addr, addr + length, page):
-            ctypes.string_at(p, 1)
+            if copy:
+                ctypes.memmove(p, p, 1)
+            else:
+                ctypes.string_at(p, 1)
+
 
 if __name__ == "__main__":
     serve(int(sys.argv[1]))
