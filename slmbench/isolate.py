@@ -471,7 +471,8 @@ def serve(fd: int) -> None:
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)
     children: set[int] = set()
-    sock.send(json.dumps({"ready": os.getpid(), "threads": _threads()}).encode())
+    me = os.getpid()
+    sock.send(json.dumps({"ready": me, "threads": _threads()}).encode())
     try:
         while True:
             ready, _, _ = select.select([sock, wake_r], [], [])
@@ -502,7 +503,7 @@ def serve(fd: int) -> None:
                     sock.send(json.dumps({"error": f"fork failed: {exc}"}).encode())
                     continue
                 if pid == 0:
-                    _child(msg, fds, runner_sock=sock, wake=(wake_r, wake_w),
+                    _child(msg, fds, server=me, runner_sock=sock, wake=(wake_r, wake_w),
                            resident=resident)
                 children.add(pid)
                 sock.send(json.dumps({"pid": pid}).encode())
@@ -534,12 +535,11 @@ def _reap(children: set[int], sock: socket.socket) -> None:
             pass  # the runner is gone; the loop sees EOF next
 
 
-def _child(msg: dict, fds: list[int], runner_sock: socket.socket, wake: tuple[int, int],
-           resident: list[tuple[int, int, bool]]) -> None:
+def _child(msg: dict, fds: list[int], server: int, runner_sock: socket.socket,
+           wake: tuple[int, int], resident: list[tuple[int, int, bool]]) -> None:
     """In the forked child: become a fresh worker, run it, exit (never return to the loop)."""
     code = 1
     try:
-        server = os.getppid()
         os.setsid()  # own session and process group: killed as a whole, no terminal signals
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGCHLD, signal.SIGTERM):
@@ -572,7 +572,6 @@ def _child(msg: dict, fds: list[int], runner_sock: socket.socket, wake: tuple[in
             sys.stderr.flush()
         finally:
             os._exit(code)
-
 
 
 def _resident_pages() -> list[tuple[int, int, bool]]:
