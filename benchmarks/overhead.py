@@ -80,19 +80,19 @@ def main() -> int:
     starts, others, worker_walls, methods, server_ms = [], [], [], set(), []
     for rec in result.records:
         if rec.status != "ok":
-            print(f"config {rec.extra.get('config_index')} {rec.status}: {rec.reason}")
+            print(f"config {rec.config_index} {rec.status}: {rec.reason}")
             continue
-        w = rec.extra["worker"]
+        w = rec.worker
         load = (rec.load.load_ms + rec.load.ctx_ms) / 1000
         tests = sum(sum(t.samples_ns) for t in rec.tests) / 1e9
         load_s += load
         tests_s += tests
-        starts.append(w["start_ms"])
-        methods.add(w.get("start", "spawn"))
-        if "server_start_ms" in w:
-            server_ms.append(w["server_start_ms"])
-        worker_walls.append(w["wall_s"])
-        others.append(w["wall_s"] - w["start_ms"] / 1000 - load - tests)
+        starts.append(w.start_ms)
+        methods.add(w.start_method or "spawn")
+        if "fork_server_start_ms" in rec.extra:
+            server_ms.append(rec.extra["fork_server_start_ms"])
+        worker_walls.append(w.wall_s)
+        others.append(w.wall_s - w.start_ms / 1000 - load - tests)
     measured = load_s + tests_s
     print(f"configs ok          {len(starts)} / {len(result.records)}")
     print(f"total wall          {wall:8.2f} s")

@@ -8,6 +8,7 @@ Statistics refuse to speak below n = 3 and flag n < 8 as weak evidence.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from typing import Any, Iterable
 
 from slmbench.errors import SlmbenchError
@@ -17,7 +18,7 @@ MIN_N = 3
 WEAK_N = 8
 QUANT_RANK = ["F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_0", "Q4_K_M",
               "Q4_K_S", "Q4_0", "Q3_K_L", "Q3_K_M", "Q3_K_S", "Q2_K"]
-COST_METRICS = ["ms_median", "ts_mean", "token_ms_p50", "load_ms", "peak_rss_mib", "model_mib",
+COST_METRICS = ["ms_median", "ts_mean", "token_ms_median", "load_ms", "peak_rss_mib", "model_mib",
                 "kv_mib", "compute_mib", "other_mib", "kv_share", "decode_gbs"]
 FACTS = ["parameters", "vocab_size", "training_tokens", "layers", "hidden_size", "kv_heads",
          "bits_per_weight"]
@@ -47,8 +48,8 @@ def load_table(runs_or_dirs: Iterable[Any], catalog: Any = None):
         facts_by_id = {m.id: m.facts for m in catalog.models}
     rows = []
     for run in runs:
-        device_env = (run.env.get("device") or {}).get("label")
-        bandwidth = (run.env.get("bandwidth") or {}).get("read_gbs")
+        device_env = run.env.device_label
+        bandwidth = run.env.bandwidth_gbs
         for rec in run.records:
             if rec.status != "ok":
                 continue
@@ -85,7 +86,7 @@ def load_table(runs_or_dirs: Iterable[Any], catalog: Any = None):
             for t in rec.tests:
                 row = dict(base, test=t.test, name=t.name, n_prompt=t.n_prompt, n_gen=t.n_gen,
                            n_depth=t.n_depth, samples_ms=[ns / 1e6 for ns in t.samples_ns],
-                           throttled=bool((t.sensors or {}).get("throttled")))
+                           throttled=bool(t.sensors and t.sensors.throttled))
                 if t.ms:
                     row.update(ms_median=t.ms.median, ms_mean=t.ms.mean, ms_stdev=t.ms.stdev,
                                ms_cv_pct=t.ms.cv_pct, ms_ci95_low=t.ms.ci95_low,
@@ -99,16 +100,16 @@ def load_table(runs_or_dirs: Iterable[Any], catalog: Any = None):
                     if bandwidth:
                         row["roofline_pct"] = 100.0 * achieved / bandwidth
                 if t.token_ms_median is not None:
-                    row.update(token_ms_p50=t.token_ms_median, token_ms_p90=t.token_ms_p90,
+                    row.update(token_ms_median=t.token_ms_median, token_ms_p90=t.token_ms_p90,
                                token_ms_p99=t.token_ms_p99)
                 if t.metrics:
-                    row.update({f"q_{k}": v for k, v in t.metrics.items()})
+                    row.update({f"q_{k}": v for k, v in asdict(t.metrics).items()})
                 rows.append(row)
     if not rows:
         raise SlmbenchError("no measured tests in the given runs (all failed, skipped or empty)")
     df = pd.DataFrame(rows)
     for col in ("peak_rss_mib", "model_mib", "kv_mib", "compute_mib", "other_mib", "kv_share",
-                "ms_median", "ts_mean", "token_ms_p50"):
+                "ms_median", "ts_mean", "token_ms_median"):
         if col not in df:  # e.g. imported llama-bench runs carry no memory breakdown
             df[col] = float("nan")
     return _derived(df)
@@ -137,6 +138,7 @@ def load_csv(path: str):
                             f"columns: {', '.join(CSV_COLUMNS)}")
     if "test" not in df.columns:
         df["test"] = df["name"].str.extract(r"^(pp|tg|ttft)", expand=False)
+    df = df.rename(columns={"token_ms_p50": "token_ms_median"})  # the name before schema 2
     return _derived(df)
 
 

@@ -13,10 +13,10 @@ import importlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from slmbench.runner import RunResult, Runner
-from slmbench.schema import Record
+from slmbench.schema import QualityMetrics, Record
 from slmbench.suite import load_suite
 
 DEFAULT_CACHE = Path.home() / ".cache" / "slmbench" / "demo"
@@ -122,9 +122,9 @@ def findings(records: list[Record]) -> list[str]:
     ref = None
     for r in done:
         m = _quality(r)
-        if m and m.get("kl_mean") is not None:
-            kl.setdefault(r.quant or "?", []).append(m["kl_mean"])
-            ref = ref or (r.extra.get("quality") or {}).get("reference")
+        if m and m.kl_mean is not None:
+            kl.setdefault(r.quant or "?", []).append(m.kl_mean)
+            ref = ref or (r.quality_input.reference if r.quality_input else None)
     if kl:
         parts = ", ".join(f"{q} {_mean(v):.5f}" for q, v in sorted(kl.items(),
                                                                    key=lambda kv: _mean(kv[1])))
@@ -134,7 +134,7 @@ def findings(records: list[Record]) -> list[str]:
     return out
 
 
-def _quality(rec: Record) -> dict | None:
+def _quality(rec: Record) -> QualityMetrics | None:
     """The metrics of a quality record, None for a timing record."""
     return next((t.metrics for t in rec.tests if t.test == "quality"), None)
 

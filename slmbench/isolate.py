@@ -19,7 +19,7 @@ Linux and Android, spawn elsewhere):
   interpreter start and imports.  Its memory starts clean: after a fork the kernel sets the
   child's high-water mark to the child's own resident memory, and the server has loaded nothing.
 - **spawn**: ``python -m slmbench.worker CONFIG.json RECORD.json`` (macOS, Windows, or when the
-  fork server cannot start; the worker info says which and why).
+  fork server cannot start or refuses; the record's warnings then say why).
 
 The server reaps its children and reports each exit status; before reaping it kills what is
 left of the child's process group (helpers such as tegrastats), while the pid cannot be reused.
@@ -82,30 +82,34 @@ def run_isolated(payload: dict, timeout_s: float, *,
     """Run one config (a ``Config.worker_payload``) in a fresh process; never raises for it.
 
     Returns the Record - the worker's, or a failed one whose reason says what went wrong (crash,
-    kill, timeout, exit code) - and the worker info: ``start`` (fork or spawn), ``exit_code``,
-    ``wall_s``, ``start_ms`` (start -> ready) and, after a failure, ``stderr_tail``.
+    kill, timeout, exit code) - and the worker info (the fields of ``schema.WorkerInfo``):
+    ``start_method`` (fork or spawn), ``exit_code``, ``wall_s``, ``start_ms`` (start -> ready)
+    and, after a failure, ``stderr_tail``; plus ``server_start_ms`` when this call started the
+    fork server.  A worker spawned because the fork server was unavailable adds a warning.
     ``on_progress`` gets the worker's progress messages, ``on_stderr`` every stderr line.
     """
     from slmbench.worker import failed_record
 
     with _lock, tempfile.TemporaryDirectory(prefix="slmbench-worker-") as tmp:
         out_file = os.path.join(tmp, "record.json")
-        info: dict[str, Any] = {"start": start_method()}
+        info: dict[str, Any] = {"start_method": start_method()}
+        fallback = None
         try:
             child = None
-            if info["start"] == "fork":
+            if info["start_method"] == "fork":
                 try:
                     server = _fork_server(info)
                     t_start = time.monotonic()  # the timeout and start_ms are the worker's
                     child = server.fork(payload, out_file)
                 except SlmbenchError as exc:  # the server could not start or would not fork
-                    info.update(start="spawn", start_note=f"fork server unavailable: {exc}")
+                    info["start_method"] = "spawn"
+                    fallback = f"worker spawned: the fork server is unavailable ({exc})"
             if child is None:
                 t_start = time.monotonic()
                 child = _spawn_worker(payload, tmp, out_file)
             problem = _supervise(child, t_start, timeout_s, info, on_progress, on_stderr)
         except BaseException:
-            if info["start"] == "fork":
+            if info["start_method"] == "fork":
                 shutdown()  # the talk with the server was cut short: its children die with it
             raise
         if os.path.exists(out_file):  # written atomically: a complete measurement
@@ -117,6 +121,8 @@ def run_isolated(payload: dict, timeout_s: float, *,
                 record.warnings.append(f"{problem}, after writing its result")
         else:
             record = failed_record(payload, problem or "worker exited without writing a result")
+        if fallback:
+            record.warnings.append(fallback)
         return record, info
 
 

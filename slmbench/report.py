@@ -118,10 +118,10 @@ def _html_table(rows: list[list[str]]) -> str:
 def method_lines(runs: list[Run]) -> list[str]:
     out = []
     for run in runs:
-        env = run.env or {}
-        cpu = (env.get("cpu") or {}).get("model")
-        dev = (env.get("device") or {}).get("label")
-        ver = (env.get("versions") or {}).get("llama_cpp_python")
+        env = run.env
+        cpu = env.cpu.model if env.cpu else None
+        dev = env.device_label
+        ver = env.versions.get("llama_cpp_python")
         rec = next((r for r in run.records if r.settings), None)
         s = rec.settings if rec else None
         method = (f"{s.repetitions} repetitions after {s.warmup} warm-up, {s.n_threads} threads, "

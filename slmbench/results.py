@@ -10,21 +10,18 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import warnings
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from slmbench.errors import SlmbenchError
-from slmbench.schema import Record, from_dict, to_dict
+from slmbench.errors import ResultsFormatError, warn
+from slmbench.schema import (SCHEMA_VERSION, EnvInfo, Manifest, Record, from_dict,
+                             record_from_dict, to_dict, upgrade_record)
 
 RESULTS_FILE = "results.jsonl"
 ENV_FILE = "env.json"
 MANIFEST_FILE = "manifest.json"
-
-
-def utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def new_run_id(prefix: str = "run") -> str:
@@ -69,6 +66,11 @@ def iter_record_dicts(path: str | Path) -> Iterator[dict]:
 
     A runner killed mid-write can leave a torn last line; that must never break a reader.
     """
+    for _lineno, obj in _numbered_record_dicts(path):
+        yield obj
+
+
+def _numbered_record_dicts(path: str | Path) -> Iterator[tuple[int, dict]]:
     path = Path(path)
     with open(path, encoding="utf-8", errors="replace") as fh:
         for lineno, line in enumerate(fh, 1):
@@ -78,66 +80,94 @@ def iter_record_dicts(path: str | Path) -> Iterator[dict]:
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
-                warnings.warn(f"{path}:{lineno}: skipped malformed line ({exc.msg})", stacklevel=2)
+                warn(f"{path}:{lineno}: skipped malformed line ({exc.msg})")
                 continue
             if not isinstance(obj, dict):
-                warnings.warn(f"{path}:{lineno}: skipped line that is not a JSON object",
-                              stacklevel=2)
+                warn(f"{path}:{lineno}: skipped a line that is not a JSON object")
                 continue
-            yield obj
+            yield lineno, obj
 
 
 @dataclass
 class Run:
-    """One run directory loaded into memory."""
+    """One run directory loaded into memory (typed: see slmbench.schema)."""
 
     path: str
     run_id: str
-    env: dict = field(default_factory=dict)
-    manifest: dict = field(default_factory=dict)
+    env: EnvInfo = field(default_factory=EnvInfo)
+    manifest: Manifest = field(default_factory=Manifest)
     records: list[Record] = field(default_factory=list)
 
 
-def _read_json(path: Path) -> dict:
+def read_json_object(path: Path) -> dict:
+    """A JSON object file; {} when absent, a one-line warning (and {}) when unreadable."""
     if not path.exists():
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        warnings.warn(f"{path}: unreadable JSON ({exc}); ignored", stacklevel=2)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        warn(f"{path}: unreadable JSON ({exc}); ignored")
         return {}
     return data if isinstance(data, dict) else {}
 
 
+def read_env(run_dir: str | Path) -> EnvInfo:
+    return from_dict(EnvInfo, read_json_object(Path(run_dir) / ENV_FILE))
+
+
+def read_manifest(run_dir: str | Path) -> Manifest:
+    """manifest.json; a newer schema version is refused like a newer record."""
+    path = Path(run_dir) / MANIFEST_FILE
+    data = read_json_object(path)
+    version = data.get("schema_version", 1)
+    if isinstance(version, int) and version > SCHEMA_VERSION:
+        upgrade_record({"schema_version": version}, str(path))  # raises the one-line error
+    if isinstance(data.get("command"), str):  # version 1 imports wrote the command as text
+        data["command"] = shlex.split(data["command"])
+    return from_dict(Manifest, {**data, "schema_version": SCHEMA_VERSION})
+
+
 def read_run(run_dir: str | Path) -> Run:
-    """Load a run directory (or a bare results.jsonl file)."""
+    """Load a run directory (or a bare results.jsonl file); older records are migrated to
+    this schema version, a newer one is refused (ResultsFormatError, one line)."""
     p = Path(run_dir)
     if p.is_file() and p.suffix == ".jsonl":
         p, results = p.parent, p
     else:
         results = p / RESULTS_FILE
     if not p.exists():
-        raise SlmbenchError(f"{run_dir}: no such run directory")
+        raise ResultsFormatError(f"{run_dir}: no such run directory")
     if not results.exists():
-        raise SlmbenchError(f"{run_dir}: not a run directory (no {RESULTS_FILE} inside); "
-                            "pass a directory written by `slmbench run` or `slmbench import`")
+        raise ResultsFormatError(f"{run_dir}: not a run directory (no {RESULTS_FILE} inside); "
+                                 "pass a directory written by `slmbench run` or "
+                                 "`slmbench import`")
+    manifest = read_manifest(p)
     records = []
-    for lineno, obj in enumerate(iter_record_dicts(results), 1):
+    for lineno, obj in _numbered_record_dicts(results):
         try:
-            records.append(from_dict(Record, obj))
+            records.append(record_from_dict(obj, f"{results}:{lineno}"))
         except TypeError as exc:
-            warnings.warn(f"{results}: record {lineno} does not match the schema ({exc}); skipped",
-                          stacklevel=2)
-    run_id = p.name
-    return Run(path=str(p), run_id=run_id, env=_read_json(p / ENV_FILE),
-               manifest=_read_json(p / MANIFEST_FILE), records=records)
+            warn(f"{results}:{lineno}: a record that does not match the schema ({exc}); skipped")
+    return Run(path=str(p), run_id=p.name, env=read_env(p), manifest=manifest, records=records)
 
 
 def read_runs(run_dirs: Iterable[str | Path]) -> list[Run]:
     runs = [read_run(d) for d in run_dirs]
     if not runs:
-        raise SlmbenchError("no run directories given")
+        raise ResultsFormatError("no run directories given")
     return runs
+
+
+def run_env(run_dir: str | Path, *, bandwidth: bool = False) -> EnvInfo:
+    """A run's env.json, collected and written once (a resume keeps the first): the device
+    profile, plus the memory-bandwidth probe for runs that measure speed (``bandwidth``)."""
+    path = Path(run_dir) / ENV_FILE
+    if not path.exists():
+        from slmbench.envinfo import collect_env
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, collect_env(bandwidth=bandwidth))
+    return read_env(run_dir)
 
 
 def measured_ids(run_dir: str | Path) -> set[str]:

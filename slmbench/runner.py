@@ -11,7 +11,6 @@ appended (and fsynced) to ``results.jsonl`` by the runner, and the sweep goes on
 from __future__ import annotations
 
 import collections
-import json
 import os
 import signal
 import sys
@@ -23,10 +22,11 @@ from typing import IO, Any
 from slmbench.errors import SlmbenchError
 from slmbench.isolate import run_isolated, shutdown
 from slmbench.progress import Progress
-from slmbench.results import (ENV_FILE, MANIFEST_FILE, RESULTS_FILE, append_record,
-                              iter_record_dicts, measured_ids, new_run_id, utc_now,
+from slmbench.results import (MANIFEST_FILE, RESULTS_FILE, append_record,
+                              measured_ids, new_run_id, read_manifest, read_run, run_env,
                               write_json_atomic)
-from slmbench.schema import Record, from_dict
+from slmbench.schema import (SCHEMA_VERSION, ConfigEntry, EnvInfo, Manifest, MemoryEstimate,
+                             Record, WorkerInfo, from_dict, utc_now)
 from slmbench.suite import (Config, ModelRef, Suite, catalog_entry, expand, model_header,
                             parse_suite, synthetic_file)
 
@@ -77,7 +77,7 @@ class Runner:
         self.tty = tty
         self.verbose = verbose
         self.run_id, self.run_dir = self._open_run_dir(run_id)
-        self.manifest: dict[str, Any] = self._read_manifest() if resume else {}
+        self.manifest = read_manifest(self.run_dir) if resume else Manifest()
         if suite is None:
             suite = self._suite_from_manifest()
         self.suite = suite
@@ -87,7 +87,7 @@ class Runner:
         self.bar: Progress | None = None
         self._paths: dict[str, str | SlmbenchError] = {}
         self._catalog: Any = None
-        self.env: dict[str, Any] = {}
+        self.env = EnvInfo()
 
     # ------------------------------------------------------------------ run directory
 
@@ -126,67 +126,43 @@ class Runner:
             raise SlmbenchError(f"cannot create {run_dir}: {exc.strerror}") from None
         return run_id, run_dir
 
-    def _read_manifest(self) -> dict[str, Any]:
-        path = self.run_dir / MANIFEST_FILE
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
     def _suite_from_manifest(self) -> Suite:
-        data = self.manifest.get("suite")
+        data = self.manifest.suite
         if not isinstance(data, dict):
             raise SlmbenchError(f"{self.run_dir / MANIFEST_FILE}: no suite recorded; pass the "
                                 "suite file again with --resume")
         return parse_suite(data, source=str(self.run_dir / MANIFEST_FILE))
 
     def _write_manifest(self, status: str) -> None:
-        m = self.manifest
-        now = utc_now()
-        if not m.get("started_at"):
-            m.update(run_id=self.run_id, started_at=now, command=self.argv, cwd=os.getcwd(),
-                     suite_yaml=_read_text(self.suite.source))
-        elif self.resume and status == "running":
-            m.setdefault("resumes", []).append({"at": now, "command": self.argv})
         from slmbench import __version__
 
-        m.update(status=status, updated_at=now, slmbench_version=__version__,
-                 suite_file=self.suite.source, suite=self.suite.to_dict(),
-                 n_configs=len(self.configs),
-                 configs=[{"index": c.index, "record_id": c.record_id, "model_id": c.model.model_id,
-                           "quant": c.model.quant, "label": c.label} for c in self.configs])
-        if status == "running":
-            m.pop("finished_at", None)
-        else:
-            m["finished_at"] = now
-        m["versions"] = self.env.get("versions")
+        m = self.manifest
+        now = utc_now()
+        if not m.started_at:
+            m.run_id, m.started_at, m.command, m.cwd = self.run_id, now, self.argv, os.getcwd()
+            m.suite_yaml = _read_text(self.suite.source)
+        elif self.resume and status == "running":
+            m.resumes.append({"at": now, "command": self.argv})
+        m.schema_version = SCHEMA_VERSION
+        m.status, m.updated_at, m.slmbench_version = status, now, __version__
+        m.suite_file, m.suite, m.n_configs = self.suite.source, self.suite.to_dict(), \
+            len(self.configs)
+        m.configs = [ConfigEntry(index=c.index, record_id=c.record_id, model_id=c.model.model_id,
+                                 quant=c.model.quant, label=c.label) for c in self.configs]
+        m.finished_at = None if status == "running" else now
+        m.versions = self.env.versions
         write_json_atomic(self.run_dir / MANIFEST_FILE, m)
-
-    def _env(self) -> dict[str, Any]:
-        """env.json: collected once per run (a resume keeps the first one)."""
-        path = self.run_dir / ENV_FILE
-        if path.exists():
-            try:
-                return json.loads(path.read_text(encoding="utf-8"))
-            except ValueError:
-                pass
-        from slmbench.envinfo import collect_env
-
-        env = collect_env(bandwidth=True)  # once per run: the decode roofline needs it
-        write_json_atomic(path, env)
-        return env
 
     # ------------------------------------------------------------------ the sweep
 
     def run(self) -> RunResult:
         done = measured_ids(self.run_dir)
         todo = [c for c in self.configs if c.record_id not in done]
-        self.env = env = self._env()
+        self.env = env = run_env(self.run_dir, bandwidth=True)  # the decode roofline needs it
         from slmbench.envinfo import device_label
 
         self.device = device_label(env)
-        self.unified_memory = bool((env.get("device") or {}).get("unified_memory"))
+        self.unified_memory = bool(env.device and env.device.unified_memory)
         self._write_manifest("running")
         self._say(f"run {self.run_id}: {len(self.configs)} configs"
                   + (f", {len(self.configs) - len(todo)} already measured" if self.resume else "")
@@ -223,15 +199,7 @@ class Runner:
 
     def _records(self) -> list[Record]:
         """The latest record of every config of this suite, in suite order."""
-        by_id: dict[str, Record] = {}
-        path = self.run_dir / RESULTS_FILE
-        if path.exists():
-            for obj in iter_record_dicts(path):
-                try:
-                    rec = from_dict(Record, obj)
-                except TypeError:
-                    continue
-                by_id[rec.record_id] = rec
+        by_id = {rec.record_id: rec for rec in read_run(self.run_dir).records}
         return [by_id[c.record_id] for c in self.configs if c.record_id in by_id]
 
     def _cool_down(self, seconds: float) -> None:
@@ -254,19 +222,13 @@ class Runner:
     def run_config(self, cfg: Config) -> Record:
         """Everything for one config; never raises for a problem of that config."""
         started = utc_now()
-        extra: dict[str, Any] = {"config_index": cfg.index, "model_source": cfg.model.kind}
-        info = None
+        info = estimate = reference = trace = None
         try:
             path = self.model_path(cfg)
-            extra["path"] = path
             info = model_header(path)
-            reference = None
             if cfg.reference is not None:
                 reference = self.path_of(cfg.reference)
-                extra["reference_path"] = reference
             estimate, reason = self.memory_check(cfg, info, reference)
-            if estimate:
-                extra["memory_estimate"] = estimate
             if reason:
                 record = Record(record_id=cfg.record_id, status="skipped", reason=reason)
             else:
@@ -278,8 +240,8 @@ class Runner:
 
             record = Record(record_id=cfg.record_id, status="failed",
                             reason=f"internal error: {exc.__class__.__name__}: {exc} "
-                                   "(please report it; traceback in extra.traceback)")
-            extra["traceback"] = traceback.format_exc()
+                                   "(please report it; traceback in the record's traceback)")
+            trace = traceback.format_exc()
         # the runner's id is the resume key, whatever the worker computed
         record.record_id = cfg.record_id
         record.run_id = self.run_id
@@ -291,7 +253,10 @@ class Runner:
         record.finished_at = record.finished_at or utc_now()
         if record.model is None and info is not None:
             record.model = info.to_facts()
-        record.extra = {**record.extra, **extra}
+        record.config_index, record.model_source = cfg.index, cfg.model.kind
+        record.reference_path = reference
+        record.memory_estimate = from_dict(MemoryEstimate, estimate)
+        record.traceback = trace
         return record
 
     def model_path(self, cfg: Config) -> str:
@@ -387,12 +352,11 @@ class Runner:
         """Measure one config in a fresh process; a crash or hang becomes a failed Record."""
         record, worker = run_isolated(cfg.worker_payload(path, self.device, reference),
                                       cfg.timeout_s, on_progress=self._note,
-                                      on_stderr=self._echo if self.verbose else None)
-        record.extra = {**record.extra, "worker": worker}
+                                      on_stderr=self.stream.write if self.verbose else None)
+        record.worker = from_dict(WorkerInfo, worker)
+        if "server_start_ms" in worker:  # this config started the fork server (once a sweep)
+            record.extra["fork_server_start_ms"] = worker["server_start_ms"]
         return record
-
-    def _echo(self, line: str) -> None:
-        self.stream.write(line)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -481,9 +445,9 @@ def summary_rows(result: RunResult) -> list[dict[str, Any]]:
             "reason": rec.reason if rec else None}
         if cfg.kind == "quality":
             test = _pick(rec, "quality", f"quality@{s.n_ctx}") if rec else None
-            m = test.metrics if test is not None and rec.status == "ok" else {}
+            m = test.metrics if test is not None and rec.status == "ok" else None
             row["reference"] = cfg.reference_label
-            row.update({k: m.get(k) for k in QUALITY_SUMMARY})
+            row.update({k: getattr(m, k) if m else None for k in QUALITY_SUMMARY})
         elif rec is not None and rec.status == "ok":
             tp, tt, tf = _pick(rec, "pp", pp), _pick(rec, "tg", tg), _pick(rec, "ttft", ttft)
             row.update({

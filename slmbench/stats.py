@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Sequence
+from typing import Any, Sequence
 
 from slmbench.schema import Stats
 
 CV_WARN_PCT = 5.0  # above this coefficient of variation a result is flagged as noisy
+DRIFT_MIN_TOKENS = 8  # fewer generated tokens per repetition than this: no drift figure
 
 
 # Two-sided 95% Student-t critical values for 1..30 degrees of freedom; beyond 30 the
@@ -60,6 +61,28 @@ def percentile(samples: Sequence[float], q: float) -> float:
     lo = math.floor(pos)
     hi = min(lo + 1, len(xs) - 1)
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def drift_pct(token_ms: Sequence[Any] | None) -> float | None:
+    """Latency drift within a generation: the median latency of the last quarter of tokens
+    vs the first quarter, in percent (positive = slowing down, e.g. thermal throttling).
+
+    ``token_ms`` is one list per repetition (pooled by position: the first quarter of every
+    repetition against the last quarter of every repetition) or one flat list read in order.
+    None below DRIFT_MIN_TOKENS tokens per repetition.
+    """
+    if not token_ms:
+        return None
+    reps = token_ms if isinstance(token_ms[0], (list, tuple)) else [token_ms]
+    reps = [[float(x) for x in r if x is not None] for r in reps]
+    n = min((len(r) for r in reps), default=0)
+    if n < DRIFT_MIN_TOKENS:
+        return None
+    q = n // 4
+    first = [x for r in reps for x in r[:q]]
+    last = [x for r in reps for x in r[n - q:n]]
+    a, b = percentile(first, 50), percentile(last, 50)
+    return round(100.0 * (b - a) / a, 3) if a > 0 else None
 
 
 def noise_warning(label: str, stats: Stats | None) -> str | None:

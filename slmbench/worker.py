@@ -130,14 +130,17 @@ def preload() -> None:
 
 def failed_record(payload: dict, reason: str, started: str | None = None) -> Any:
     """A failed Record that still says what was attempted."""
-    from slmbench.results import utc_now
-    from slmbench.schema import Record, Settings
+    from slmbench.config import Settings
+    from slmbench.schema import Record, utc_now
 
-    settings = payload.get("settings")
+    try:
+        settings = Settings(**payload["settings"])
+    except Exception:  # noqa: BLE001 - the reason matters more than the settings
+        settings = None
     return Record(record_id=payload.get("record_id") or "", run_id=None, status="failed",
                   reason=reason, model_id=payload.get("model_id"), quant=payload.get("quant"),
                   device=payload.get("device"), started_at=started or utc_now(),
-                  finished_at=utc_now(), settings=Settings(**settings) if settings else None)
+                  finished_at=utc_now(), settings=settings)
 
 
 def _measure_quality(cfg: dict, progress: Any, started: str) -> Any:
@@ -161,21 +164,23 @@ def _measure_quality(cfg: dict, progress: Any, started: str) -> Any:
     return record
 
 
-def execute(cfg: dict, progress: Callable[[str], None]) -> Any:
-    """Measure the config ``cfg`` (a ``Config.worker_payload``) in this process: its Record.
+def execute(cfg: dict, progress: Callable[[str], None], started: str | None = None) -> Any:
+    """Measure the config of a worker payload (``Config.worker_payload``) in this process.
 
-    Bad input (SlmbenchError) becomes a failed Record; anything else raises.
+    Bad input (SlmbenchError) becomes a failed Record with the message; anything else is a bug
+    and propagates.  The one interpretation of a payload, for every way of isolating it.
     """
+    from slmbench.config import Settings, TestPlan
     from slmbench.errors import SlmbenchError
-    from slmbench.measure import TestPlan, measure_model
-    from slmbench.results import utc_now
-    from slmbench.schema import Settings
+    from slmbench.measure import measure_model
+    from slmbench.schema import utc_now
 
-    started = utc_now()
+    started = started or utc_now()
+    settings = Settings(**cfg["settings"])
     try:
         if cfg.get("kind") == "quality":
             return _measure_quality(cfg, progress, started)
-        return measure_model(cfg["path"], Settings(**cfg["settings"]), TestPlan(**cfg["plan"]),
+        return measure_model(cfg["path"], settings, TestPlan(**cfg["plan"]),
                              model_id=cfg.get("model_id"), quant=cfg.get("quant"),
                              device=cfg.get("device"), progress=progress,
                              cooldown_s=float(cfg.get("cooldown_s") or 0.0),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import subprocess
 
@@ -14,7 +13,8 @@ from scipy import stats as sst
 from slmbench.analysis import correlate, load_table, loglog_fit, partial_correlation
 from slmbench.cli import main
 from slmbench.errors import SlmbenchError
-from slmbench.measure import TestPlan, measure_model
+from slmbench.config import TestPlan
+from slmbench.measure import measure_model
 from slmbench.results import append_record, write_json_atomic
 from slmbench.schema import Record, Settings
 from slmbench.synth import SynthSpec, synthesize

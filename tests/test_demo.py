@@ -30,8 +30,8 @@ def test_quick_demo_runs_end_to_end_offline(tmp_path, capsys, monkeypatch):
                if r.tests and r.tests[0].test == "quality"}
     assert len(quality) == 8
     for model in {m for m, _ in quality}:
-        assert 0 < quality[model, "Q8_0"]["kl_mean"] < quality[model, "Q4_K_M"]["kl_mean"]
-    assert run.env and run.manifest["status"] == "finished"
+        assert 0 < quality[model, "Q8_0"].kl_mean < quality[model, "Q4_K_M"].kl_mean
+    assert run.env and run.manifest.status == "finished"
     # four findings: size, quantization, vocabulary, quality
     assert [f.split(":")[0] for f in out["findings"]] == ["size", "quantization", "vocabulary",
                                                           "quality"]

@@ -77,7 +77,7 @@ def test_fork_path_measures_in_a_child_of_the_fork_server(tiny_model, monkeypatc
     record, info = run_isolated(payload_of(tiny_model), 60, on_progress=notes.append)
     assert record.status == "ok" and [t.name for t in record.tests] == ["pp16", "ttft16", "tg4"]
     assert record.record_id and record.device == "test-device" and record.settings.n_threads == 1
-    assert info["start"] == "fork" and info["exit_code"] == 0 and info["start_ms"] > 0
+    assert info["start_method"] == "fork" and info["exit_code"] == 0 and info["start_ms"] > 0
     assert "server_start_ms" in info  # this config started the server (lazily)
     assert any(n.startswith("tg4") for n in notes)
     server = isolate._server
@@ -87,7 +87,7 @@ def test_fork_path_measures_in_a_child_of_the_fork_server(tiny_model, monkeypatc
     watch = WorkerWatch()
     record, info = run_isolated(payload_of(tiny_model), 3)
     watch.stop.set()
-    assert info["start"] == "fork" and "server_start_ms" not in info
+    assert info["start_method"] == "fork" and "server_start_ms" not in info
     assert isolate._server is server
     f = watch.facts
     assert f["parent_pid"] == server.proc.pid and f["parent_name"] == "slmbench-server"
@@ -102,7 +102,7 @@ def test_spawn_path_runs_python_m_slmbench_worker(tiny_model, monkeypatch):
     monkeypatch.setenv("SLMBENCH_WORKER_START", "spawn")
     record, info = run_isolated(payload_of(tiny_model), 60)
     assert record.status == "ok" and record.tests
-    assert info["start"] == "spawn" and info["exit_code"] == 0 and info["start_ms"] > 0
+    assert info["start_method"] == "spawn" and info["exit_code"] == 0 and info["start_ms"] > 0
     assert isolate._server is None  # spawning starts no fork server
     monkeypatch.setenv("SLMBENCH_TEST_CRASH", "0:hang")
     watch = WorkerWatch()
@@ -131,7 +131,7 @@ def test_each_crash_is_one_failed_record(tiny_model, monkeypatch, method, mode, 
     assert record.status == "failed" and record.reason.startswith(expect), record.reason
     assert "\n" not in record.reason
     assert record.model_id == "tiny" and record.quant == "Q8_0" and record.record_id
-    assert info["start"] == method and info["start_ms"] > 0  # it crashed after 'ready'
+    assert info["start_method"] == method and info["start_ms"] > 0  # it crashed after 'ready'
     codes = {"segv": -signal.SIGSEGV, "kill": -signal.SIGKILL, "exit": 3}
     if mode in codes:
         assert info["exit_code"] == codes[mode]
@@ -140,7 +140,7 @@ def test_each_crash_is_one_failed_record(tiny_model, monkeypatch, method, mode, 
     # the next config is measured normally
     monkeypatch.delenv("SLMBENCH_TEST_CRASH")
     record, info = run_isolated(payload_of(tiny_model), 60)
-    assert record.status == "ok" and info["start"] == method
+    assert record.status == "ok" and info["start_method"] == method
 
 
 def test_a_crash_after_the_record_keeps_it_with_a_warning(tiny_model, monkeypatch, method):
@@ -150,7 +150,7 @@ def test_a_crash_after_the_record_keeps_it_with_a_warning(tiny_model, monkeypatc
     warning = record.warnings[-1]
     assert warning.startswith("worker crashed: SIGSEGV (segmentation fault) during tg4")
     assert warning.endswith(", after writing its result")
-    assert info["exit_code"] == -signal.SIGSEGV and info["start"] == method
+    assert info["exit_code"] == -signal.SIGSEGV and info["start_method"] == method
 
 
 def test_bad_input_is_a_clean_failed_record(tmp_path, monkeypatch, method):
@@ -170,7 +170,7 @@ def test_forked_and_spawned_workers_report_the_same_memory(tiny_model, monkeypat
         monkeypatch.setenv("SLMBENCH_WORKER_START", method)
         run_isolated(payload_of(tiny_model), 60)  # the fork server starts outside the figures
         record, info = run_isolated(payload_of(tiny_model), 60)
-        assert record.status == "ok" and info["start"] == method
+        assert record.status == "ok" and info["start_method"] == method
         got[method] = (record.load.rss_before_load_mib, record.memory.peak_rss_mib,
                        record.memory.hwm_rss_mib)
     for fork, spawn in zip(got["fork"], got["spawn"]):
@@ -212,7 +212,7 @@ def test_a_dead_fork_server_fails_its_config_and_is_replaced(tiny_model, monkeyp
     _wait_for(lambda: _gone(watch.facts["pid"]))
     monkeypatch.delenv("SLMBENCH_TEST_CRASH")
     record, info = run_isolated(payload_of(tiny_model), 60)
-    assert record.status == "ok" and info["start"] == "fork" and "server_start_ms" in info
+    assert record.status == "ok" and info["start_method"] == "fork" and "server_start_ms" in info
 
 
 def _wait_for(cond, timeout: float = 30.0) -> None:

@@ -10,22 +10,26 @@ Load run directories (or a CSV with the documented columns) into one table joine
 catalog's and the GGUF files' facts, and print: results with spread, the memory breakdown,
 log-log fits of latency vs parameters, correlations (Pearson and Spearman, p, n; none below
 n = 3, "weak" below n = 8), partial correlations net of model size, and quantization speedups.
+A fleet directory (`slmbench run --hosts`) stands for the runs of all its hosts.
 
 examples:
   slmbench analyze results/run-*
   slmbench analyze results/run-a --csv table.csv
   slmbench analyze --from-csv published.csv
+  slmbench analyze hf://datasets/my-team/slm-results/runs/jetson-orin-nx   # shared runs
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("runs", nargs="*", metavar="RUN_DIR")
+    p.add_argument("runs", nargs="*", metavar="RUN_DIR",
+                   help="run directories, or hf://datasets/ORG/NAME[/runs/...] (see pull)")
     p.add_argument("--from-csv", metavar="FILE", help="analyse a CSV instead of run directories")
     p.add_argument("--csv", metavar="OUT", help="also write the tidy table as CSV")
     p.add_argument("--catalog", metavar="PATH", help="catalog for model facts")
 
 
 def run(args: argparse.Namespace) -> int:
+    from slmbench.api import run_paths
     from slmbench.analysis import (correlation_table, findings, load_csv, load_table,
                                    quant_speedups)
     from slmbench.catalog import load_catalog
@@ -36,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     if args.from_csv:
         df = load_csv(args.from_csv)
     elif args.runs:
-        df = load_table(args.runs, load_catalog(args.catalog) if args.catalog else None)
+        df = load_table(run_paths(args.runs),
+                        load_catalog(args.catalog) if args.catalog else None)
     else:
         raise SlmbenchError("give run directories or --from-csv FILE")
     if args.csv:

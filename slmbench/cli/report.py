@@ -10,25 +10,30 @@ Write report.md and report.html (figures embedded, no external files or URLs) fo
 runs: environment and method, results with their spread, memory breakdown, quantization
 speedups, findings as sentences computed from the statistics, warnings (noisy, throttled), and
 figures (latency vs parameters, memory breakdown, KV share vs context, quantization speedup,
-per-token decode latency, correlations). Several runs or devices appear side by side.
+per-token decode latency, correlations). Several runs or devices appear side by side; a fleet
+directory (`slmbench run --hosts`) stands for the runs of all its hosts.
 
 examples:
   slmbench report results/run-a -o report/
   slmbench report results/laptop results/jetson -o compare-devices/
+  slmbench report hf://datasets/my-team/slm-results -o team-report/   # shared runs
+  slmbench report results/fleet-20261122-153012-4242 -o fleet-report/
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                   help="run directories, or hf://datasets/ORG/NAME[/runs/...] (see pull)")
     p.add_argument("-o", "--out", default="report", metavar="DIR")
     p.add_argument("--catalog", metavar="PATH")
 
 
 def run(args: argparse.Namespace) -> int:
+    from slmbench.api import run_paths
     from slmbench.catalog import load_catalog
     from slmbench.report import write_report
 
-    paths = write_report(args.runs, args.out,
+    paths = write_report(run_paths(args.runs), args.out,
                          load_catalog(args.catalog) if args.catalog else None)
     print(f"wrote {paths['markdown']} and {paths['html']}")
     return 0

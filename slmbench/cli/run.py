@@ -7,9 +7,6 @@ import json
 import os
 import sys
 
-from slmbench.cli.bench import int_list, positive_int
-from slmbench.errors import SlmbenchError
-
 HELP = "run a benchmark suite: models x quantizations x settings"
 DESCRIPTION = """\
 Run a benchmark suite: every model x quantization x setting of a suite file is one config,
@@ -42,59 +39,24 @@ examples:
   slmbench run quick --dry-run                        # list the configs, measure nothing
   slmbench run quick --host pi@raspberrypi            # run it on another device over ssh
   slmbench run my.yaml --host phone --port 8022 --push-files   # copy local .gguf files too
+  slmbench run quick --hosts inventory.yml --limit jetsons      # every host of a fleet at once
+  slmbench run --resume fleet-20261122-153012-4242              # continue a stopped fleet run
+
+Fleet runs (--hosts, docs/fleet.md): the inventory is an Ansible inventory (YAML or INI; host
+variables ansible_host, ansible_port, ansible_user, ansible_ssh_private_key_file,
+ansible_ssh_common_args, slmbench_remote or slmbench_venv, slmbench_device). Every host runs the
+suite through the --host machinery, concurrently; stderr shows one line per host; results go to
+RESULTS/<fleet-id>/, one run per host, with fleet.json. `report`, `analyze` and `compare` take
+the fleet directory. Exit code 1 when any host or config failed.
 """
 
-def str_list(text: str) -> list[str]:
-    values = [x.strip() for x in text.split(",") if x.strip()]
-    if not values:
-        raise argparse.ArgumentTypeError("expected a comma-separated list")
-    return values
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from slmbench import config
+
     p.add_argument("suite", nargs="?", metavar="SUITE",
                    help="suite YAML file or shipped suite name (default: quick)")
-    m = p.add_argument_group("what to measure (override the suite)")
-    m.add_argument("--models", type=str_list, metavar="ID[:QUANT],PATH.gguf,...",
-                   help="catalog ids (optionally id:QUANT) or local GGUF files")
-    m.add_argument("--quants", type=str_list, metavar="Q[,Q...]",
-                   help="quantizations, e.g. Q8_0,Q4_K_M")
-    m.add_argument("-p", "--n-prompt", type=int_list, metavar="N[,N...]", help="prompt lengths")
-    m.add_argument("-n", "--n-gen", type=int_list, metavar="M[,M...]", help="generation lengths")
-    m.add_argument("-d", "--n-depth", type=int_list, metavar="D[,D...]",
-                   help="context depths (tokens already in the KV cache)")
-    m.add_argument("--no-ttft", action="store_true", help="skip the time-to-first-token tests")
-    q = m.add_mutually_exclusive_group()
-    q.add_argument("--quality", action="store_true", default=None,
-                   help="also score every model file's perplexity / bits per byte (the "
-                        "suite's `quality:` settings, or the defaults: bundled text, n_ctx 512)")
-    q.add_argument("--no-quality", dest="quality", action="store_false",
-                   help="skip the suite's quality tests")
-    m.add_argument("-r", "--repetitions", type=positive_int, help="timed repetitions per test")
-    m.add_argument("--warmup", type=int, help="untimed warm-up runs per test")
-    m.add_argument("--prompt", choices=("random", "text"), help="prompt tokens: random or text")
-    m.add_argument("--seed", type=int, help="seed of the random prompt tokens")
-    s = p.add_argument_group("llama.cpp settings (lists are swept)")
-    s.add_argument("-t", "--threads", type=int_list, metavar="T[,T...]",
-                   help="threads (0 = physical cores)")
-    s.add_argument("--threads-batch", type=int, help="threads for prompt processing")
-    s.add_argument("-ngl", "--n-gpu-layers", type=int_list, metavar="L[,L...]",
-                   help="layers offloaded to the GPU")
-    s.add_argument("--cache-type", type=str_list, metavar="TYPE[,TYPE...]",
-                   help="KV cache types, each TYPE (K and V) or K/V, e.g. f16,q8_0")
-    s.add_argument("-ctk", "--cache-type-k", type=str_list, metavar="TYPE[,TYPE...]")
-    s.add_argument("-ctv", "--cache-type-v", type=str_list, metavar="TYPE[,TYPE...]")
-    s.add_argument("-fa", "--flash-attn", type=str_list, metavar="auto|on|off[,...]")
-    s.add_argument("--n-ctx", type=int, help="context size (0 = the longest test)")
-    s.add_argument("-b", "--batch-size", type=positive_int, help="logical batch size")
-    s.add_argument("-ub", "--ubatch-size", type=positive_int, help="physical batch size")
-    s.add_argument("--load-mode", choices=("auto", "none", "mmap", "mlock", "mmap+mlock", "dio"))
-    r = p.add_argument_group("the sweep")
-    r.add_argument("--cooldown", type=float, metavar="S", help="seconds of rest between tests")
-    r.add_argument("--max-temp", type=float, metavar="C",
-                   help="wait before each test until the CPU is cooler than C degrees")
-    r.add_argument("--timeout", type=float, metavar="S",
-                   help="seconds a config may take before its worker is killed (default 3600)")
+    config.add_arguments(p, "run")
+    r = p.add_argument_group("the run")
     r.add_argument("--results", default="results", metavar="DIR",
                    help="results directory (default ./results)")
     r.add_argument("--resume", metavar="RUN_ID",
@@ -106,7 +68,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--synth-dir", metavar="DIR",
                    help="cache of synthetic models (default ~/.cache/slmbench/synthetic)")
     r.add_argument("--dry-run", action="store_true", help="list the configs, measure nothing")
-    r.add_argument("--verbose", action="store_true", help="show the workers' stderr")
+    r.add_argument("--verbose", action="store_true",
+                   help="show the workers' stderr and llama.cpp's log")
     r.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     h = p.add_argument_group("remote (run the suite on another device over ssh)")
     h.add_argument("--host", metavar="[USER@]HOST", help="run on HOST over ssh, copy results back")
@@ -117,62 +80,48 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="copy the suite's local files (models, quality corpus and reference) "
                         "to the host first, skipping those already there; without it, local "
                         "paths must exist on the host")
-
-
-def overrides_from_args(args: argparse.Namespace) -> dict:
-    """Suite keys given on the command line (None = not given)."""
-    o = {
-        "models": args.models, "quants": args.quants, "n_prompt": args.n_prompt,
-        "n_gen": args.n_gen, "n_depth": args.n_depth, "threads": args.threads,
-        "threads_batch": args.threads_batch, "n_gpu_layers": args.n_gpu_layers,
-        "cache_type": args.cache_type, "type_k": args.cache_type_k, "type_v": args.cache_type_v,
-        "flash_attn": args.flash_attn, "n_ctx": args.n_ctx, "n_batch": args.batch_size,
-        "n_ubatch": args.ubatch_size, "repetitions": args.repetitions, "warmup": args.warmup,
-        "prompt": args.prompt, "seed": args.seed, "load_mode": args.load_mode,
-        "cooldown_s": args.cooldown, "max_temp_c": args.max_temp, "timeout_s": args.timeout,
-        "ttft": False if args.no_ttft else None,
-        "quality": getattr(args, "quality", None),
-    }
-    return {k: v for k, v in o.items() if v is not None}
-
-
-def override_argv(overrides: dict) -> list[str]:
-    """The flags that reproduce ``overrides`` (for a remote run)."""
-    from slmbench.suite import FLAGS
-
-    out: list[str] = []
-    for key, value in overrides.items():
-        if key == "ttft":
-            out.append(FLAGS[key])
-            continue
-        if key == "quality":
-            out.append("--quality" if value else "--no-quality")
-            continue
-        text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
-        out += [FLAGS[key], text]
-    return out
+    f = p.add_argument_group("fleet (run the suite on every host of an Ansible inventory)")
+    f.add_argument("--hosts", metavar="INVENTORY",
+                   help="Ansible inventory (YAML or INI); results go to RESULTS/<fleet-id>/")
+    f.add_argument("--limit", metavar="PATTERN",
+                   help="only these hosts or groups (Ansible pattern: jetsons,!jetson-02)")
+    f.add_argument("--parallel", type=int, metavar="N",
+                   help="at most N hosts at a time (default: all)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from slmbench.suite import load_suite
+    from slmbench import api, config
 
-    overrides = overrides_from_args(args)
+    overrides = config.overrides_from_args(args)
+    from slmbench.fleet import is_fleet_dir
+
+    if args.hosts or (args.resume and is_fleet_dir(os.path.join(args.results, args.resume))):
+        return _run_fleet(args, overrides)
+    if args.limit or args.parallel:
+        from slmbench.errors import ConfigError
+
+        raise ConfigError("--limit and --parallel go with --hosts INVENTORY")
     if args.host:
-        return _run_remote(args, overrides)
-    if args.resume and args.run_id and args.resume != args.run_id:
-        raise SlmbenchError("give either --resume RUN_ID or --run-id RUN_ID, not both")
-    suite = None  # --resume alone: the suite recorded in the run's manifest
-    if args.suite or overrides or not args.resume:
-        suite = load_suite(args.suite, overrides)
+        from slmbench.remote import run_suite_remote
+
+        local = run_suite_remote(args.host, args.suite, overrides, results_dir=args.results,
+                                 run_id=args.run_id, resume=args.resume, offline=args.offline,
+                                 port=args.port, remote_slmbench=args.remote_slmbench,
+                                 push_files=args.push_files)
+        print(f"results in {local}")
+        return 0
     if args.dry_run:
-        return _dry_run(suite, args)
+        return _print_plan(api.plan_suite(args.suite, overrides, resume=args.resume,
+                                          results_dir=args.results), args.json)
+    if args.verbose:
+        from slmbench.llama_backend import LOG_ENV
 
-    from slmbench.runner import Runner, summary_rows, summary_table
+        os.environ[LOG_ENV] = "1"  # the workers copy llama.cpp's log to their stderr
+    from slmbench.runner import summary_rows, summary_table
 
-    runner = Runner(suite, results_dir=args.results, run_id=args.resume or args.run_id,
-                    resume=bool(args.resume), offline=True if args.offline else None,
-                    synth_dir=args.synth_dir, argv=sys.argv, verbose=args.verbose)
-    result = runner.run()
+    result = api.run_suite(args.suite, overrides, results_dir=args.results, resume=args.resume,
+                           run_id=args.run_id, offline=True if args.offline else None,
+                           synth_dir=args.synth_dir, argv=sys.argv, verbose=args.verbose)
     if args.json:
         json.dump({"run_id": result.run_id, "run_dir": str(result.run_dir),
                    "status": result.status, "counts": result.counts,
@@ -186,18 +135,51 @@ def run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _dry_run(suite, args: argparse.Namespace) -> int:
-    from slmbench.measure import test_name
-    from slmbench.runner import Runner
-    from slmbench.suite import expand
+def _run_fleet(args: argparse.Namespace, overrides: dict) -> int:
+    from slmbench.errors import ConfigError
+    from slmbench.fleet import run_fleet, summary_table
 
-    if suite is None:  # --resume without a suite: read it from the manifest
-        configs = Runner(None, results_dir=args.results, run_id=args.resume, resume=True).configs
+    if args.host:
+        raise ConfigError("--host does not go with --hosts (a fleet run); the inventory names "
+                          "the hosts")
+    if args.dry_run:
+        from slmbench.display import table
+        from slmbench.fleet import plan_fleet
+
+        if not args.hosts:
+            raise ConfigError("--dry-run of a fleet run needs --hosts INVENTORY")
+        rows = plan_fleet(args.hosts, args.limit)
+        if args.json:
+            json.dump(rows, sys.stdout, indent=1)
+            sys.stdout.write("\n")
+        else:
+            print(table([[r["name"], r["target"], str(r["port"] or 22),
+                          r["device_label"] or "(detected)", r["remote_slmbench"]]
+                         for r in rows], ["host", "ssh", "port", "device", "slmbench there"]))
+        return 0
+    result = run_fleet(args.suite, overrides, inventory=args.hosts, limit=args.limit,
+                       parallel=args.parallel, results_dir=args.results, fleet_id=args.run_id,
+                       resume=args.resume, offline=args.offline, push_files=args.push_files,
+                       argv=sys.argv)
+    if args.json:
+        json.dump(result.manifest, sys.stdout, indent=1)
+        sys.stdout.write("\n")
     else:
-        configs = expand(suite)
+        print(summary_table(result))
+        print(f"\nresults in {result.fleet_dir} (side by side: slmbench report "
+              f"{result.fleet_dir} -o report/)")
+        if any(h.get("status") != "ok" for h in result.hosts):
+            print(f"hosts that failed: fix them, then slmbench run --resume {result.fleet_id} "
+                  f"--results {args.results} (hosts that finished are kept)")
+    return result.exit_code
+
+
+def _print_plan(configs: list, as_json: bool) -> int:
+    from slmbench.config import test_name
+
     bench = [c for c in configs if c.kind == "bench"]
     tests = [test_name(*t) for t in bench[0].plan.tests()] if bench else []
-    if args.json:
+    if as_json:
         json.dump([{"index": c.index, "record_id": c.record_id, "label": c.label,
                     "model": c.model.key, "kind": c.kind,
                     "tests": tests if c.kind == "bench" else [f"quality@{c.settings.n_ctx}"]}
@@ -211,35 +193,4 @@ def _dry_run(suite, args: argparse.Namespace) -> int:
     if len(bench) < len(configs):
         print(f"{len(configs) - len(bench)} quality configs (perplexity, bits per byte; KL "
               "where a reference is set), after the timing")
-    return 0
-
-
-def _run_remote(args: argparse.Namespace, overrides: dict) -> int:
-    from slmbench.remote import run_remote, ssh_options_from_env
-    from slmbench.results import new_run_id
-    from slmbench.suite import resolve_suite_path
-
-    run_id = args.resume or args.run_id or new_run_id()
-    offline = ["--offline"] if args.offline else []
-    if not args.push_files:
-        local = run_remote(args.host, str(resolve_suite_path(args.suite)),
-                           override_argv(overrides) + offline, args.results, run_id,
-                           ssh_opts=ssh_options_from_env(), port=args.port,
-                           remote_slmbench=args.remote_slmbench)
-        print(f"results in {local}")
-        return 0
-    import tempfile
-
-    from slmbench.remote import pushed_suite
-    from slmbench.suite import load_suite
-
-    # the suite with its overrides applied, its local files pointing at the pushed copies
-    suite = load_suite(args.suite, overrides)
-    with tempfile.TemporaryDirectory() as tmp:
-        suite_path = os.path.join(tmp, "suite.yaml")
-        push = pushed_suite(suite, suite_path)
-        local = run_remote(args.host, suite_path, offline, args.results, run_id,
-                           ssh_opts=ssh_options_from_env(), port=args.port,
-                           remote_slmbench=args.remote_slmbench, push=push)
-    print(f"results in {local}")
     return 0
