@@ -89,8 +89,8 @@ def main() -> int:
         tests_s += tests
         starts.append(w.start_ms)
         methods.add(w.start_method or "spawn")
-        if "fork_server_start_ms" in rec.extra:
-            server_ms.append(rec.extra["fork_server_start_ms"])
+        if rec.worker and rec.worker.server_start_ms is not None:
+            server_ms.append(rec.worker.server_start_ms)
         worker_walls.append(w.wall_s)
         others.append(w.wall_s - w.start_ms / 1000 - load - tests)
     measured = load_s + tests_s

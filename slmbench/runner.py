@@ -354,8 +354,6 @@ class Runner:
                                       cfg.timeout_s, on_progress=self._note,
                                       on_stderr=self.stream.write if self.verbose else None)
         record.worker = from_dict(WorkerInfo, worker)
-        if "server_start_ms" in worker:  # this config started the fork server (once a sweep)
-            record.extra["fork_server_start_ms"] = worker["server_start_ms"]
         return record
 
 
