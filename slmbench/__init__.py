@@ -26,7 +26,7 @@ _API = {
     "Record": "schema", "TestResult": "schema", "Stats": "schema", "Memory": "schema",
     "ModelFacts": "schema", "LoadResult": "schema", "SCHEMA_VERSION": "schema",
     "Run": "results", "RunResult": "runner", "CompareResult": "compare",
-    "Recommendation": "recommend", "WORKLOADS": "config", "TARGET_METRICS": "config",
+    "Recommendation": "verdict", "WORKLOADS": "config", "TARGET_METRICS": "config",
     # errors
     "SlmbenchError": "errors", "ConfigError": "errors", "ModelFetchError": "errors",
     "ModelLoadError": "errors", "MeasurementError": "errors", "ResultsFormatError": "errors",

@@ -149,7 +149,7 @@ def _mean(xs: list[float]) -> float:
 
 def recommendation(run_dir: Path, targets: object) -> str | None:
     """The demo's last line: what `slmbench recommend` would ship from this run."""
-    from slmbench.recommend import decision_line, recommend
+    from slmbench.verdict import decision_line, recommend
 
     try:
         res = recommend([str(run_dir)], targets)

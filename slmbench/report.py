@@ -141,9 +141,9 @@ def warnings_of(runs: list[Run]) -> list[str]:
 def write_report(run_dirs: list[Any], out_dir: str, catalog: Any = None,
                  targets: Any = None) -> dict[str, str]:
     """``targets`` (a file, a mapping; default: the runs' suites') judge the configs in the
-    Verdict section at the top (slmbench.recommend)."""
+    Verdict section at the top (slmbench.verdict)."""
     from slmbench import figures
-    from slmbench.recommend import report_section
+    from slmbench.verdict import report_section
 
     runs = [x if isinstance(x, Run) else read_run(x) for x in run_dirs]
     df = load_table(runs, catalog)

@@ -30,6 +30,8 @@ def test_the_notebook_example_of_the_docs_runs(tmp_path, monkeypatch):
 
 
 def test_the_exported_names_exist():
+    import slmbench.verdict  # noqa: F401 - a submodule must not shadow an API function
     for name in slmbench.__all__:
         assert getattr(slmbench, name) is not None, name
+    assert callable(slmbench.recommend)
     assert issubclass(slmbench.ModelLoadError, slmbench.SlmbenchError)

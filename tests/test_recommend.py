@@ -17,7 +17,7 @@ from slmbench import config
 from slmbench.cli import main
 from slmbench.config import Target, TestPlan, config_id, parse_targets, workload_shape
 from slmbench.errors import ConfigError
-from slmbench.recommend import (Estimate, judge, load_targets, recommend, score, workload_perf)
+from slmbench.verdict import (Estimate, judge, load_targets, recommend, score, workload_perf)
 from slmbench.results import append_record, read_run, write_json_atomic
 from slmbench.schema import (Memory, ModelFacts, QualityInput, QualityMetrics, Record, Settings,
                              TestResult)
@@ -229,7 +229,7 @@ def test_e2e_uses_decode_at_the_workload_depth():
 
 
 def test_score_is_the_geometric_mean_of_end_to_end_rates():
-    from slmbench.recommend import WorkloadPerf
+    from slmbench.verdict import WorkloadPerf
 
     perfs = {"chat": WorkloadPerf("chat", 512, 128, tokens_per_s=10.0),
              "rag": WorkloadPerf("rag", 4096, 128, tokens_per_s=40.0)}
@@ -328,7 +328,7 @@ def test_nothing_passes_names_the_closest_misses(tmp_path):
 
 
 def res_text(res):
-    from slmbench.recommend import render_text
+    from slmbench.verdict import render_text
 
     return render_text(res)
 
@@ -366,7 +366,7 @@ def test_failed_config_is_failed_and_devices_side_by_side(tmp_path):
     assert "score by device" in text and "best score" in text
     lap, ph = (candidate(res, "m:Q8_0", d).score for d in ("laptop", "phone"))
     assert lap > ph
-    data = json.loads(json.dumps(__import__("slmbench.recommend",
+    data = json.loads(json.dumps(__import__("slmbench.verdict",
                                             fromlist=["x"]).to_json_dict(res)))
     assert data["devices"][0]["decisions"][0]["recommended"] == "m:Q4_K_M"
 

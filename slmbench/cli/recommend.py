@@ -60,7 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from slmbench import api
-    from slmbench.recommend import render_markdown, render_text, to_json_dict
+    from slmbench.verdict import render_markdown, render_text, to_json_dict
 
     res = api.recommend(args.runs, targets=args.targets, workloads=args.workload)
     if args.json:

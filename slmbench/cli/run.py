@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
 def _local_targets(overrides: dict) -> object:
     """--targets of a remote or fleet run: checked now, judged here when the results are back
     (the file need not exist on the hosts)."""
-    from slmbench.recommend import load_targets
+    from slmbench.verdict import load_targets
 
     spec = overrides.pop("targets", None)
     return load_targets(spec) if spec else None
@@ -168,7 +168,7 @@ def _gate(code: int, args: argparse.Namespace, targets: object, run_dirs) -> int
     verdict = api.targets_verdict(dirs, targets) if dirs else None
     if verdict is None:
         return code
-    from slmbench.recommend import render_text
+    from slmbench.verdict import render_text
 
     failed = verdict.failed_configs
     if not args.json:  # JSON: `slmbench recommend RUN --json` gives the verdicts as data
