@@ -650,8 +650,9 @@ def build_candidates(runs: Sequence[Run], notes: list[str]) -> dict[str, list[Ca
                 if t.test == "sustained" and rec.status == "ok":
                     sustained.setdefault(device, {}).setdefault(file_key, t)
             timed = [t for t in rec.tests if t.test in ("pp", "tg", "ttft")]
-            if rec.status == "ok" and not timed and rec.memory is None:
-                continue  # a sustained-only (or empty) record
+            if " sustained " in (labels.get(rec.record_id or "") or "") or (
+                    rec.status == "ok" and not timed):
+                continue  # a sustained config (or an empty record): not a timing config
             key = config_key(rec, run.env)
             cands = by_device.setdefault(device, {})
             cand = cands.get(key)

@@ -543,3 +543,19 @@ def test_without_workloads_the_decision_is_overall(tmp_path):
     d = res.devices[0].decisions[0]
     assert (d.workload, d.scope, d.recommended) == (None, "overall", "m:Q8_0")
     assert d.speed_metric == "decode tokens/s"
+
+
+def test_sustained_retained_pct_reads_the_primary_series():
+    from types import SimpleNamespace
+
+    from slmbench.verdict import Candidate, metric_estimate
+
+    c = Candidate("m:Q8_0", "dev", "m", "Q8_0", {})
+    target = Target("sustained_retained_pct", 80.0)
+    est, why = metric_estimate(c, target)
+    assert est is None and "no sustained test" in why
+    c._sustained = SimpleNamespace(sustained=SimpleNamespace(
+        primary="decode", decode=SimpleNamespace(retained_pct=72.5)))
+    est, _ = metric_estimate(c, target)
+    check = judge(target, est)
+    assert (check.value, check.verdict, check.margin_pct) == (72.5, "fail", pytest.approx(-9.375))
