@@ -151,6 +151,17 @@ QUALITY_DEFAULTS: dict[str, Any] = {
     "reference": None,   # quant of the same model (e.g. F16, Q8_0) or a .gguf path: adds KL
 }
 
+# `sustained:` (suite-wide): one sustained-performance config per model file, after the timing
+# configs (`slmbench sustain` takes the same keys as flags).  Durations are seconds or text
+# such as 90s, 10m, 1h, 1m30s; start_cool is a temperature in C (null: start at once).
+SUSTAINED_DEFAULTS: dict[str, Any] = {
+    "duration": "10m",           # how long the workload runs back to back
+    "window": "10s",             # one record of speed, latency and sensors per window
+    "workload": "tg128",         # tgN | ppN | chat:P/G (prefill P then generate G), repeated
+    "start_cool": None,          # wait until the hottest sensor is below this (C) first
+    "start_cool_timeout": "10m",  # ... for at most this long, then start anyway (noted)
+}
+
 
 def default(key: str) -> Any:
     """The default of a field (a fresh list for list fields)."""
