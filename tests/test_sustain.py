@@ -1,0 +1,391 @@
+"""Sustained performance (issue #15) on tiny synthetic models: windows, summaries, early stops,
+kills, sensors from fake sysfs trees, a competing load started halfway, bad input.
+
+Real llama.cpp runs, a few seconds each; no absolute speed is asserted (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from slmbench.config import Settings
+from slmbench.errors import ConfigError
+from slmbench.schema import Record, SensorSummary, SustainWindow, from_dict, to_dict
+from slmbench.sensors import SensorSampler
+from slmbench.sustain import (build_result, make_spec, measure_sustained, parse_duration,
+                              parse_workload, read_windows_file, summarize_speed)
+
+ONE = Settings(n_threads=1)   # one thread: two stall on each other's barriers on 2 busy cores
+
+
+# --------------------------------------------------------------------------- input
+
+@pytest.mark.parametrize("text,seconds", [("10m", 600), ("60s", 60), ("90", 90), (45, 45),
+                                          ("1.5h", 5400), ("1m30s", 90), ("500ms", 0.5),
+                                          ("0.5", 0.5), ("2 m", 120)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["0", 0, "-5s", "10x", "m", "", "1m30", True, None, "nan"])
+def test_bad_durations_are_one_line_errors(text):
+    with pytest.raises(ConfigError) as exc:
+        parse_duration(text, "duration")
+    assert "\n" not in str(exc.value) and str(exc.value).startswith("duration:")
+
+
+def test_workloads():
+    assert parse_workload("tg128") == ("tg128", 0, 128)
+    assert parse_workload("PP512") == ("pp512", 512, 0)
+    assert parse_workload("chat:512/128") == ("chat:512/128", 512, 128)
+    for bad in ("tg0", "chat:512", "chat:0/5", "decode", "tg-1", "pp"):
+        with pytest.raises(ConfigError, match="unknown workload"):
+            parse_workload(bad)
+
+
+def test_spec_defaults_and_errors():
+    s = make_spec()
+    assert (s.duration_s, s.window_s, s.workload, s.start_cool_c) == (600, 10, "tg128", None)
+    assert s.n_windows == 60 and s.test_name == "sustained:tg128:600s/10s"
+    assert make_spec("25s", "10s").n_windows == 3          # a shorter last window
+    assert make_spec(60, 10, "chat:64/16", "45C").start_cool_c == 45.0
+    with pytest.raises(ConfigError) as exc:
+        make_spec(0, "10s", "tg9x")
+    msg = str(exc.value)
+    assert "duration: must be longer than 0 s" in msg and "unknown workload 'tg9x'" in msg
+    with pytest.raises(ConfigError, match="window: 20 s is longer than the duration"):
+        make_spec("10s", "20s")
+    with pytest.raises(ConfigError, match="start_cool"):
+        make_spec(10, 1, start_cool="hot")
+
+
+# --------------------------------------------------------------------------- summaries
+
+def planted(values, window_s=10.0, temps=None, joules=None):
+    out = []
+    for i, v in enumerate(values):
+        w = SustainWindow(index=i, t_start_s=i * window_s, t_end_s=(i + 1) * window_s,
+                          n_decode_tokens=100, decode_s=100 / v if v else 0.0, decode_ts=v, ts=v,
+                          temp_c=temps[i] if temps else None)
+        if joules:
+            w.sensors = SensorSummary(j_per_token=joules[i])
+        out.append(w)
+    return out
+
+
+def test_summary_of_planted_windows():
+    # 10 windows: burst 100, a dip below 90 at window 4 (40 s), settling at 60
+    vals = [100, 98, 95, 92, 85, 75, 66, 62, 60, 58]
+    sp = summarize_speed(planted(vals), "decode")
+    assert sp.burst_ts == 100 and sp.n_windows == 10
+    assert sp.sustained_windows == 3 and sp.sustained_ts == 60      # median of 62, 60, 58
+    assert sp.retained_pct == pytest.approx(60.0)
+    assert sp.below_90_s == 40.0 and sp.below_90_window == 4
+    import statistics
+    assert sp.cv_pct == pytest.approx(100 * statistics.stdev(vals) / statistics.fmean(vals),
+                                      abs=0.01)
+    assert (sp.min_ts, sp.max_ts) == (58, 100)
+
+
+def test_sustained_part_is_the_last_20_percent_and_never_dropping():
+    vals = [100.0] * 20 + [97.0] * 10    # 30 windows: the last 6 are the sustained part
+    sp = summarize_speed(planted(vals), "decode")
+    assert sp.sustained_windows == 6 and sp.sustained_ts == 97.0
+    assert sp.below_90_s is None and sp.below_90_window is None       # never
+    assert sp.retained_pct == pytest.approx(97.0)
+    one = summarize_speed(planted([50.0]), "decode")
+    assert one.retained_pct == 100.0 and one.cv_pct is None and one.sustained_windows == 1
+    assert summarize_speed(planted([50.0]), "prefill") is None
+
+
+def test_incomplete_and_empty_windows_are_left_out():
+    ws = planted([100, None, 80, 70])     # nothing ended in window 1
+    ws[-1].complete = False               # the run stopped inside window 3
+    sp = summarize_speed(ws, "decode")
+    assert sp.n_windows == 2 and sp.sustained_ts == 90 and sp.below_90_window == 2
+    assert sp.below_90_s == 20.0
+
+
+def test_result_first_and_last_window_facts():
+    spec = make_spec(40, 10, "tg16")
+    res = build_result(spec, planted([100, 90, 80, 70], temps=[40, 50, 60, 70],
+                                     joules=[0.1, 0.11, 0.12, 0.14]), stop_reason="duration")
+    assert (res.temp_first_c, res.temp_last_c) == (40, 70)
+    assert (res.j_per_token_first, res.j_per_token_last) == (0.1, 0.14)
+    assert res.decode.retained_pct == pytest.approx(80.0) and res.prefill is None
+    assert res.n_iterations == 0 and res.primary == "decode"
+
+
+# --------------------------------------------------------------------------- real runs
+
+def lines_of(path):
+    with open(path) as fh:
+        return [json.loads(x) for x in fh]
+
+
+def test_windows_count_timing_and_file(tiny_model, tmp_path):
+    path = str(tmp_path / "w.jsonl")
+    t0 = time.monotonic()
+    rec = measure_sustained(tiny_model, ONE, make_spec(2.0, 0.5, "tg16"), windows_path=path,
+                            windows_file="sustain/w.jsonl", sensors=None)
+    wall = time.monotonic() - t0
+    t = rec.tests[0]
+    res = t.sustained
+    assert rec.status == "ok" and t.test == "sustained" and t.name == "sustained:tg16:2s/0.5s"
+    assert res.stop_reason == "duration" and 3 <= len(res.windows) <= 5   # 4, +-1
+    assert all(w.complete for w in res.windows)
+    assert [w.t_start_s for w in res.windows] == [0.5 * i for i in range(len(res.windows))]
+    assert res.elapsed_s == pytest.approx(2.0, abs=0.5) and wall < 30
+    assert all(w.n_decode_tokens > 0 and w.decode_ts > 0 and w.prefill_ts is None
+               for w in res.windows)
+    assert all(0 < w.token_ms_p50 <= w.token_ms_p90 for w in res.windows)
+    assert res.n_iterations == sum(w.n_iterations for w in res.windows) > 0
+    assert t.samples_ts == [w.decode_ts for w in res.windows] and t.ts.n == len(res.windows)
+    assert 0 < res.decode.retained_pct and res.decode.burst_ts == res.windows[0].decode_ts
+    assert rec.load.load_ms > 0 and rec.memory.model_mib > 0
+    # the file: a header, one line per window (as measured), an end line
+    rows = lines_of(path)
+    assert rows[0]["kind"] == "header" and rows[-1]["kind"] == "end"
+    assert [r["index"] for r in rows if r["kind"] == "window"] == \
+        [w.index for w in res.windows]
+    header, again = read_windows_file(path)
+    assert header["record_id"] == rec.record_id and again.sustained.windows_file == \
+        "sustain/w.jsonl"
+    assert to_dict(again.sustained) == to_dict(res)
+    back = from_dict(Record, json.loads(json.dumps(to_dict(rec))))
+    assert to_dict(back) == to_dict(rec)
+
+
+def test_chat_and_prefill_workloads(tiny_model):
+    rec = measure_sustained(tiny_model, ONE, make_spec(1.5, 0.5, "chat:64/8"), sensors=None)
+    res = rec.tests[0].sustained
+    assert res.primary == "decode" and res.decode and res.prefill
+    for w in res.windows:
+        assert w.n_prefill_tokens % 64 == 0 and w.prefill_ts and w.decode_ts
+        assert w.ts == w.decode_ts and w.busy_pct > 0
+    assert sum(w.n_prefill_tokens for w in res.windows) >= 64 * (res.n_iterations)
+    rec = measure_sustained(tiny_model, ONE, make_spec(1.0, 0.5, "pp32"), sensors=None)
+    res = rec.tests[0].sustained
+    assert res.primary == "prefill" and res.decode is None and res.prefill.burst_ts > 0
+    assert all(w.ts == w.prefill_ts and w.token_ms_p50 is None for w in res.windows)
+
+
+def test_early_stop_keeps_the_windows(tiny_model, tmp_path):
+    stop = threading.Event()
+    seen = []
+
+    def progress(msg):
+        seen.append(msg)
+        if msg.startswith("sustain 2/"):     # the second window just ended
+            threading.Timer(0.2, stop.set).start()
+
+    path = str(tmp_path / "w.jsonl")
+    rec = measure_sustained(tiny_model, ONE, make_spec(10, 0.5, "tg16"), windows_path=path,
+                            sensors=None, stop=stop, progress=progress)
+    res = rec.tests[0].sustained
+    assert rec.status == "ok" and res.stop_reason == "interrupted"
+    done = [w for w in res.windows if w.complete]
+    assert 2 <= len(done) <= 4 and res.elapsed_s < 5
+    assert res.windows[-1].complete is False and res.windows[-1].n_decode_tokens > 0
+    assert res.decode.n_windows == len(done)
+    assert any("stopped early (interrupted)" in w for w in rec.warnings)
+    assert read_windows_file(path)[1].sustained.stop_reason == "interrupted"
+
+
+def test_ctrl_c_stops_and_keeps_what_was_measured(tiny_model):
+    """A real SIGINT (what Ctrl-C sends) in the middle of the run."""
+    timer = threading.Timer(1.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        rec = measure_sustained(tiny_model, ONE, make_spec(20, 0.5, "tg16"), sensors=None)
+    finally:
+        timer.cancel()
+    res = rec.tests[0].sustained
+    assert res.stop_reason == "interrupted" and res.elapsed_s < 10
+    assert sum(w.complete for w in res.windows) >= 1 and res.decode.burst_ts > 0
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # restored
+
+
+KILL_SCRIPT = """
+import sys
+from slmbench.config import Settings
+from slmbench.sustain import make_spec, measure_sustained
+measure_sustained(sys.argv[1], Settings(n_threads=1), make_spec(30, 0.5, "tg16"),
+                  windows_path=sys.argv[2], sensors=None,
+                  progress=lambda m: print(m, flush=True))
+"""
+
+
+def test_a_killed_run_keeps_its_finished_windows(tiny_model, tmp_path):
+    path = str(tmp_path / "w.jsonl")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(__file__)))
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, tiny_model, path],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        for line in proc.stdout:
+            if line.startswith("sustain 3/"):
+                break
+    finally:
+        proc.kill()           # SIGKILL: no chance to write anything more
+        proc.wait()
+    header, test = read_windows_file(path)
+    res = test.sustained
+    assert res.stop_reason == "killed" and header["spec"]["workload"] == "tg16"
+    assert len(res.windows) >= 3 and all(w.complete for w in res.windows)
+    assert res.decode.n_windows == len(res.windows) and res.decode.retained_pct > 0
+    assert any("stopped early (killed)" in w for w in test.warnings)
+
+
+# --------------------------------------------------------------------------- sensors
+
+def write(root, rel, text):
+    path = os.path.join(str(root), rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as fh:
+        fh.write(text)
+
+
+def hot_tree(root, temp_c=60.0):
+    write(root, "sys/class/thermal/thermal_zone0/type", "cpu-thermal\n")
+    write(root, "sys/class/thermal/thermal_zone0/temp", f"{int(temp_c * 1000):>15d}\n")
+    write(root, "sys/class/thermal/thermal_zone1/type", "gpu-thermal\n")
+    write(root, "sys/class/thermal/thermal_zone1/temp", "35000\n")
+    write(root, "sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq", f"{2400000:>15d}\n")
+    write(root, "sys/class/powercap/intel-rapl:0/name", "package-0\n")
+    write(root, "sys/class/powercap/intel-rapl:0/energy_uj", f"{0:>15d}\n")
+    write(root, "sys/class/powercap/intel-rapl:0/max_energy_range_uj", "262143328850\n")
+
+
+def poke(root, rel, value):
+    """Overwrite a sensor file in place with one fixed-width write: the sampler keeps its
+    files open, and a reader must never see it truncated."""
+    with open(os.path.join(str(root), rel), "r+") as fh:
+        fh.write(f"{value:>15d}\n")
+
+
+class Heater(threading.Thread):
+    """Writes a rising temperature (start + rate x t), a clock that halves after
+    ``clock_drop_s`` and a RAPL counter at ``watts`` into a fake sysfs tree."""
+
+    def __init__(self, root, start_c=60.0, rate_c_s=15.0, clock_drop_s=1.0, watts=10.0):
+        super().__init__(daemon=True)
+        self.root, self.start_c, self.rate, self.drop, self.watts = \
+            root, start_c, rate_c_s, clock_drop_s, watts
+        self.halt = threading.Event()
+
+    def run(self):
+        t0 = time.monotonic()
+        while not self.halt.is_set():
+            t = time.monotonic() - t0
+            poke(self.root, "sys/class/thermal/thermal_zone0/temp",
+                 int((self.start_c + self.rate * t) * 1000))
+            poke(self.root, "sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq",
+                 2400000 if t < self.drop else 1200000)
+            poke(self.root, "sys/class/powercap/intel-rapl:0/energy_uj",
+                 int(self.watts * t * 1e6))
+            self.halt.wait(0.02)
+
+
+def test_rising_temperature_shows_in_the_windows(tiny_model, tmp_path):
+    hot_tree(tmp_path)
+    heater = Heater(tmp_path)
+    heater.start()
+    sampler = SensorSampler(str(tmp_path), interval_s=0.05, tegrastats=False).start()
+    try:
+        rec = measure_sustained(tiny_model, ONE, make_spec(2.0, 0.5, "tg16"), sensors=sampler)
+    finally:
+        sampler.stop()
+        heater.halt.set()
+    res = rec.tests[0].sustained
+    ws = res.windows
+    temps = [w.temp_c for w in ws]
+    assert all(b > a for a, b in zip(temps, temps[1:])), temps        # rising window by window
+    assert all(w.temp_cpu_c == w.temp_c and w.temp_gpu_c == 35.0 for w in ws)
+    assert res.temp_last_c - res.temp_first_c > 10 and res.start_temp_c >= 60
+    assert ws[0].cpu_mhz == 2400 and ws[-1].cpu_mhz == 1200
+    assert (res.cpu_mhz_first, res.cpu_mhz_last) == (2400, 1200)
+    # power from the RAPL counter: ~10 W, so energy per token is there, first and last
+    assert all(w.sensors.power_source == "rapl:package-0" for w in ws)
+    assert all(w.sensors.avg_power_w == pytest.approx(10.0, rel=0.3) for w in ws)
+    assert res.j_per_token_first > 0 and res.j_per_token_last > 0
+    # past 85 C the windows say throttled, and the record warns
+    hot = [w for w in ws if w.sensors.temp_max_c >= 85]
+    assert hot and all(w.sensors.throttled for w in hot)
+    assert not ws[0].sensors.throttled and res.throttled_windows == len(hot)
+    assert any("throttling flagged" in w for w in rec.warnings)
+
+
+def test_start_cool_waits_and_records_the_start_temperature(tiny_model, tmp_path):
+    hot_tree(tmp_path, temp_c=60.0)
+
+    def cool_down():
+        time.sleep(1.2)
+        poke(tmp_path, "sys/class/thermal/thermal_zone0/temp", 41000)
+
+    threading.Thread(target=cool_down, daemon=True).start()
+    sampler = SensorSampler(str(tmp_path), interval_s=0.05, tegrastats=False).start()
+    try:
+        rec = measure_sustained(tiny_model, ONE, make_spec(0.5, 0.5, "tg8", start_cool=45),
+                                sensors=sampler)
+    finally:
+        sampler.stop()
+    res = rec.tests[0].sustained
+    assert res.start_cool_c == 45 and res.cool_wait_s >= 1.0 and res.start_temp_c == 41.0
+    assert res.notes == []
+    # never cool enough: start anyway after the timeout, and say so
+    sampler = SensorSampler(str(tmp_path), interval_s=0.05, tegrastats=False).start()
+    try:
+        rec = measure_sustained(tiny_model, ONE,
+                                make_spec(0.5, 0.5, "tg8", start_cool=30,
+                                          start_cool_timeout="1s"), sensors=sampler)
+    finally:
+        sampler.stop()
+    res = rec.tests[0].sustained
+    assert res.start_temp_c == 41.0 and 1.0 <= res.cool_wait_s < 5
+    assert "still 41.0 C" in res.notes[0] and res.decode.burst_ts > 0
+    # no sensor at all: noted, not waited for
+    rec = measure_sustained(tiny_model, ONE, make_spec(0.5, 0.5, "tg8", start_cool=30),
+                            sensors=SensorSampler(str(tmp_path / "empty"),
+                                                  tegrastats=False).start())
+    assert "no temperature sensor" in rec.tests[0].sustained.notes[0]
+
+
+# --------------------------------------------------------------------------- competing load
+
+BURN = "import time\nend = time.monotonic() + 30\nwhile time.monotonic() < end: pass\n"
+
+
+def test_a_competing_load_halfway_shows_as_a_drop(tiny_model):
+    """Busy processes start when window 3 ends (t = 2 s of 4 s): the speed drops, the drop is
+    reported within one window of that time, and less than 100 % is retained."""
+    n_burn = 2 * (os.cpu_count() or 2)
+    procs: list[subprocess.Popen] = []
+
+    def progress(msg):
+        if msg.startswith("sustain 4/") and not procs:
+            procs.extend(subprocess.Popen([sys.executable, "-c", BURN]) for _ in range(n_burn))
+
+    try:
+        rec = measure_sustained(tiny_model, ONE, make_spec(4.0, 0.5, "tg16"), sensors=None,
+                                progress=progress)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    res = rec.tests[0].sustained
+    sp = res.decode
+    before = [w.decode_ts for w in res.windows if w.t_end_s <= 2.0]
+    after = [w.decode_ts for w in res.windows if w.t_start_s >= 2.5]
+    assert procs and before and after
+    assert max(after) < min(before), (before, after)    # every loaded window is slower
+    assert sp.retained_pct < 90
+    assert sp.below_90_s is not None and abs(sp.below_90_s - 2.0) <= 0.5, \
+        [w.decode_ts for w in res.windows]
