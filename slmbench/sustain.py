@@ -710,7 +710,7 @@ def measure_sustained(path: str, settings: Settings, spec: SustainSpec, *,
             out = WindowsFile(windows_path)
             out.write("header", {"schema_version": SCHEMA_VERSION, "record_id": record_id,
                                  "model_id": model_id, "quant": quant, "device": device,
-                                 "started_at": record.started_at, "path": path,
+                                 "started_at": record.started_at, "model": record.model,
                                  "settings": asdict(settings), "spec": spec.to_values(),
                                  "cool_wait_s": cool_wait, "start_temp_c": start_temp,
                                  "notes": notes, "windows_file": windows_file})

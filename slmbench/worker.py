@@ -135,6 +135,14 @@ def execute(cfg: dict, progress: Any, started: str | None = None) -> Any:
     try:
         if cfg.get("kind") == "quality":
             return _measure_quality(cfg, progress, started)
+        if cfg.get("kind") == "sustained":
+            from slmbench.sustain import measure_sustained, spec_from_values
+
+            return measure_sustained(cfg["path"], settings, spec_from_values(cfg["sustained"]),
+                                     model_id=cfg.get("model_id"), quant=cfg.get("quant"),
+                                     device=cfg.get("device"), record_id=cfg.get("record_id"),
+                                     windows_path=cfg.get("windows_path"),
+                                     windows_file=cfg.get("windows_file"), progress=progress)
         return measure_model(cfg["path"], settings, TestPlan(**cfg["plan"]),
                              model_id=cfg.get("model_id"), quant=cfg.get("quant"),
                              device=cfg.get("device"), progress=progress,

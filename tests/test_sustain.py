@@ -389,3 +389,150 @@ def test_a_competing_load_halfway_shows_as_a_drop(tiny_model):
     assert sp.retained_pct < 90
     assert sp.below_90_s is not None and abs(sp.below_90_s - 2.0) <= 0.5, \
         [w.decode_ts for w in res.windows]
+
+
+# --------------------------------------------------------------------------- command line, suites
+
+def cli(*args):
+    from slmbench.cli import main
+
+    return main(["sustain", *map(str, args)])
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--duration", "0"], "duration: must be longer than 0 s"),
+    (["--duration", "10s", "--window", "20s"], "window: 20 s is longer than the duration"),
+    (["--workload", "decode128"], "unknown workload 'decode128'"),
+    (["--duration", "ten minutes"], "is not a duration"),
+])
+def test_bad_input_is_one_line(tiny_model, tmp_path, capsys, args, message):
+    assert cli(tiny_model, *args, "--results", tmp_path) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("slmbench sustain: error:") and message in err and "\n" not in err
+    assert not list(tmp_path.iterdir())          # nothing was started
+
+
+def test_cli_runs_a_worker_into_a_run_directory(tiny_model, tmp_path, capsys):
+    from slmbench.results import read_run
+
+    assert cli(tiny_model, "--duration", "1.5s", "--window", "0.5s", "--workload", "tg16",
+               "-t", "1", "--results", tmp_path, "--run-id", "r1", "--json") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out) == 1 and out[0]["status"] == "ok" and out[0]["worker"]["exit_code"] == 0
+    test = out[0]["tests"][0]
+    assert test["name"] == "sustained:tg16:1.5s/0.5s"
+    run = read_run(tmp_path / "r1")
+    rec = run.records[0]
+    res = rec.tests[0].sustained
+    assert res.windows_file == f"sustain/{rec.record_id}.jsonl"
+    assert (tmp_path / "r1" / res.windows_file).exists()
+    assert res.stop_reason == "duration" and 2 <= len(res.windows) <= 4
+    header, again = read_windows_file(str(tmp_path / "r1" / res.windows_file))
+    assert to_dict(again.sustained) == to_dict(res) and header["record_id"] == rec.record_id
+    assert run.manifest.configs[0].label.endswith("sustained tg16 1.5s")
+
+
+def _cli_process(model, results, duration="30s"):
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(__file__)))
+    return subprocess.Popen(
+        [sys.executable, "-m", "slmbench", "sustain", model, "--duration", duration, "--window",
+         "0.5s", "--workload", "tg16", "-t", "1", "--results", str(results), "--run-id", "r"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))   # like a terminal
+
+
+def _wait_for_windows(proc, run_dir, n, timeout=60.0):
+    """Until the run's windows file holds ``n`` windows (each is fsynced as it ends)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        for f in (run_dir / "sustain").glob("*.jsonl") if (run_dir / "sustain").is_dir() else ():
+            if f.read_text().count('"kind":"window"') >= n:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"no {n} windows in {run_dir}: {proc.poll()}")
+
+
+def test_ctrl_c_on_the_command_line_keeps_the_windows_as_the_result(tiny_model, tmp_path):
+    from slmbench.results import read_run
+
+    proc = _cli_process(tiny_model, tmp_path)
+    try:
+        _wait_for_windows(proc, tmp_path / "r", 3)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "stopped: interrupted" in out and "retained" in out
+    rec = read_run(tmp_path / "r").records[0]
+    res = rec.tests[0].sustained
+    assert rec.status == "ok" and res.stop_reason == "interrupted"
+    assert sum(w.complete for w in res.windows) >= 2 and res.decode.burst_ts > 0
+    assert any("stopped early by the user" in w for w in rec.warnings)
+    assert len((tmp_path / "r" / "results.jsonl").read_text().splitlines()) == 1
+
+
+def test_a_killed_worker_leaves_its_windows_to_read_run(tiny_model, tmp_path):
+    import psutil
+
+    from slmbench.results import read_run
+
+    proc = _cli_process(tiny_model, tmp_path)
+    try:
+        _wait_for_windows(proc, tmp_path / "r", 3)
+        workers = [p for p in psutil.Process(proc.pid).children(recursive=True)
+                   if "slmbench.worker" in " ".join(p.cmdline())]
+        assert len(workers) == 1
+        workers[0].kill()                               # like the OOM killer
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, err
+    rec = read_run(tmp_path / "r").records[0]
+    assert rec.status == "failed" and "SIGKILL" in rec.reason
+    res = rec.tests[0].sustained
+    assert res.stop_reason == "killed" and len(res.windows) >= 3
+    assert res.decode.retained_pct > 0 and any("recovered from sustain/" in w
+                                               for w in rec.warnings)
+    assert "stopped: killed" in out
+
+
+def test_suite_key_adds_one_sustained_config_per_model_file(tiny_models):
+    from slmbench.suite import expand, parse_suite
+
+    suite = parse_suite({"models": [{"path": tiny_models["Q8_0"]}, {"path": tiny_models["Q4_0"]}],
+                         "threads": [1, 2], "n_prompt": [16], "n_gen": [8],
+                         "sustained": {"duration": "2m", "workload": "chat:64/16"}})
+    configs = expand(suite)
+    kinds = [c.kind for c in configs]
+    assert kinds == ["bench"] * 4 + ["sustained"] * 2
+    sus = configs[-1]
+    assert sus.settings.n_threads == 1 and sus.plan.n_prompt == [64] and sus.plan.n_gen == [16]
+    assert sus.sustained == {"duration": 120.0, "window": 10.0, "workload": "chat:64/16",
+                             "start_cool": None, "start_cool_timeout": 600.0}
+    assert sus.timeout_s == 3600 + 120
+    again = expand(parse_suite(suite.to_dict()))      # the manifest copy reads back the same
+    assert [c.record_id for c in again] == [c.record_id for c in configs]
+    other = expand(parse_suite({**suite.to_dict(), "sustained": {"duration": "3m"}}))
+    assert other[-1].record_id != sus.record_id       # another duration is another config
+    only = expand(parse_suite({"models": [{"path": tiny_models["Q8_0"]}], "n_prompt": [0],
+                               "n_gen": [0], "sustained": True}))
+    assert [c.kind for c in only] == ["sustained"]
+    payload = only[0].worker_payload("x.gguf", None)
+    assert payload["kind"] == "sustained" and payload["sustained"]["workload"] == "tg128"
+
+
+def test_suite_problems_are_one_line(tiny_model):
+    from slmbench.suite import parse_suite
+
+    with pytest.raises(ConfigError) as exc:
+        parse_suite({"models": [{"path": tiny_model}],
+                     "sustained": {"duration": 0, "windw": "5s", "workload": "x"}})
+    msg = str(exc.value)
+    assert "unknown key 'windw' (did you mean 'window'?)" in msg
+    assert "sustained.duration: must be longer than 0 s" in msg and "unknown workload" in msg
+    assert "\n" not in msg
+    with pytest.raises(ConfigError, match="sustained: expected true, false or a mapping"):
+        parse_suite({"models": [{"path": tiny_model}], "sustained": "10m"})
+    with pytest.raises(ConfigError, match="nothing to measure"):
+        parse_suite({"models": [{"path": tiny_model}], "n_prompt": [0], "n_gen": [0]})
