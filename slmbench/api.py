@@ -91,7 +91,7 @@ def sustain(paths: str | os.PathLike | Sequence[str | os.PathLike], *, duration:
             run_id: str | None = None, argv: list[str] | None = None, stream: Any = None,
             tty: bool | None = None, verbose: bool = False,
             from_command_line: bool = False, **settings: Any) -> Any:
-    """Sustained performance (slmbench.sustain): each model file's workload back to back for
+    """Sustained performance (slmbench.sustained): each model file's workload back to back for
     ``duration``, one record of speed, latency and sensors per ``window``, into
     ``results_dir/<run-id>/`` (each window is fsynced to ``sustain/<record_id>.jsonl`` as it
     ends; the record summarises them).  Durations: seconds or '60s', '10m'; ``workload``:
@@ -104,7 +104,7 @@ def sustain(paths: str | os.PathLike | Sequence[str | os.PathLike], *, duration:
     from slmbench.results import append_record, measured_ids, read_run
     from slmbench.runner import Runner
     from slmbench.suite import parse_suite
-    from slmbench.sustain import make_spec
+    from slmbench.sustained import make_spec
 
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if not paths:

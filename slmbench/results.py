@@ -196,7 +196,7 @@ def recover_sustained(run_dir: str | Path, records: list[Record]) -> list[Record
     if not d.is_dir():
         return []
     from slmbench.schema import ModelFacts, Settings
-    from slmbench.sustain import read_windows_file
+    from slmbench.sustained import read_windows_file
 
     done = {r.record_id for r in records if any(t.sustained for t in r.tests)}
     latest = {r.record_id: r for r in records}

@@ -129,7 +129,7 @@ class QualityMetrics:
 
 @dataclass
 class SustainWindow:
-    """One window of a sustained run (slmbench.sustain): the workload's speed, latency and
+    """One window of a sustained run (slmbench.sustained): the workload's speed, latency and
     the sensors in that stretch of time.  An event (a prefill, a generated token) belongs to
     the window its end falls in; speeds divide tokens by the time spent inside timed
     llama.cpp calls, like llama-bench's t/s."""
@@ -178,9 +178,12 @@ class SustainedSpeed:
     sustained_windows: int = _f("windows in the sustained part: the last 20 %, at least 3 "
                                 "(all of them when there are fewer)", 0)
     retained_pct: float | None = _f("100 x sustained_ts / burst_ts", unit="%")
-    below_90_s: float | None = _f("start of the first window slower than 90 % of the burst "
-                                  "speed; null = never", unit="s")
+    below_90_s: float | None = _f("the drop: start of the first window slower than 90 % of "
+                                  "the burst speed whose next window is slower too (a lone "
+                                  "dip that recovers at once is noise); null = never", unit="s")
     below_90_window: int | None = _f("index of that window; null = never")
+    n_below_90: int = _f("complete windows slower than 90 % of the burst speed, lone dips "
+                         "included", 0)
     cv_pct: float | None = _f("window-to-window coefficient of variation of the speed",
                               unit="%")
     min_ts: float | None = _f("slowest window", unit="tokens/s")

@@ -398,7 +398,7 @@ def parse_sustained(value: Any, where: str, problems: list[str]) -> dict[str, An
     """`sustained:` as written: true (every default), false, or a mapping of
     SUSTAINED_DEFAULTS keys; returned checked and normalised (durations in seconds), or None."""
     from slmbench.config import SUSTAINED_DEFAULTS
-    from slmbench.sustain import spec_from_values
+    from slmbench.sustained import spec_from_values
 
     if value is False or value is None:
         return None
@@ -584,9 +584,9 @@ def expand(suite: Suite) -> list[Config]:
 
 def sustained_config(index: int, ref: ModelRef, values: dict[str, Any], settings: Settings,
                      timeout_s: float) -> Config:
-    """The sustained config of one model file (slmbench.sustain).  Its timeout adds the
+    """The sustained config of one model file (slmbench.sustained).  Its timeout adds the
     duration and the cooling wait to the suite's: a 2 h sustained run is not a hang."""
-    from slmbench.sustain import spec_from_values
+    from slmbench.sustained import spec_from_values
 
     spec = spec_from_values(values)
     plan = TestPlan([spec.n_prompt] if spec.n_prompt else [],

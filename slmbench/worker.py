@@ -136,7 +136,7 @@ def execute(cfg: dict, progress: Any, started: str | None = None) -> Any:
         if cfg.get("kind") == "quality":
             return _measure_quality(cfg, progress, started)
         if cfg.get("kind") == "sustained":
-            from slmbench.sustain import measure_sustained, spec_from_values
+            from slmbench.sustained import measure_sustained, spec_from_values
 
             return measure_sustained(cfg["path"], settings, spec_from_values(cfg["sustained"]),
                                      model_id=cfg.get("model_id"), quant=cfg.get("quant"),

@@ -20,7 +20,7 @@ from slmbench.config import Settings
 from slmbench.errors import ConfigError
 from slmbench.schema import Record, SensorSummary, SustainWindow, from_dict, to_dict
 from slmbench.sensors import SensorSampler
-from slmbench.sustain import (build_result, make_spec, measure_sustained, parse_duration,
+from slmbench.sustained import (build_result, make_spec, measure_sustained, parse_duration,
                               parse_workload, read_windows_file, summarize_speed)
 
 ONE = Settings(n_threads=1)   # one thread: two stall on each other's barriers on 2 busy cores
@@ -82,13 +82,14 @@ def planted(values, window_s=10.0, temps=None, joules=None):
 
 
 def test_summary_of_planted_windows():
-    # 10 windows: burst 100, a dip below 90 at window 4 (40 s), settling at 60
-    vals = [100, 98, 95, 92, 85, 75, 66, 62, 60, 58]
+    # 10 windows: burst 100, a lone dip at window 2 (noise), below 90 from window 4 (40 s),
+    # settling at 60
+    vals = [100, 98, 80, 92, 85, 75, 66, 62, 60, 58]
     sp = summarize_speed(planted(vals), "decode")
     assert sp.burst_ts == 100 and sp.n_windows == 10
     assert sp.sustained_windows == 3 and sp.sustained_ts == 60      # median of 62, 60, 58
     assert sp.retained_pct == pytest.approx(60.0)
-    assert sp.below_90_s == 40.0 and sp.below_90_window == 4
+    assert sp.below_90_s == 40.0 and sp.below_90_window == 4 and sp.n_below_90 == 7
     import statistics
     assert sp.cv_pct == pytest.approx(100 * statistics.stdev(vals) / statistics.fmean(vals),
                                       abs=0.01)
@@ -100,6 +101,11 @@ def test_sustained_part_is_the_last_20_percent_and_never_dropping():
     sp = summarize_speed(planted(vals), "decode")
     assert sp.sustained_windows == 6 and sp.sustained_ts == 97.0
     assert sp.below_90_s is None and sp.below_90_window is None       # never
+    assert sp.n_below_90 == 0
+    lone = summarize_speed(planted([100, 95, 85, 96, 97]), "decode")   # one dip, recovered
+    assert lone.below_90_s is None and lone.n_below_90 == 1
+    end = summarize_speed(planted([100, 95, 96, 97, 80]), "decode")    # the last window: a drop
+    assert end.below_90_window == 4
     assert sp.retained_pct == pytest.approx(97.0)
     one = summarize_speed(planted([50.0]), "decode")
     assert one.retained_pct == 100.0 and one.cv_pct is None and one.sustained_windows == 1
@@ -111,7 +117,7 @@ def test_incomplete_and_empty_windows_are_left_out():
     ws[-1].complete = False               # the run stopped inside window 3
     sp = summarize_speed(ws, "decode")
     assert sp.n_windows == 2 and sp.sustained_ts == 90 and sp.below_90_window == 2
-    assert sp.below_90_s == 20.0
+    assert sp.below_90_s == 20.0 and sp.n_below_90 == 1
 
 
 def test_result_first_and_last_window_facts():
@@ -217,7 +223,7 @@ def test_ctrl_c_stops_and_keeps_what_was_measured(tiny_model):
 KILL_SCRIPT = """
 import sys
 from slmbench.config import Settings
-from slmbench.sustain import make_spec, measure_sustained
+from slmbench.sustained import make_spec, measure_sustained
 measure_sustained(sys.argv[1], Settings(n_threads=1), make_spec(30, 0.5, "tg16"),
                   windows_path=sys.argv[2], sensors=None,
                   progress=lambda m: print(m, flush=True))
@@ -363,32 +369,46 @@ def test_start_cool_waits_and_records_the_start_temperature(tiny_model, tmp_path
 BURN = "import time\nend = time.monotonic() + 30\nwhile time.monotonic() < end: pass\n"
 
 
-def test_a_competing_load_halfway_shows_as_a_drop(tiny_model):
-    """Busy processes start when window 3 ends (t = 2 s of 4 s): the speed drops, the drop is
-    reported within one window of that time, and less than 100 % is retained."""
+def _run_with_load_from_window(model, spec, window):
+    """A sustained run whose busy processes start when ``window`` closes."""
     n_burn = 2 * (os.cpu_count() or 2)
     procs: list[subprocess.Popen] = []
 
     def progress(msg):
-        if msg.startswith("sustain 4/") and not procs:
+        if msg.startswith(f"sustain {window + 1}/") and not procs:
             procs.extend(subprocess.Popen([sys.executable, "-c", BURN]) for _ in range(n_burn))
 
     try:
-        rec = measure_sustained(tiny_model, ONE, make_spec(4.0, 0.5, "tg16"), sensors=None,
-                                progress=progress)
+        rec = measure_sustained(model, ONE, spec, sensors=None, progress=progress)
     finally:
         for p in procs:
             p.kill()
             p.wait()
-    res = rec.tests[0].sustained
-    sp = res.decode
+    assert procs
+    return rec.tests[0].sustained
+
+
+def test_a_competing_load_halfway_shows_as_a_drop(tiny_model):
+    """Busy processes start when window 3 ends (t = 2 s of 4 s): the speed drops, the drop is
+    reported within one window of that time, and less than 100 % is retained.
+
+    The machine is shared: when other work already slowed two windows in a row before the
+    load started (the drop is then reported early, correctly for that run), the run is
+    repeated - at most twice; the windows are in the assertion message.
+    """
+    seen = []
+    for _attempt in range(3):
+        res = _run_with_load_from_window(tiny_model, make_spec(4.0, 0.5, "tg16"), 3)
+        sp = res.decode
+        seen.append([w.decode_ts for w in res.windows])
+        if sp.below_90_s is None or sp.below_90_s >= 1.5:   # no drop before the load
+            break
     before = [w.decode_ts for w in res.windows if w.t_end_s <= 2.0]
     after = [w.decode_ts for w in res.windows if w.t_start_s >= 2.5]
-    assert procs and before and after
-    assert max(after) < min(before), (before, after)    # every loaded window is slower
-    assert sp.retained_pct < 90
-    assert sp.below_90_s is not None and abs(sp.below_90_s - 2.0) <= 0.5, \
-        [w.decode_ts for w in res.windows]
+    assert before and after
+    assert max(after) < min(before), seen                # every loaded window is slower
+    assert sp.retained_pct < 90, seen
+    assert sp.below_90_s is not None and abs(sp.below_90_s - 2.0) <= 0.5, seen
 
 
 # --------------------------------------------------------------------------- command line, suites

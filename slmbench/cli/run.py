@@ -143,7 +143,7 @@ def _print_plan(configs: list, as_json: bool) -> int:
 def _other_test(c) -> str:
     """The one test of a quality or sustained config."""
     if c.kind == "sustained":
-        from slmbench.sustain import spec_from_values
+        from slmbench.sustained import spec_from_values
 
         return spec_from_values(c.sustained).test_name
     return f"quality@{c.settings.n_ctx}"

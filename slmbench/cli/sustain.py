@@ -71,7 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from slmbench import api
     from slmbench.schema import to_dict
-    from slmbench.sustain import format_sustained
+    from slmbench.sustained import format_sustained
 
     settings = {k: [v] for k, v in (
         ("threads", args.threads), ("n_gpu_layers", args.n_gpu_layers),

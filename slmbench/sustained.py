@@ -23,8 +23,9 @@ windows it finished; :func:`read_windows_file` rebuilds the test from them.  SIG
 and the partial one, are kept and summarised.
 
 The summary (:func:`summarize_speed`): burst = the first window; sustained = the median of the
-last 20 % of the windows (at least 3); retained = sustained / burst; the start of the first
-window below 90 % of the burst (or never); the window-to-window CV.
+last 20 % of the windows (at least 3); retained = sustained / burst; the drop = the start of the
+first window below 90 % of the burst whose next window is below too (a lone dip is counted,
+not taken for the drop), or never; the window-to-window CV.
 """
 
 from __future__ import annotations
@@ -211,14 +212,19 @@ def summarize_speed(windows: list[SustainWindow], metric: str) -> SustainedSpeed
     n = len(values)
     n_sus = min(n, max(SUSTAINED_MIN_WINDOWS, math.ceil(SUSTAINED_FRACTION * n)))
     sustained = statistics.median(values[-n_sus:])
-    below = next(((w.t_start_s, w.index) for w, v in pts[1:] if v < RETAIN_THRESHOLD * burst),
-                 (None, None))
+    slow = [v < RETAIN_THRESHOLD * burst for v in values]
+    # the drop: the first window below 90 % of burst whose next window is below too; a lone
+    # dip that recovers at once is noise (a busy moment of the OS), not the device slowing
+    # down - the clock rule of slmbench.sensors asks for 2 samples in a row the same way
+    below = next(((pts[i][0].t_start_s, pts[i][0].index) for i in range(1, n)
+                  if slow[i] and (i + 1 == n or slow[i + 1])), (None, None))
     mean = statistics.fmean(values)
     cv = 100.0 * statistics.stdev(values) / mean if n > 1 and mean else None
     return SustainedSpeed(metric=metric, n_windows=n, burst_ts=_r(burst),
                           sustained_ts=_r(sustained), sustained_windows=n_sus,
                           retained_pct=_r(100.0 * sustained / burst, 2) if burst else None,
-                          below_90_s=below[0], below_90_window=below[1], cv_pct=_r(cv, 2),
+                          below_90_s=below[0], below_90_window=below[1],
+                          n_below_90=sum(slow), cv_pct=_r(cv, 2),
                           min_ts=_r(min(values)), max_ts=_r(max(values)))
 
 
@@ -580,9 +586,11 @@ class _Runner:
                 samples = list(self.sampler.samples)   # one C-level copy under the GIL
                 for key, v in window_sensors(samples, a, b).items():
                     setattr(w, key, v)
+                # no token_ms: the latency-drift rule compares a window's first and last
+                # quarter, which here mixes early and late positions of repeated iterations
                 w.sensors = from_dict(SensorSummary, self.sampler.summary(
                     a, b, n_prefill_tokens=acc.n_pp, n_decode_tokens=acc.n_tg,
-                    token_ms=token_ms or None, busy_s=(acc.pp_ns + acc.tg_ns) / 1e9))
+                    busy_s=(acc.pp_ns + acc.tg_ns) / 1e9))
             except Exception as exc:  # noqa: BLE001 - a sensor problem never loses a window
                 w.sensors = SensorSummary(error=f"{exc.__class__.__name__}: {exc}")
         return w
@@ -610,6 +618,11 @@ class _Runner:
         if acc.n_pp or acc.n_tg:
             self.close(acc, complete=False, t_end_ns=now)
         return "interrupted"
+
+
+def _slower(w: SustainWindow, sp: SustainedSpeed) -> bool:
+    v = w.decode_ts if sp.metric == "decode" else w.prefill_ts
+    return v is not None and sp.burst_ts is not None and v < RETAIN_THRESHOLD * sp.burst_ts
 
 
 def _r(x: float | None, nd: int = 4) -> float | None:
@@ -798,6 +811,11 @@ def summary_lines(res: SustainedResult) -> list[str]:
         what = "decode" if sp.metric == "decode" else "prefill"
         drop = ("never" if sp.below_90_s is None else
                 f"at {sp.below_90_s:g} s (window {sp.below_90_window})")
+        lone = [w for w in res.windows if w.complete and _slower(w, sp) and
+                (sp.below_90_window is None or w.index < sp.below_90_window)]
+        if lone:
+            drop += (f" ({len(lone)} lone window(s) below 90% "
+                     f"{'before' if sp.below_90_window is not None else 'in between'}: noise)")
         cv = "-" if sp.cv_pct is None else f"{sp.cv_pct:.1f}%"
         out.append(f"{what}: burst {sp.burst_ts:.1f} tok/s, sustained {sp.sustained_ts:.1f} "
                    f"tok/s (median of the last {sp.sustained_windows} windows), retained "
