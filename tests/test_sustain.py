@@ -556,3 +556,54 @@ def test_suite_problems_are_one_line(tiny_model):
         parse_suite({"models": [{"path": tiny_model}], "sustained": "10m"})
     with pytest.raises(ConfigError, match="nothing to measure"):
         parse_suite({"models": [{"path": tiny_model}], "n_prompt": [0], "n_gen": [0]})
+
+
+# --------------------------------------------------------------------------- compare
+
+def sustained_run(path, levels, seed=0, stop_reason="duration"):
+    """A run directory with one sustained record whose windows run at ``levels`` (+-2 %)."""
+    import random
+
+    from slmbench.results import append_record, write_json_atomic
+    from slmbench.schema import Manifest
+    from slmbench.sustained import build_result, test_result
+
+    rng = random.Random(seed)
+    spec = make_spec(10 * len(levels), 10, "tg128")
+    ws = planted([v * (1 + rng.uniform(-0.02, 0.02)) for v in levels])
+    res = build_result(spec, ws, stop_reason=stop_reason)
+    rec = Record(record_id="r1", model_id="m", quant="Q4_K_M", device="cpu",
+                 settings=Settings(n_threads=2), tests=[test_result(res, spec.test_name)])
+    os.makedirs(path, exist_ok=True)
+    append_record(path, rec)
+    write_json_atomic(os.path.join(path, "manifest.json"), Manifest(run_id=os.path.basename(path)))
+    return str(path)
+
+
+def test_compare_judges_sustained_speed_and_retained_over_windows(tmp_path):
+    from slmbench.compare import compare_runs, render_text
+
+    burst_then = lambda late: [100.0] * 20 + [late] * 10                # noqa: E731
+    base = sustained_run(tmp_path / "base", burst_then(80.0), seed=1)
+    same = sustained_run(tmp_path / "same", burst_then(80.0), seed=2)
+    worse = sustained_run(tmp_path / "worse", burst_then(60.0), seed=3)
+    rows = {r.metric: r for r in compare_runs(base, worse).rows}
+    assert rows["sustained"].verdict == "slower" and rows["sustained"].regression
+    assert rows["retained"].verdict == "worse" and rows["retained"].regression
+    assert rows["sustained"].n_base == 6 and rows["retained"].change_pct == pytest.approx(-25, abs=3)
+    assert rows["sustained"].test == "sustained:tg128:300s/10s"
+    res = compare_runs(base, same)
+    assert {r.metric: r.verdict for r in res.rows} == {"sustained": "same", "retained": "same"}
+    assert not res.regressions
+    assert "sustained" in render_text(compare_runs(base, worse, metrics=["sustain"]))
+
+
+def test_compare_of_short_or_stopped_sustained_runs_says_why(tmp_path):
+    from slmbench.compare import compare_runs
+
+    base = sustained_run(tmp_path / "b", [100, 90, 80, 80, 80], seed=1)
+    cand = sustained_run(tmp_path / "c", [100, 90, 60, 60, 60], seed=2, stop_reason="killed")
+    rows = {r.metric: r for r in compare_runs(base, cand).rows}
+    assert rows["sustained"].verdict == "too noisy to tell" and not rows["sustained"].regression
+    assert "more windows in the sustained part" in rows["sustained"].note
+    assert "candidate stopped early (killed)" in rows["sustained"].note
