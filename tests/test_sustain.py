@@ -492,9 +492,10 @@ def test_ctrl_c_on_the_command_line_keeps_the_windows_as_the_result(tiny_model, 
     assert len((tmp_path / "r" / "results.jsonl").read_text().splitlines()) == 1
 
 
-def test_a_killed_worker_leaves_its_windows_to_read_run(tiny_model, tmp_path):
+def test_a_killed_worker_leaves_its_windows_to_read_run_and_report(tiny_model, tmp_path):
     import psutil
 
+    from slmbench.report import write_report
     from slmbench.results import read_run
 
     proc = _cli_process(tiny_model, tmp_path)
@@ -515,6 +516,10 @@ def test_a_killed_worker_leaves_its_windows_to_read_run(tiny_model, tmp_path):
     assert res.decode.retained_pct > 0 and any("recovered from sustain/" in w
                                                for w in rec.warnings)
     assert "stopped: killed" in out
+    paths = write_report([str(tmp_path / "r")], str(tmp_path / "report"))
+    md = open(paths["markdown"]).read()
+    assert "## Sustained performance" in md and "killed (failed)" in md
+    assert "![sustained-" in md and "data:image/png" in open(paths["html"]).read()
 
 
 def test_suite_key_adds_one_sustained_config_per_model_file(tiny_models):
@@ -607,3 +612,29 @@ def test_compare_of_short_or_stopped_sustained_runs_says_why(tmp_path):
     assert rows["sustained"].verdict == "too noisy to tell" and not rows["sustained"].regression
     assert "more windows in the sustained part" in rows["sustained"].note
     assert "candidate stopped early (killed)" in rows["sustained"].note
+
+
+def test_a_sweep_with_sustained_reports_and_compares(tiny_model, tmp_path):
+    """run (a timing config + a sustained one) -> report with its section and figure ->
+    compare of the run with itself."""
+    from slmbench import api
+    from slmbench.compare import compare_runs
+    from slmbench.report import write_report
+
+    suite = {"models": [{"path": tiny_model}], "n_prompt": [16], "n_gen": [8], "threads": [1],
+             "repetitions": 3, "sustained": {"duration": "2s", "window": "0.5s",
+                                             "workload": "chat:32/8"}}
+    result = api.run_suite(suite, results_dir=str(tmp_path), run_id="a",
+                           stream=open(os.devnull, "w"))
+    assert result.counts == {"ok": 2, "failed": 0, "skipped": 0}
+    from slmbench.runner import summary_table
+    assert "sustained (burst" in summary_table(result)
+    paths = write_report([result.run_dir], str(tmp_path / "report"))
+    md = open(paths["markdown"]).read()
+    assert "## Sustained performance" in md and "chat:32/8 2 s" in md and "## Results" in md
+    figs = [f for f in os.listdir(paths["figures"]) if f.startswith("sustained-")]
+    assert sorted(f.rsplit(".", 1)[1] for f in figs) == ["png", "svg"]
+    rows = [r for r in compare_runs(result.run_dir, result.run_dir).rows
+            if r.metric in ("sustained", "retained")]
+    assert {r.metric for r in rows} == {"sustained", "retained"}
+    assert all(r.verdict in ("same", "too noisy to tell") for r in rows)
