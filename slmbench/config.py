@@ -140,7 +140,7 @@ FIELDS: tuple[Field, ...] = (
     Field("sustained", "special", None,
           "a sustained-performance config per model file: true, or a mapping of duration, "
           "window, workload (tgN, ppN, chat:P/G), start_cool, start_cool_timeout "
-          "(`slmbench sustain` runs one)", WHAT, commands=()),
+          "(`slmbench sustain` runs one)", group=WHAT, commands=()),
 )
 FIELD: dict[str, Field] = {f.key: f for f in FIELDS}
 SWEPT = ("threads", "n_gpu_layers", "cache_type", "flash_attn")  # crossed into configs
