@@ -501,8 +501,10 @@ def test_a_killed_worker_leaves_its_windows_to_read_run_and_report(tiny_model, t
     proc = _cli_process(tiny_model, tmp_path)
     try:
         _wait_for_windows(proc, tmp_path / "r", 3)
+        # a spawned worker runs `python -m slmbench.worker`; a forked one is named
+        # slmbench-worker (its fork server is slmbench-fork-server)
         workers = [p for p in psutil.Process(proc.pid).children(recursive=True)
-                   if "slmbench.worker" in " ".join(p.cmdline())]
+                   if p.name() == "slmbench-worker" or "slmbench.worker" in " ".join(p.cmdline())]
         assert len(workers) == 1
         workers[0].kill()                               # like the OOM killer
         out, err = proc.communicate(timeout=60)
