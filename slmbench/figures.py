@@ -276,8 +276,8 @@ def sustained_figures(runs: list, out_dir: str) -> list[str]:
     for run in runs:
         for rec in run.records:
             for t in rec.tests:
-                title = (f"{rec.model_id} {rec.quant} t{rec.settings.n_threads if rec.settings else '?'}"
-                         f" {t.name}")
+                threads = rec.settings.n_threads if rec.settings else "?"
+                title = f"{rec.model_id} {rec.quant} t{threads} {t.name}"
                 fig = fig_sustained(t, title)
                 if fig is None:
                     continue

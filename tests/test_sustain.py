@@ -597,7 +597,8 @@ def test_compare_judges_sustained_speed_and_retained_over_windows(tmp_path):
     rows = {r.metric: r for r in compare_runs(base, worse).rows}
     assert rows["sustained"].verdict == "slower" and rows["sustained"].regression
     assert rows["retained"].verdict == "worse" and rows["retained"].regression
-    assert rows["sustained"].n_base == 6 and rows["retained"].change_pct == pytest.approx(-25, abs=3)
+    assert rows["sustained"].n_base == 6
+    assert rows["retained"].change_pct == pytest.approx(-25, abs=3)
     assert rows["sustained"].test == "sustained:tg128:300s/10s"
     res = compare_runs(base, same)
     assert {r.metric: r.verdict for r in res.rows} == {"sustained": "same", "retained": "same"}
