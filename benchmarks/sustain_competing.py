@@ -59,7 +59,7 @@ def main() -> int:
     burners: list[subprocess.Popen] = []
 
     def progress(msg: str) -> None:
-        if msg.startswith(f"sustain {half}/") and not burners:
+        if msg.startswith(f"{half}/") and not burners:
             burners.extend(subprocess.Popen([sys.executable, "-c", BURN])
                            for _ in range(args.burners))
 

@@ -558,9 +558,10 @@ class _Runner:
         self.windows.append(w)
         self.out.write("window", w)
         if self.progress:
-            temp = f" {w.temp_c:.0f} C" if w.temp_c is not None else ""
-            speed = f" {w.ts:.1f} t/s" if w.ts is not None else ""
-            self.progress(f"sustain {w.index + 1}/{self.spec.n_windows}{speed}{temp}")
+            # the first word changes every window, so a log (no terminal) gets a line each
+            temp = f", {w.temp_c:.0f} C" if w.temp_c is not None else ""
+            speed = f", {w.ts:.1f} t/s" if w.ts is not None else ""
+            self.progress(f"{w.index + 1}/{self.spec.n_windows} windows{speed}{temp}")
 
     def window(self, acc: _Acc, t1_ns: int, complete: bool) -> SustainWindow:
         s0 = (acc.t0_ns - self.origin_ns) / 1e9

@@ -190,7 +190,7 @@ def test_early_stop_keeps_the_windows(tiny_model, tmp_path):
 
     def progress(msg):
         seen.append(msg)
-        if msg.startswith("sustain 2/"):     # the second window just ended
+        if msg.startswith("2/"):     # the second window just ended
             threading.Timer(0.2, stop.set).start()
 
     path = str(tmp_path / "w.jsonl")
@@ -237,7 +237,7 @@ def test_a_killed_run_keeps_its_finished_windows(tiny_model, tmp_path):
                             stdout=subprocess.PIPE, text=True, env=env)
     try:
         for line in proc.stdout:
-            if line.startswith("sustain 3/"):
+            if line.startswith("3/"):
                 break
     finally:
         proc.kill()           # SIGKILL: no chance to write anything more
@@ -375,7 +375,7 @@ def _run_with_load_from_window(model, spec, window):
     procs: list[subprocess.Popen] = []
 
     def progress(msg):
-        if msg.startswith(f"sustain {window + 1}/") and not procs:
+        if msg.startswith(f"{window + 1}/") and not procs:
             procs.extend(subprocess.Popen([sys.executable, "-c", BURN]) for _ in range(n_burn))
 
     try:
