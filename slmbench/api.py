@@ -56,11 +56,15 @@ def bench(paths: Sequence[str | os.PathLike], *, isolated: bool = True,
     failed record and memory figures start clean; ``isolated=False`` measures in this process.
     ``progress`` receives short status lines ("pp512 3/5").
     """
+    from slmbench.isolate import shutdown
     from slmbench.suite import expand
 
     suite = bench_suite(paths, settings, from_command_line=bool(settings.pop("_cli", False)))
-    return [measure_config(cfg, isolated=isolated, progress=progress, timeout_s=timeout_s)
-            for cfg in expand(suite)]
+    try:
+        return [measure_config(cfg, isolated=isolated, progress=progress, timeout_s=timeout_s)
+                for cfg in expand(suite)]
+    finally:
+        shutdown()  # the fork server that forked the workers, if any
 
 
 def measure_config(cfg: Any, *, isolated: bool = True, progress: Progress | None = None,
