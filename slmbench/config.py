@@ -137,6 +137,10 @@ FIELDS: tuple[Field, ...] = (
     Field("quality", "special", None,
           "perplexity / bits per byte (and KL vs a reference) of every model file",
           ("--quality",), WHAT, commands=("run",)),
+    Field("sustained", "special", None,
+          "a sustained-performance config per model file: true, or a mapping of duration, "
+          "window, workload (tgN, ppN, chat:P/G), start_cool, start_cool_timeout "
+          "(`slmbench sustain` runs one)", group=WHAT, commands=()),
     Field("workloads", "strs", [],
           "workload presets (autocomplete, chat, summarize, rag) or P/G: adds the tests of "
           "their end-to-end latency (ttftP and tgG@dP)", ("--workload",), TESTS,
@@ -156,6 +160,17 @@ QUALITY_DEFAULTS: dict[str, Any] = {
     "chunks": 0,         # score only the first N windows; 0 = the whole corpus (--chunks)
     "corpus": None,      # UTF-8 text file; None = the bundled Pride and Prejudice excerpt
     "reference": None,   # quant of the same model (e.g. F16, Q8_0) or a .gguf path: adds KL
+}
+
+# `sustained:` (suite-wide): one sustained-performance config per model file, after the timing
+# configs (`slmbench sustain` takes the same keys as flags).  Durations are seconds or text
+# such as 90s, 10m, 1h, 1m30s; start_cool is a temperature in C (null: start at once).
+SUSTAINED_DEFAULTS: dict[str, Any] = {
+    "duration": "10m",           # how long the workload runs back to back
+    "window": "10s",             # one record of speed, latency and sensors per window
+    "workload": "tg128",         # tgN | ppN | chat:P/G (prefill P then generate G), repeated
+    "start_cool": None,          # wait until the hottest sensor is below this (C) first
+    "start_cool_timeout": "10m",  # ... for at most this long, then start anyway (noted)
 }
 
 
@@ -614,7 +629,7 @@ def check(values: dict[str, Any], where: Callable[[str], str] = lambda k: k) -> 
             problems.append(f"{where('workloads')}: {unknown_workload(name)}")
     pairs = workload_pairs(named)
     if ints("n_prompt") and ints("n_gen") and not any(ints("n_prompt") + ints("n_gen")) \
-            and not pairs:
+            and not pairs and not values.get("sustained"):  # sustained configs only
         problems.append(f"{where('n_prompt')}: nothing to measure (all prompt and generation "
                         "lengths are 0): give a prompt length (-p) or a generation length (-n)")
     n_ctx = values.get("n_ctx")
@@ -796,7 +811,8 @@ def settings_markdown() -> str:
             flags = "`--quality`, `--no-quality`"
         out.append(f"| `{f.key}` | {flags} | {_KIND_TEXT[f.kind]} | {shown} | "
                    f"{', '.join(f.commands) or 'suite'} | {f.help.replace('%%', '%')} |")
-    out += ["", "`models` and `quality` are described in [runner.md](runner.md).", "",
+    out += ["", "`models` and `quality` are described in [runner.md](runner.md), `sustained` in "
+            "[sustain.md](sustain.md).", "",
             "## Workload presets (`workloads:`, `--workload`)", "",
             "Each adds the tests of its end-to-end latency, TTFT(P) + (G - 1) x per-token "
             "decode at depth P: `ttftP` and `tgG@dP` (exactly these, not crossed with the "
