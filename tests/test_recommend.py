@@ -559,3 +559,33 @@ def test_sustained_retained_pct_reads_the_primary_series():
     est, _ = metric_estimate(c, target)
     check = judge(target, est)
     assert (check.value, check.verdict, check.margin_pct) == (72.5, "fail", pytest.approx(-9.375))
+
+
+def test_sustained_target_on_planted_records(tmp_path):
+    from slmbench.schema import SustainedResult, SustainedSpeed
+    from slmbench.suite import parse_suite
+
+    def sustained(quant, retained):
+        rec = timing("m", quant)
+        rec.record_id += "-sustained"
+        rec.tests = [TestResult(test="sustained", name="sustained:tg128:600s/10s",
+                                sustained=SustainedResult(
+                                    workload="tg128", primary="decode",
+                                    decode=SustainedSpeed(metric="decode",
+                                                          retained_pct=retained)))]
+        return rec
+
+    recs = [timing("m", "Q8_0"), timing("m", "Q4_K_M"), sustained("Q8_0", 92.0),
+            sustained("Q4_K_M", 70.0)]
+    res = recommend([write_run(tmp_path, "a", recs)], {"sustained_retained_pct": 80})
+    assert len(res.devices[0].candidates) == 2  # sustained records are not timing configs
+    assert candidate(res, "m:Q8_0").checks[0].verdict == "pass"
+    q4 = candidate(res, "m:Q4_K_M").checks[0]
+    assert (q4.value, q4.verdict) == (70.0, "fail")
+    model = tmp_path / "m-Q8_0.gguf"
+    model.write_bytes(b"")
+    with pytest.raises(ConfigError, match="sustained_retained_pct needs a sustained test"):
+        parse_suite({"models": [{"path": str(model)}],
+                     "targets": {"sustained_retained_pct": 80}})
+    parse_suite({"models": [{"path": str(model)}], "sustained": True,
+                 "targets": {"sustained_retained_pct": 80}})
