@@ -43,9 +43,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from slmbench.compare import config_key, labeler
-from slmbench.config import (TARGET_METRIC, WORKLOAD, WORKLOADS, Target, parse_targets,
-                             targets_workloads, test_name, workload_name, workload_shape,
-                             unknown_workload)
+from slmbench.config import (WORKLOAD, WORKLOADS, Target, parse_targets, targets_workloads,
+                             test_name, unknown_workload, workload_name, workload_shape)
 from slmbench.errors import ConfigError, ResultsFormatError
 from slmbench.results import Run, read_run
 from slmbench.schema import QualityMetrics, Record, Stats, TestResult
@@ -57,7 +56,6 @@ TIE_ALPHA = 0.05  # quality differences with p >= this (or a CI containing 0) ar
 MEMORY_TIE_MIB = 1.0
 MEMORY_TIE_PCT = 1.0
 N_CLOSEST = 3
-VERDICTS = ("pass", "uncertain", "fail", "missing")
 
 
 # --------------------------------------------------------------------------- values
@@ -295,7 +293,7 @@ def quality_change(cand: _Quality, base: _Quality | None, metric: str) -> Estima
         w, wr = _windows(m, "window_nll"), _windows(m, "window_ref_nll")
         if w and wr and len(w) == len(wr):
             t = paired_test(wr, w)
-            return finish(t["mean"], t["low"], t["high"], statistics_mean(wr), t["n"],
+            return finish(t["mean"], t["low"], t["high"], _mean(wr), t["n"],
                           f"paired t over {t['n']} windows")
         d = m.nll - ref_nll
         se = _token_diff_se(m)
@@ -326,7 +324,7 @@ def quality_change(cand: _Quality, base: _Quality | None, metric: str) -> Estima
     return finish(d, d - Z95 * se, d + Z95 * se, base.m.nll, None, "two standard errors")
 
 
-def statistics_mean(xs: Sequence[float]) -> float:
+def _mean(xs: Sequence[float]) -> float:
     return sum(xs) / len(xs)
 
 
@@ -1023,8 +1021,9 @@ def render_text(res: Recommendation) -> str:
             for m in d.closest[1:] if not d.recommended else []:
                 out.append(f"    also close: {m.label} (" + "; ".join(m.misses[:2]) + ")")
             if d.pareto:
-                out.append(f"    Pareto front ({_metric_text(d.quality_metric or '') + ', ' if d.quality_metric else ''}"
-                           f"{d.speed_metric}, peak RSS): {', '.join(d.pareto)}")
+                axes = ([_metric_text(d.quality_metric)] if d.quality_metric else []) \
+                    + [d.speed_metric, "peak RSS"]
+                out.append(f"    Pareto front ({', '.join(axes)}): {', '.join(d.pareto)}")
         header, rows = verdict_rows(dr, res.targets)
         out += ["", table(rows, header)]
         out += [f"  note: {n}" for n in dr.notes]
