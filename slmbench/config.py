@@ -68,6 +68,7 @@ class Field:
 
 
 TESTS, LLAMA, SWEEP, WHAT = "tests", "llama.cpp settings", "the sweep", "what to measure"
+MEASURING = ("bench", "run", "profile")  # the llama.cpp settings every measuring command takes
 AUTO_MIN_REPS = 3  # -r auto never stops before this many repetitions
 
 FIELDS: tuple[Field, ...] = (
@@ -97,36 +98,40 @@ FIELDS: tuple[Field, ...] = (
     Field("max_time_s", "float", 60.0,
           "-r auto: no new repetition after this many seconds of a test",
           ("--max-time",), TESTS, low=0, metavar="S"),
-    Field("warmup", "int", 1, "untimed warm-up runs per test", ("--warmup",), TESTS, low=0),
+    Field("warmup", "int", 1, "untimed warm-up runs per test", ("--warmup",), TESTS, low=0,
+          commands=MEASURING),
     Field("prompt", "str", "random",
           "prompt tokens: random ids like llama-bench, or a real English text",
           ("--prompt",), TESTS, choices=PROMPTS),
-    Field("seed", "int", 42, "seed of the random prompt tokens", ("--seed",), TESTS),
+    Field("seed", "int", 42, "seed of the random prompt tokens", ("--seed",), TESTS,
+          commands=MEASURING),
     Field("threads", "ints", [0], "threads (0 = physical cores, like llama-bench)",
-          ("-t", "--threads"), LLAMA, low=0, metavar="T[,T...]"),
+          ("-t", "--threads"), LLAMA, low=0, metavar="T[,T...]", commands=MEASURING),
     Field("threads_batch", "int", 0, "threads for prompt processing (0 = --threads)",
-          ("--threads-batch",), LLAMA, low=0),
+          ("--threads-batch",), LLAMA, low=0, commands=MEASURING),
     Field("n_gpu_layers", "ints", [0], "layers offloaded to the GPU (999 = all)",
-          ("-ngl", "--n-gpu-layers"), LLAMA, low=0, metavar="L[,L...]"),
+          ("-ngl", "--n-gpu-layers"), LLAMA, low=0, metavar="L[,L...]",
+          commands=MEASURING),
     Field("cache_type", "strs", None,
           "KV cache types, each TYPE (K and V) or K/V, e.g. f16,q8_0 (default f16)",
-          ("--cache-type",), LLAMA, metavar="TYPE[,TYPE...]"),
+          ("--cache-type",), LLAMA, metavar="TYPE[,TYPE...]", commands=MEASURING),
     Field("type_k", "strs", None, "KV cache types for keys (crossed with -ctv)",
-          ("-ctk", "--cache-type-k"), LLAMA, metavar="TYPE[,TYPE...]"),
+          ("-ctk", "--cache-type-k"), LLAMA, metavar="TYPE[,TYPE...]", commands=MEASURING),
     Field("type_v", "strs", None, "KV cache types for values", ("-ctv", "--cache-type-v"),
-          LLAMA, metavar="TYPE[,TYPE...]"),
+          LLAMA, metavar="TYPE[,TYPE...]", commands=MEASURING),
     Field("flash_attn", "strs", ["auto"], "flash attention", ("-fa", "--flash-attn"), LLAMA,
-          choices=tuple(FLASH_ATTN), metavar="auto|on|off[,...]"),
+          choices=tuple(FLASH_ATTN), metavar="auto|on|off[,...]", commands=MEASURING),
     Field("n_ctx", "int", 0, "context size (0 = the longest test: prompt + gen + depth)",
-          ("--n-ctx",), LLAMA, low=0),
-    Field("n_batch", "int", 2048, "logical batch size", ("-b", "--batch-size"), LLAMA, low=1),
+          ("--n-ctx",), LLAMA, low=0, commands=MEASURING),
+    Field("n_batch", "int", 2048, "logical batch size", ("-b", "--batch-size"), LLAMA, low=1,
+          commands=MEASURING),
     Field("n_ubatch", "int", 512, "physical batch size", ("-ub", "--ubatch-size"), LLAMA,
-          low=1),
+          low=1, commands=MEASURING),
     Field("load_mode", "str", "auto", "how llama.cpp loads the weights", ("--load-mode",),
-          LLAMA, choices=tuple(LOAD_MODES)),
+          LLAMA, choices=tuple(LOAD_MODES), commands=MEASURING),
     Field("swa_full", "bool", False,
           "full-size KV cache for sliding-window layers (off like llama-bench)",
-          ("--swa-full",), LLAMA),
+          ("--swa-full",), LLAMA, commands=MEASURING),
     Field("cooldown_s", "float", 0.0, "seconds of rest between tests", ("--cooldown",), SWEEP,
           low=0, commands=("run",), metavar="S"),
     Field("max_temp_c", "ofloat", None,
@@ -149,6 +154,15 @@ QUALITY_DEFAULTS: dict[str, Any] = {
     "chunks": 0,         # score only the first N windows; 0 = the whole corpus (--chunks)
     "corpus": None,      # UTF-8 text file; None = the bundled Pride and Prejudice excerpt
     "reference": None,   # quant of the same model (e.g. F16, Q8_0) or a .gguf path: adds KL
+}
+
+# `profile:` (suite-wide or per model) and `slmbench profile`: an operator-level profile of each
+# model file (slmbench.profile), one config per file after the timing configs.  Keys and defaults:
+PROFILE_DEFAULTS: dict[str, Any] = {
+    "n_prompt": 256,     # prefill of this many tokens (0 = no prefill profile)
+    "n_gen": 32,         # single-token decodes (0 = no decode profile)
+    "n_depth": 0,        # tokens already in the KV cache (untimed fill)
+    "repetitions": 3,    # samples with and without the callback, interleaved
 }
 
 
