@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slmbench.errors import SlmbenchError
+from slmbench.errors import ConfigError
 from slmbench.gguf_info import shard_names, split_parts
 
 # Quantization labels as llama.cpp's llama-quantize names them (upper case).
@@ -106,9 +106,9 @@ class Catalog:
             return folded[0]
         close = difflib.get_close_matches(model_id, self.ids(), n=5, cutoff=0.3)
         rest = [i for i in self.ids() if i not in close]
-        raise SlmbenchError(f"unknown model '{model_id}' in the catalog {self.path}; known: "
-                            f"{', '.join(close + rest) or 'none'} (closest first; see "
-                            "`slmbench models`)")
+        raise ConfigError(f"unknown model '{model_id}' in the catalog {self.path}; known: "
+                          f"{', '.join(close + rest) or 'none'} (closest first; see "
+                          "`slmbench models`)")
 
     def resolve(self, spec: str) -> tuple[ModelEntry, str | None]:
         """``'id'`` or ``'id:QUANT'`` -> (entry, upper-case quant or None)."""
@@ -119,9 +119,9 @@ class Catalog:
             return entry, None
         if quant not in entry.quants():
             what = "" if quant in QUANT_NAMES or quant == LOCAL else " (not a llama.cpp type)"
-            raise SlmbenchError(f"model '{entry.id}' has no quantization '{quant}'{what} in "
-                                f"{self.path}; available: {', '.join(entry.quants()) or 'none'}"
-                                f" (write {entry.id}:QUANT)")
+            raise ConfigError(f"model '{entry.id}' has no quantization '{quant}'{what} in "
+                              f"{self.path}; available: {', '.join(entry.quants()) or 'none'}"
+                              f" (write {entry.id}:QUANT)")
         return entry, quant
 
 
@@ -186,9 +186,9 @@ def _parse_yaml(text: str, path: str, check: "_Checker") -> Any:
         where = f"{mark.line + 1}:{mark.column + 1}: " if mark else ""
         what = getattr(exc, "problem", None) or str(exc)
         ctx = getattr(exc, "context", None)
-        raise SlmbenchError(f"{path}:{where}invalid YAML: {what}" + (f" ({ctx})" if ctx else "")
-                            + " - fix the syntax (indentation, ':' after keys, closing brackets)"
-                            ) from None
+        raise ConfigError(f"{path}:{where}invalid YAML: {what}" + (f" ({ctx})" if ctx else "")
+                          + " - fix the syntax (indentation, ':' after keys, closing brackets)"
+                          ) from None
     finally:
         loader.dispose()
 
@@ -454,22 +454,22 @@ def load_catalog(path: str | None = None) -> Catalog:
     p = Path(os.path.expanduser(path))
     origin = " (from $SLMBENCH_CATALOG)" if from_env else ""
     if not p.exists():
-        raise SlmbenchError(f"{path}: model catalog not found{origin}; pass --catalog PATH or set "
-                            "SLMBENCH_CATALOG to a models.yaml")
+        raise ConfigError(f"{path}: model catalog not found{origin}; pass --catalog PATH or set "
+                          "SLMBENCH_CATALOG to a models.yaml")
     if not p.is_file():
-        raise SlmbenchError(f"{path}: the model catalog must be a YAML file, not a directory")
+        raise ConfigError(f"{path}: the model catalog must be a YAML file, not a directory")
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise SlmbenchError(f"{path}: cannot read the model catalog ({exc.__class__.__name__}: "
-                            f"{exc})") from None
+        raise ConfigError(f"{path}: cannot read the model catalog ({exc.__class__.__name__}: "
+                          f"{exc})") from None
     name = p.name
     check = _Checker(name, p.resolve().parent)
     raw = _parse_yaml(text, path, check)
     if not isinstance(raw, dict) or "models" not in raw:
-        raise SlmbenchError(f"{path}: expected a mapping with a top-level 'models:' list "
-                            f"(see the header of the shipped models.yaml), got "
-                            f"{'an empty file' if raw is None else type(raw).__name__}")
+        raise ConfigError(f"{path}: expected a mapping with a top-level 'models:' list "
+                          f"(see the header of the shipped models.yaml), got "
+                          f"{'an empty file' if raw is None else type(raw).__name__}")
     check.unknown_keys(raw, TOP_KEYS, "top level: ")
     if raw.get("version", 1) != 1:
         check.add(check.line_of(raw, "version"), "top level: ",
@@ -495,8 +495,8 @@ def load_catalog(path: str | None = None) -> Catalog:
     if check.problems:
         items = [msg for _, msg in sorted(check.problems, key=lambda x: x[0])]
         n = len(items)
-        raise SlmbenchError(f"{n} problem{'s' if n > 1 else ''} in the model catalog {path}: "
-                            + "; ".join(items))
+        raise ConfigError(f"{n} problem{'s' if n > 1 else ''} in the model catalog {path}: "
+                          + "; ".join(items))
     return Catalog(path=path, models=models)
 
 

@@ -14,7 +14,7 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from slmbench.errors import SlmbenchError
+from slmbench.errors import ConfigError
 
 N_SPECIAL = 3  # <unk> <s> </s>
 MIN_VOCAB = N_SPECIAL + 256  # plus one byte-fallback token per byte value
@@ -47,7 +47,7 @@ class SynthSpec:
         if self.n_vocab < MIN_VOCAB:
             problems.append(f"--n-vocab must be >= {MIN_VOCAB} (3 control + 256 byte tokens)")
         if problems:
-            raise SlmbenchError("bad synthetic model shape: " + "; ".join(problems))
+            raise ConfigError("bad synthetic model shape: " + "; ".join(problems))
 
 
 def _vocab(n_vocab: int) -> tuple[list[str], list[float], list[int]]:

@@ -10,6 +10,7 @@ Load run directories (or a CSV with the documented columns) into one table joine
 catalog's and the GGUF files' facts, and print: results with spread, the memory breakdown,
 log-log fits of latency vs parameters, correlations (Pearson and Spearman, p, n; none below
 n = 3, "weak" below n = 8), partial correlations net of model size, and quantization speedups.
+A fleet directory (`slmbench run --hosts`) stands for the runs of all its hosts.
 
 examples:
   slmbench analyze results/run-*
@@ -28,18 +29,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from slmbench.api import run_paths
     from slmbench.analysis import (correlation_table, findings, load_csv, load_table,
                                    quant_speedups)
     from slmbench.catalog import load_catalog
     from slmbench.display import table
     from slmbench.errors import SlmbenchError
     from slmbench.report import tables
-    from slmbench.sharing import resolve_run_paths
 
     if args.from_csv:
         df = load_csv(args.from_csv)
     elif args.runs:
-        df = load_table(resolve_run_paths(args.runs), load_catalog(args.catalog) if args.catalog else None)
+        df = load_table(run_paths(args.runs),
+                        load_catalog(args.catalog) if args.catalog else None)
     else:
         raise SlmbenchError("give run directories or --from-csv FILE")
     if args.csv:

@@ -41,18 +41,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from slmbench.api import run_paths
     from slmbench.compare import parse_metrics, parse_threshold
     from slmbench.errors import SlmbenchError
     from slmbench.history import history, plot, render
     from slmbench.results import read_runs
     from slmbench.schema import to_dict
-    from slmbench.sharing import resolve_run_paths
 
     threshold = parse_threshold(args.threshold)
     if not 0 < args.alpha < 1:
         raise SlmbenchError(f"--alpha {args.alpha:g}: must be between 0 and 1, e.g. 0.01")
     metrics = parse_metrics(args.metric.split(",")) if args.metric is not None else None
-    res = history(read_runs(resolve_run_paths(args.runs)), args.by, threshold, args.alpha,
+    res = history(read_runs(run_paths(args.runs)), args.by, threshold, args.alpha,
                   sorted(metrics) if metrics is not None else None)
     paths = plot(res, args.plot) if args.plot else []
     if args.json:

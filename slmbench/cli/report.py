@@ -10,12 +10,14 @@ Write report.md and report.html (figures embedded, no external files or URLs) fo
 runs: environment and method, results with their spread, memory breakdown, quantization
 speedups, findings as sentences computed from the statistics, warnings (noisy, throttled), and
 figures (latency vs parameters, memory breakdown, KV share vs context, quantization speedup,
-per-token decode latency, correlations). Several runs or devices appear side by side.
+per-token decode latency, correlations). Several runs or devices appear side by side; a fleet
+directory (`slmbench run --hosts`) stands for the runs of all its hosts.
 
 examples:
   slmbench report results/run-a -o report/
   slmbench report results/laptop results/jetson -o compare-devices/
   slmbench report hf://datasets/my-team/slm-results -o team-report/   # shared runs
+  slmbench report results/fleet-20261122-153012-4242 -o fleet-report/
 """
 
 
@@ -27,11 +29,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from slmbench.api import run_paths
     from slmbench.catalog import load_catalog
     from slmbench.report import write_report
-    from slmbench.sharing import resolve_run_paths
 
-    paths = write_report(resolve_run_paths(args.runs), args.out,
+    paths = write_report(run_paths(args.runs), args.out,
                          load_catalog(args.catalog) if args.catalog else None)
     print(f"wrote {paths['markdown']} and {paths['html']}")
     return 0
