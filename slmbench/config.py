@@ -142,6 +142,9 @@ FIELDS: tuple[Field, ...] = (
     Field("quality", "special", None,
           "perplexity / bits per byte (and KL vs a reference) of every model file",
           ("--quality",), WHAT, commands=("run",)),
+    Field("profile", "special", None,
+          "an operator-level profile (where the time goes) of every model file",
+          ("--profile",), WHAT, commands=("run",)),
 )
 FIELD: dict[str, Field] = {f.key: f for f in FIELDS}
 SWEPT = ("threads", "n_gpu_layers", "cache_type", "flash_attn")  # crossed into configs
@@ -478,7 +481,7 @@ def _flag_type(f: Field) -> Callable[[str], Any]:
 
 
 def _default_text(f: Field) -> str:
-    if f.key == "quality":
+    if f.key in ("quality", "profile"):
         return ""
     d = f.default
     if d is None or d == [] or d == "":
@@ -511,6 +514,14 @@ def add_arguments(parser: argparse.ArgumentParser, command: str, *,
                                 "n_ctx 512)")
             q.add_argument("--no-quality", dest="quality", action="store_false",
                            help="skip the suite's quality tests")
+        elif f.key == "profile":
+            q = g.add_mutually_exclusive_group()
+            q.add_argument("--profile", dest="profile", action="store_true", default=None,
+                           help="also profile every model file operator by operator (the "
+                                "suite's `profile:` settings, or the defaults: -p "
+                                f"{PROFILE_DEFAULTS['n_prompt']} -n {PROFILE_DEFAULTS['n_gen']})")
+            q.add_argument("--no-profile", dest="profile", action="store_false",
+                           help="skip the suite's profiles")
         elif f.kind == "bool":
             g.add_argument(*f.flags, dest=f.key, action="store_true", default=None,
                            help=help_text)
@@ -535,8 +546,8 @@ def override_argv(overrides: dict[str, Any]) -> list[str]:
         f = FIELD[key]
         if key == "ttft":
             out += [] if value else ["--no-ttft"]
-        elif key == "quality":
-            out.append("--quality" if value else "--no-quality")
+        elif key in ("quality", "profile"):
+            out.append(f"--{key}" if value else f"--no-{key}")
         elif f.kind == "bool":
             out += [f.flag] if value else []
         else:
@@ -582,11 +593,12 @@ def settings_markdown() -> str:
         flags = ", ".join(f"`{x}`" for x in f.flags)
         if f.key == "ttft":
             flags = "`--no-ttft`"
-        elif f.key == "quality":
-            flags = "`--quality`, `--no-quality`"
+        elif f.key in ("quality", "profile"):
+            flags = f"`--{f.key}`, `--no-{f.key}`"
         out.append(f"| `{f.key}` | {flags} | {_KIND_TEXT[f.kind]} | {shown} | "
                    f"{', '.join(f.commands) or 'suite'} | {f.help.replace('%%', '%')} |")
-    out += ["", "`models` and `quality` are described in [runner.md](runner.md)."]
+    out += ["", "`models` and `quality` are described in [runner.md](runner.md), `profile` "
+                "in [profile.md](profile.md)."]
     return "\n".join(out) + "\n"
 
 

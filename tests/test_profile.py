@@ -149,3 +149,28 @@ def test_cli(tiny_model, tiny_models, capsys):
     assert "matmul Q4_0" in out and "matmul Q8_0" in out
     assert main(["profile", tiny_model, "-p", "0", "-n", "0"]) == 2
     assert "nothing to profile" in capsys.readouterr().err
+
+
+def test_suite_key_adds_one_profile_config_per_model_file(tiny_models):
+    from slmbench.errors import ConfigError
+    from slmbench.suite import expand, parse_suite
+
+    models = [tiny_models["Q8_0"], tiny_models["Q4_0"]]
+    suite = parse_suite({"models": models, "threads": [1, 2], "n_prompt": [16], "n_gen": [4],
+                         "profile": {"n_prompt": 32, "n_gen": 8}})
+    configs = expand(suite)
+    profiles = [c for c in configs if c.kind == "profile"]
+    assert [c.kind for c in configs] == ["bench"] * 4 + ["profile"] * 2
+    assert [c.settings.n_threads for c in profiles] == [1, 1]  # the first swept value
+    assert profiles[0].profile == {"n_prompt": 32, "n_gen": 8, "n_depth": 0, "repetitions": 3}
+    assert profiles[0].plan.n_prompt == [32] and profiles[0].plan.n_gen == [8]
+    assert len({c.record_id for c in configs}) == 6
+    payload = profiles[0].worker_payload(models[0], None)
+    assert payload["kind"] == "profile" and payload["profile"]["n_gen"] == 8
+    assert parse_suite(suite.to_dict()).values["profile"] == suite.values["profile"]
+    on = parse_suite({"models": models}, overrides={"profile": True})
+    assert on.values["profile"]["n_prompt"] == 256
+    with pytest.raises(ConfigError, match=r"profile: unknown key 'n_promt' \(did you mean"):
+        parse_suite({"models": models, "profile": {"n_promt": 8}})
+    with pytest.raises(ConfigError, match="nothing to profile"):
+        parse_suite({"models": models, "profile": {"n_prompt": 0, "n_gen": 0}})
