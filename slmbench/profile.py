@@ -110,7 +110,8 @@ class Ggml:
         self.callback_type = lc.ggml_backend_sched_eval_callback
         lib_dir = os.path.join(os.path.dirname(lc.__file__), "lib")
         try:
-            base = ctypes.CDLL(os.path.join(lib_dir, _lib_name("ggml-base")))
+            base = _load_first([os.path.join(lib_dir, _lib_name(stem))
+                                for stem in ("ggml-base", "ggml", "llama")])
             sig = {"ggml_op_desc": (ctypes.c_char_p, [ctypes.c_void_p]),
                    "ggml_op_name": (ctypes.c_char_p, [ctypes.c_int]),
                    "ggml_get_name": (ctypes.c_void_p, [ctypes.c_void_p]),
@@ -165,6 +166,20 @@ class Ggml:
             raise ProfileError("the ggml_tensor layout of this llama.cpp build is not the one "
                                "slmbench knows (ggml.h changed); cannot read graph nodes")
         self.checked = True
+
+
+def _load_first(paths: list[str]) -> Any:
+    """The first of these libraries that loads and has ggml_op_desc (a build may link ggml
+    into libllama)."""
+    error: Exception = OSError("no ggml library found")
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+            lib.ggml_op_desc  # noqa: B018 - the symbol is the test
+            return lib
+        except (OSError, AttributeError) as exc:
+            error = exc
+    raise error
 
 
 def _lib_name(stem: str) -> str:
@@ -617,8 +632,8 @@ def _profile_phase(plain: Any, prof: Any, rec: Recorder, g: Ggml, phase: str, n_
     def timed(sess: Any, batches: list[Any]) -> int:
         sess.clear()
         sess.fill_depth(n_depth, np.random.default_rng(fill_seed))
-        if sess is prof:
-            rec.reset()  # the fill's nodes are not part of the sample
+        if sess is prof:  # the fill's nodes are not part of the sample, and its graph's
+            rec.new_test()  # addresses may hold other nodes in the test's graph
         if phase == "prefill":
             return sess.time_prefill(batches)
         return sess.time_decode(batches, [])
