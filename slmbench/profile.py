@@ -696,9 +696,11 @@ def apply_bandwidth(record: Record, bandwidth: Any) -> None:
     n = record.settings.n_threads if record.settings else None
     at = getattr(bandwidth, "at_threads", None)
     gbs, threads = at(n) if at else (bandwidth.read_gbs, 1)
+    llc = getattr(bandwidth, "llc_bytes", None)
     for t in record.tests:
         if t.profile is not None and gbs:
             t.profile.bandwidth_gbs, t.profile.bandwidth_threads = gbs, threads
+            t.profile.llc_bytes = llc
 
 
 # --------------------------------------------------------------------------- rendering
@@ -793,8 +795,16 @@ def format_record(record: Record, top: int = 5) -> str:
     rows.append(total + ([""] if bw and "decode" in phases else []))
     out = [record_title(record), table(rows, header), ""]
     if bw:
-        out.append(f"GB/s: bytes of weights read / node time; probe {bw:.1f} GB/s at "
-                   f"{profiles[0].bandwidth_threads} thread(s)")
+        p0 = profiles[0]
+        line = (f"GB/s: bytes of weights read / node time; probe {bw:.1f} GB/s at "
+                f"{p0.bandwidth_threads} thread{'s' if p0.bandwidth_threads != 1 else ''}")
+        decode = phases.get("decode")
+        weights = sum(c.weight_bytes or 0 for c in decode[1].classes) if decode else 0
+        if p0.llc_bytes and weights and weights <= p0.llc_bytes:
+            line += (f"; the {weights / 2**20:.0f} MiB of weights read per token fit in the "
+                     f"{p0.llc_bytes / 2**20:.0f} MiB last-level cache, so above 100 % of the "
+                     "DRAM probe is possible")
+        out.append(line)
     for ph in order:
         t, p = phases[ph]
         out.append(f"{t.name} ({ph}):")

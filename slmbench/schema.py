@@ -236,6 +236,9 @@ class OperatorProfile:
     bandwidth_gbs: float | None = _f("the bandwidth probe at bandwidth_threads, when known",
                                      unit="GB/s")
     bandwidth_threads: int | None = _f("thread count of that probe figure")
+    llc_bytes: int | None = _f("the machine's last-level cache (from the probe): weights that "
+                               "fit in it can be read faster than the probe's DRAM figure",
+                               unit="bytes")
     notes: list[str] = _f("how to read this profile (GPU backends, fusions ...)", factory=list)
 
 
