@@ -832,7 +832,7 @@ def format_comparison(records: list[Record]) -> str:
     ok = [r for r in records if r.status == "ok"]
     if len(ok) < 2:
         return ""
-    names = [_short_name(r) for r in ok]
+    names = _short_names(ok)
     out = []
     for phase in ("prefill", "decode"):
         got = [_profiles(r).get(phase) for r in ok]
@@ -878,9 +878,45 @@ def explain_difference(name_a: str, a: OperatorProfile, name_b: str,
             f"({100 * diff / a.total_ms:+.1f} %); largest differences: " + ", ".join(parts))
 
 
-def _short_name(record: Record) -> str:
-    path = record.model.path if record.model else None
-    name = os.path.basename(path) if path else f"{record.model_id}:{record.quant}"
-    name = name.removesuffix(".gguf")
-    s = record.settings
-    return name
+def _short_names(records: list[Record]) -> list[str]:
+    """File names without .gguf; the settings that differ appended where names repeat."""
+    names = []
+    for r in records:
+        path = r.model.path if r.model else None
+        names.append((os.path.basename(path) if path else f"{r.model_id}:{r.quant}")
+                     .removesuffix(".gguf"))
+    if len(set(names)) == len(names):
+        return names
+    keys = (("n_threads", "t"), ("n_gpu_layers", "ngl"), ("type_k", "k"), ("type_v", "v"),
+            ("flash_attn", "fa"), ("n_ubatch", "ub"))
+    varying = [(k, short) for k, short in keys
+               if len({getattr(r.settings, k, None) for r in records}) > 1]
+    return [name + "".join(f" {short}{getattr(r.settings, k, '')}" for k, short in varying)
+            for name, r in zip(names, records)]
+
+
+def headline(p: OperatorProfile, n: int = 3) -> str:
+    """The largest classes of a profile, e.g. 'output Q8_0 61%, matmul Q5_0 8%, noise 20%'."""
+    rows = sorted((c for c in p.classes if c.op_class != "unattributed"), key=lambda c: -c.pct)
+    return ", ".join(f"{c.label} {c.pct:.0f}%" for c in rows[:n])
+
+
+def table_rows(records: list[Record]) -> list[list[str]]:
+    """One row per profile test of the ok records (header first): what the runner's summary
+    and the report show."""
+    rows = [["model", "quant", "threads", "test", "profiled ms/tok", "unprofiled ms/tok",
+             "overhead", "weight matmuls", "output projection", "largest classes"]]
+    for r in records:
+        if r.status != "ok":
+            continue
+        for t in r.tests:
+            p = t.profile
+            if p is None:
+                continue
+            mm = sum(c.pct for c in p.classes if c.op_class == "matmul")
+            out = sum(c.pct for c in p.classes if c.op_class == "output")
+            rows.append([r.model_id or "?", r.quant or "?",
+                         str(r.settings.n_threads if r.settings else "?"), t.name,
+                         f"{p.total_ms:.3f}", f"{p.unprofiled_ms:.3f}",
+                         f"{p.overhead_pct:+.1f}%", f"{mm:.1f}%", f"{out:.1f}%", headline(p)])
+    return rows

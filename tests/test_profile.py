@@ -174,3 +174,20 @@ def test_suite_key_adds_one_profile_config_per_model_file(tiny_models):
         parse_suite({"models": models, "profile": {"n_promt": 8}})
     with pytest.raises(ConfigError, match="nothing to profile"):
         parse_suite({"models": models, "profile": {"n_prompt": 0, "n_gen": 0}})
+
+
+def test_depth_and_summary_rows(tiny_model):
+    from slmbench.profile import table_rows
+
+    rec = measure_profile(tiny_model, ONE_THREAD, n_prompt=8, n_gen=2, n_depth=16,
+                          repetitions=1)
+    assert [t.name for t in rec.tests] == ["profile-pp8@d16", "profile-tg2@d16"]
+    for t in rec.tests:
+        p = t.profile
+        assert t.n_depth == 16 and p.n_samples == 1
+        assert sum(c.pct for c in p.classes) == pytest.approx(100.0, abs=0.05)
+        assert p.nodes_ms + p.callback_ms + p.unattributed_ms == \
+            pytest.approx(p.profiled_ms, rel=1e-3)
+    rows = table_rows([rec])
+    assert rows[0][:4] == ["model", "quant", "threads", "test"]
+    assert [r[3] for r in rows[1:]] == ["profile-pp8@d16", "profile-tg2@d16"]
