@@ -56,11 +56,32 @@ def bench(paths: Sequence[str | os.PathLike], *, isolated: bool = True,
     failed record and memory figures start clean; ``isolated=False`` measures in this process.
     ``progress`` receives short status lines ("pp512 3/5").
     """
+    return measure_suite(bench_suite(paths, settings), isolated=isolated,
+                         progress=(lambda _cfg, msg: progress(msg)) if progress else None,
+                         timeout_s=timeout_s)
+
+
+def measure_suite(suite: Any, *, isolated: bool = True,
+                  progress: Callable[[Any, str], None] | None = None,
+                  on_record: Callable[[Record], None] | None = None,
+                  timeout_s: float | None = None, verbose: bool = False) -> list[Record]:
+    """Every config of a suite of local files, one after the other, without a run directory
+    (`slmbench bench`); ``progress(config, message)``, ``on_record(record)`` as each ends."""
+    from slmbench.isolate import shutdown
     from slmbench.suite import expand
 
-    suite = bench_suite(paths, settings, from_command_line=bool(settings.pop("_cli", False)))
-    return [measure_config(cfg, isolated=isolated, progress=progress, timeout_s=timeout_s)
-            for cfg in expand(suite)]
+    records = []
+    try:
+        for cfg in expand(suite):
+            rec = measure_config(cfg, isolated=isolated, timeout_s=timeout_s, verbose=verbose,
+                                 progress=(lambda msg, c=cfg: progress(c, msg))
+                                 if progress else None)
+            records.append(rec)
+            if on_record:
+                on_record(rec)
+    finally:
+        shutdown()  # the fork server that forked the workers, if any
+    return records
 
 
 def measure_config(cfg: Any, *, isolated: bool = True, progress: Progress | None = None,

@@ -1,10 +1,10 @@
 """The sweep: every config of a suite measured in its own worker process, results appended safely.
 
 For each config the runner gets the model file (download, synthesize or local path), predicts its
-memory and skips it when it cannot fit, then starts ``python -m slmbench.worker`` and waits for
-it under a timeout.  Whatever happens - a result, bad settings, a segfault, an OOM kill, a hang -
-becomes one Record appended (and fsynced) to ``results.jsonl`` by the runner, and the sweep goes
-on.  A record is written only when its config is complete, so after any crash of the runner
+memory and skips it when it cannot fit, then runs it in a fresh worker process under a timeout
+(:func:`slmbench.isolate.run_isolated`: forked from a pre-imported fork server, or spawned).
+Whatever happens - a result, bad settings, a segfault, an OOM kill, a hang - becomes one Record
+appended (and fsynced) to ``results.jsonl`` by the runner, and the sweep goes on.  A record is written only when its config is complete, so after any crash of the runner
 ``--resume`` measures exactly the configs that are missing.
 """
 
@@ -17,9 +17,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, IO
+from typing import IO, Any
 
 from slmbench.errors import SlmbenchError
+from slmbench.isolate import run_isolated, shutdown
 from slmbench.progress import Progress
 from slmbench.results import (MANIFEST_FILE, RESULTS_FILE, append_record,
                               measured_ids, new_run_id, read_manifest, read_run, run_env,
@@ -184,6 +185,7 @@ class Runner:
         except (KeyboardInterrupt, Interrupted):
             status = "interrupted"
         finally:
+            shutdown()  # the fork server, if a worker started it
             _restore_sigterm(previous_signal)
             self.bar.close()
             self.bar = None
@@ -348,8 +350,6 @@ class Runner:
 
     def run_worker(self, cfg: Config, path: str, reference: str | None = None) -> Record:
         """Measure one config in a fresh process; a crash or hang becomes a failed Record."""
-        from slmbench.isolate import run_isolated
-
         record, worker = run_isolated(cfg.worker_payload(path, self.device, reference),
                                       cfg.timeout_s, on_progress=self._note,
                                       on_stderr=self.stream.write if self.verbose else None)

@@ -403,6 +403,8 @@ class WorkerInfo:
     wall_s: float | None = _f("start to exit", unit="s")
     start_ms: float | None = _f("start to ready (imports, llama.cpp initialisation)", unit="ms")
     start_method: str | None = _f("'fork' (from the pre-imported fork server) or 'spawn'")
+    server_start_ms: float | None = _f("the config that started the fork server (once a "
+                                       "sweep): how long that took", unit="ms")
     stderr_tail: list[str] = _f("its last stderr lines when it failed", factory=list)
 
 
