@@ -75,6 +75,15 @@ def synthetic_files(workdir: str) -> list[str]:
     return out
 
 
+def run_bench(path: str, common: list[str], bench: dict[str, list[float]]) -> None:
+    b = run_json(["bench", path, *common, "--no-ttft"])[0]
+    for t in b["tests"]:
+        phase = "prefill" if t["test"] == "pp" else "decode"
+        n_tok = t["n_prompt"] or t["n_gen"]
+        bench[phase] += [ns / 1e6 / n_tok for ns in t["samples_ns"]]
+    print(f"  bench done, load {load()}", flush=True)
+
+
 def welch(a: list[float], b: list[float]) -> tuple[float, float]:
     """(mean(a) - mean(b), half-width of its 95 % interval)."""
     from scipy import stats
@@ -119,6 +128,8 @@ def main() -> int:
         bench: dict[str, list[float]] = {"prefill": [], "decode": []}
         for rnd in range(args.rounds):
             print(f"# {name} round {rnd + 1}: load {load()}", flush=True)
+            if rnd % 2:  # alternate the order: load that drifts over a round biases neither
+                run_bench(path, common, bench)
             rec = record_from_dict(run_json(["profile", path, *common])[0])
             last[path] = rec
             for t in rec.tests:
@@ -136,12 +147,8 @@ def main() -> int:
                 d["mm"].append(100 * mm / work)
                 d["share"].append(100 * out / work)
             print(f"  profile done, load {load()}", flush=True)
-            b = run_json(["bench", path, *common, "--no-ttft"])[0]
-            for t in b["tests"]:
-                phase = "prefill" if t["test"] == "pp" else "decode"
-                n_tok = t["n_prompt"] or t["n_gen"]
-                bench[phase] += [ns / 1e6 / n_tok for ns in t["samples_ns"]]
-            print(f"  bench done, load {load()}", flush=True)
+            if not rnd % 2:
+                run_bench(path, common, bench)
         print()
         print(format_record(last[path]))
         print()

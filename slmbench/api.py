@@ -156,40 +156,48 @@ def profile_models(paths: Sequence[str | os.PathLike], *,
                    n_gen: int = PROFILE_DEFAULTS["n_gen"],
                    n_depth: int = PROFILE_DEFAULTS["n_depth"],
                    repetitions: int = PROFILE_DEFAULTS["repetitions"], probe: bool = True,
-                   progress: Progress | None = None, **settings: Any) -> list[Record]:
+                   isolated: bool = True, progress: Progress | None = None,
+                   **settings: Any) -> list[Record]:
     """Operator-level profile of each file (``slmbench profile``): where the time of a prefill
     of ``n_prompt`` tokens and of ``n_gen`` single-token decodes (at depth ``n_depth``) goes,
     by operator class, block and node, with the profiling overhead (docs/profile.md).
 
     ``settings`` are the llama.cpp suite keys (``threads``, ``n_gpu_layers``, ``cache_type``,
     ``flash_attn``, ``n_batch`` ...); lists are swept, one profile per file x combination.
-    ``probe`` measures the memory bandwidth at each thread count for the GB/s column.
-    Returns one Record per profile, with one ``profile`` test per phase.  (Named so because
-    ``slmbench.profile`` is the module that measures.)
+    ``probe`` measures the memory bandwidth at each thread count for the GB/s column.  Each
+    profile runs in its own worker process (``isolated=False``: in this one).
+    Returns one Record per profile, with one ``profile`` test per phase; a file that cannot be
+    profiled is a failed record.  (Named so because ``slmbench.profile`` is the module that
+    measures.)
     """
-    from slmbench.profile import apply_bandwidth, measure_profile
-    from slmbench.suite import expand
+    from slmbench.isolate import shutdown
+    from slmbench.profile import apply_bandwidth
+    from slmbench.suite import expand, profile_config
 
     from_cli = bool(settings.pop("_cli", False))
-    for key, value in (("n_prompt", n_prompt), ("n_gen", n_gen), ("n_depth", n_depth)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ConfigError(f"profile: {key} must be an integer >= 0, got {value!r}")
-    if not isinstance(repetitions, int) or repetitions < 1:
-        raise ConfigError(f"profile: repetitions must be an integer >= 1, got {repetitions!r}")
+    prof = {"n_prompt": n_prompt, "n_gen": n_gen, "n_depth": n_depth,
+            "repetitions": repetitions}
+    for key, value in prof.items():
+        low = 1 if key == "repetitions" else 0
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ConfigError(f"profile: {key} must be an integer >= {low}, got {value!r}")
     if not n_prompt and not n_gen:
         raise ConfigError("profile: nothing to profile (n_prompt and n_gen are both 0)")
     suite = bench_suite(paths, settings, from_command_line=from_cli)
-    configs = expand(suite)
+    configs = [profile_config(i, c.model, c.settings, prof, c.timeout_s)
+               for i, c in enumerate(expand(suite))]
     bandwidth = _probe_bandwidth({c.settings.n_threads for c in configs}) if probe else None
     out = []
-    for cfg in configs:
-        name = os.path.basename(cfg.model.path or "")
-        record = measure_profile(
-            cfg.model.path, cfg.settings, n_prompt=n_prompt, n_gen=n_gen, n_depth=n_depth,
-            repetitions=repetitions, model_id=cfg.model.model_id, quant=cfg.model.quant,
-            progress=(lambda m, _n=name: progress(f"{_n}: {m}")) if progress else None)
-        apply_bandwidth(record, bandwidth)
-        out.append(record)
+    try:
+        for cfg in configs:
+            name = os.path.basename(cfg.model.path or "")
+            record = measure_config(cfg, isolated=isolated,
+                                    progress=(lambda m, _n=name: progress(f"{_n}: {m}"))
+                                    if progress else None)
+            apply_bandwidth(record, bandwidth)
+            out.append(record)
+    finally:
+        shutdown()  # the fork server that forked the workers, if any
     return out
 
 

@@ -728,16 +728,17 @@ def _row_of(p: OperatorProfile, label: str) -> OperatorClassTime | None:
 
 
 def record_title(record: Record) -> str:
+    """'file.gguf: gemma3, 18 blocks, width 640, vocabulary 262,144, Q4_K_M (2 threads)'."""
     m = record.model
     s = record.settings
-    bits = [os.path.basename(m.path) if m and m.path else (record.model_id or "?")]
+    title = os.path.basename(m.path) if m and m.path else (record.model_id or "?")
     if m:
-        bits.append(f"{m.architecture}, {m.n_layer} blocks, width {m.n_embd}, vocabulary "
-                    f"{m.n_vocab:,}, {record.quant or m.file_type}")
+        title += (f": {m.architecture}, {m.n_layer} blocks, width {m.n_embd}, vocabulary "
+                  f"{m.n_vocab:,}, {record.quant or m.file_type}")
     if s:
-        bits.append(f"{s.n_threads} thread{'s' if s.n_threads != 1 else ''}"
-                    + (f", -ngl {s.n_gpu_layers}" if s.n_gpu_layers else ""))
-    return ": ".join(bits[:2]) + (f" ({bits[2]})" if len(bits) > 2 else "")
+        title += (f" ({s.n_threads} thread{'s' if s.n_threads != 1 else ''}"
+                  + (f", -ngl {s.n_gpu_layers}" if s.n_gpu_layers else "") + ")")
+    return title
 
 
 def phase_summary(test: TestResult, p: OperatorProfile) -> list[str]:

@@ -122,6 +122,7 @@ def preload() -> None:
         import gguf  # noqa: F401 - imported lazily by the header reader; load it now
         import numpy  # noqa: F401
         import slmbench.measure  # noqa: F401
+        import slmbench.profile  # noqa: F401
         import slmbench.quality  # noqa: F401
         import slmbench.sensors  # noqa: F401
     except SlmbenchError:
@@ -180,6 +181,12 @@ def execute(cfg: dict, progress: Callable[[str], None], started: str | None = No
     try:
         if cfg.get("kind") == "quality":
             return _measure_quality(cfg, progress, started)
+        if cfg.get("kind") == "profile":
+            from slmbench.profile import measure_profile
+
+            return measure_profile(cfg["path"], settings, **cfg["profile"],
+                                   model_id=cfg.get("model_id"), quant=cfg.get("quant"),
+                                   device=cfg.get("device"), progress=progress)
         return measure_model(cfg["path"], settings, TestPlan(**cfg["plan"]),
                              model_id=cfg.get("model_id"), quant=cfg.get("quant"),
                              device=cfg.get("device"), progress=progress,

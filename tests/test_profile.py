@@ -151,6 +151,20 @@ def test_cli(tiny_model, tiny_models, capsys):
     assert "nothing to profile" in capsys.readouterr().err
 
 
+def test_a_file_that_cannot_be_profiled_is_a_failed_record(tmp_path, tiny_model, capsys):
+    """In its own worker, next to a good file: one line, and the other file is profiled."""
+    from slmbench.cli import main
+
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 60)
+    assert main(["profile", str(bad), tiny_model, "-p", "0", "-n", "2", "-r", "1", "-t", "1",
+                 "--no-probe"]) == 1
+    captured = capsys.readouterr()
+    failed = [line for line in captured.out.splitlines() if "failed:" in line]
+    assert len(failed) == 1 and "broken.gguf" in failed[0]
+    assert "profile-tg2 ms/tok" in captured.out  # the good file still ran
+
+
 def test_suite_key_adds_one_profile_config_per_model_file(tiny_models):
     from slmbench.errors import ConfigError
     from slmbench.suite import expand, parse_suite
@@ -191,3 +205,30 @@ def test_depth_and_summary_rows(tiny_model):
     rows = table_rows([rec])
     assert rows[0][:4] == ["model", "quant", "threads", "test"]
     assert [r[3] for r in rows[1:]] == ["profile-pp8@d16", "profile-tg2@d16"]
+
+
+def test_a_sweep_records_profiles_and_goes_on_after_a_failed_one(tmp_path, tiny_models,
+                                                                  monkeypatch):
+    """`profile:` in a run: one record per model file after the timing, like quality; a
+    profile whose worker crashes is a failed record and the next one is still measured."""
+    import io
+
+    from slmbench.results import read_run
+    from slmbench.runner import Runner, summary_table
+    from slmbench.suite import parse_suite
+
+    models = [tiny_models["Q8_0"], tiny_models["Q4_0"]]
+    suite = parse_suite({"models": models, "n_prompt": [16], "n_gen": [4], "repetitions": 1,
+                         "warmup": 0, "threads": 1,
+                         "profile": {"n_prompt": 16, "n_gen": 4, "repetitions": 1}})
+    runner = Runner(suite, results_dir=tmp_path / "results", stream=io.StringIO(), tty=False)
+    assert [c.kind for c in runner.configs] == ["bench", "bench", "profile", "profile"]
+    monkeypatch.setenv("SLMBENCH_TEST_CRASH", "2:segv")  # the first profile's worker
+    result = runner.run()
+    run = read_run(result.run_dir)
+    assert [r.status for r in run.records] == ["ok", "ok", "failed", "ok"]
+    prof = run.records[3]
+    assert [t.name for t in prof.tests] == ["profile-pp16", "profile-tg4"]
+    assert prof.tests[1].profile.classes and prof.memory_estimate.kv_mib > 0
+    text = summary_table(result)
+    assert "where the time goes" in text and "matmul Q4_0" in text  # (output: Q6_K)

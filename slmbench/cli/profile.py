@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         comparison = format_comparison(records)
         if comparison:
             print(comparison)
-    for rec in records:
+    for rec in records if args.json else []:  # the tables say it otherwise
         if rec.status != "ok":
             warn(f"{rec.model_id}: {rec.reason}")
     return 0 if all(r.status == "ok" for r in records) else 1
