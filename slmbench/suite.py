@@ -134,15 +134,41 @@ class Config:
         ref = self.reference
         return (ref.quant or ref.model_id) if ref else None
 
+    def job(self, path: str, device: str | None, reference_path: str | None = None) -> Job:
+        """What the worker process needs to measure this config."""
+        return Job(index=self.index, record_id=self.record_id, kind=self.kind, path=path,
+                   model_id=self.model.model_id, quant=self.model.quant, device=device,
+                   settings=self.settings, plan=self.plan, cooldown_s=self.cooldown_s,
+                   max_temp_c=self.max_temp_c, quality=self.quality,
+                   reference_path=reference_path, profile=self.profile)
+
     def worker_payload(self, path: str, device: str | None,
                        reference_path: str | None = None) -> dict[str, Any]:
-        """What the worker process needs (JSON)."""
-        return {"index": self.index, "record_id": self.record_id, "path": path,
-                "model_id": self.model.model_id, "quant": self.model.quant, "device": device,
-                "settings": asdict(self.settings), "plan": asdict(self.plan),
-                "cooldown_s": self.cooldown_s, "max_temp_c": self.max_temp_c,
-                "kind": self.kind, "quality": self.quality, "reference_path": reference_path,
-                "profile": self.profile}
+        """The job as JSON-able data: what crosses into the worker process."""
+        from slmbench.schema import to_dict
+
+        return to_dict(self.job(path, device, reference_path))
+
+
+@dataclass
+class Job:
+    """One config as a worker measures it (``worker.execute``); crosses the process boundary
+    as a dict (``to_dict`` / ``schema.from_dict``)."""
+
+    index: int
+    record_id: str
+    kind: str  # 'bench' | 'quality' | 'profile'
+    path: str  # the local model file
+    model_id: str | None
+    quant: str | None
+    device: str | None
+    settings: Settings
+    plan: TestPlan
+    cooldown_s: float = 0.0
+    max_temp_c: float | None = None
+    quality: dict[str, Any] | None = None  # kind 'quality': QUALITY_DEFAULTS keys + n_threads
+    reference_path: str | None = None  # kind 'quality': the KL reference file
+    profile: dict[str, Any] | None = None  # kind 'profile': PROFILE_DEFAULTS keys
 
 
 # --------------------------------------------------------------------------- loading

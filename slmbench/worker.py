@@ -125,75 +125,79 @@ def preload() -> None:
         import slmbench.profile  # noqa: F401
         import slmbench.quality  # noqa: F401
         import slmbench.sensors  # noqa: F401
+        import slmbench.suite  # noqa: F401 - the Job type of a payload
     except SlmbenchError:
         pass  # execute() meets it again, and it becomes a failed record
 
 
+def job_of(payload: dict) -> Any:
+    """The typed job of a payload (``Config.worker_payload``)."""
+    from slmbench.schema import from_dict
+    from slmbench.suite import Job
+
+    return from_dict(Job, payload)
+
+
 def failed_record(payload: dict, reason: str, started: str | None = None) -> Any:
     """A failed Record that still says what was attempted."""
-    from slmbench.config import Settings
     from slmbench.schema import Record, utc_now
 
     try:
-        settings = Settings(**payload["settings"])
+        job = job_of(payload)
     except Exception:  # noqa: BLE001 - the reason matters more than the settings
-        settings = None
-    return Record(record_id=payload.get("record_id") or "", run_id=None, status="failed",
-                  reason=reason, model_id=payload.get("model_id"), quant=payload.get("quant"),
-                  device=payload.get("device"), started_at=started or utc_now(),
-                  finished_at=utc_now(), settings=settings)
+        job = None
+    return Record(record_id=(job.record_id if job else payload.get("record_id")) or "",
+                  run_id=None, status="failed", reason=reason,
+                  model_id=job.model_id if job else None, quant=job.quant if job else None,
+                  device=job.device if job else None, started_at=started or utc_now(),
+                  finished_at=utc_now(), settings=job.settings if job else None)
 
 
-def _measure_quality(cfg: dict, progress: Any, started: str) -> Any:
+def _measure_quality(job: Any, progress: Any, started: str) -> Any:
     """A suite's quality config: perplexity / bits per byte (and KL against the reference)."""
     from slmbench.quality import measure_quality, quality_record
 
-    q = cfg["quality"]
+    q = job.quality
 
     def window_done(done: int, total: int, ppl: float) -> None:
         progress(f"quality {done}/{total} ppl {ppl:.3f}")
 
-    test = measure_quality(cfg["path"], reference=cfg.get("reference_path"),
-                           corpus=q.get("corpus"), n_ctx=q["n_ctx"], n_threads=q["n_threads"],
-                           n_batch=q["n_batch"], max_windows=q.get("chunks") or 0,
-                           progress=window_done)
-    record = quality_record(cfg["path"], test, reference=cfg.get("reference_path"),
-                            corpus=q.get("corpus"), model_id=cfg.get("model_id"),
-                            quant=cfg.get("quant"), n_threads=q["n_threads"],
-                            n_batch=q["n_batch"], started_at=started)
-    record.device = cfg.get("device")
+    test = measure_quality(job.path, reference=job.reference_path, corpus=q.get("corpus"),
+                           n_ctx=q["n_ctx"], n_threads=q["n_threads"], n_batch=q["n_batch"],
+                           max_windows=q.get("chunks") or 0, progress=window_done)
+    record = quality_record(job.path, test, reference=job.reference_path,
+                            corpus=q.get("corpus"), model_id=job.model_id, quant=job.quant,
+                            n_threads=q["n_threads"], n_batch=q["n_batch"], started_at=started)
+    record.device = job.device
     return record
 
 
-def execute(cfg: dict, progress: Callable[[str], None], started: str | None = None) -> Any:
+def execute(payload: dict, progress: Callable[[str], None], started: str | None = None) -> Any:
     """Measure the config of a worker payload (``Config.worker_payload``) in this process.
 
     Bad input (SlmbenchError) becomes a failed Record with the message; anything else is a bug
     and propagates.  The one interpretation of a payload, for every way of isolating it.
     """
-    from slmbench.config import Settings, TestPlan
     from slmbench.errors import SlmbenchError
     from slmbench.measure import measure_model
     from slmbench.schema import utc_now
 
     started = started or utc_now()
-    settings = Settings(**cfg["settings"])
+    job = job_of(payload)
     try:
-        if cfg.get("kind") == "quality":
-            return _measure_quality(cfg, progress, started)
-        if cfg.get("kind") == "profile":
+        if job.kind == "quality":
+            return _measure_quality(job, progress, started)
+        if job.kind == "profile":
             from slmbench.profile import measure_profile
 
-            return measure_profile(cfg["path"], settings, **cfg["profile"],
-                                   model_id=cfg.get("model_id"), quant=cfg.get("quant"),
-                                   device=cfg.get("device"), progress=progress)
-        return measure_model(cfg["path"], settings, TestPlan(**cfg["plan"]),
-                             model_id=cfg.get("model_id"), quant=cfg.get("quant"),
-                             device=cfg.get("device"), progress=progress,
-                             cooldown_s=float(cfg.get("cooldown_s") or 0.0),
-                             max_temp_c=cfg.get("max_temp_c"))
+            return measure_profile(job.path, job.settings, **(job.profile or {}),
+                                   model_id=job.model_id, quant=job.quant, device=job.device,
+                                   progress=progress)
+        return measure_model(job.path, job.settings, job.plan, model_id=job.model_id,
+                             quant=job.quant, device=job.device, progress=progress,
+                             cooldown_s=job.cooldown_s, max_temp_c=job.max_temp_c)
     except SlmbenchError as exc:
-        return failed_record(cfg, str(exc), started)
+        return failed_record(payload, str(exc), started)
 
 
 def run(cfg: dict, out_path: str, parent: int | None = None) -> int:
