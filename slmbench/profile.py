@@ -751,8 +751,7 @@ def phase_summary(test: TestResult, p: OperatorProfile) -> list[str]:
         f"{p.noise_ms:.3f}) + observer callbacks {p.callback_ms:.3f} + outside the nodes "
         f"{p.unattributed_ms:.3f}",
         f"unprofiled {p.unprofiled_ms:.3f}{spread} ms/token (same process, interleaved): "
-        f"profiling overhead {p.overhead_pct:+.1f} %"
-        + (f", ~{p.dispatch_us:.1f} us per timed node" if p.dispatch_us is not None else ""),
+        f"profiling overhead {p.overhead_pct:+.1f} %" + _dispatch_text(p.dispatch_us),
         f"shares are of the profiled total {p.total_ms:.3f} ms/token (callbacks excluded); the "
         f"nodes sum to {p.coverage_pct:.1f} % of it, {100 - p.coverage_pct:.1f} % unattributed;"
         f" {p.n_timed_nodes} of {p.n_graph_nodes} nodes timed per graph, {p.n_graphs} "
@@ -760,6 +759,14 @@ def phase_summary(test: TestResult, p: OperatorProfile) -> list[str]:
     ]
     lines += p.notes
     return lines
+
+
+def _dispatch_text(us: float | None) -> str:
+    if us is None:
+        return ""
+    if us <= 0:
+        return " (no cost per timed node above the noise)"
+    return f", ~{us:.1f} us per timed node"
 
 
 def format_record(record: Record, top: int = 5) -> str:
