@@ -18,7 +18,8 @@ __version__ = "0.1.0"
 _API = {
     # functions (slmbench.api)
     "bench": "api", "measure_config": "api", "run_suite": "api", "load_suite": "api",
-    "plan_suite": "api", "quality": "api", "measure_suite": "api", "profile_models": "api",
+    "plan_suite": "api", "score_quality": "api", "measure_suite": "api", "sustain": "api",
+    "profile_models": "api",
     "read_run": "results", "load_table": "analysis", "compare_runs": "compare",
     "push": "sharing", "pull": "sharing", "resolve_run_paths": "sharing",
     # settings and the results schema

@@ -106,6 +106,63 @@ def measure_config(cfg: Any, *, isolated: bool = True, progress: Progress | None
     return record
 
 
+def sustain(paths: str | os.PathLike | Sequence[str | os.PathLike], *, duration: Any = None,
+            window: Any = None, workload: str | None = None, start_cool: Any = None,
+            start_cool_timeout: Any = None, results_dir: str | os.PathLike = "results",
+            run_id: str | None = None, argv: list[str] | None = None, stream: Any = None,
+            tty: bool | None = None, verbose: bool = False,
+            from_command_line: bool = False, **settings: Any) -> Any:
+    """Sustained performance (slmbench.sustained): each model file's workload back to back for
+    ``duration``, one record of speed, latency and sensors per ``window``, into
+    ``results_dir/<run-id>/`` (each window is fsynced to ``sustain/<record_id>.jsonl`` as it
+    ends; the record summarises them).  Durations: seconds or '60s', '10m'; ``workload``:
+    'tg128', 'pp512' or 'chat:512/128'; ``settings``: suite keys (threads, n_gpu_layers, ...).
+
+    Ctrl-C stops early: the windows measured are summarised and kept as the config's record
+    (stop_reason 'interrupted').  Returns the :class:`slmbench.runner.RunResult`; its
+    ``records`` hold the sustained records.
+    """
+    from slmbench.results import append_record, measured_ids, read_run
+    from slmbench.runner import Runner
+    from slmbench.suite import parse_suite
+    from slmbench.sustained import make_spec
+
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if not paths:
+        raise ConfigError("no model files given")
+    for p in paths:
+        if not os.path.isfile(p):
+            raise ModelLoadError(f"{os.fspath(p)}: no such model file")
+    spec = make_spec(duration, window, workload, start_cool, start_cool_timeout)
+    raw = {"models": [{"path": os.path.abspath(os.fspath(p))} for p in paths],
+           "sustained": spec.to_values(), "n_prompt": [0], "n_gen": [0]}
+    if from_command_line:
+        suite = parse_suite(raw, source="", overrides=settings)
+    else:
+        suite = parse_suite({**raw, **settings}, source="slmbench.sustain()")
+    runner = Runner(suite, results_dir=results_dir, run_id=run_id, argv=argv, stream=stream,
+                    tty=tty, verbose=verbose)
+    result = runner.run()
+    # read_run also rebuilds, from its windows file, a config stopped without a final record
+    recorded = measured_ids(result.run_dir)
+    by_id = {r.record_id: r for r in read_run(result.run_dir).records}
+    result.records = [by_id[c.record_id] for c in result.configs if c.record_id in by_id]
+    if result.status == "interrupted":
+        # Ctrl-C: what the stopped config measured is its result (the runner kept no record)
+        for rec in result.records:
+            res = rec.tests[-1].sustained if rec.tests else None
+            if rec.record_id in recorded or res is None or \
+                    not any(w.complete for w in res.windows):
+                continue
+            cfg = next(c for c in result.configs if c.record_id == rec.record_id)
+            rec.status, rec.reason = "ok", None
+            rec.config_index, rec.model_source = cfg.index, cfg.model.kind
+            rec.warnings.append(f"stopped early by the user after {res.elapsed_s or 0:.0f} s "
+                                f"of {res.duration_s:g} s")
+            append_record(result.run_dir, rec)
+    return result
+
+
 def run_suite(suite: str | os.PathLike | dict | None = None, overrides: dict[str, Any] | None = None,
               *, results_dir: str | os.PathLike = "results", resume: str | None = None,
               run_id: str | None = None, offline: bool | None = None,
@@ -213,7 +270,7 @@ def _probe_bandwidth(threads: set[int]) -> Any:
         return None
 
 
-def quality(paths: Sequence[str | os.PathLike], *, reference: str | None = None,
+def score_quality(paths: Sequence[str | os.PathLike], *, reference: str | None = None,
             corpus: str | None = None, n_ctx: int = QUALITY_DEFAULTS["n_ctx"],
             n_batch: int = QUALITY_DEFAULTS["n_batch"], threads: int = 0,
             chunks: int = QUALITY_DEFAULTS["chunks"], results_dir: str | os.PathLike | None = None,

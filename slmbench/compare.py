@@ -52,7 +52,11 @@ TIMED_METRICS: dict[str, tuple[str, bool]] = {
     "ttft": ("ms", False),
     "decode": ("tok/s", True),
     "decode_p90": ("ms/token", False),
+    # sustained tests: one sample per window of the sustained part (the last 20 %, >= 3)
+    "sustained": ("tok/s", True),
+    "retained": ("% of burst", True),
 }
+WORSE_NOT_SLOWER = ("retained",)  # timed, but judged better / worse
 MEMORY_METRICS = ("peak_rss_mib", "model_mib", "kv_mib", "compute_mib", "output_mib",
                   "other_mib")
 # quality metric -> (higher is better, absolute floor below which a change is ignored)
@@ -64,7 +68,8 @@ QUALITY_METRICS: dict[str, tuple[bool, float]] = {
     "top1_pct": (True, 0.1),
 }
 GROUPS = {"timed": tuple(TIMED_METRICS), "speed": tuple(TIMED_METRICS),
-          "memory": MEMORY_METRICS, "quality": tuple(QUALITY_METRICS)}
+          "memory": MEMORY_METRICS, "quality": tuple(QUALITY_METRICS),
+          "sustain": ("sustained", "retained")}
 ALL_METRICS = tuple(TIMED_METRICS) + MEMORY_METRICS + tuple(QUALITY_METRICS)
 
 VERDICTS = ("faster", "slower", "better", "worse", "same", "too noisy to tell", "failed")
@@ -124,6 +129,8 @@ def test_measures(t: TestResult) -> list[Measure]:
             out.append(m)
         elif t.token_ms_p90 is not None:
             out.append(_timed(t.name, "decode_p90", [], t.token_ms_p90))
+    if t.sustained is not None:
+        out += sustained_measures(t)
     if t.metrics:
         for name, (hib, _floor) in QUALITY_METRICS.items():
             v = getattr(t.metrics, name)
@@ -131,6 +138,25 @@ def test_measures(t: TestResult) -> list[Measure]:
                 out.append(Measure(t.name, name, "%" if name.endswith("_pct") else "",
                                    "quality", hib, float(v)))
     return [m for m in out if m.value is not None]
+
+
+def sustained_measures(t: TestResult) -> list[Measure]:
+    """A sustained test's speed and % of burst retained, with the windows of its sustained
+    part as samples (their median is the test's sustained_ts / retained_pct).  A run that
+    stopped early is compared too, with a note."""
+    res = t.sustained
+    sp = (res.decode if res.primary == "decode" else res.prefill) if res else None
+    if sp is None or not sp.burst_ts or not sp.sustained_windows:
+        return []
+    attr = "decode_ts" if sp.metric == "decode" else "prefill_ts"
+    values = [getattr(w, attr) for w in res.windows if w.complete and getattr(w, attr)]
+    part = values[-sp.sustained_windows:]
+    note = "" if res.stop_reason == "duration" else f"stopped early ({res.stop_reason})"
+    out = [_timed(t.name, "sustained", part), _timed(t.name, "retained",
+                                                     [100.0 * v / sp.burst_ts for v in part])]
+    for m in out:
+        m.note = m.note or note
+    return out
 
 
 def memory_measures(mem: Memory | None) -> list[Measure]:
@@ -160,7 +186,8 @@ def parse_metrics(tokens: Iterable[str] | None) -> set[str] | None:
                 if m == tok or m.startswith(tok + "_") or m.endswith("_" + tok)}
         if not hit:
             raise ConfigError(f"--metric {raw!r}: unknown metric; choose from "
-                              f"{', '.join(ALL_METRICS)} or a group: timed, memory, quality")
+                              f"{', '.join(ALL_METRICS)} or a group: timed, memory, quality, "
+                              "sustain")
         wanted |= hit
     if not wanted:
         raise ConfigError("--metric: no metric named; e.g. --metric decode,kv_mib")
@@ -278,12 +305,16 @@ def judge(b: Measure, c: Measure, threshold: float, alpha: float, config: str = 
     else:
         floor = MEMORY_FLOOR_MIB if b.kind == "memory" else QUALITY_METRICS[b.metric][1]
         _judge_single(row, threshold, floor)
+    if b.metric in GROUPS["sustain"]:   # e.g. a run stopped early is said so
+        early = [f"{side} {m.note}" for side, m in (("base", b), ("candidate", c)) if m.note]
+        if early and not any(m.note in row.note for m in (b, c) if m.note):
+            row.note = "; ".join(filter(None, [row.note, *early]))
     return row
 
 
 def _direction(row: Row, change: float) -> None:
     better = (change > 0) == row.higher_is_better
-    if row.kind == "timed":
+    if row.kind == "timed" and row.metric not in WORSE_NOT_SLOWER:
         row.verdict = "faster" if better else "slower"
     else:
         row.verdict = "better" if better else "worse"
@@ -319,8 +350,10 @@ def _judge_timed(row: Row, b: Measure, c: Measure, threshold: float, alpha: floa
         row.verdict = "too noisy to tell"
         min_p = mann_whitney_min_p(row.n_base, row.n_cand)
         if min_p >= alpha:
+            more = ("more windows in the sustained part (a longer --duration or a shorter "
+                    "--window)" if b.metric in GROUPS["sustain"] else "add repetitions")
             row.note = (f"{row.n_base}+{row.n_cand} samples cannot reach p < {alpha:g} (smallest "
-                        f"possible p {min_p:.3g}): add repetitions")
+                        f"possible p {min_p:.3g}): {more}")
         elif ranks_agree:
             row.note = ("the two runs differ in noise: the Welch test on log values is not "
                         f"significant (p {pw:.2g})")
@@ -497,10 +530,12 @@ def _footnotes(notes: dict[str, int]) -> list[str]:
 
 def legend(res: CompareResult) -> str:
     t = f"{100 * res.threshold:g}%"
-    return (f"Timed metrics: change of the median (decode_p90: of the pooled p90), bootstrap 95% "
+    return (f"Timed metrics: change of the median (decode_p90: of the pooled p90; sustained "
+            f"and retained: over the windows of the sustained part), bootstrap 95% "
             f"CI of the change from the raw samples, two-sided Mann-Whitney p. SLOWER (a "
-            f"regression) = p < {res.alpha:g} (and a Welch t-test on log values agrees), CI "
-            f"excluding 0 and a change beyond {t} in the bad direction; too noisy to tell = "
+            f"regression; WORSE for retained) = p < {res.alpha:g} (and a Welch t-test on log "
+            f"values agrees), CI excluding 0 and a change beyond {t} in the bad direction; too "
+            f"noisy to tell = "
             f"under {MIN_SAMPLES} samples, a CI wider than {NOISY_CI_FACTOR:g} x {t}, or a change beyond {t} that is not significant. Memory "
             f"is judged without samples: WORSE = growth beyond {t} and at least "
             f"{MEMORY_FLOOR_MIB:g} MiB. Quality (single values): WORSE beyond {t} in the bad "

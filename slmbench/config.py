@@ -142,6 +142,10 @@ FIELDS: tuple[Field, ...] = (
     Field("quality", "special", None,
           "perplexity / bits per byte (and KL vs a reference) of every model file",
           ("--quality",), WHAT, commands=("run",)),
+    Field("sustained", "special", None,
+          "a sustained-performance config per model file: true, or a mapping of duration, "
+          "window, workload (tgN, ppN, chat:P/G), start_cool, start_cool_timeout "
+          "(`slmbench sustain` runs one)", group=WHAT, commands=()),
     Field("profile", "special", None,
           "an operator-level profile (where the time goes) of every model file",
           ("--profile",), WHAT, commands=("run",)),
@@ -159,8 +163,19 @@ QUALITY_DEFAULTS: dict[str, Any] = {
     "reference": None,   # quant of the same model (e.g. F16, Q8_0) or a .gguf path: adds KL
 }
 
-# `profile:` (suite-wide or per model) and `slmbench profile`: an operator-level profile of each
-# model file (slmbench.profile), one config per file after the timing configs.  Keys and defaults:
+# `sustained:` (suite-wide): one sustained-performance config per model file, after the timing
+# configs (`slmbench sustain` takes the same keys as flags).  Durations are seconds or text
+# such as 90s, 10m, 1h, 1m30s; start_cool is a temperature in C (null: start at once).
+SUSTAINED_DEFAULTS: dict[str, Any] = {
+    "duration": "10m",           # how long the workload runs back to back
+    "window": "10s",             # one record of speed, latency and sensors per window
+    "workload": "tg128",         # tgN | ppN | chat:P/G (prefill P then generate G), repeated
+    "start_cool": None,          # wait until the hottest sensor is below this (C) first
+    "start_cool_timeout": "10m",  # ... for at most this long, then start anyway (noted)
+}
+
+# `profile:` (suite-wide) and `slmbench profile`: an operator-level profile of each model file
+# (slmbench.profile), one config per file after the timing configs.  Keys and defaults:
 PROFILE_DEFAULTS: dict[str, Any] = {
     "n_prompt": 256,     # prefill of this many tokens (0 = no prefill profile)
     "n_gen": 32,         # single-token decodes (0 = no decode profile)
@@ -412,7 +427,8 @@ def check(values: dict[str, Any], where: Callable[[str], str] = lambda k: k) -> 
         v = values.get(key)
         return v if isinstance(v, list) and all(isinstance(x, int) for x in v) else []
 
-    if ints("n_prompt") and ints("n_gen") and not any(ints("n_prompt") + ints("n_gen")):
+    if ints("n_prompt") and ints("n_gen") and not any(ints("n_prompt") + ints("n_gen")) \
+            and not values.get("sustained"):   # a suite of sustained configs only
         problems.append(f"{where('n_prompt')}: nothing to measure (all prompt and generation "
                         "lengths are 0): give a prompt length (-p) or a generation length (-n)")
     n_ctx = values.get("n_ctx")
@@ -597,8 +613,8 @@ def settings_markdown() -> str:
             flags = f"`--{f.key}`, `--no-{f.key}`"
         out.append(f"| `{f.key}` | {flags} | {_KIND_TEXT[f.kind]} | {shown} | "
                    f"{', '.join(f.commands) or 'suite'} | {f.help.replace('%%', '%')} |")
-    out += ["", "`models` and `quality` are described in [runner.md](runner.md), `profile` "
-                "in [profile.md](profile.md)."]
+    out += ["", "`models` and `quality` are described in [runner.md](runner.md), `sustained` in "
+            "[sustain.md](sustain.md), `profile` in [profile.md](profile.md)."]
     return "\n".join(out) + "\n"
 
 

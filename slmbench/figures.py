@@ -180,3 +180,108 @@ def quality_pareto(df, out_dir: str) -> list[str]:
     return _finish(fig, ax, out_dir, "quality-pareto", xlabel="decode tokens/s (higher is better)",
                    ylabel="perplexity (lower is better)",
                    title="quality vs speed (marker size: weights MiB)")
+
+
+def fig_sustained(test: Any, title: str = "", marks: list | None = None) -> Any:
+    """A sustained test over time: the workload's tokens/s per window (left axis, with the
+    burst, 90 %-of-burst and sustained levels) and the temperature (right axis; the CPU clock
+    when there is no temperature).  ``marks``: (seconds, label) events to draw, e.g. when a
+    competing load started.  None for a test without windows."""
+    res = getattr(test, "sustained", None)
+    if res is None or not res.windows:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    ws = res.windows
+    attr = "decode_ts" if res.primary == "decode" else "prefill_ts"
+    sp = res.decode if res.primary == "decode" else res.prefill
+    xs, ys = [], []
+    for w in ws:
+        v = getattr(w, attr)
+        xs += [w.t_start_s, w.t_end_s]
+        ys += [v if v is not None else float("nan")] * 2
+    ax.plot(xs, ys, color="#4C72B0", lw=1.8, label=f"{res.primary} tokens/s")
+    done = [w for w in ws if w.complete and getattr(w, attr) is not None]
+    ax.plot([(w.t_start_s + w.t_end_s) / 2 for w in done], [getattr(w, attr) for w in done],
+            "o", color="#4C72B0", ms=3)
+    partial = [w for w in ws if not w.complete and getattr(w, attr) is not None]
+    if partial:
+        ax.plot([(w.t_start_s + w.t_end_s) / 2 for w in partial],
+                [getattr(w, attr) for w in partial], "o", mfc="white", color="#4C72B0", ms=4,
+                label="incomplete window (not in the summary)")
+    end = ws[-1].t_end_s
+    if sp is not None and sp.burst_ts:
+        ax.axhline(sp.burst_ts, color="#55A868", lw=1, ls="--",
+                   label=f"burst {sp.burst_ts:,.1f}")
+        ax.axhline(0.9 * sp.burst_ts, color="#C44E52", lw=0.8, ls=":", label="90% of burst")
+        sus = done[-sp.sustained_windows:] if sp.sustained_windows else []
+        if sus:
+            ax.hlines(sp.sustained_ts, sus[0].t_start_s, sus[-1].t_end_s, color="#DD8452",
+                      lw=2.2, label=f"sustained {sp.sustained_ts:,.1f} "
+                                    f"({sp.retained_pct:.0f}% of burst)")
+        if sp.below_90_s is not None:
+            ax.axvline(sp.below_90_s, color="#C44E52", lw=1, alpha=0.6)
+            ax.annotate(f"< 90% at {sp.below_90_s:g} s", (sp.below_90_s, 0.9 * sp.burst_ts),
+                        xytext=(4, -12), textcoords="offset points", fontsize=8,
+                        color="#C44E52")
+    ax.set_xlim(0, end)
+    top = max([v for v in ys if v == v] + [sp.burst_ts if sp and sp.burst_ts else 0])
+    ax.set_ylim(0, 1.15 * top if top > 0 else 1)
+    ax.set_xlabel("time since the workload started (s)")
+    ax.set_ylabel(f"{res.primary} tokens/s")
+    right = ax.twinx()
+    temps = [(w, w.temp_c) for w in ws if w.temp_c is not None]
+    if temps:
+        tx = [(w.t_start_s + w.t_end_s) / 2 for w, _ in temps]
+        right.plot(tx, [v for _, v in temps], color="#8C2D04", lw=1.2, marker="s", ms=2.5,
+                   label="temperature (hottest sensor)")
+        gpu = [(w, w.temp_gpu_c) for w in ws if w.temp_gpu_c is not None]
+        if gpu and any(w.temp_gpu_c != w.temp_c for w, _ in gpu):
+            right.plot([(w.t_start_s + w.t_end_s) / 2 for w, _ in gpu], [v for _, v in gpu],
+                       color="#8C2D04", lw=1, ls="--", label="GPU temperature")
+        right.set_ylabel("temperature (C)")
+    else:
+        clocks = [(w, w.cpu_mhz) for w in ws if w.cpu_mhz is not None]
+        if clocks:
+            right.plot([(w.t_start_s + w.t_end_s) / 2 for w, _ in clocks],
+                       [v for _, v in clocks], color="#8C2D04", lw=1.2, marker="s", ms=2.5,
+                       label="CPU clock (fastest core)")
+            right.set_ylabel("CPU clock (MHz)")
+        else:
+            right.set_yticks([])
+            right.text(0.99, 0.02, "no temperature or clock sensor on this device",
+                       transform=ax.transAxes, ha="right", va="bottom", fontsize=8,
+                       color="#666666")
+    for t_mark, label in marks or []:
+        ax.axvline(t_mark, color="black", lw=1, ls="-.", label=label)
+    hot = [w for w in ws if w.sensors and w.sensors.throttled]
+    for i, w in enumerate(hot):
+        ax.axvspan(w.t_start_s, w.t_end_s, color="#C44E52", alpha=0.08, lw=0,
+                   label="throttling flagged" if i == 0 else None)
+    lines = ax.get_legend_handles_labels()
+    lines2 = right.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper center",
+              bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=7, frameon=False)
+    ax.set_title(title or f"{test.name}: speed and temperature over time", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def sustained_figures(runs: list, out_dir: str) -> list[str]:
+    """One figure per sustained test of the runs (failed configs too: a killed run's windows
+    are the finding); the paths written."""
+    import re
+
+    paths: list[str] = []
+    for run in runs:
+        for rec in run.records:
+            for t in rec.tests:
+                threads = rec.settings.n_threads if rec.settings else "?"
+                title = f"{rec.model_id} {rec.quant} t{threads} {t.name}"
+                fig = fig_sustained(t, title)
+                if fig is None:
+                    continue
+                stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"sustained-{rec.model_id}-{rec.quant}-"
+                                                         f"{rec.record_id[:8]}")
+                paths += _save(fig, out_dir, stem)
+    return paths

@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 from slmbench.analysis import correlation_table, findings, load_table, quant_speedups
+from slmbench.errors import SlmbenchError
 from slmbench.results import Run, read_run
 
 
@@ -133,6 +134,53 @@ def method_lines(runs: list[Run]) -> list[str]:
     return out
 
 
+SUSTAINED_TITLE = "Sustained performance"
+SUSTAINED_CAPTION = ("One workload back to back, window by window (`slmbench sustain`, suite key "
+                     "`sustained:`). Burst = the first window, sustained = the median of the "
+                     "last 20% of the windows (at least 3), retained = sustained / burst; "
+                     "< 90% at = the first of two windows in a row below 90% of burst. A run "
+                     "stopped early (interrupted, or its worker killed) is summarised from the "
+                     "windows it finished.")
+
+
+def sustained_table(runs: list[Run]) -> list[list[str]] | None:
+    """One row per sustained test of the runs, failed configs included (the windows a killed
+    run finished are its finding); None when there is none."""
+    rows = [["model", "quant", "device", "threads", "workload", "windows", "burst t/s",
+             "sustained t/s", "retained", "< 90% at", "CV", "temp C first → last",
+             "CPU MHz first → last", "J/token first → last", "stopped"]]
+
+    def pair(a: Any, b: Any, digits: int = 1) -> str:
+        return "-" if a is None and b is None else f"{_fmt(a, digits)} → {_fmt(b, digits)}"
+
+    for run in runs:
+        for rec in run.records:
+            for t in rec.tests:
+                res = t.sustained
+                if res is None:
+                    continue
+                sp = res.decode if res.primary == "decode" else res.prefill
+                done = sum(1 for w in res.windows if w.complete)
+                drop = ("-" if sp is None else "never" if sp.below_90_s is None
+                        else f"{sp.below_90_s:g} s")
+                stopped = res.stop_reason if res.stop_reason != "duration" else "-"
+                if rec.status != "ok":
+                    stopped += f" ({rec.status})"
+                rows.append([str(rec.model_id), str(rec.quant), str(rec.device or
+                                                                     run.env.device_label),
+                             str(rec.settings.n_threads if rec.settings else "?"),
+                             f"{res.workload} {res.duration_s:g} s",
+                             f"{done} x {res.window_s:g} s",
+                             _fmt(sp.burst_ts if sp else None, 1),
+                             _fmt(sp.sustained_ts if sp else None, 1),
+                             f"{_fmt(sp.retained_pct, 1)}%" if sp and sp.retained_pct else "-",
+                             drop, f"{_fmt(sp.cv_pct, 1)}%" if sp and sp.cv_pct else "-",
+                             pair(res.temp_first_c, res.temp_last_c),
+                             pair(res.cpu_mhz_first, res.cpu_mhz_last, 0),
+                             pair(res.j_per_token_first, res.j_per_token_last, 4), stopped])
+    return rows if len(rows) > 1 else None
+
+
 def warnings_of(runs: list[Run]) -> list[str]:
     return [f"{r.model_id} {r.quant}: {w}" for run in runs for r in run.records
             for w in r.warnings]
@@ -142,28 +190,41 @@ def write_report(run_dirs: list[Any], out_dir: str, catalog: Any = None) -> dict
     from slmbench import figures
 
     runs = [x if isinstance(x, Run) else read_run(x) for x in run_dirs]
-    df = load_table(runs, catalog)
+    sustained = sustained_table(runs)
+    try:
+        df = load_table(runs, catalog)
+    except SlmbenchError:
+        if not sustained:   # a killed sustained run alone still has its windows to show
+            raise
+        df = None
     os.makedirs(out_dir, exist_ok=True)
     fig_dir = os.path.join(out_dir, "figures")
-    speed = quant_speedups(df)
-    corr = correlation_table(df)
     figs: list[str] = []
-    figs += figures.latency_vs_params(df, fig_dir, "tg")
-    figs += figures.latency_vs_params(df, fig_dir, "pp")
-    figs += figures.memory_breakdown(df, fig_dir)
-    figs += figures.kv_share_vs_context(df, fig_dir)
-    figs += figures.quant_speedup_heatmap(speed, fig_dir)
-    figs += figures.decode_drift(runs, fig_dir)
-    figs += figures.correlation_heatmap(corr, fig_dir)
-    figs += figures.quality_pareto(df, fig_dir)
+    tabs: dict[str, list[list[str]]] = {}
+    found: list[str] = []
+    if df is not None:
+        speed = quant_speedups(df)
+        corr = correlation_table(df)
+        figs += figures.latency_vs_params(df, fig_dir, "tg")
+        figs += figures.latency_vs_params(df, fig_dir, "pp")
+        figs += figures.memory_breakdown(df, fig_dir)
+        figs += figures.kv_share_vs_context(df, fig_dir)
+        figs += figures.quant_speedup_heatmap(speed, fig_dir)
+        figs += figures.decode_drift(runs, fig_dir)
+        figs += figures.correlation_heatmap(corr, fig_dir)
+        figs += figures.quality_pareto(df, fig_dir)
+        found = findings(df) or ["not enough models for fits (need 3 or more per quantization)"]
+        tabs = tables(df)
+        if not speed.empty:
+            tabs["Quantization speedup"] = (
+                [["model", "test", "quant", "vs", "speedup", "weights saved MiB"]]
+                + [[str(r.model_id), str(r.test), str(r.quant), str(r.reference),
+                    f"{r.speedup:.2f}x", _fmt(r.memory_saved_mib)] for r in speed.itertuples()])
+    if sustained:
+        tabs[SUSTAINED_TITLE] = sustained
+        figs += figures.sustained_figures(runs, fig_dir)
+        found.append(SUSTAINED_CAPTION)
     pngs = [p for p in figs if p.endswith(".png")]
-    found = findings(df) or ["not enough models for fits (need 3 or more per quantization)"]
-    tabs = tables(df)
-    if not speed.empty:
-        tabs["Quantization speedup"] = (
-            [["model", "test", "quant", "vs", "speedup", "weights saved MiB"]]
-            + [[str(r.model_id), str(r.test), str(r.quant), str(r.reference),
-                f"{r.speedup:.2f}x", _fmt(r.memory_saved_mib)] for r in speed.itertuples()])
     warns = warnings_of(runs)
     # Markdown
     md = ["# slmbench report", "", "## Environment and method", ""]

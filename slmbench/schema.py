@@ -128,6 +128,111 @@ class QualityMetrics:
 
 
 @dataclass
+class SustainWindow:
+    """One window of a sustained run (slmbench.sustained): the workload's speed, latency and
+    the sensors in that stretch of time.  An event (a prefill, a generated token) belongs to
+    the window its end falls in; speeds divide tokens by the time spent inside timed
+    llama.cpp calls, like llama-bench's t/s."""
+
+    index: int = _f("position; 0 is the burst window")
+    t_start_s: float = _f("start, seconds after the workload started", unit="s")
+    t_end_s: float = _f("end (nominal edge; the last window may be shorter)", unit="s")
+    complete: bool = _f("the window ran to its end (false: the run stopped inside it; such a "
+                        "window is kept but left out of the summary)", True)
+    n_iterations: int = _f("workload iterations (prefill and/or generation) that ended here", 0)
+    n_prefill_tokens: int = _f("prompt tokens of the prefills that ended here", 0)
+    prefill_s: float = _f("time inside those prefills", 0.0, unit="s")
+    prefill_ts: float | None = _f("n_prefill_tokens / prefill_s", unit="tokens/s")
+    n_decode_tokens: int = _f("tokens generated one by one that ended here", 0)
+    decode_s: float = _f("time inside those single-token decodes", 0.0, unit="s")
+    decode_ts: float | None = _f("n_decode_tokens / decode_s", unit="tokens/s")
+    ts: float | None = _f("the workload's speed: decode_ts for tg and chat, prefill_ts for pp",
+                          unit="tokens/s")
+    busy_pct: float | None = _f("share of the window spent inside timed llama.cpp calls "
+                                "(the rest: clearing the KV cache, Python, window bookkeeping)",
+                                unit="%")
+    token_ms_p50: float | None = _f("median latency of the tokens generated here", unit="ms")
+    token_ms_p90: float | None = _f("90th percentile latency of the tokens generated here",
+                                    unit="ms")
+    temp_c: float | None = _f("mean over the window's samples of the hottest valid sensor",
+                              unit="C")
+    temp_cpu_c: float | None = _f("same, CPU sensors only (names with cpu, core, pkg, package, "
+                                  "soc, tj, tctl, tdie)", unit="C")
+    temp_gpu_c: float | None = _f("same, GPU sensors only (names with gpu)", unit="C")
+    cpu_mhz: float | None = _f("median clock of the fastest core over the window", unit="MHz")
+    gpu_mhz: float | None = _f("median GPU clock (tegrastats / jtop)", unit="MHz")
+    sensors: SensorSummary | None = _f("the window's full sensor summary (power, energy per "
+                                       "token, throttle flags); null without sensors")
+
+
+@dataclass
+class SustainedSpeed:
+    """One speed series of a sustained run (decode or prefill tokens/s per complete window),
+    summarised."""
+
+    metric: str = _f("'decode' or 'prefill'")
+    n_windows: int = _f("complete windows with a speed", 0)
+    burst_ts: float | None = _f("the first window's speed", unit="tokens/s")
+    sustained_ts: float | None = _f("median speed of the sustained part: the last "
+                                    "sustained_windows windows", unit="tokens/s")
+    sustained_windows: int = _f("windows in the sustained part: the last 20 %, at least 3 "
+                                "(all of them when there are fewer)", 0)
+    retained_pct: float | None = _f("100 x sustained_ts / burst_ts", unit="%")
+    below_90_s: float | None = _f("the drop: start of the first window slower than 90 % of "
+                                  "the burst speed whose next window is slower too (a lone "
+                                  "dip that recovers at once is noise); null = never", unit="s")
+    below_90_window: int | None = _f("index of that window; null = never")
+    n_below_90: int = _f("complete windows slower than 90 % of the burst speed, lone dips "
+                         "included", 0)
+    cv_pct: float | None = _f("window-to-window coefficient of variation of the speed",
+                              unit="%")
+    min_ts: float | None = _f("slowest window", unit="tokens/s")
+    max_ts: float | None = _f("fastest window", unit="tokens/s")
+
+
+@dataclass
+class SustainedResult:
+    """A sustained-performance test (`slmbench sustain`, suite key `sustained:`): one workload
+    run back to back for a duration on one model load, measured window by window."""
+
+    workload: str = _f("'tgN' (generate N tokens), 'ppN' (prefill N tokens) or 'chat:P/G' "
+                       "(prefill P tokens, then generate G), each repeated on a cleared KV cache")
+    n_prompt: int = _f("prompt tokens per iteration", 0)
+    n_gen: int = _f("generated tokens per iteration", 0)
+    duration_s: float = _f("duration asked for", 0.0, unit="s")
+    window_s: float = _f("window length", 0.0, unit="s")
+    elapsed_s: float | None = _f("workload start to stop", unit="s")
+    stop_reason: str = _f("'duration' (ran its course), 'interrupted' (Ctrl-C / SIGTERM), "
+                          "'killed' (no final record: recovered from the windows file) or "
+                          "'error'", "duration")
+    error: str | None = _f("what stopped it, for 'error'")
+    n_iterations: int = _f("workload iterations completed", 0)
+    start_cool_c: float | None = _f("asked to start below this temperature", unit="C")
+    cool_wait_s: float | None = _f("seconds spent waiting to cool down", unit="s")
+    start_temp_c: float | None = _f("hottest valid temperature right before the workload",
+                                    unit="C")
+    notes: list[str] = _f("e.g. no temperature sensor, still hot after the cooling timeout",
+                          factory=list)
+    primary: str = _f("the series the headline numbers use: 'decode' (tg, chat) or 'prefill' "
+                      "(pp)", "decode")
+    decode: SustainedSpeed | None = _f("decode tokens/s over the windows (tg, chat)")
+    prefill: SustainedSpeed | None = _f("prefill tokens/s over the windows (pp, chat)")
+    temp_first_c: float | None = _f("first window's temp_c", unit="C")
+    temp_last_c: float | None = _f("last complete window's temp_c", unit="C")
+    cpu_mhz_first: float | None = _f("first window's cpu_mhz", unit="MHz")
+    cpu_mhz_last: float | None = _f("last complete window's cpu_mhz", unit="MHz")
+    gpu_mhz_first: float | None = _f("first window's gpu_mhz", unit="MHz")
+    gpu_mhz_last: float | None = _f("last complete window's gpu_mhz", unit="MHz")
+    j_per_token_first: float | None = _f("energy per token in the first window", unit="J")
+    j_per_token_last: float | None = _f("energy per token in the last complete window",
+                                        unit="J")
+    throttled_windows: int = _f("windows whose sensors flagged throttling", 0)
+    windows_file: str | None = _f("the windows as written while running (one JSON line each, "
+                                  "fsynced), relative to the run directory")
+    windows: list[SustainWindow] = _f("every window, in order", factory=list)
+
+
+@dataclass
 class OperatorClassTime:
     """One operator class of a profile: its time per token, share and weight traffic."""
 
@@ -249,8 +354,9 @@ class TestResult:
     __test__ = False  # not a pytest test class despite the name
 
     test: str = _f("'pp' (prefill), 'tg' (decode), 'ttft' (prefill + first greedy token), "
-                   "'quality' or 'profile'")
-    name: str = _f("label, e.g. 'pp64', 'tg32@d512', 'ttft64'")
+                   "'quality', 'sustained' or 'profile'")
+    name: str = _f("label, e.g. 'pp64', 'tg32@d512', 'ttft64', 'sustained:tg128:600s/10s', "
+                   "'profile-tg32'")
     n_prompt: int = _f("prompt tokens evaluated in the timed region (pp, ttft)", 0)
     n_gen: int = _f("tokens generated one by one in the timed region (tg; 1 for ttft)", 0)
     n_depth: int = _f("tokens already in the KV cache before the timed region (untimed fill)", 0)
@@ -279,6 +385,9 @@ class TestResult:
         "sensor summary during the test (temperatures, clocks, power, energy per token, "
         "throttled flag); null when the machine has no sensor or sensors are off")
     metrics: QualityMetrics | None = _f("quality tests only: perplexity, bits per byte, KL")
+    sustained: SustainedResult | None = _f(
+        "sustained tests only: the windows and the burst / sustained / retained summary; "
+        "samples_ts then holds the primary speed of every complete window")
     profile: OperatorProfile | None = _f("profile tests only: where the time goes, by operator "
                                          "class, block and node")
     warnings: list[str] = _f("e.g. 'CV 7.2% > 5%: noisy machine'", factory=list)
@@ -779,8 +888,9 @@ def schema_markdown() -> str:
         "",
     ]
     for cls in (Record, ModelFacts, Settings, LoadResult, Memory, Buffer, KVProjection,
-                TestResult, Stats, PerfCounters, SensorSummary, QualityMetrics, OperatorProfile,
-                OperatorClassTime, LayerTime, NodeTime, MemoryEstimate,
+                TestResult, Stats, PerfCounters, SensorSummary, QualityMetrics, SustainedResult,
+                SustainedSpeed, SustainWindow, OperatorProfile, OperatorClassTime, LayerTime,
+                NodeTime, MemoryEstimate,
                 WorkerInfo, QualityInput, EnvInfo, OSInfo, CPUInfo, MemInfo, LlamaInfo,
                 DeviceProfile, Bandwidth, Manifest, ConfigEntry):
         out += [f"## {cls.__name__}", "", (cls.__doc__ or "").strip(), "",

@@ -106,10 +106,12 @@ class Config:
     cooldown_s: float = 0.0
     max_temp_c: float | None = None
     timeout_s: float = 3600.0
-    kind: str = "bench"  # 'bench' (timing + memory), 'quality' (perplexity / KL) or 'profile'
-    profile: dict[str, Any] | None = None  # kind 'profile': PROFILE_DEFAULTS keys
+    kind: str = "bench"  # 'bench' (timing + memory), 'quality' (perplexity / KL), 'sustained'
+    #             or 'profile'
     quality: dict[str, Any] | None = None  # kind 'quality': QUALITY_DEFAULTS keys + n_threads
     reference: ModelRef | None = None  # kind 'quality': the KL reference file, if any
+    sustained: dict[str, Any] | None = None  # kind 'sustained': SUSTAINED_DEFAULTS keys
+    profile: dict[str, Any] | None = None  # kind 'profile': PROFILE_DEFAULTS keys
 
     @property
     def label(self) -> str:
@@ -117,6 +119,10 @@ class Config:
         if self.kind == "quality":
             vs = f" vs {self.reference_label}" if self.reference else ""
             return f"{self.model.key} quality{vs}"
+        if self.kind == "sustained":
+            sus = self.sustained or {}
+            return (f"{self.model.key} t{s.n_threads} sustained {sus.get('workload')} "
+                    f"{sus.get('duration'):g}s")
         if self.kind == "profile":
             return f"{self.model.key} t{s.n_threads} profile"
         bits = [self.model.key, f"t{s.n_threads}"]
@@ -140,7 +146,8 @@ class Config:
                    model_id=self.model.model_id, quant=self.model.quant, device=device,
                    settings=self.settings, plan=self.plan, cooldown_s=self.cooldown_s,
                    max_temp_c=self.max_temp_c, quality=self.quality,
-                   reference_path=reference_path, profile=self.profile)
+                   reference_path=reference_path, sustained=self.sustained,
+                   profile=self.profile)
 
     def worker_payload(self, path: str, device: str | None,
                        reference_path: str | None = None) -> dict[str, Any]:
@@ -157,7 +164,7 @@ class Job:
 
     index: int
     record_id: str
-    kind: str  # 'bench' | 'quality' | 'profile'
+    kind: str  # 'bench' | 'quality' | 'sustained' | 'profile'
     path: str  # the local model file
     model_id: str | None
     quant: str | None
@@ -168,6 +175,9 @@ class Job:
     max_temp_c: float | None = None
     quality: dict[str, Any] | None = None  # kind 'quality': QUALITY_DEFAULTS keys + n_threads
     reference_path: str | None = None  # kind 'quality': the KL reference file
+    sustained: dict[str, Any] | None = None  # kind 'sustained': SUSTAINED_DEFAULTS keys
+    windows_path: str | None = None  # kind 'sustained': the file each window is fsynced to
+    windows_file: str | None = None  # ... as the record names it (relative to the run)
     profile: dict[str, Any] | None = None  # kind 'profile': PROFILE_DEFAULTS keys
 
 
@@ -251,6 +261,9 @@ def parse_suite(raw: dict[str, Any], *, source: str = "<built-in>",
             continue
         if key == "quality":
             values[key] = parse_quality(data[key], where(key), base, problems)
+            continue
+        if key == "sustained":
+            values[key] = parse_sustained(data[key], where(key), problems)
             continue
         if key == "profile":
             values[key] = parse_profile(data[key], where(key), problems)
@@ -419,6 +432,33 @@ def parse_quality(value: Any, where: str, base: Path, problems: list[str]) -> An
     return out
 
 
+def parse_sustained(value: Any, where: str, problems: list[str]) -> dict[str, Any] | None:
+    """`sustained:` as written: true (every default), false, or a mapping of
+    SUSTAINED_DEFAULTS keys; returned checked and normalised (durations in seconds), or None."""
+    from slmbench.config import SUSTAINED_DEFAULTS
+    from slmbench.sustained import spec_from_values
+
+    if value is False or value is None:
+        return None
+    if value is True:
+        value = {}
+    if not isinstance(value, dict):
+        problems.append(f"{where}: expected true, false or a mapping of "
+                        f"{', '.join(SUSTAINED_DEFAULTS)}, got {value!r}")
+        return None
+    unknown = [k for k in value if k not in SUSTAINED_DEFAULTS]
+    for key in unknown:
+        close = difflib.get_close_matches(str(key), SUSTAINED_DEFAULTS, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        problems.append(f"{where}: unknown key '{key}'{hint} (known: "
+                        f"{', '.join(SUSTAINED_DEFAULTS)})")
+    try:
+        return spec_from_values(value).to_values()
+    except SlmbenchError as exc:
+        problems.append(f"{where}.{exc}")
+        return None
+
+
 def parse_profile(value: Any, where: str, problems: list[str]) -> Any:
     """`profile:` as written: True / False, or a mapping of PROFILE_DEFAULTS keys; stored as
     the full mapping (defaults filled in), or False."""
@@ -578,7 +618,8 @@ def expand(suite: Suite) -> list[Config]:
             quality_refs += [(r, q) for r in new]
     configs: list[Config] = []
     seen: set[str] = set()
-    for ref, *point in itertools.product(refs, *(v[key] for key in config.SWEPT)):
+    points = itertools.product(refs, *(v[key] for key in config.SWEPT)) if plan.tests() else ()
+    for ref, *point in points:
         settings = config.settings_for(v, **dict(zip(config.SWEPT, point)))
         rid = config_id(ref.key, settings, plan)
         if rid in seen:
@@ -594,6 +635,14 @@ def expand(suite: Suite) -> list[Config]:
         if cfg.record_id not in seen:
             seen.add(cfg.record_id)
             configs.append(cfg)
+    # sustained last: one per model file, at the first point of the settings sweep
+    if v.get("sustained"):
+        settings = config.settings_for(v, **{key: v[key][0] for key in config.SWEPT})
+        for ref in refs:
+            cfg = sustained_config(len(configs), ref, v["sustained"], settings, v["timeout_s"])
+            if cfg.record_id not in seen:
+                seen.add(cfg.record_id)
+                configs.append(cfg)
     # profiles last: one per model file, at the first value of every swept setting
     if v.get("profile"):
         first = {key: v[key][0] for key in config.SWEPT}
@@ -606,6 +655,20 @@ def expand(suite: Suite) -> list[Config]:
     return configs
 
 
+def sustained_config(index: int, ref: ModelRef, values: dict[str, Any], settings: Settings,
+                     timeout_s: float) -> Config:
+    """The sustained config of one model file (slmbench.sustained).  Its timeout adds the
+    duration and the cooling wait to the suite's: a 2 h sustained run is not a hang."""
+    from slmbench.sustained import spec_from_values
+
+    spec = spec_from_values(values)
+    plan = TestPlan([spec.n_prompt] if spec.n_prompt else [],
+                    [spec.n_gen] if spec.n_gen else [], [0], False)
+    wait = spec.start_cool_timeout_s if spec.start_cool_c is not None else 0.0
+    return Config(index=index, model=ref, settings=settings, plan=plan,
+                  record_id=config_id(f"{ref.key}:{spec.key()}", settings, plan),
+                  timeout_s=timeout_s + spec.duration_s + wait, kind="sustained",
+                  sustained=spec.to_values())
 def profile_config(index: int, ref: ModelRef, settings: Settings, prof: dict[str, Any],
                    timeout_s: float) -> Config:
     """The profile config of one model file (slmbench.profile): its settings are a timing

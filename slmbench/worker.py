@@ -187,6 +187,13 @@ def execute(payload: dict, progress: Callable[[str], None], started: str | None 
     try:
         if job.kind == "quality":
             return _measure_quality(job, progress, started)
+        if job.kind == "sustained":
+            from slmbench.sustained import measure_sustained, spec_from_values
+
+            return measure_sustained(job.path, job.settings, spec_from_values(job.sustained),
+                                     model_id=job.model_id, quant=job.quant, device=job.device,
+                                     record_id=job.record_id, windows_path=job.windows_path,
+                                     windows_file=job.windows_file, progress=progress)
         if job.kind == "profile":
             from slmbench.profile import measure_profile
 

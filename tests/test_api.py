@@ -32,3 +32,16 @@ def test_the_exported_names_exist():
     for name in slmbench.__all__:
         assert getattr(slmbench, name) is not None, name
     assert issubclass(slmbench.ModelLoadError, slmbench.SlmbenchError)
+
+
+def test_no_exported_function_is_shadowed_by_a_submodule():
+    """`slmbench.x` must stay the API's x after `import slmbench.x` of a module of that name."""
+    import importlib
+    import pkgutil
+
+    modules = {m.name for m in pkgutil.iter_modules(slmbench.__path__)}
+    clash = sorted(set(slmbench.__all__) & modules)
+    assert not clash, f"exported names that are also submodules: {clash}"
+    for name in modules - {"__main__"}:
+        importlib.import_module(f"slmbench.{name}")
+    assert callable(slmbench.score_quality) and callable(slmbench.sustain)

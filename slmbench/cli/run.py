@@ -27,6 +27,9 @@ can be overridden on the command line; lists are comma-separated (see docs/runne
 Quality: a suite's `quality:` key (or --quality) adds one config per model file, after the
 timing: perplexity and bits per byte on a text (llama-perplexity's method), and KL divergence
 against a reference quant of the same model, e.g. `quality: {reference: Q8_0, chunks: 20}`.
+Sustained performance: a suite's `sustained:` key adds one config per model file, last: its
+workload back to back for a duration, window by window, e.g. `sustained: {duration: 10m,
+workload: chat:512/128}` (see `slmbench sustain --help`).
 
 examples:
   slmbench run                                        # suites/quick.yaml
@@ -182,7 +185,7 @@ def _print_plan(configs: list, as_json: bool) -> int:
     if as_json:
         json.dump([{"index": c.index, "record_id": c.record_id, "label": c.label,
                     "model": c.model.key, "kind": c.kind,
-                    "tests": tests if c.kind == "bench" else [f"quality@{c.settings.n_ctx}"]}
+                    "tests": tests if c.kind == "bench" else [_other_test(c)]}
                    for c in configs], sys.stdout, indent=1)
         sys.stdout.write("\n")
         return 0
@@ -190,7 +193,20 @@ def _print_plan(configs: list, as_json: bool) -> int:
         print(f"{c.index:3d}  {c.record_id}  {c.label}")
     if bench:
         print(f"{len(bench)} timing configs; each runs: {', '.join(tests)}")
-    if len(bench) < len(configs):
-        print(f"{len(configs) - len(bench)} quality configs (perplexity, bits per byte; KL "
+    quality = sum(c.kind == "quality" for c in configs)
+    if quality:
+        print(f"{quality} quality configs (perplexity, bits per byte; KL "
               "where a reference is set), after the timing")
+    sustained = [c for c in configs if c.kind == "sustained"]
+    if sustained:
+        print(f"{len(sustained)} sustained configs, last: {_other_test(sustained[0])}")
     return 0
+
+
+def _other_test(c) -> str:
+    """The one test of a quality or sustained config."""
+    if c.kind == "sustained":
+        from slmbench.sustained import spec_from_values
+
+        return spec_from_values(c.sustained).test_name
+    return f"quality@{c.settings.n_ctx}"
