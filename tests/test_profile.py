@@ -232,3 +232,11 @@ def test_a_sweep_records_profiles_and_goes_on_after_a_failed_one(tmp_path, tiny_
     assert prof.tests[1].profile.classes and prof.memory_estimate.kv_mib > 0
     text = summary_table(result)
     assert "where the time goes" in text and "matmul Q4_0" in text  # (output: Q6_K)
+    # report: a table row per profile test, a stacked bar per model and phase, blocks
+    from slmbench.report import write_report
+
+    out = write_report([result.run_dir], str(tmp_path / "report"))
+    md = open(out["markdown"], encoding="utf-8").read()
+    assert "## Where the time goes" in md and "| profile-tg4 |" in md
+    figs = sorted(os.listdir(out["figures"]))
+    assert "profile-classes.png" in figs and "profile-blocks.png" in figs
