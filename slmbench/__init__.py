@@ -19,6 +19,7 @@ _API = {
     # functions (slmbench.api)
     "bench": "api", "measure_config": "api", "run_suite": "api", "load_suite": "api",
     "plan_suite": "api", "score_quality": "api", "measure_suite": "api", "sustain": "api",
+    "recommend": "api",
     "profile_models": "api",
     "read_run": "results", "load_table": "analysis", "compare_runs": "compare",
     "push": "sharing", "pull": "sharing", "resolve_run_paths": "sharing",
@@ -28,6 +29,7 @@ _API = {
     "ModelFacts": "schema", "LoadResult": "schema", "SCHEMA_VERSION": "schema",
     "OperatorProfile": "schema",
     "Run": "results", "RunResult": "runner", "CompareResult": "compare",
+    "Recommendation": "verdict", "WORKLOADS": "config", "TARGET_METRICS": "config",
     # errors
     "SlmbenchError": "errors", "ConfigError": "errors", "ModelFetchError": "errors",
     "ModelLoadError": "errors", "MeasurementError": "errors", "ResultsFormatError": "errors",

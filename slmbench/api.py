@@ -309,3 +309,33 @@ def run_paths(paths: Sequence[str | os.PathLike]) -> list[str]:
     from slmbench.sharing import resolve_run_paths
 
     return expand_run_paths(resolve_run_paths(paths))
+
+
+def recommend(paths: Sequence[str | os.PathLike], *, targets: Any = None,
+              workloads: Any = None) -> Any:
+    """Which config to ship per device: pass/fail per target with CIs and margins, the
+    recommendation, the Pareto front and the score (:mod:`slmbench.verdict`,
+    docs/recommend.md).  ``paths``: run directories, fleet directories or hf:// paths;
+    ``targets``: a YAML file, a mapping (``{"ttft_ms": {"chat": 1000}}``) or None;
+    ``workloads``: preset names or ``P/G`` (default: those the targets name, else those
+    measured)."""
+    from slmbench.verdict import recommend as _recommend
+    from slmbench.results import read_run
+
+    return _recommend([read_run(p) for p in run_paths(paths)], targets, workloads)
+
+
+def targets_verdict(paths: Sequence[str | os.PathLike], targets: Any = None) -> Any:
+    """`run --targets`: the verdicts of finished runs against ``targets`` (None: the targets
+    their suite recorded); None when there are no targets.  ``failed_configs`` of the result
+    lists the configs that miss one (or failed to measure): the CI gate's exit 1."""
+    from slmbench.verdict import recommend as _recommend
+    from slmbench.verdict import suite_targets
+    from slmbench.results import read_run
+
+    runs = [read_run(p) for p in run_paths(paths)]
+    if targets is None:
+        targets = suite_targets(runs)
+    if not targets:
+        return None
+    return _recommend(runs, targets)

@@ -20,8 +20,14 @@ The rules (also in docs/compare.md and printed as the legend under every table):
 * **memory** (peak RSS, weights, KV, compute, output, other) is deterministic enough to judge as
   single numbers: worse / better when it changes by more than the threshold *and* by at least
   1 MiB (rounding and page-granularity noise); growth is a regression.
-* **quality** (perplexity, bits per byte, KL divergence, top-1 agreement) are single values per
-  config: worse / better beyond the threshold (and a tiny absolute floor for near-zero KL).
+* **quality**: perplexity, bits per byte and mean KL of two records that scored the same windows
+  (same corpus, window size and tokens; records with ``window_nll`` / ``window_kl``) are judged
+  with a paired test over the windows: the per-window differences give a Student-t 95 % CI of
+  the change and a paired t-test p (the Wilcoxon signed-rank p is noted).  worse / better =
+  p < alpha, the CI excludes 0 and the change is beyond the threshold; beyond the threshold but
+  not significant -> too noisy to tell.  Without per-window values (older records, top-1
+  agreement, KL p99) they are single values: worse / better beyond the threshold.  Either way
+  a tiny absolute floor applies to near-zero KL.
 * a config that is ok in the base run and *failed* in the candidate is a regression too.
 """
 
@@ -37,7 +43,7 @@ from slmbench.errors import ConfigError, ResultsFormatError
 from slmbench.results import Run, read_run
 from slmbench.schema import EnvInfo, Memory, Record, TestResult
 from slmbench.stats import (bootstrap_pooled_ratio_ci, bootstrap_ratio_ci, mann_whitney_min_p,
-                            mann_whitney_p, percentile, welch_log_p)
+                            mann_whitney_p, paired_test, percentile, welch_log_p)
 
 MIN_SAMPLES = 3
 NOISY_CI_FACTOR = 2.0  # a CI wider than this many thresholds cannot tell "same" from a change
@@ -67,6 +73,8 @@ QUALITY_METRICS: dict[str, tuple[bool, float]] = {
     "kl_p99": (False, 1e-2),
     "top1_pct": (True, 0.1),
 }
+# quality metric -> the per-window series it is made of (QualityMetrics)
+QUALITY_WINDOWS = {"ppl": "window_nll", "bits_per_byte": "window_nll", "kl_mean": "window_kl"}
 GROUPS = {"timed": tuple(TIMED_METRICS), "speed": tuple(TIMED_METRICS),
           "memory": MEMORY_METRICS, "quality": tuple(QUALITY_METRICS),
           "sustain": ("sustained", "retained")}
@@ -90,6 +98,8 @@ class Measure:
     samples: list[float] = field(default_factory=list)  # per repetition (timed)
     groups: list[list[float]] | None = None  # decode_p90: token latencies per repetition
     note: str = ""
+    windows: list[float] | None = None  # quality: per-window values the metric is made of
+    pairing: tuple | None = None  # quality: what must be equal for windows to pair
 
     @property
     def spread(self) -> float:
@@ -132,11 +142,16 @@ def test_measures(t: TestResult) -> list[Measure]:
     if t.sustained is not None:
         out += sustained_measures(t)
     if t.metrics:
+        m = t.metrics
+        pairing = (m.n_ctx, m.n_windows, m.n_tokens, m.n_bytes)
         for name, (hib, _floor) in QUALITY_METRICS.items():
-            v = getattr(t.metrics, name)
+            v = getattr(m, name)
             if isinstance(v, (int, float)) and math.isfinite(v):
+                windows = QUALITY_WINDOWS.get(name)
+                windows = getattr(m, windows, None) if windows else None
                 out.append(Measure(t.name, name, "%" if name.endswith("_pct") else "",
-                                   "quality", hib, float(v)))
+                                   "quality", hib, float(v), windows=windows or None,
+                                   pairing=pairing))
     return [m for m in out if m.value is not None]
 
 
@@ -302,14 +317,59 @@ def judge(b: Measure, c: Measure, threshold: float, alpha: float, config: str = 
     row = Row(config, b.test, b.metric, b.unit, b.kind, b.higher_is_better, b.value, c.value)
     if b.kind == "timed":
         _judge_timed(row, b, c, threshold, alpha)
+    elif b.kind == "quality" and _paired(b, c):
+        _judge_paired(row, b, c, threshold, alpha, QUALITY_METRICS[b.metric][1])
     else:
         floor = MEMORY_FLOOR_MIB if b.kind == "memory" else QUALITY_METRICS[b.metric][1]
         _judge_single(row, threshold, floor)
+        if b.kind == "quality" and b.metric in QUALITY_WINDOWS:
+            row.note = row.note or "single values: no per-window values on the same windows"
     if b.metric in GROUPS["sustain"]:   # e.g. a run stopped early is said so
         early = [f"{side} {m.note}" for side, m in (("base", b), ("candidate", c)) if m.note]
         if early and not any(m.note in row.note for m in (b, c) if m.note):
             row.note = "; ".join(filter(None, [row.note, *early]))
     return row
+
+
+def _paired(b: Measure, c: Measure) -> bool:
+    """Both scored the same windows (so the per-window values pair)."""
+    return (b.windows is not None and c.windows is not None and len(b.windows) >= 2
+            and len(b.windows) == len(c.windows) and b.pairing == c.pairing
+            and all(math.isfinite(x) for x in b.windows + c.windows))
+
+
+def _judge_paired(row: Row, b: Measure, c: Measure, threshold: float, alpha: float,
+                  floor: float) -> None:
+    """A quality metric judged over the windows both records scored (module doc)."""
+    t = paired_test(b.windows, c.windows)
+    mean_b = sum(b.windows) / len(b.windows)
+    row.n_base = row.n_cand = t["n"]
+    if b.metric == "ppl":  # ppl = exp(mean NLL): the change is exp(mean difference) - 1
+        def to_change(x: float) -> float:
+            return math.expm1(x)
+    else:  # bits per byte and KL are proportional to the mean over windows
+        def to_change(x: float) -> float:
+            return x / mean_b if mean_b else math.nan
+    change = to_change(t["mean"])
+    row.change_pct = 100.0 * change
+    if math.isfinite(t["low"]):
+        row.ci_low_pct, row.ci_high_pct = 100.0 * to_change(t["low"]), 100.0 * to_change(t["high"])
+    row.p_value = t["p_t"]
+    wilcoxon = "" if math.isnan(t["p_wilcoxon"]) else f", Wilcoxon p {t['p_wilcoxon']:.2g}"
+    paired = f"paired over {t['n']} windows{wilcoxon}"
+    significant = t["p_t"] < alpha and (t["low"] > 0 or t["high"] < 0)
+    if abs(row.cand - row.base) < floor:
+        row.verdict = "same"
+        row.note = f"below the absolute floor ({floor:g} {row.unit})".replace(" )", ")")
+    elif significant and abs(change) > threshold:
+        _direction(row, change)
+        row.note = paired
+    elif abs(change) > threshold:
+        row.verdict = "too noisy to tell"
+        row.note = f"beyond the threshold but not significant ({paired})"
+    else:
+        row.verdict = "same"
+        row.note = f"significant but within the threshold ({paired})" if significant else ""
 
 
 def _direction(row: Row, change: float) -> None:
@@ -538,9 +598,11 @@ def legend(res: CompareResult) -> str:
             f"noisy to tell = "
             f"under {MIN_SAMPLES} samples, a CI wider than {NOISY_CI_FACTOR:g} x {t}, or a change beyond {t} that is not significant. Memory "
             f"is judged without samples: WORSE = growth beyond {t} and at least "
-            f"{MEMORY_FLOOR_MIB:g} MiB. Quality (single values): WORSE beyond {t} in the bad "
-            "direction (lower ppl/bits_per_byte/kl, higher top1_pct is better). Exit code 1 when "
-            "any regression is found.")
+            f"{MEMORY_FLOOR_MIB:g} MiB. Quality: ppl, bits_per_byte and kl_mean of records "
+            "that scored the same windows are paired over the windows (paired t p and CI; "
+            f"WORSE = significant and beyond {t} in the bad direction), other quality metrics "
+            f"are single values (WORSE beyond {t}); lower ppl/bits_per_byte/kl, higher "
+            "top1_pct is better. Exit code 1 when any regression is found.")
 
 
 def _summary_line(res: CompareResult) -> str:

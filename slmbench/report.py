@@ -201,8 +201,12 @@ def warnings_of(runs: list[Run]) -> list[str]:
             for w in r.warnings]
 
 
-def write_report(run_dirs: list[Any], out_dir: str, catalog: Any = None) -> dict[str, str]:
+def write_report(run_dirs: list[Any], out_dir: str, catalog: Any = None,
+                 targets: Any = None) -> dict[str, str]:
+    """``targets`` (a file, a mapping; default: the runs' suites') judge the configs in the
+    Verdict section at the top (slmbench.verdict)."""
     from slmbench import figures
+    from slmbench.verdict import report_section
 
     runs = [x if isinstance(x, Run) else read_run(x) for x in run_dirs]
     sustained = sustained_table(runs)
@@ -246,8 +250,9 @@ def write_report(run_dirs: list[Any], out_dir: str, catalog: Any = None) -> dict
         found.append(PROFILE_CAPTION)
     pngs = [p for p in figs if p.endswith(".png")]
     warns = warnings_of(runs)
+    verdict_md, verdict_html = report_section(runs, targets)
     # Markdown
-    md = ["# slmbench report", "", "## Environment and method", ""]
+    md = ["# slmbench report", ""] + verdict_md + ["", "## Environment and method", ""]
     md += [f"- {x}" for x in method_lines(runs)]
     md += ["", "## Findings", ""] + [f"- {x}" for x in found]
     for title, rows in tabs.items():
@@ -271,6 +276,7 @@ def write_report(run_dirs: list[Any], out_dir: str, catalog: Any = None) -> dict
              "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid"
              " #ccc;padding:3px 6px;text-align:right}th{background:#eee}img{max-width:100%}"
              ".warn{color:#a40}</style></head><body><h1>slmbench report</h1>",
+             verdict_html,
              "<h2>Environment and method</h2><ul>"
              + "".join(f"<li>{html.escape(x)}</li>" for x in method_lines(runs)) + "</ul>",
              "<h2>Findings</h2><ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in found)

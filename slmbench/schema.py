@@ -125,6 +125,14 @@ class QualityMetrics:
     delta_ppl: float | None = _f("ppl - ref_ppl")
     delta_ppl_err: float | None = _f("standard error of delta_ppl (paired: same tokens)")
     ppl_ratio: float | None = _f("ppl / ref_ppl")
+    window_nll: list[float] | None = _f(
+        "mean NLL per scored token of each window, in order (every window scores the same "
+        "number of tokens): two records on the same corpus, n_ctx and tokens pair window by "
+        "window (compare, recommend)", unit="nats")
+    window_ref_nll: list[float] | None = _f("with a reference: its window_nll on the same "
+                                            "windows", unit="nats")
+    window_kl: list[float] | None = _f("with a reference: mean KL divergence of each window",
+                                       unit="nats")
 
 
 @dataclass

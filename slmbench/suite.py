@@ -17,7 +17,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from slmbench import config
 from slmbench.config import (FIELD, FIELDS, PROFILE_DEFAULTS, QUALITY_DEFAULTS, Settings,
@@ -262,6 +262,10 @@ def parse_suite(raw: dict[str, Any], *, source: str = "<built-in>",
         if key == "quality":
             values[key] = parse_quality(data[key], where(key), base, problems)
             continue
+        if key == "targets":
+            values[key] = parse_targets(data[key], where(key),
+                                        Path.cwd() if key in overrides else base, problems)
+            continue
         if key == "sustained":
             values[key] = parse_sustained(data[key], where(key), problems)
             continue
@@ -272,6 +276,11 @@ def parse_suite(raw: dict[str, Any], *, source: str = "<built-in>",
         if err:
             problems.append(f"{where(key)}: {err}")
         values[key] = value
+    wanted = config.targets_workloads(config.parse_targets(values.get("targets"))[0])
+    if wanted and isinstance(values.get("workloads"), list):  # targets add their workloads
+        have = {config.workload_shape(w) for w in values["workloads"]}
+        values["workloads"] = values["workloads"] + [
+            w for w in wanted if config.workload_shape(w) not in have]
     problems += config.check(values, where)
     models: list[ModelSpec] = []
     if "models" not in data or not data["models"]:
@@ -298,6 +307,7 @@ def parse_suite(raw: dict[str, Any], *, source: str = "<built-in>",
         for m in models:
             m.quality = None  # --no-quality: no quality config at all
     _check_quants(models, values, problems, catalog)
+    _check_target_needs(models, values, where, problems)
     name = values.pop("name") or (Path(source).stem if source not in ("<built-in>", "")
                                   else "suite")
     if problems:  # source "" (the command line of `bench`): the problems name the flags
@@ -430,6 +440,70 @@ def parse_quality(value: Any, where: str, base: Path, problems: list[str]) -> An
         else:
             out[key] = v.strip().upper()  # a quantization of the same model
     return out
+
+
+def parse_targets(value: Any, where: str, base: Path, problems: list[str]) -> Any:
+    """`targets:` as written: a YAML file (path relative to the suite, or to the working
+    directory for --targets) or a mapping; returned as the checked mapping (what the manifest
+    keeps), None when it has problems (they are added)."""
+    if isinstance(value, list) and len(value) == 1:  # --targets FILE arrives as a list
+        value = value[0]
+    if isinstance(value, str):
+        p = Path(os.path.expanduser(value.strip()))
+        p = p if p.is_absolute() else base / p
+        if not p.is_file():
+            problems.append(f"{where}: no such targets file {value!r}")
+            return None
+        try:
+            value = read_targets_file(p)
+        except ConfigError as exc:
+            problems.append(str(exc))
+            return None
+        where = str(p)
+    _targets, found = config.parse_targets(value, where)
+    problems += found
+    if found:
+        return None
+    if isinstance(value, dict) and isinstance(value.get("targets"), dict) \
+            and not set(value) & set(config.TARGET_METRIC):
+        value = value["targets"]
+    return value
+
+
+def read_targets_file(path: str | Path) -> Any:
+    """The data of a targets YAML file (one-line ConfigError when unreadable)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the targets ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}:{at}: not valid YAML ({problem})") from None
+    return data
+
+
+def _check_target_needs(models: list[ModelSpec], values: dict[str, Any],
+                        where: Callable[[str], str], problems: list[str]) -> None:
+    """Targets on quality or sustained metrics need those tests in the suite: say so before a
+    long run rather than fail the gate at its end."""
+    targets, _ = config.parse_targets(values.get("targets"))
+    qualities = [effective_quality(values.get("quality"), m.quality) for m in models]
+    for t in targets:
+        need = config.TARGET_METRIC[t.metric].needs
+        if need == "quality" and not any(q is not None for q in qualities):
+            problems.append(f"{where('targets')}: {t.metric} needs quality tests (add "
+                            "`quality: true` to the suite, or --quality)")
+        elif need == "reference" and not any(q and q.get("reference") for q in qualities):
+            problems.append(f"{where('targets')}: {t.metric} needs quality tests with a KL "
+                            "reference (e.g. `quality: {reference: F16}`)")
+        elif need == "sustained" and not values.get("sustained"):
+            problems.append(f"{where('targets')}: {t.metric} needs a sustained test (suite "
+                            "key `sustained:`)")
 
 
 def parse_sustained(value: Any, where: str, problems: list[str]) -> dict[str, Any] | None:

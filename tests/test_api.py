@@ -23,14 +23,17 @@ def test_the_notebook_example_of_the_docs_runs(tmp_path, monkeypatch):
     assert re.search(r"Q8_0 prefill \d+ tok/s, decode [\d.]+ ms/token, peak RSS \d+ MiB", text)
     assert "{'ok': 2, 'failed': 0, 'skipped': 0}" in text
     assert "regressions" in text
+    assert re.search(r"ship tiny:Q[48]_0", text)
     assert "refused: " in text and "no such model file" in text
     assert "n_ctx: 8 is smaller than" in text
     assert len(list((tmp_path / "results").iterdir())) == 2
 
 
 def test_the_exported_names_exist():
+    import slmbench.verdict  # noqa: F401 - a submodule must not shadow an API function
     for name in slmbench.__all__:
         assert getattr(slmbench, name) is not None, name
+    assert callable(slmbench.recommend)
     assert issubclass(slmbench.ModelLoadError, slmbench.SlmbenchError)
 
 

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("analyze", "tables and statistics over one or more runs"),
     "report": ("report", "write a Markdown + self-contained HTML report with figures"),
     "compare": ("compare", "compare two runs with statistics; exit 1 on a regression"),
+    "recommend": ("recommend", "which model and quant to ship: targets, verdicts, Pareto front"),
     "history": ("history", "trend of a config across many runs / versions"),
     "import": ("import_", "import llama-bench output as a slmbench run"),
     "push": ("push", "upload runs to a Hugging Face dataset (hf://datasets/ORG/NAME)"),

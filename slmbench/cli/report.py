@@ -7,7 +7,9 @@ import argparse
 HELP = "write a Markdown + self-contained HTML report with figures"
 DESCRIPTION = """\
 Write report.md and report.html (figures embedded, no external files or URLs) for one or more
-runs: environment and method, results with their spread, memory breakdown, quantization
+runs: at the top the Verdict (per device and workload the config to ship and the pass/fail table
+of the targets: --targets FILE, or the targets the runs' suites carry; see `slmbench recommend`),
+then environment and method, results with their spread, memory breakdown, quantization
 speedups, findings as sentences computed from the statistics, warnings (noisy, throttled), and
 figures (latency vs parameters, memory breakdown, KV share vs context, quantization speedup,
 per-token decode latency, correlations). Several runs or devices appear side by side; a fleet
@@ -26,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run directories, or hf://datasets/ORG/NAME[/runs/...] (see pull)")
     p.add_argument("-o", "--out", default="report", metavar="DIR")
     p.add_argument("--catalog", metavar="PATH")
+    p.add_argument("--targets", metavar="FILE",
+                   help="targets YAML for the Verdict section (default: the runs' suites'; "
+                        "docs/recommend.md)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from slmbench.report import write_report
 
     paths = write_report(run_paths(args.runs), args.out,
-                         load_catalog(args.catalog) if args.catalog else None)
+                         load_catalog(args.catalog) if args.catalog else None,
+                         targets=args.targets)
     print(f"wrote {paths['markdown']} and {paths['html']}")
     return 0

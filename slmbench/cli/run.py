@@ -40,10 +40,18 @@ examples:
   slmbench run --resume run-20261122-153012-4242      # continue a stopped run
   slmbench run quick --quality                        # + perplexity of every model file
   slmbench run quick --dry-run                        # list the configs, measure nothing
+  slmbench run quick --workload chat --targets targets.yaml   # exit 1 when a target is missed
   slmbench run quick --host pi@raspberrypi            # run it on another device over ssh
   slmbench run my.yaml --host phone --port 8022 --push-files   # copy local .gguf files too
   slmbench run quick --hosts inventory.yml --limit jetsons      # every host of a fleet at once
   slmbench run --resume fleet-20261122-153012-4242              # continue a stopped fleet run
+
+Workloads and targets (docs/recommend.md): --workload chat (or autocomplete, summarize, rag,
+P/G) adds the tests of that use's end-to-end latency (ttft512 and tg128@d512 for chat);
+--targets FILE (or the suite key targets:) judges every config after the run, e.g.
+`ttft_ms: {chat: 1000}`, `peak_rss_mib: 2048`, `kl_mean: 0.02`, and adds the workloads it
+names. Exit code 1 when a config misses a target (uncertain verdicts are shown, not failed),
+2 on a bad targets file: a CI gate for "this model still fits this device".
 
 Fleet runs (--hosts, docs/fleet.md): the inventory is an Ansible inventory (YAML or INI; host
 variables ansible_host, ansible_port, ansible_user, ansible_ssh_private_key_file,
@@ -99,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
     from slmbench.fleet import is_fleet_dir
 
     if args.hosts or (args.resume and is_fleet_dir(os.path.join(args.results, args.resume))):
-        return _run_fleet(args, overrides)
+        targets = _local_targets(overrides)
+        code, fleet_dir = _run_fleet(args, overrides)
+        return _gate(code, args, targets, lambda: [fleet_dir] if fleet_dir else [])
     if args.limit or args.parallel:
         from slmbench.errors import ConfigError
 
@@ -107,12 +117,13 @@ def run(args: argparse.Namespace) -> int:
     if args.host:
         from slmbench.remote import run_suite_remote
 
+        targets = _local_targets(overrides)
         local = run_suite_remote(args.host, args.suite, overrides, results_dir=args.results,
                                  run_id=args.run_id, resume=args.resume, offline=args.offline,
                                  port=args.port, remote_slmbench=args.remote_slmbench,
                                  push_files=args.push_files)
         print(f"results in {local}")
-        return 0
+        return _gate(0, args, targets, lambda: [local])
     if args.dry_run:
         return _print_plan(api.plan_suite(args.suite, overrides, resume=args.resume,
                                           results_dir=args.results), args.json)
@@ -135,10 +146,45 @@ def run(args: argparse.Namespace) -> int:
         c = result.counts
         print(f"\n{c['ok']} ok, {c['failed']} failed, {c['skipped']} skipped; "
               f"results in {result.run_dir}/results.jsonl")
-    return result.exit_code
+    if result.status != "finished":
+        return result.exit_code
+    return _gate(result.exit_code, args, None, lambda: [result.run_dir])
 
 
-def _run_fleet(args: argparse.Namespace, overrides: dict) -> int:
+def _local_targets(overrides: dict) -> object:
+    """--targets of a remote or fleet run: checked now, judged here when the results are back
+    (the file need not exist on the hosts)."""
+    from slmbench.verdict import load_targets
+
+    spec = overrides.pop("targets", None)
+    return load_targets(spec) if spec else None
+
+
+def _gate(code: int, args: argparse.Namespace, targets: object, run_dirs) -> int:
+    """`run --targets` (or a suite's targets:): print the verdicts; exit 1 when a config
+    misses a target (or failed), else the run's own exit code."""
+    from slmbench import api
+
+    if code == 130:
+        return code
+    dirs = [d for d in run_dirs() if d]
+    verdict = api.targets_verdict(dirs, targets) if dirs else None
+    if verdict is None:
+        return code
+    from slmbench.verdict import render_text
+
+    failed = verdict.failed_configs
+    if not args.json:  # JSON: `slmbench recommend RUN --json` gives the verdicts as data
+        print("\n" + render_text(verdict))
+    if failed:
+        print(f"\ntargets: {len(failed)} config(s) miss a target: "
+              + ", ".join(f"{label} on {device}" for device, label in failed),
+              file=sys.stderr)
+        return max(code, 1)
+    return code
+
+
+def _run_fleet(args: argparse.Namespace, overrides: dict) -> tuple[int, str | None]:
     from slmbench.errors import ConfigError
     from slmbench.fleet import run_fleet, summary_table
 
@@ -159,7 +205,7 @@ def _run_fleet(args: argparse.Namespace, overrides: dict) -> int:
             print(table([[r["name"], r["target"], str(r["port"] or 22),
                           r["device_label"] or "(detected)", r["remote_slmbench"]]
                          for r in rows], ["host", "ssh", "port", "device", "slmbench there"]))
-        return 0
+        return 0, None
     result = run_fleet(args.suite, overrides, inventory=args.hosts, limit=args.limit,
                        parallel=args.parallel, results_dir=args.results, fleet_id=args.run_id,
                        resume=args.resume, offline=args.offline, push_files=args.push_files,
@@ -174,7 +220,7 @@ def _run_fleet(args: argparse.Namespace, overrides: dict) -> int:
         if any(h.get("status") != "ok" for h in result.hosts):
             print(f"hosts that failed: fix them, then slmbench run --resume {result.fleet_id} "
                   f"--results {args.results} (hosts that finished are kept)")
-    return result.exit_code
+    return result.exit_code, str(result.fleet_dir)
 
 
 def _print_plan(configs: list, as_json: bool) -> int:
