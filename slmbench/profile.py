@@ -832,41 +832,56 @@ def format_record(record: Record, top: int = 5) -> str:
     return "\n".join(out)
 
 
+def by_class(p: OperatorProfile) -> dict[str, tuple[float, float, list[str]]]:
+    """class -> (ms per token, share %, weight types), the weight types of a class summed."""
+    out: dict[str, tuple[float, float, list[str]]] = {}
+    for c in p.classes:
+        ms, pct, types = out.get(c.op_class, (0.0, 0.0, []))
+        out[c.op_class] = (ms + c.ms, pct + c.pct,
+                           types + ([c.weight_type] if c.weight_type else []))
+    return out
+
+
 def format_comparison(records: list[Record]) -> str:
-    """Two or more profiles side by side per phase, each against the first: time per token
-    by class and the difference, so 'why is B slower than A' has an answer."""
+    """Two or more profiles side by side per phase, class by class (weight types summed and
+    named), each against the first: 'why is B slower than A' has an answer per token."""
     from slmbench.display import table
 
     ok = [r for r in records if r.status == "ok"]
     if len(ok) < 2:
         return ""
     names = _short_names(ok)
-    out = []
+    keys = [chr(ord("A") + i) if i < 26 else str(i) for i in range(len(ok))]
+    out = ["compared: " + ", ".join(f"{k} = {n}" for k, n in zip(keys, names)), ""]
     for phase in ("prefill", "decode"):
         got = [_profiles(r).get(phase) for r in ok]
         if any(g is None for g in got):
             continue
-        profiles = [g[1] for g in got]
-        header = ["class"] + [f"{n} ms/tok" for n in names]
-        header += [f"{n} - {names[0]}" for n in names[1:]]
-        header += [f"{n} share" for n in names]
+        classes = [by_class(g[1]) for g in got]
+        header = (["class"] + [f"{k} ms/tok" for k in keys]
+                  + [f"{k} - A" for k in keys[1:]] + [f"{k} share" for k in keys]
+                  + ["weight types"])
         rows = []
-        for label in _labels(profiles):
-            cells = [_row_of(p, label) for p in profiles]
-            ms = [c.ms if c else 0.0 for c in cells]
-            rows.append([label] + [_num(x, 4) for x in ms]
+        for cls in CLASS_ORDER:
+            cells = [c.get(cls) for c in classes]
+            if not any(cells):
+                continue
+            ms = [c[0] if c else 0.0 for c in cells]
+            types = [("+".join(c[2]) if c and c[2] else "-") for c in cells]
+            rows.append([cls] + [_num(x, 4) for x in ms]
                         + [f"{x - ms[0]:+.4f}" for x in ms[1:]]
-                        + [f"{c.pct:.1f}%" if c else "-" for c in cells])
-        tot = [p.total_ms for p in profiles]
+                        + [f"{c[1]:.1f}%" if c else "-" for c in cells]
+                        + [" / ".join(types) if any(t != "-" for t in types) else ""])
+        tot = [g[1].total_ms for g in got]
         rows.append(["total (profiled)"] + [_num(x, 4) for x in tot]
-                    + [f"{x - tot[0]:+.4f}" for x in tot[1:]] + ["100.0%"] * len(tot))
-        wall = [p.unprofiled_ms for p in profiles]
+                    + [f"{x - tot[0]:+.4f}" for x in tot[1:]] + ["100.0%"] * len(tot) + [""])
+        wall = [g[1].unprofiled_ms for g in got]
         rows.append(["unprofiled wall"] + [_num(x, 4) for x in wall]
-                    + [f"{x - wall[0]:+.4f}" for x in wall[1:]] + [""] * len(wall))
+                    + [f"{x - wall[0]:+.4f}" for x in wall[1:]] + [""] * len(wall) + [""])
         out += [f"{phase} ({', '.join(g[0].name for g in got)}), ms per token:",
-                table(rows, header), ""]
-        for n, p, base in zip(names[1:], profiles[1:], [profiles[0]] * len(profiles)):
-            out.append("  " + explain_difference(names[0], base, n, p))
+                table(rows, header)]
+        for key, g in zip(keys[1:], got[1:]):
+            out.append("  " + explain_difference("A", got[0][1], key, g[1]))
         out.append("")
     return "\n".join(out).rstrip()
 
@@ -875,13 +890,11 @@ def explain_difference(name_a: str, a: OperatorProfile, name_b: str,
                        b: OperatorProfile) -> str:
     """One sentence: which classes make B slower (or faster) than A, per token."""
     diff = b.total_ms - a.total_ms
-    deltas = []
-    for label in _labels([a, b]):
-        ca, cb = _row_of(a, label), _row_of(b, label)
-        deltas.append(((cb.ms if cb else 0.0) - (ca.ms if ca else 0.0), label))
-    deltas.sort(key=lambda d: -abs(d[0]))
+    ca, cb = by_class(a), by_class(b)
+    deltas = sorted(((cb.get(k, (0.0,))[0] - ca.get(k, (0.0,))[0], k) for k in CLASS_ORDER
+                     if k in ca or k in cb), key=lambda d: -abs(d[0]))
     word = "slower" if diff > 0 else "faster"
-    parts = [f"{label} {d:+.3f}" for d, label in deltas[:3] if abs(d) > 0]
+    parts = [f"{k} {d:+.3f}" for d, k in deltas[:3] if abs(d) > 0]
     return (f"{name_b} is {abs(diff):.3f} ms/token {word} than {name_a} "
             f"({100 * diff / a.total_ms:+.1f} %); largest differences: " + ", ".join(parts))
 

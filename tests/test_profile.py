@@ -145,8 +145,9 @@ def test_cli(tiny_model, tiny_models, capsys):
     assert main(["profile", tiny_model, tiny_models["Q4_0"], "-p", "0", "-n", "2", "-r", "1",
                  "-t", "1", "--no-probe"]) == 0
     out = capsys.readouterr().out
-    assert "decode (profile-tg2, profile-tg2)" in out and "tiny-Q4_0 - tiny-Q8_0" in out
-    assert "matmul Q4_0" in out and "matmul Q8_0" in out
+    assert "decode (profile-tg2, profile-tg2)" in out and "matmul Q4_0" in out
+    assert "compared: A = tiny-Q8_0, B = tiny-Q4_0" in out and "B - A" in out
+    assert "Q8_0 / Q4_0" in out  # the weight types of the matmul class, A / B
     assert main(["profile", tiny_model, "-p", "0", "-n", "0"]) == 2
     assert "nothing to profile" in capsys.readouterr().err
 
