@@ -41,7 +41,7 @@ def load() -> str:
 
 def run_json(args: list[str]) -> list[dict]:
     cmd = [sys.executable, "-m", "slmbench", *args, "--json"]
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode not in (0, 1):
         sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout)

@@ -40,7 +40,7 @@ from typing import Any, Callable
 
 from slmbench import config
 from slmbench.config import Settings, TestPlan, config_id
-from slmbench.errors import MeasurementError, ModelLoadError, ProfileError
+from slmbench.errors import ModelLoadError, ProfileError
 from slmbench.gguf_info import model_id_from_file, read_gguf
 from slmbench.llama_backend import llama
 from slmbench.schema import (LayerTime, LoadResult, NodeTime, OperatorClassTime,
@@ -584,8 +584,8 @@ def measure_profile(path: str, settings: Settings, *, n_prompt: int = 256, n_gen
                                  rss_after_ctx_mib=round(prof.rss_after_ctx, 2))
         rng = np.random.default_rng(settings.seed)
         notes = _notes(settings, plain)
-        phases = [(p, k) for p, k in (("prefill", n_prompt), ("decode", n_gen)) if k > 0]
-        for phase, n_tokens in phases:
+        phases = [p for p, k in (("prefill", n_prompt), ("decode", n_gen)) if k > 0]
+        for phase in phases:
             test = _profile_phase(plain, prof, rec, g, phase, n_prompt, n_gen, n_depth,
                                   settings, rng, progress)
             test.profile.notes = list(notes)
@@ -747,15 +747,16 @@ def phase_summary(test: TestResult, p: OperatorProfile) -> list[str]:
     if test.ms is not None and test.ms.n >= 2 and p.n_tokens:
         spread = f" ± {test.ms.stdev / p.n_tokens:.3f}"
     lines = [
-        f"profiled {p.profiled_ms:.3f} ms/token = nodes {p.nodes_ms:.3f} (of which noise "
-        f"{p.noise_ms:.3f}) + observer callbacks {p.callback_ms:.3f} + outside the nodes "
-        f"{p.unattributed_ms:.3f}",
-        f"unprofiled {p.unprofiled_ms:.3f}{spread} ms/token (same process, interleaved): "
-        f"profiling overhead {p.overhead_pct:+.1f} %" + _dispatch_text(p.dispatch_us),
-        f"shares are of the profiled total {p.total_ms:.3f} ms/token (callbacks excluded); the "
-        f"nodes sum to {p.coverage_pct:.1f} % of it, {100 - p.coverage_pct:.1f} % unattributed;"
-        f" {p.n_timed_nodes} of {p.n_graph_nodes} nodes timed per graph, {p.n_graphs} "
-        f"graph{'s' if p.n_graphs != 1 else ''} per sample, {p.n_samples} samples",
+        (f"profiled {p.profiled_ms:.3f} ms/token = nodes {p.nodes_ms:.3f} (of which noise "
+         f"{p.noise_ms:.3f}) + observer callbacks {p.callback_ms:.3f} + outside the nodes "
+         f"{p.unattributed_ms:.3f}"),
+        (f"unprofiled {p.unprofiled_ms:.3f}{spread} ms/token (same process, interleaved): "
+         f"profiling overhead {p.overhead_pct:+.1f} %" + _dispatch_text(p.dispatch_us)),
+        (f"shares are of the profiled total {p.total_ms:.3f} ms/token (callbacks excluded); "
+         f"the nodes sum to {p.coverage_pct:.1f} % of it, {100 - p.coverage_pct:.1f} % "
+         f"unattributed; {p.n_timed_nodes} of {p.n_graph_nodes} nodes timed per graph, "
+         f"{p.n_graphs} graph{'s' if p.n_graphs != 1 else ''} per sample, {p.n_samples} "
+         "samples"),
     ]
     lines += p.notes
     return lines

@@ -237,7 +237,8 @@ def test_a_sweep_records_profiles_and_goes_on_after_a_failed_one(tmp_path, tiny_
     from slmbench.report import write_report
 
     out = write_report([result.run_dir], str(tmp_path / "report"))
-    md = open(out["markdown"], encoding="utf-8").read()
+    with open(out["markdown"], encoding="utf-8") as fh:
+        md = fh.read()
     assert "## Where the time goes" in md and "| profile-tg4 |" in md
     figs = sorted(os.listdir(out["figures"]))
     assert "profile-classes.png" in figs and "profile-blocks.png" in figs
