@@ -49,18 +49,8 @@ from slmbench.stats import noise_warning, summarize
 
 Progress = Callable[[str], None]
 
-# the suite key `profile:` and `slmbench profile`: what one profile config measures
-PROFILE_DEFAULTS: dict[str, Any] = config.PROFILE_DEFAULTS
-
 CLASS_ORDER = ("matmul", "output", "attention", "kv_copy", "norm", "rope", "elementwise",
-               "embedding", "other", "noise", "unattributed")
-CLASS_TEXT = {
-    "matmul": "weight matmuls", "output": "output projection (vocabulary)",
-    "attention": "attention (QK, softmax, KV)", "kv_copy": "KV-cache copy",
-    "norm": "normalisation", "rope": "RoPE", "elementwise": "element-wise",
-    "embedding": "embedding lookup", "other": "other",
-    "noise": "noise (node time above its median)",
-    "unattributed": "unattributed (outside nodes)"}
+               "embedding", "other", "noise", "unattributed")  # docs/profile.md defines them
 EMPTY_OPS = ("NONE", "RESHAPE", "VIEW", "PERMUTE", "TRANSPOSE")  # ggml computes nothing
 FUSED_FIRST = ("RMS_NORM",)  # the CPU backend fuses RMS_NORM + MUL when computed together
 MATMUL_OPS = {"MUL_MAT", "MUL_MAT_ID"}
