@@ -733,7 +733,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str, *,
     for f in FIELDS:
         if command not in f.commands or not f.flags:
             continue
-        title = f.group if command == "bench" or f.group == SWEEP else f"{f.group} " \
+        title = f.group if command != "run" or f.group == SWEEP else f"{f.group} " \
             f"(override the suite{'; lists are swept' if f.group == LLAMA else ''})"
         g = groups.get(title) or groups.setdefault(title, parser.add_argument_group(title))
         help_text = f.help + _default_text(f)

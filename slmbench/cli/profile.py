@@ -18,6 +18,7 @@ nodes up by operator class:
   attention     QK and KV matmuls, softmax, flash attention
   kv_copy       writing K and V into the cache
   norm, rope, elementwise, embedding (GET_ROWS), other
+  noise         what nodes took above their median time (a busy machine: other processes)
   unattributed  llama_decode's work outside every node (graph build, inputs, outputs)
 
 Shares are of the profiled total; the same test also runs without the callback in the same
