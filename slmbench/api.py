@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from slmbench.config import QUALITY_DEFAULTS
+from slmbench.config import PROFILE_DEFAULTS, QUALITY_DEFAULTS
 from slmbench.errors import ConfigError, ModelLoadError
 from slmbench.schema import Record
 
@@ -206,6 +206,68 @@ def plan_suite(suite: str | os.PathLike | None = None, overrides: dict[str, Any]
     if suite is None and not overrides and resume:
         return Runner(None, results_dir=results_dir, run_id=resume, resume=True).configs
     return expand(load_suite(suite, overrides))
+
+
+def profile_models(paths: Sequence[str | os.PathLike], *,
+                   n_prompt: int = PROFILE_DEFAULTS["n_prompt"],
+                   n_gen: int = PROFILE_DEFAULTS["n_gen"],
+                   n_depth: int = PROFILE_DEFAULTS["n_depth"],
+                   repetitions: int = PROFILE_DEFAULTS["repetitions"], probe: bool = True,
+                   isolated: bool = True, progress: Progress | None = None,
+                   **settings: Any) -> list[Record]:
+    """Operator-level profile of each file (``slmbench profile``): where the time of a prefill
+    of ``n_prompt`` tokens and of ``n_gen`` single-token decodes (at depth ``n_depth``) goes,
+    by operator class, block and node, with the profiling overhead (docs/profile.md).
+
+    ``settings`` are the llama.cpp suite keys (``threads``, ``n_gpu_layers``, ``cache_type``,
+    ``flash_attn``, ``n_batch`` ...); lists are swept, one profile per file x combination.
+    ``probe`` measures the memory bandwidth at each thread count for the GB/s column.  Each
+    profile runs in its own worker process (``isolated=False``: in this one).
+    Returns one Record per profile, with one ``profile`` test per phase; a file that cannot be
+    profiled is a failed record.  (Named so because ``slmbench.profile`` is the module that
+    measures.)
+    """
+    from slmbench.isolate import shutdown
+    from slmbench.profile import apply_bandwidth
+    from slmbench.suite import expand, profile_config
+
+    from_cli = bool(settings.pop("_cli", False))
+    prof = {"n_prompt": n_prompt, "n_gen": n_gen, "n_depth": n_depth,
+            "repetitions": repetitions}
+    for key, value in prof.items():
+        low = 1 if key == "repetitions" else 0
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ConfigError(f"profile: {key} must be an integer >= {low}, got {value!r}")
+    if not n_prompt and not n_gen:
+        raise ConfigError("profile: nothing to profile (n_prompt and n_gen are both 0)")
+    suite = bench_suite(paths, settings, from_command_line=from_cli)
+    configs = [profile_config(i, c.model, c.settings, prof, c.timeout_s)
+               for i, c in enumerate(expand(suite))]
+    bandwidth = _probe_bandwidth({c.settings.n_threads for c in configs}) if probe else None
+    out = []
+    try:
+        for cfg in configs:
+            name = os.path.basename(cfg.model.path or "")
+            record = measure_config(cfg, isolated=isolated,
+                                    progress=(lambda m, _n=name: progress(f"{_n}: {m}"))
+                                    if progress else None)
+            apply_bandwidth(record, bandwidth)
+            out.append(record)
+    finally:
+        shutdown()  # the fork server that forked the workers, if any
+    return out
+
+
+def _probe_bandwidth(threads: set[int]) -> Any:
+    """The bandwidth probe at each thread count (slmbench.bandwidth), or None if it fails."""
+    from slmbench.bandwidth import probe_bandwidth
+
+    try:
+        return probe_bandwidth(sorted(threads))
+    except TypeError:  # the single-threaded probe of schema-1 runs
+        return probe_bandwidth()
+    except Exception:  # noqa: BLE001 - GB/s without a roofline is still a profile
+        return None
 
 
 def score_quality(paths: Sequence[str | os.PathLike], *, reference: str | None = None,

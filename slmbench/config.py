@@ -68,6 +68,7 @@ class Field:
 
 
 TESTS, LLAMA, SWEEP, WHAT = "tests", "llama.cpp settings", "the sweep", "what to measure"
+MEASURING = ("bench", "run", "profile")  # the llama.cpp settings every measuring command takes
 AUTO_MIN_REPS = 3  # -r auto never stops before this many repetitions
 
 FIELDS: tuple[Field, ...] = (
@@ -97,36 +98,40 @@ FIELDS: tuple[Field, ...] = (
     Field("max_time_s", "float", 60.0,
           "-r auto: no new repetition after this many seconds of a test",
           ("--max-time",), TESTS, low=0, metavar="S"),
-    Field("warmup", "int", 1, "untimed warm-up runs per test", ("--warmup",), TESTS, low=0),
+    Field("warmup", "int", 1, "untimed warm-up runs per test", ("--warmup",), TESTS, low=0,
+          commands=MEASURING),
     Field("prompt", "str", "random",
           "prompt tokens: random ids like llama-bench, or a real English text",
           ("--prompt",), TESTS, choices=PROMPTS),
-    Field("seed", "int", 42, "seed of the random prompt tokens", ("--seed",), TESTS),
+    Field("seed", "int", 42, "seed of the random prompt tokens", ("--seed",), TESTS,
+          commands=MEASURING),
     Field("threads", "ints", [0], "threads (0 = physical cores, like llama-bench)",
-          ("-t", "--threads"), LLAMA, low=0, metavar="T[,T...]"),
+          ("-t", "--threads"), LLAMA, low=0, metavar="T[,T...]", commands=MEASURING),
     Field("threads_batch", "int", 0, "threads for prompt processing (0 = --threads)",
-          ("--threads-batch",), LLAMA, low=0),
+          ("--threads-batch",), LLAMA, low=0, commands=MEASURING),
     Field("n_gpu_layers", "ints", [0], "layers offloaded to the GPU (999 = all)",
-          ("-ngl", "--n-gpu-layers"), LLAMA, low=0, metavar="L[,L...]"),
+          ("-ngl", "--n-gpu-layers"), LLAMA, low=0, metavar="L[,L...]",
+          commands=MEASURING),
     Field("cache_type", "strs", None,
           "KV cache types, each TYPE (K and V) or K/V, e.g. f16,q8_0 (default f16)",
-          ("--cache-type",), LLAMA, metavar="TYPE[,TYPE...]"),
+          ("--cache-type",), LLAMA, metavar="TYPE[,TYPE...]", commands=MEASURING),
     Field("type_k", "strs", None, "KV cache types for keys (crossed with -ctv)",
-          ("-ctk", "--cache-type-k"), LLAMA, metavar="TYPE[,TYPE...]"),
+          ("-ctk", "--cache-type-k"), LLAMA, metavar="TYPE[,TYPE...]", commands=MEASURING),
     Field("type_v", "strs", None, "KV cache types for values", ("-ctv", "--cache-type-v"),
-          LLAMA, metavar="TYPE[,TYPE...]"),
+          LLAMA, metavar="TYPE[,TYPE...]", commands=MEASURING),
     Field("flash_attn", "strs", ["auto"], "flash attention", ("-fa", "--flash-attn"), LLAMA,
-          choices=tuple(FLASH_ATTN), metavar="auto|on|off[,...]"),
+          choices=tuple(FLASH_ATTN), metavar="auto|on|off[,...]", commands=MEASURING),
     Field("n_ctx", "int", 0, "context size (0 = the longest test: prompt + gen + depth)",
-          ("--n-ctx",), LLAMA, low=0),
-    Field("n_batch", "int", 2048, "logical batch size", ("-b", "--batch-size"), LLAMA, low=1),
+          ("--n-ctx",), LLAMA, low=0, commands=MEASURING),
+    Field("n_batch", "int", 2048, "logical batch size", ("-b", "--batch-size"), LLAMA, low=1,
+          commands=MEASURING),
     Field("n_ubatch", "int", 512, "physical batch size", ("-ub", "--ubatch-size"), LLAMA,
-          low=1),
+          low=1, commands=MEASURING),
     Field("load_mode", "str", "auto", "how llama.cpp loads the weights", ("--load-mode",),
-          LLAMA, choices=tuple(LOAD_MODES)),
+          LLAMA, choices=tuple(LOAD_MODES), commands=MEASURING),
     Field("swa_full", "bool", False,
           "full-size KV cache for sliding-window layers (off like llama-bench)",
-          ("--swa-full",), LLAMA),
+          ("--swa-full",), LLAMA, commands=MEASURING),
     Field("cooldown_s", "float", 0.0, "seconds of rest between tests", ("--cooldown",), SWEEP,
           low=0, commands=("run",), metavar="S"),
     Field("max_temp_c", "ofloat", None,
@@ -148,6 +153,9 @@ FIELDS: tuple[Field, ...] = (
     Field("targets", "special", None,
           "pass/fail targets (a YAML file or mapping, docs/recommend.md): exit 1 when a "
           "config misses one", ("--targets",), WHAT, commands=("run",), metavar="FILE"),
+    Field("profile", "special", None,
+          "an operator-level profile (where the time goes) of every model file",
+          ("--profile",), WHAT, commands=("run",)),
 )
 FIELD: dict[str, Field] = {f.key: f for f in FIELDS}
 SWEPT = ("threads", "n_gpu_layers", "cache_type", "flash_attn")  # crossed into configs
@@ -171,6 +179,15 @@ SUSTAINED_DEFAULTS: dict[str, Any] = {
     "workload": "tg128",         # tgN | ppN | chat:P/G (prefill P then generate G), repeated
     "start_cool": None,          # wait until the hottest sensor is below this (C) first
     "start_cool_timeout": "10m",  # ... for at most this long, then start anyway (noted)
+}
+
+# `profile:` (suite-wide) and `slmbench profile`: an operator-level profile of each model file
+# (slmbench.profile), one config per file after the timing configs.  Keys and defaults:
+PROFILE_DEFAULTS: dict[str, Any] = {
+    "n_prompt": 256,     # prefill of this many tokens (0 = no prefill profile)
+    "n_gen": 32,         # single-token decodes (0 = no decode profile)
+    "n_depth": 0,        # tokens already in the KV cache (untimed fill)
+    "repetitions": 3,    # samples with and without the callback, interleaved
 }
 
 
@@ -698,7 +715,7 @@ def _flag_type(f: Field) -> Callable[[str], Any]:
 
 
 def _default_text(f: Field) -> str:
-    if f.key == "quality":
+    if f.key in ("quality", "profile"):
         return ""
     d = f.default
     if d is None or d == [] or d == "":
@@ -716,7 +733,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str, *,
     for f in FIELDS:
         if command not in f.commands or not f.flags:
             continue
-        title = f.group if command == "bench" or f.group == SWEEP else f"{f.group} " \
+        title = f.group if command != "run" or f.group == SWEEP else f"{f.group} " \
             f"(override the suite{'; lists are swept' if f.group == LLAMA else ''})"
         g = groups.get(title) or groups.setdefault(title, parser.add_argument_group(title))
         help_text = f.help + _default_text(f)
@@ -731,6 +748,14 @@ def add_arguments(parser: argparse.ArgumentParser, command: str, *,
                                 "n_ctx 512)")
             q.add_argument("--no-quality", dest="quality", action="store_false",
                            help="skip the suite's quality tests")
+        elif f.key == "profile":
+            q = g.add_mutually_exclusive_group()
+            q.add_argument("--profile", dest="profile", action="store_true", default=None,
+                           help="also profile every model file operator by operator (the "
+                                "suite's `profile:` settings, or the defaults: -p "
+                                f"{PROFILE_DEFAULTS['n_prompt']} -n {PROFILE_DEFAULTS['n_gen']})")
+            q.add_argument("--no-profile", dest="profile", action="store_false",
+                           help="skip the suite's profiles")
         elif f.kind == "bool":
             g.add_argument(*f.flags, dest=f.key, action="store_true", default=None,
                            help=help_text)
@@ -760,8 +785,8 @@ def override_argv(overrides: dict[str, Any]) -> list[str]:
             continue  # judged where the results arrive (a local file need not exist there)
         if key == "ttft":
             out += [] if value else ["--no-ttft"]
-        elif key == "quality":
-            out.append("--quality" if value else "--no-quality")
+        elif key in ("quality", "profile"):
+            out.append(f"--{key}" if value else f"--no-{key}")
         elif f.kind == "bool":
             out += [f.flag] if value else []
         else:
@@ -807,12 +832,12 @@ def settings_markdown() -> str:
         flags = ", ".join(f"`{x}`" for x in f.flags)
         if f.key == "ttft":
             flags = "`--no-ttft`"
-        elif f.key == "quality":
-            flags = "`--quality`, `--no-quality`"
+        elif f.key in ("quality", "profile"):
+            flags = f"`--{f.key}`, `--no-{f.key}`"
         out.append(f"| `{f.key}` | {flags} | {_KIND_TEXT[f.kind]} | {shown} | "
                    f"{', '.join(f.commands) or 'suite'} | {f.help.replace('%%', '%')} |")
     out += ["", "`models` and `quality` are described in [runner.md](runner.md), `sustained` in "
-            "[sustain.md](sustain.md).", "",
+            "[sustain.md](sustain.md), `profile` in [profile.md](profile.md).", "",
             "## Workload presets (`workloads:`, `--workload`)", "",
             "Each adds the tests of its end-to-end latency, TTFT(P) + (G - 1) x per-token "
             "decode at depth P: `ttftP` and `tgG@dP` (exactly these, not crossed with the "

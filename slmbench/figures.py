@@ -285,3 +285,123 @@ def sustained_figures(runs: list, out_dir: str) -> list[str]:
                                                          f"{rec.record_id[:8]}")
                 paths += _save(fig, out_dir, stem)
     return paths
+
+
+# --------------------------------------------------------------------------- profiles
+
+PROFILE_COLORS = {"output": "#C44E52", "attention": "#55A868", "kv_copy": "#8172B2",
+                  "norm": "#CCB974", "rope": "#64B5CD", "elementwise": "#DD8452",
+                  "embedding": "#937860", "other": "#8C8C8C", "noise": "#D9D9D9",
+                  "unattributed": "#F2F2F2"}
+MATMUL_COLORS = ["#1F4E79", "#2E75B6", "#5B9BD5", "#9DC3E6", "#BDD7EE"]
+
+
+def _profiled(runs: list) -> list[tuple[str, Any]]:
+    """(label, record) of every ok record with a profile test; labels unique (the thread
+    count added where a model repeats)."""
+    recs = [r for run in runs for r in run.records
+            if r.status == "ok" and any(t.profile is not None for t in r.tests)]
+    labels = [f"{r.model_id} {r.quant}" for r in recs]
+    return [(lab + (f" t{r.settings.n_threads}" if labels.count(lab) > 1 and r.settings
+                    else ""), r) for lab, r in zip(labels, recs)]
+
+
+def fig_profile_classes(runs: list) -> Any:
+    """Per phase, one stacked bar per profiled model: the share of each operator class in the
+    profiled time per token (`slmbench profile`), the total ms per token beside it."""
+    from slmbench.profile import CLASS_ORDER
+
+    recs = _profiled(runs)
+    if not recs:
+        return None
+    profiles = {(lab, t.profile.phase): t.profile for lab, r in recs for t in r.tests
+                if t.profile is not None}
+    phases = [ph for ph in ("prefill", "decode") if any(k[1] == ph for k in profiles)]
+    order: dict[str, tuple] = {}
+    for p in profiles.values():
+        for c in p.classes:
+            order.setdefault(c.label, (CLASS_ORDER.index(c.op_class), c.label))
+    labels = sorted(order, key=lambda k: order[k])
+    matmuls = [x for x in labels if x.startswith("matmul")]
+    colors = {x: MATMUL_COLORS[i % len(MATMUL_COLORS)] for i, x in enumerate(matmuls)}
+    colors.update({x: PROFILE_COLORS.get(x.split(" ")[0], "#8C8C8C") for x in labels
+                   if x not in colors})
+    ncol = min(6, len(labels))
+    legend_in = 0.17 * -(-len(labels) // ncol) + 0.08  # inches of legend under the axes
+    height = 0.5 * len(recs) + 1.6 + legend_in
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(phases), figsize=(5.6 * len(phases) + 1.5, height),
+                             sharey=True, squeeze=False)
+    names = [lab for lab, _r in recs]
+    for ax, phase in zip(axes[0], phases):
+        for i, name in enumerate(names):
+            p = profiles.get((name, phase))
+            if p is None:
+                continue
+            left = 0.0
+            for lab in labels:
+                c = next((c for c in p.classes if c.label == lab), None)
+                if c is None or c.pct <= 0:
+                    continue
+                ax.barh(i, c.pct, left=left, color=colors[lab], edgecolor="white", lw=0.4,
+                        hatch="//" if lab == "noise" else None, label=lab)
+                if c.pct >= 8:
+                    r, g, b = (int(colors[lab][k:k + 2], 16) for k in (1, 3, 5))
+                    dark = 0.299 * r + 0.587 * g + 0.114 * b < 140  # white text on dark bars
+                    ax.text(left + c.pct / 2, i, f"{c.pct:.0f}", ha="center", va="center",
+                            fontsize=7, color="white" if dark else "black")
+                left += c.pct
+            ax.text(101.5, i, f"{p.total_ms:.3g} ms/token", va="center", fontsize=7)
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("share of the profiled time per token (%)")
+        ax.set_title(f"{phase}: where the time goes")
+        ax.set_yticks(range(len(names)), names)
+        ax.grid(False)
+    axes[0][0].invert_yaxis()  # the first model on top (the y axis is shared: invert once)
+    seen: dict[str, Any] = {}
+    for ax in axes[0]:
+        for handle, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, handle)
+    keys = [k for k in labels if k in seen]
+    fig.legend([seen[k] for k in keys], keys, loc="lower center", ncol=ncol, frameon=False,
+               fontsize=7)
+    fig.tight_layout(rect=(0, legend_in / height, 1, 1))
+    return fig
+
+
+def fig_profile_blocks(runs: list) -> Any:
+    """Per phase, the profiled time per token of each block (layer), one line per model."""
+    from matplotlib.ticker import MaxNLocator
+
+    data = [(lab, t.profile) for lab, r in _profiled(runs) for t in r.tests
+            if t.profile is not None and any(x.layer is not None for x in t.profile.layers)]
+    if not data:
+        return None
+    phases = [ph for ph in ("prefill", "decode") if any(p.phase == ph for _l, p in data)]
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(phases), figsize=(5.4 * len(phases), 3.6), squeeze=False)
+    for ax, phase in zip(axes[0], phases):
+        for lab, p in data:
+            if p.phase == phase:
+                blocks = [x for x in p.layers if x.layer is not None]
+                ax.plot([x.layer for x in blocks], [1000 * x.ms for x in blocks], marker="o",
+                        ms=3, lw=1.2, label=lab)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("block (layer)")
+        ax.set_ylabel("µs per token")
+        ax.set_ylim(bottom=0)
+        ax.set_title(f"{phase}: time per block")
+        ax.legend(frameon=False, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def profile_figures(runs: list, out_dir: str) -> list[str]:
+    """The profile figures of the runs (none without profiles); the paths written."""
+    paths: list[str] = []
+    for stem, build in (("profile-classes", fig_profile_classes),
+                        ("profile-blocks", fig_profile_blocks)):
+        fig = build(runs)
+        if fig is not None:
+            paths += _save(fig, out_dir, stem)
+    return paths

@@ -181,6 +181,21 @@ def sustained_table(runs: list[Run]) -> list[list[str]] | None:
     return rows if len(rows) > 1 else None
 
 
+PROFILE_TITLE = "Where the time goes"
+PROFILE_CAPTION = ("Operator-level profiles (`slmbench profile`, suite key `profile:`): every "
+                   "node of llama.cpp's graph timed inside its scheduler, added up by operator "
+                   "class; shares are of the profiled time per token (the unprofiled time and "
+                   "the profiling overhead beside it). Method and limits: docs/profile.md.")
+
+
+def profile_table(runs: list[Run]) -> list[list[str]] | None:
+    """One row per profile test of the runs; None when there is none."""
+    from slmbench.profile import table_rows
+
+    rows = table_rows([r for run in runs for r in run.records])
+    return rows if len(rows) > 1 else None
+
+
 def warnings_of(runs: list[Run]) -> list[str]:
     return [f"{r.model_id} {r.quant}: {w}" for run in runs for r in run.records
             for w in r.warnings]
@@ -228,6 +243,11 @@ def write_report(run_dirs: list[Any], out_dir: str, catalog: Any = None,
         tabs[SUSTAINED_TITLE] = sustained
         figs += figures.sustained_figures(runs, fig_dir)
         found.append(SUSTAINED_CAPTION)
+    profiles = profile_table(runs)
+    if profiles:
+        tabs[PROFILE_TITLE] = profiles
+        figs += figures.profile_figures(runs, fig_dir)
+        found.append(PROFILE_CAPTION)
     pngs = [p for p in figs if p.endswith(".png")]
     warns = warnings_of(runs)
     verdict_md, verdict_html = report_section(runs, targets)

@@ -335,6 +335,10 @@ class Runner:
                                           model_header(reference) if reference else None)
         else:
             est = estimate_memory(info, cfg.settings, cfg.plan)
+        if cfg.kind == "profile":  # a second context (KV + compute) for the unprofiled twin
+            extra = est["kv_mib"] + est["compute_mib"]
+            est = {**est, "kv_mib": 2 * est["kv_mib"], "compute_mib": 2 * est["compute_mib"],
+                   "total_mib": est["total_mib"] + extra}
         if cfg.settings.n_gpu_layers and not self.unified_memory:
             return est, None  # weights go to GPU memory; RAM is not the limit
         available = available_mib()
@@ -456,6 +460,14 @@ def summary_rows(result: RunResult) -> list[dict[str, Any]]:
             row.update(workload=(cfg.sustained or {}).get("workload"),
                        stop_reason=res.stop_reason if res else None,
                        **{k: getattr(sp, k) if sp else None for k in SUSTAINED_SUMMARY})
+        elif cfg.kind == "profile":
+            from slmbench.profile import headline
+
+            for t in rec.tests if rec is not None and rec.status == "ok" else []:
+                if t.profile is not None:
+                    row[f"{t.profile.phase}_test"] = t.name
+                    row[f"{t.profile.phase}_ms"] = t.profile.total_ms
+                    row[f"{t.profile.phase}_classes"] = headline(t.profile)
         elif rec is not None and rec.status == "ok":
             tp, tt, tf = _pick(rec, "pp", pp), _pick(rec, "tg", tg), _pick(rec, "ttft", ttft)
             row.update({
@@ -518,6 +530,23 @@ def _quality_table(rows: list[dict[str, Any]], notes: list[str]) -> str:
                        "KL p99", "top-1 %", "Δ ppl", "status"])
 
 
+def _profile_table(rows: list[dict[str, Any]], notes: list[str]) -> str:
+    from slmbench.display import fmt, table
+
+    out = []
+    for r in rows:
+        status = r["status"]
+        if r["reason"]:
+            notes.append(f"[{len(notes) + 1}] {r['model_id']} {r['quant'] or ''} profile: "
+                         f"{r['reason']}")
+            status += f" [{len(notes)}]"
+        out.append([r["model_id"], r["quant"] or "?", str(r["threads"]),
+                    fmt(r.get("prefill_ms"), 3), fmt(r.get("decode_ms"), 3),
+                    r.get("decode_classes") or r.get("prefill_classes") or "-", status])
+    return table(out, ["model", "quant", "threads", "prefill ms/tok", "decode ms/tok",
+                       "largest classes (decode)", "status"])
+
+
 def summary_table(result: RunResult) -> str:
     from slmbench.display import fmt, table
 
@@ -526,6 +555,7 @@ def summary_table(result: RunResult) -> str:
     rows = [r for r in all_rows if r["kind"] == "bench"]
     quality_rows = [r for r in all_rows if r["kind"] == "quality"]
     sustained_rows = [r for r in all_rows if r["kind"] == "sustained"]
+    profile_rows = [r for r in all_rows if r["kind"] == "profile"]
     varying = [k for k, label in (("threads", "threads"), ("n_gpu_layers", "ngl"),
                                   ("cache", "kv cache"), ("flash_attn", "fa"))
                if len({r[k] for r in rows}) > 1]
@@ -558,4 +588,7 @@ def summary_table(result: RunResult) -> str:
     if sustained_rows:
         parts += ["", "sustained (burst = first window, sustained = median of the last 20% of "
                   "the windows):", _sustained_table(sustained_rows, notes)]
+    if profile_rows:
+        parts += ["", "where the time goes (profiled ms per token and the largest shares; "
+                  "`slmbench report` details them):", _profile_table(profile_rows, notes)]
     return "\n".join([*parts, *notes] if parts else ["(no configs)", *notes])

@@ -241,14 +241,130 @@ class SustainedResult:
 
 
 @dataclass
+class OperatorClassTime:
+    """One operator class of a profile: its time per token, share and weight traffic."""
+
+    op_class: str = _f("'matmul' (against weights), 'output' (the vocabulary projection), "
+                       "'attention' (QK / KV matmuls, softmax, flash attention, recurrent "
+                       "mixers), 'kv_copy', 'norm', 'rope', 'elementwise', 'embedding' "
+                       "(GET_ROWS of the token embeddings), 'other', 'noise' (what nodes took "
+                       "above their median evaluation: other processes, page faults, late "
+                       "wake-ups) or 'unattributed' (inside llama_decode but outside every "
+                       "graph node: graph build, inputs, outputs)")
+    weight_type: str | None = _f("matmul / output: ggml type of the weights (Q4_K, Q8_0, F16 ...)")
+    ms: float = _f("time per token: the sum of its nodes' median evaluation time x "
+                   "evaluations, over all samples, per token", 0.0, unit="ms")
+    pct: float = _f("share of the profiled total (the rows of a profile sum to 100)", 0.0,
+                    unit="%")
+    n_nodes: int = _f("timed graph nodes of this class per graph (a fused or grouped node "
+                      "counts once)", 0)
+    weight_bytes: float | None = _f("matmul / output / embedding: bytes of weights read per "
+                                    "token (per graph for prefill, divided by its tokens)",
+                                    unit="bytes")
+    gbs: float | None = _f("weight bytes / time: the bandwidth these nodes achieved", unit="GB/s")
+
+    @property
+    def label(self) -> str:
+        return f"{self.op_class} {self.weight_type}" if self.weight_type else self.op_class
+
+
+@dataclass
+class LayerTime:
+    """One transformer block of a profile (layer = the ``-N`` suffix of llama.cpp's node names)."""
+
+    layer: int | None = _f("block index; null for nodes outside the blocks (embedding, final "
+                           "norm, output projection)")
+    ms: float = _f("time per token", 0.0, unit="ms")
+    pct: float = _f("share of the profiled total", 0.0, unit="%")
+    classes: dict[str, float] = _f("time per token by class label ('matmul Q4_K', "
+                                   "'attention' ...)", factory=dict, unit="ms")
+
+
+@dataclass
+class NodeTime:
+    """One of the most expensive graph nodes of a profile."""
+
+    name: str = _f("ggml tensor name (llama.cpp's, e.g. 'ffn_up-3', 'result_output')")
+    op: str = _f("ggml_op_desc of the node ('MUL_MAT', 'GELU' ...); 'A+B' for a node group "
+                 "computed together (RMS_NORM+MUL is fused by the CPU backend)")
+    op_class: str = _f("its class label (OperatorClassTime.label)")
+    layer: int | None = _f("block index, null outside the blocks")
+    ms: float = _f("time per token", 0.0, unit="ms")
+    pct: float = _f("share of the profiled total", 0.0, unit="%")
+    shape: list[int] = _f("ne of the node's result (trailing 1s dropped)", factory=list)
+    weight_type: str | None = _f("type of the weights it reads, if any")
+    weight_bytes: int | None = _f("bytes of weights it reads per evaluation", unit="bytes")
+
+
+@dataclass
+class OperatorProfile:
+    """Where the time of one phase goes, node by node inside llama.cpp's scheduler
+    (slmbench.profile, docs/profile.md).
+
+    Every graph node is timed between the scheduler's evaluation callbacks (views computed with
+    the next node); the same test runs without the callback on a second context in the same
+    process, interleaved, for the cost of observing.  Times are per token over all samples:
+    profiled = nodes + callbacks + unattributed exactly, and nodes = the classes (each node's
+    median evaluation x evaluations) + noise.
+    """
+
+    phase: str = _f("'prefill' (n_prompt tokens in one llama_decode per n_batch) or 'decode' "
+                    "(one token per llama_decode)")
+    n_tokens: int = _f("tokens per sample: n_prompt (prefill) or n_gen (decode)", 0)
+    n_samples: int = _f("samples (repetitions) of each of the profiled and unprofiled runs", 0)
+    profiled_ms: float = _f("wall time per token with the callback (llama_decode + sync)", 0.0,
+                            unit="ms")
+    unprofiled_ms: float = _f("wall time per token without it, same process and inputs", 0.0,
+                              unit="ms")
+    overhead_pct: float = _f("median profiled sample / median unprofiled sample - 1", 0.0,
+                             unit="%")
+    total_ms: float = _f("profiled total per token = profiled_ms - callback_ms: the "
+                         "denominator of every share", 0.0, unit="ms")
+    nodes_ms: float = _f("sum of the node times per token (every evaluation)", 0.0, unit="ms")
+    noise_ms: float = _f("nodes_ms - the sum of the classes: what nodes took above their "
+                         "median evaluation", 0.0, unit="ms")
+    callback_ms: float = _f("time in the observer's own callbacks between nodes (Python), "
+                            "measured, per token", 0.0, unit="ms")
+    unattributed_ms: float = _f("total - nodes: llama_decode's work outside the graph nodes "
+                                "(graph build, inputs, outputs)", 0.0, unit="ms")
+    coverage_pct: float = _f("nodes / total: how much of the profiled time the nodes explain",
+                             0.0, unit="%")
+    dispatch_us: float | None = _f(
+        "estimated extra cost per timed node of computing the graph in pieces (thread-pool "
+        "wake-up, barrier, synchronise): (median profiled sample - its callbacks - median "
+        "unprofiled sample) / timed nodes per sample", unit="us")
+    n_graph_nodes: int = _f("nodes in one graph (views included)", 0)
+    n_timed_nodes: int = _f("nodes timed per graph (views and fused norms go with the next)", 0)
+    n_graphs: int = _f("graphs computed per sample (one per ubatch)", 0)
+    classes: list[OperatorClassTime] = _f("time per operator class, unattributed included",
+                                          factory=list)
+    layers: list[LayerTime] = _f("time per block", factory=list)
+    top_nodes: list[NodeTime] = _f("the most expensive nodes", factory=list)
+    backends: dict[str, float] = _f("node time per token by backend buffer (CPU, CUDA0 ...)",
+                                    factory=dict, unit="ms")
+    profiled_samples_ns: list[int] = _f("wall time of each profiled sample", factory=list,
+                                        unit="ns")
+    unprofiled_samples_ns: list[int] = _f("wall time of each unprofiled sample", factory=list,
+                                          unit="ns")
+    bandwidth_gbs: float | None = _f("the bandwidth probe at bandwidth_threads, when known",
+                                     unit="GB/s")
+    bandwidth_threads: int | None = _f("thread count of that probe figure")
+    llc_bytes: int | None = _f("the machine's last-level cache (from the probe): weights that "
+                               "fit in it can be read faster than the probe's DRAM figure",
+                               unit="bytes")
+    notes: list[str] = _f("how to read this profile (GPU backends, fusions ...)", factory=list)
+
+
+@dataclass
 class TestResult:
     """One test (pp / tg / ttft) of one config: every raw sample and its summary."""
 
     __test__ = False  # not a pytest test class despite the name
 
     test: str = _f("'pp' (prefill), 'tg' (decode), 'ttft' (prefill + first greedy token), "
-                   "'quality' or 'sustained'")
-    name: str = _f("label, e.g. 'pp64', 'tg32@d512', 'ttft64', 'sustained:tg128:600s/10s'")
+                   "'quality', 'sustained' or 'profile'")
+    name: str = _f("label, e.g. 'pp64', 'tg32@d512', 'ttft64', 'sustained:tg128:600s/10s', "
+                   "'profile-tg32'")
     n_prompt: int = _f("prompt tokens evaluated in the timed region (pp, ttft)", 0)
     n_gen: int = _f("tokens generated one by one in the timed region (tg; 1 for ttft)", 0)
     n_depth: int = _f("tokens already in the KV cache before the timed region (untimed fill)", 0)
@@ -280,6 +396,8 @@ class TestResult:
     sustained: SustainedResult | None = _f(
         "sustained tests only: the windows and the burst / sustained / retained summary; "
         "samples_ts then holds the primary speed of every complete window")
+    profile: OperatorProfile | None = _f("profile tests only: where the time goes, by operator "
+                                         "class, block and node")
     warnings: list[str] = _f("e.g. 'CV 7.2% > 5%: noisy machine'", factory=list)
 
 
@@ -779,7 +897,8 @@ def schema_markdown() -> str:
     ]
     for cls in (Record, ModelFacts, Settings, LoadResult, Memory, Buffer, KVProjection,
                 TestResult, Stats, PerfCounters, SensorSummary, QualityMetrics, SustainedResult,
-                SustainedSpeed, SustainWindow, MemoryEstimate,
+                SustainedSpeed, SustainWindow, OperatorProfile, OperatorClassTime, LayerTime,
+                NodeTime, MemoryEstimate,
                 WorkerInfo, QualityInput, EnvInfo, OSInfo, CPUInfo, MemInfo, LlamaInfo,
                 DeviceProfile, Bandwidth, Manifest, ConfigEntry):
         out += [f"## {cls.__name__}", "", (cls.__doc__ or "").strip(), "",

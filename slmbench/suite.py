@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from slmbench import config
-from slmbench.config import (FIELD, FIELDS, QUALITY_DEFAULTS, Settings, TestPlan, config_id,
-                             default_threads)
+from slmbench.config import (FIELD, FIELDS, PROFILE_DEFAULTS, QUALITY_DEFAULTS, Settings,
+                             TestPlan, config_id, default_threads)
 from slmbench.errors import ConfigError, SlmbenchError
 from slmbench.gguf_info import model_id_from_file
 
@@ -107,9 +107,11 @@ class Config:
     max_temp_c: float | None = None
     timeout_s: float = 3600.0
     kind: str = "bench"  # 'bench' (timing + memory), 'quality' (perplexity / KL), 'sustained'
+    #             or 'profile'
     quality: dict[str, Any] | None = None  # kind 'quality': QUALITY_DEFAULTS keys + n_threads
     reference: ModelRef | None = None  # kind 'quality': the KL reference file, if any
     sustained: dict[str, Any] | None = None  # kind 'sustained': SUSTAINED_DEFAULTS keys
+    profile: dict[str, Any] | None = None  # kind 'profile': PROFILE_DEFAULTS keys
 
     @property
     def label(self) -> str:
@@ -121,6 +123,8 @@ class Config:
             sus = self.sustained or {}
             return (f"{self.model.key} t{s.n_threads} sustained {sus.get('workload')} "
                     f"{sus.get('duration'):g}s")
+        if self.kind == "profile":
+            return f"{self.model.key} t{s.n_threads} profile"
         bits = [self.model.key, f"t{s.n_threads}"]
         if s.n_gpu_layers:
             bits.append(f"ngl{s.n_gpu_layers}")
@@ -142,7 +146,8 @@ class Config:
                    model_id=self.model.model_id, quant=self.model.quant, device=device,
                    settings=self.settings, plan=self.plan, cooldown_s=self.cooldown_s,
                    max_temp_c=self.max_temp_c, quality=self.quality,
-                   reference_path=reference_path, sustained=self.sustained)
+                   reference_path=reference_path, sustained=self.sustained,
+                   profile=self.profile)
 
     def worker_payload(self, path: str, device: str | None,
                        reference_path: str | None = None) -> dict[str, Any]:
@@ -159,7 +164,7 @@ class Job:
 
     index: int
     record_id: str
-    kind: str  # 'bench' | 'quality' | 'sustained'
+    kind: str  # 'bench' | 'quality' | 'sustained' | 'profile'
     path: str  # the local model file
     model_id: str | None
     quant: str | None
@@ -173,6 +178,7 @@ class Job:
     sustained: dict[str, Any] | None = None  # kind 'sustained': SUSTAINED_DEFAULTS keys
     windows_path: str | None = None  # kind 'sustained': the file each window is fsynced to
     windows_file: str | None = None  # ... as the record names it (relative to the run)
+    profile: dict[str, Any] | None = None  # kind 'profile': PROFILE_DEFAULTS keys
 
 
 # --------------------------------------------------------------------------- loading
@@ -243,8 +249,9 @@ def parse_suite(raw: dict[str, Any], *, source: str = "<built-in>",
             problems.append(f"unknown key '{key}'{hint}")
     values: dict[str, Any] = {}
     base = Path(base_dir) if base_dir is not None else Path.cwd()
-    if overrides.get("quality") is True and isinstance(raw.get("quality"), dict):
-        data["quality"] = raw["quality"]  # --quality turns on what the file configures
+    for key in ("quality", "profile"):  # --quality turns on what the file configures
+        if overrides.get(key) is True and isinstance(raw.get(key), dict):
+            data[key] = raw[key]
     for f in FIELDS:
         key = f.key
         if key == "models":
@@ -261,6 +268,9 @@ def parse_suite(raw: dict[str, Any], *, source: str = "<built-in>",
             continue
         if key == "sustained":
             values[key] = parse_sustained(data[key], where(key), problems)
+            continue
+        if key == "profile":
+            values[key] = parse_profile(data[key], where(key), problems)
             continue
         value, err = config.coerce(f.kind, data[key])
         if err:
@@ -523,6 +533,32 @@ def parse_sustained(value: Any, where: str, problems: list[str]) -> dict[str, An
         return None
 
 
+def parse_profile(value: Any, where: str, problems: list[str]) -> Any:
+    """`profile:` as written: True / False, or a mapping of PROFILE_DEFAULTS keys; stored as
+    the full mapping (defaults filled in), or False."""
+    if isinstance(value, bool):
+        return dict(PROFILE_DEFAULTS) if value else False
+    if not isinstance(value, dict):
+        problems.append(f"{where}: expected true, false or a mapping of "
+                        f"{', '.join(PROFILE_DEFAULTS)}, got {value!r}")
+        return False
+    out = dict(PROFILE_DEFAULTS)
+    for key, v in value.items():
+        low = 1 if key == "repetitions" else 0
+        if key not in PROFILE_DEFAULTS:
+            close = difflib.get_close_matches(str(key), PROFILE_DEFAULTS, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(f"{where}: unknown key '{key}'{hint} (known: "
+                            f"{', '.join(PROFILE_DEFAULTS)})")
+        elif not isinstance(v, int) or isinstance(v, bool) or v < low:
+            problems.append(f"{where}.{key}: expected an integer >= {low}, got {v!r}")
+        else:
+            out[key] = v
+    if not out["n_prompt"] and not out["n_gen"]:
+        problems.append(f"{where}: nothing to profile (n_prompt and n_gen are both 0)")
+    return out
+
+
 def effective_quality(suite_value: Any, model_value: Any) -> dict[str, Any] | None:
     """The quality settings of one model entry (suite-wide ones, then the model's), or None."""
     if model_value is False or (model_value is None and not isinstance(suite_value, dict)):
@@ -681,6 +717,15 @@ def expand(suite: Suite) -> list[Config]:
             if cfg.record_id not in seen:
                 seen.add(cfg.record_id)
                 configs.append(cfg)
+    # profiles last: one per model file, at the first value of every swept setting
+    if v.get("profile"):
+        first = {key: v[key][0] for key in config.SWEPT}
+        for ref in refs:
+            cfg = profile_config(len(configs), ref, config.settings_for(v, **first),
+                                 v["profile"], v["timeout_s"])
+            if cfg.record_id not in seen:
+                seen.add(cfg.record_id)
+                configs.append(cfg)
     return configs
 
 
@@ -698,6 +743,17 @@ def sustained_config(index: int, ref: ModelRef, values: dict[str, Any], settings
                   record_id=config_id(f"{ref.key}:{spec.key()}", settings, plan),
                   timeout_s=timeout_s + spec.duration_s + wait, kind="sustained",
                   sustained=spec.to_values())
+def profile_config(index: int, ref: ModelRef, settings: Settings, prof: dict[str, Any],
+                   timeout_s: float) -> Config:
+    """The profile config of one model file (slmbench.profile): its settings are a timing
+    config's, its plan the profile's tests, its record id its own."""
+    from slmbench.profile import profile_plan, profile_record_id
+
+    settings.repetitions = prof["repetitions"]
+    p, g, d = prof["n_prompt"], prof["n_gen"], prof["n_depth"]
+    return Config(index=index, model=ref, settings=settings, plan=profile_plan(p, g, d),
+                  record_id=profile_record_id(ref.key, settings, p, g, d), timeout_s=timeout_s,
+                  kind="profile", profile=dict(prof))
 
 
 def quality_config(index: int, ref: ModelRef, q: dict[str, Any], n_threads: int,

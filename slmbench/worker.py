@@ -122,6 +122,7 @@ def preload() -> None:
         import gguf  # noqa: F401 - imported lazily by the header reader; load it now
         import numpy  # noqa: F401
         import slmbench.measure  # noqa: F401
+        import slmbench.profile  # noqa: F401
         import slmbench.quality  # noqa: F401
         import slmbench.sensors  # noqa: F401
         import slmbench.suite  # noqa: F401 - the Job type of a payload
@@ -193,6 +194,12 @@ def execute(payload: dict, progress: Callable[[str], None], started: str | None 
                                      model_id=job.model_id, quant=job.quant, device=job.device,
                                      record_id=job.record_id, windows_path=job.windows_path,
                                      windows_file=job.windows_file, progress=progress)
+        if job.kind == "profile":
+            from slmbench.profile import measure_profile
+
+            return measure_profile(job.path, job.settings, **(job.profile or {}),
+                                   model_id=job.model_id, quant=job.quant, device=job.device,
+                                   progress=progress)
         return measure_model(job.path, job.settings, job.plan, model_id=job.model_id,
                              quant=job.quant, device=job.device, progress=progress,
                              cooldown_s=job.cooldown_s, max_temp_c=job.max_temp_c)

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bench", "benchmark GGUF files directly (prefill, TTFT, decode, memory)"),
     "quality": ("quality", "perplexity, bits per byte and KL divergence vs a reference quant"),
     "sustain": ("sustain", "sustained performance: how much of its burst speed a device keeps"),
+    "profile": ("profile", "where the time goes: operator-level profile of prefill and decode"),
     "analyze": ("analyze", "tables and statistics over one or more runs"),
     "report": ("report", "write a Markdown + self-contained HTML report with figures"),
     "compare": ("compare", "compare two runs with statistics; exit 1 on a regression"),

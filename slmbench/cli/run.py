@@ -30,6 +30,9 @@ against a reference quant of the same model, e.g. `quality: {reference: Q8_0, ch
 Sustained performance: a suite's `sustained:` key adds one config per model file, last: its
 workload back to back for a duration, window by window, e.g. `sustained: {duration: 10m,
 workload: chat:512/128}` (see `slmbench sustain --help`).
+Profiles: a suite's `profile:` key (or --profile) adds one config per model file, last: where
+the time of a prefill and of decoding goes, operator class by class, e.g. `profile: {n_prompt:
+256, n_gen: 32}` (see `slmbench profile --help`).
 
 examples:
   slmbench run                                        # suites/quick.yaml
@@ -231,7 +234,7 @@ def _print_plan(configs: list, as_json: bool) -> int:
     if as_json:
         json.dump([{"index": c.index, "record_id": c.record_id, "label": c.label,
                     "model": c.model.key, "kind": c.kind,
-                    "tests": tests if c.kind == "bench" else [_other_test(c)]}
+                    "tests": tests if c.kind == "bench" else _other_tests(c)}
                    for c in configs], sys.stdout, indent=1)
         sys.stdout.write("\n")
         return 0
@@ -245,8 +248,23 @@ def _print_plan(configs: list, as_json: bool) -> int:
               "where a reference is set), after the timing")
     sustained = [c for c in configs if c.kind == "sustained"]
     if sustained:
-        print(f"{len(sustained)} sustained configs, last: {_other_test(sustained[0])}")
+        print(f"{len(sustained)} sustained configs, last: {_other_tests(sustained[0])[0]}")
+    profiles = [c for c in configs if c.kind == "profile"]
+    if profiles:
+        print(f"{len(profiles)} profile configs, last: "
+              f"{', '.join(_other_tests(profiles[0]))}")
     return 0
+
+
+def _other_tests(c) -> list[str]:
+    """The tests of a quality, sustained or profile config."""
+    if c.kind == "profile":
+        from slmbench.profile import profile_name
+
+        p = c.profile
+        return [profile_name(phase, p["n_prompt"], p["n_gen"], p["n_depth"])
+                for phase, n in (("prefill", p["n_prompt"]), ("decode", p["n_gen"])) if n]
+    return [_other_test(c)]
 
 
 def _other_test(c) -> str:
