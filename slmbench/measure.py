@@ -224,7 +224,7 @@ class Session:
         return time.perf_counter_ns() - t0
 
     def time_ttft(self, batches: list[Any]) -> int:
-        decode, sync, ctx = self.lc.llama_decode, self.lc.llama_synchronize, self.ctx
+        decode, ctx = self.lc.llama_decode, self.ctx
         sample, smpl = self.lc.llama_sampler_sample, self.sampler
         t0 = time.perf_counter_ns()
         for b in batches:

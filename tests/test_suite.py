@@ -251,14 +251,14 @@ def test_quality_configs_follow_the_timing_one_per_model_file(tmp_path, tiny_mod
 def test_quality_keys_and_overrides(tmp_path, tiny_model):
     corpus = tmp_path / "text.txt"
     corpus.write_text("words " * 100, encoding="utf-8")
-    path = write(tmp_path, f"""
+    path = write(tmp_path, """
 models:
-  - {{synthetic: {{n_embd: 256, n_layer: 2, n_vocab: 4096}}, name: a, quants: [Q4_0]}}
-  - {{synthetic: {{n_embd: 256, n_layer: 2, n_vocab: 4096}}, name: b, quants: [Q4_0],
-     quality: false}}
-  - {{synthetic: {{n_embd: 256, n_layer: 2, n_vocab: 4096}}, name: c, quants: [Q4_0],
-     quality: {{chunks: 1}}}}
-quality: {{corpus: text.txt, n_ctx: 64}}
+  - {synthetic: {n_embd: 256, n_layer: 2, n_vocab: 4096}, name: a, quants: [Q4_0]}
+  - {synthetic: {n_embd: 256, n_layer: 2, n_vocab: 4096}, name: b, quants: [Q4_0],
+     quality: false}
+  - {synthetic: {n_embd: 256, n_layer: 2, n_vocab: 4096}, name: c, quants: [Q4_0],
+     quality: {chunks: 1}}
+quality: {corpus: text.txt, n_ctx: 64}
 """)
     quality = [c for c in expand(load_suite(path)) if c.kind == "quality"]
     assert [c.model.key for c in quality] == ["a:Q4_0", "c:Q4_0"]
