@@ -12,16 +12,26 @@ speedups, findings as sentences computed from the statistics, warnings (noisy, t
 figures (latency vs parameters, memory breakdown, KV share vs context, quantization speedup,
 per-token decode latency, correlations). Several runs or devices appear side by side.
 
+A CSV table (columns: docs/analysis.md) reports like a run: --from-csv FILE.
+
 examples:
   slmbench report results/run-a -o report/
   slmbench report results/laptop results/jetson -o compare-devices/
+  slmbench report --from-csv published.csv -o published-report/
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("runs", nargs="*", metavar="RUN_DIR")
     p.add_argument("-o", "--out", default="report", metavar="DIR")
-    p.add_argument("--catalog", metavar="PATH")
+    p.add_argument("--from-csv", metavar="FILE",
+                   help="report a CSV table (columns: docs/analysis.md) instead of, or beside, "
+                        "run directories")
+    p.add_argument("--catalog", metavar="PATH",
+                   help="catalog whose facts are joined to the rows by model_id")
+    p.add_argument("--gguf", action="append", default=[], metavar="FILE",
+                   help="a GGUF file whose header facts fill the rows of its model id; "
+                        "repeatable")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from slmbench.report import write_report
 
     paths = write_report(args.runs, args.out,
-                         load_catalog(args.catalog) if args.catalog else None)
+                         load_catalog(args.catalog) if args.catalog else None,
+                         from_csv=args.from_csv, gguf=args.gguf)
     print(f"wrote {paths['markdown']} and {paths['html']}")
     return 0
