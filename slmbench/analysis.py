@@ -106,7 +106,9 @@ COLUMNS: list[Column] = [
     Column("n_ctx_train", "tokens", "Training context (the KV projection's second target)."),
     Column("sliding_window", "tokens", "Sliding-window size of SWA layers (Gemma 2/3)."),
     Column("n_swa_layers", "", "Layers that use the sliding window.", default=0),
-    Column("type_k", "", "KV cache type (f16, q8_0 ...).", default="f16"),
+    Column("head_dim_v", "", "Value head size when it differs from head_dim."),
+    Column("type_k", "", "KV cache type of K (f16, q8_0 ...).", default="f16"),
+    Column("type_v", "", "KV cache type of V; type_k when missing."),
     Column("bits_per_weight", "bits", "Weights bits / parameters."),
     Column("model_size_bytes", "bytes", "Weights bytes (the decode roofline's numerator); "
            "model_mib x 2^20 when missing.", derived=True),
@@ -142,7 +144,7 @@ COLUMNS: list[Column] = [
 ]
 COLUMN = {c.name: c for c in COLUMNS}
 TEXT_COLUMNS = {"model_id", "quant", "device", "test", "name", "attention_type", "type_k",
-                "kv_basis", "cache_resident"}
+                "type_v", "kv_basis", "cache_resident"}
 REQUIRED = [c.name for c in COLUMNS if c.required]
 # metrics read directly from a row; at least one must be present in a CSV
 MEASUREMENTS = ["ms_median", "token_ms_median", "ts_mean", "peak_rss_mib", "model_mib",
@@ -478,6 +480,8 @@ def _facts_info(r: Any):
         v = r.get(key)
         return None if v is None or v != v else float(v)
 
+    if r.get("attention_type") == "MLA":  # a compressed latent cache: not this model
+        return None
     layers, heads, kv_heads = num("layers"), num("heads"), num("kv_heads")
     hidden, head_dim = num("hidden_size"), num("head_dim")
     if kv_heads is None and heads is not None:
@@ -840,3 +844,23 @@ def findings(df) -> list[str]:
     from slmbench.findings import analyze
 
     return [f["text"] for f in analyze(df)["findings"]]
+
+
+def _write_columns_doc(path: str) -> None:
+    """Put columns_markdown() between the markers of docs/analysis.md."""
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    begin, end = "<!-- columns:begin -->", "<!-- columns:end -->"
+    head, rest = text.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(f"{head}{begin}\n{columns_markdown()}\n{end}{tail}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    if len(sys.argv) > 1:  # python -m slmbench.analysis docs/analysis.md
+        _write_columns_doc(sys.argv[1])
+    else:
+        print(columns_markdown())

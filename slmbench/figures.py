@@ -81,9 +81,15 @@ def _log_ticks(ax: Any, axis: str, lo: float, hi: float) -> None:
 def _texts(fig: Any) -> list[Any]:
     """Every visible, non-empty text a reader reads: tick labels, annotations, axis labels,
     titles (legends are laid out by matplotlib and excluded)."""
+    def drawn(labels: list, lim: tuple, i: int) -> list:
+        lo, hi = min(lim), max(lim)
+        span = (hi - lo) * 1e-6
+        return [t for t in labels if lo - span <= t.get_position()[i] <= hi + span]
+
     out = []
     for ax in fig.axes:
-        items = list(ax.get_xticklabels()) + list(ax.get_yticklabels()) + list(ax.texts)
+        items = (drawn(ax.get_xticklabels(), ax.get_xlim(), 0)
+                 + drawn(ax.get_yticklabels(), ax.get_ylim(), 1) + list(ax.texts))
         items += [ax.xaxis.label, ax.yaxis.label, ax.title]
         out += [t for t in items if t.get_visible() and t.get_text().strip()]
     return out
@@ -300,7 +306,11 @@ def fig_memory_breakdown(df) -> Any:
         axp.barh(ys, pct, left=leftp, color=color, height=0.75)
         left = [a + b for a, b in zip(left, vals)]
         leftp = [a + b for a, b in zip(leftp, pct)]
+    from matplotlib.ticker import MaxNLocator
+
     ax.set_yticks(ys, per["label"])
+    ax.set_xlim(0, max(left) * 1.12 if max(left) > 0 else 1)  # the last tick inside
+    ax.xaxis.set_major_locator(MaxNLocator(5))
     ax.set_xlabel("MiB")
     axp.set_xlabel("% of the total")
     axp.set_xlim(0, 100)
