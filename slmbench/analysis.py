@@ -421,8 +421,8 @@ def finish_table(df):
     for col in ("quant", "device"):
         df[col] = df[col].fillna(UNKNOWN).astype(str)
     df["type_k"] = df["type_k"].fillna("f16")
-    for c in COLUMNS:
-        if c.name not in TEXT_COLUMNS and df[c.name].dtype == object:
+    for c in COLUMNS:  # '12-24' heads (OpenELM) or a stray note become empty, not errors
+        if c.name not in TEXT_COLUMNS and not pd.api.types.is_numeric_dtype(df[c.name]):
             df[c.name] = pd.to_numeric(df[c.name], errors="coerce")
     # latency: per token for decode, per test for prefill and TTFT
     per_token = df["token_ms_median"].where(

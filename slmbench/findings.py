@@ -373,7 +373,7 @@ def kv_projection(df, out: dict) -> None:
         bases = known["kv_basis"].value_counts()
         basis_txt = ", ".join(f"{n} {'from facts' if b == 'facts' else 'linear in n_ctx'}"
                               for b, n in bases.items())
-        text = (f"At 32k context the KV cache would be {' and '.join(bits)} of memory{label} "
+        text = (f"At 32k context{label} the KV cache would be {'; '.join(bits)} of memory "
                 f"(weights, compute and other held at their measured size; projected "
                 f"{basis_txt}).")
         if over:
@@ -681,9 +681,18 @@ def roofline(df, out: dict) -> None:
                 f"GB/s probed" for t, x in per)
             text += f" ({len(big)} configs larger than the cache)"
         if len(small):
-            text += ("; " if len(big) else "") + (
-                f"{_names(sorted(set(small['model_id'] + ' ' + small['quant'])), 4)}: weights "
-                "fit in the last-level cache - cache-resident, no DRAM roofline")
+            over = small[small["roofline_pct"] > 100]
+            under = small[small["roofline_pct"] <= 100]
+            if len(over):
+                text += ("; " if len(big) else "") + (
+                    f"{_names(sorted(set(over['model_id'] + ' ' + over['quant'])), 4)}: "
+                    "weights fit in the last-level cache - cache-resident, no DRAM roofline")
+            if len(under):
+                text += ("; " if len(big) or len(over) else "") + ", ".join(
+                    f"{r.model_id} {r.quant} {r.roofline_pct:.0f} % at {int(r.n_threads)} "
+                    f"thread{'s' if r.n_threads != 1 else ''}" for r in under.itertuples()) + (
+                    " (weights fit in the last-level cache on paper, but decode streams at "
+                    "DRAM speed: the cache is shared)")
         out["findings"].append({"topic": "roofline", "device": device, "text": text + "."})
 
 

@@ -95,11 +95,11 @@ def tables(df) -> dict[str, list[list[str]]]:
                  "probe GB/s (threads)", "of probe"]]
         for _, r in roof_rows.sort_values(["model_id", "quant", "n_threads"]).iterrows():
             weights = r["model_size_bytes"] / 2**20
-            if r.get("cache_resident"):
-                share = (f"cache-resident (weights fit in the {r['llc_bytes'] / 2**20:,.0f} "
-                         "MiB last-level cache)")
-            else:
-                share = f"{r['roofline_pct']:.0f}%"
+            share = f"{r['roofline_pct']:.0f}%"
+            if r.get("cache_resident"):  # weights within the last-level cache
+                llc = f"the {r['llc_bytes'] / 2**20:,.0f} MiB last-level cache"
+                share = (f"cache-resident (weights fit in {llc})" if r["roofline_pct"] > 100
+                         else f"{share} (weights fit in {llc})")
             roof.append([str(r["model_id"]), str(r["quant"]), str(r.get("device")),
                          str(r["name"]), _fmt(r.get("n_threads"), 0), _fmt(weights, 1),
                          _fmt(r["decode_gbs"]),
