@@ -22,7 +22,7 @@ CTX_TICKS = [1024, 4096, 32768, 131072]
 STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
          "xtick.labelsize": 8, "ytick.labelsize": 8, "axes.spines.top": False,
          "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.25,
-         "grid.linewidth": 0.6, "figure.dpi": 110, "savefig.dpi": 110,
+         "grid.linewidth": 0.6, "figure.dpi": 110, "savefig.dpi": 130,
          "savefig.bbox": "tight", "figure.facecolor": "white"}
 
 
@@ -112,34 +112,51 @@ def overlapping_labels(fig: Any, pad_px: float = 0.0) -> list[tuple[str, str]]:
 
 
 def label_points(ax: Any, xs: list[float], ys: list[float], labels: list[str],
-                 fontsize: int = 7) -> None:
-    """Name each point; labels that would overlap each other are moved up or down until
-    they do not (a few passes over matplotlib's text extents)."""
+                 fontsize: int = 7) -> int:
+    """Name each point where its label collides with nothing already drawn.
+
+    Candidate places are tried nearest first - right or left of the point, then further up or
+    down with a leader line - against matplotlib's text extents of the labels placed so far,
+    the legend and the axes' edges.  A label with no free place is left out rather than drawn
+    over another; returns how many were left out (the figure says so)."""
     fig = ax.figure
-    anns = [ax.annotate(lab, (x, y), xytext=(4, 3), textcoords="offset points",
-                        fontsize=fontsize, color="#333333") for x, y, lab in zip(xs, ys, labels)]
-    if len(anns) < 2:
-        return
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    for _ in range(60):
-        moved = False
-        boxes = [a.get_window_extent(renderer) for a in anns]
-        for i in range(len(anns)):
-            for j in range(i + 1, len(anns)):
-                a, b = boxes[i], boxes[j]
-                if a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1:
-                    # move the upper one up and the lower one down by half the overlap
-                    upper, lower = (i, j) if a.y0 >= b.y0 else (j, i)
-                    step = (min(a.y1, b.y1) - max(a.y0, b.y0)) / 2 + 1
-                    for k, sign in ((upper, 1), (lower, -1)):
-                        x, y = anns[k].xyann
-                        anns[k].xyann = (x, y + sign * step * 72 / fig.dpi)
-                    boxes[upper] = anns[upper].get_window_extent(renderer)
-                    boxes[lower] = anns[lower].get_window_extent(renderer)
-                    moved = True
-        if not moved:
-            break
+    inside = ax.get_window_extent(renderer)
+    taken = []
+    legend = ax.get_legend()
+    if legend is not None:
+        taken.append(legend.get_window_extent(renderer))
+    from matplotlib.transforms import Bbox
+
+    # the points themselves are obstacles too (a label may touch only its own point)
+    pts = ax.transData.transform(list(zip(xs, ys)))
+    dots = [Bbox.from_extents(x - 3.5, y - 3.5, x + 3.5, y + 3.5) for x, y in pts]
+    steps = [0, 9, -9, 18, -18, 27, -27, 36, -36, 48, -48]
+    places = [(dx, dy) for dy in steps for dx in (5, -5)]
+    order = sorted(range(len(labels)), key=lambda i: (ys[i], xs[i]))
+    omitted = 0
+    for i in order:
+        for dx, dy in places:
+            ann = ax.annotate(
+                labels[i], (xs[i], ys[i]), xytext=(dx, dy - 3), textcoords="offset points",
+                fontsize=fontsize, color="#333333", ha="left" if dx > 0 else "right",
+                arrowprops=({"arrowstyle": "-", "color": "#999999", "lw": 0.5,
+                             "shrinkA": 0, "shrinkB": 2} if abs(dy) > 9 else None))
+            box = ann.get_window_extent(renderer)
+            fits = (box.x0 >= inside.x0 and box.x1 <= inside.x1 and box.y0 >= inside.y0
+                    and box.y1 <= inside.y1)
+            if fits and not any(box.overlaps(t) for t in taken) and not any(
+                    box.overlaps(d) for j, d in enumerate(dots) if j != i):
+                taken.append(box)
+                break
+            ann.remove()
+        else:
+            omitted += 1
+    if omitted:
+        ax.text(0.99, 0.01, f"{omitted} label{'s' if omitted > 1 else ''} left out (crowded)",
+                transform=ax.transAxes, ha="right", va="bottom", fontsize=6, color="#777777")
+    return omitted
 
 
 # --------------------------------------------------------------------------- figures
@@ -182,8 +199,8 @@ def fig_latency_vs_params(df, kind: str = "tg") -> Any:
             xs = np.geomspace(per["parameters"].min(), per["parameters"].max(), 30)
             ax.plot(xs, fit["a"] * xs ** fit["k"], "--", color=c, lw=1,
                     label=f"fit: ∝ params^{fit['k']:.2f} (R² {fit['r2']:.2f})")
-        if i == 0 and len(per) <= 40:
-            label_points(ax, list(per["parameters"]), list(per["latency_ms"]), list(per.index))
+        if i == 0:
+            named = per
         lo += [per["parameters"].min(), per["latency_ms"].min()]
         hi += [per["parameters"].max(), per["latency_ms"].max()]
     ax.set_xscale("log")
@@ -200,6 +217,9 @@ def fig_latency_vs_params(df, kind: str = "tg") -> Any:
     ax.set_title(f"{word} latency vs parameters (log-log)")
     ax.legend(loc="upper left", frameon=False)
     fig.tight_layout()
+    if len(named) <= 40:
+        label_points(ax, list(named["parameters"]), list(named["latency_ms"]),
+                     list(named.index))
     return fig
 
 
@@ -250,7 +270,6 @@ def fig_memory_vs_params(df) -> Any:
                 label=f"{fit['slope']:,.0f} MiB per billion parameters + "
                       f"{fit['intercept']:,.0f} MiB (R² {fit['r2']:.2f})")
         ax.legend(loc="upper left", frameon=False)
-    label_points(ax, list(x), list(per["memory_mib"]), list(per.index))
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
     ax.xaxis.set_major_formatter(_count_formatter(1e9))
@@ -261,6 +280,7 @@ def fig_memory_vs_params(df) -> Any:
     ax.set_title(f"memory vs parameters{f' ({what})' if what else ''}: above the line = "
                  "more than size predicts")
     fig.tight_layout()
+    label_points(ax, list(x), list(per["memory_mib"]), list(per.index))
     return fig
 
 
@@ -515,6 +535,7 @@ def fig_quality_pareto(df) -> Any:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    to_label = []
     for i, ((model, device), g) in enumerate(joined.groupby(["model_id", "device"])):
         c = colors[i % len(colors)]
         g = g.assign(ts=1000 / g["ms"])
@@ -523,7 +544,7 @@ def fig_quality_pareto(df) -> Any:
         where = f" ({device})" if device != "unknown" else ""
         ax.scatter(g["ts"], y, s=20 + g["mib"].fillna(0) / 4, alpha=0.75, color=c,
                    label=f"{model}{where}", zorder=3)
-        label_points(ax, list(g["ts"]), list(y), list(g["quant"]))
+        to_label.append((list(g["ts"]), list(y), list(g["quant"])))
         quality = {r.quant: {"kl_mean": r.q_kl_mean, "delta_ppl": r.q_delta_ppl}
                    for r in g.itertuples()}
         if not use_kl:
@@ -543,6 +564,8 @@ def fig_quality_pareto(df) -> Any:
     ax.set_title("quality vs speed (marker size: weights MiB)")
     ax.legend(loc="best", frameon=False)
     fig.tight_layout()
+    xs, ys, names = ([v for t in to_label for v in t[k]] for k in range(3))
+    label_points(ax, xs, ys, names)
     return fig
 
 

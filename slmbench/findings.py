@@ -309,7 +309,8 @@ def memory_fits(df, out: dict) -> None:
                 out["findings"].append({
                     "topic": "memory-split", "device": device, "quant": quant,
                     "text": f"Compute buffer vs vocabulary{label}: "
-                            + _partial_sentence(pc, "the compute buffer", "vocabulary")})
+                            + _partial_sentence(pc, "the compute buffer", "vocabulary",
+                                                capital=False)})
 
 
 def _who(items: list, vocab: Any) -> str:
@@ -322,7 +323,7 @@ def _who(items: list, vocab: Any) -> str:
     return ", ".join(out) or "none"
 
 
-def _partial_sentence(pc: dict, y_word: str, x_word: str) -> str:
+def _partial_sentence(pc: dict, y_word: str, x_word: str, capital: bool = True) -> str:
     chosen = pc[pc["chosen"]]
     other_form = "log" if pc["chosen"] == "linear" else "linear"
     other = pc.get(other_form)
@@ -331,7 +332,8 @@ def _partial_sentence(pc: dict, y_word: str, x_word: str) -> str:
     head = (f"{y_word} rises with {x_word} net of size" if sig and chosen["partial_r"] > 0
             else f"{y_word} falls with {x_word} net of size" if sig else
             f"no effect of {x_word} on {y_word} net of size can be shown")
-    text = (f"{head[0].upper()}{head[1:]}: partial r {chosen['partial_r']:+.2f} "
+    head = head[0].upper() + head[1:] if capital else head
+    text = (f"{head}: partial r {chosen['partial_r']:+.2f} "
             f"(p {_p(chosen['p'])}, n {chosen['n']}) controlling for {control}")
     if other:
         other_ctl = "parameters" if other_form == "linear" else "log(parameters)"

@@ -55,9 +55,9 @@ def tables(df) -> dict[str, list[list[str]]]:
                     f"{_fmt(r.get('ts_mean'), 1)} ± {_fmt(r.get('ts_stdev'), 1)}"
                     if r.get("ts_mean") == r.get("ts_mean") else "-",
                     _fmt(r.get("n_samples"), 0)])
-    mem = [["model", "quant", "device", "n_ctx", "weights MiB", "KV MiB", "compute MiB",
-            "other MiB", "peak RSS MiB", "KV share", "KV share @ 32k", "KV share @ train ctx",
-            "KV > 50% at", "KV > 80% at"]]
+    mem = [["model", "quant", "device", "n_ctx", "weights", "KV", "compute", "other",
+            "peak RSS", "KV share", "KV @ 32k", "KV @ train ctx", "KV > 50% at",
+            "KV > 80% at"]]
     measured = df[df["model_mib"].notna() | df["kv_mib"].notna() | df["peak_rss_mib"].notna()]
     keys = ["model_id", "quant", "device", "n_ctx"]
     per = measured.groupby(keys, dropna=False).first(numeric_only=True)
@@ -107,6 +107,13 @@ def tables(df) -> dict[str, list[list[str]]]:
         out["Decode roofline (weights bytes x tokens/s vs the bandwidth probed at the same "
             "thread count)"] = roof
     return out
+
+
+CAPTIONS = {
+    "Memory": "MiB at n_ctx. KV share = KV / (weights + KV + compute + other), projected to "
+              "32k and the training context with the rest held fixed; 'n/a' = unknown, "
+              "'> 1M' = not reached within 1M tokens (docs/analysis.md).",
+}
 
 
 def devices_side_by_side(timed) -> list[list[str]] | None:
@@ -297,7 +304,8 @@ def write_report(run_dirs: Iterable[Any] | None, out_dir: str, catalog: Any = No
     md += ["## Findings", ""] + [f"- {x}" for x in found]
     md += ["", "## Environment and method", ""] + [f"- {x}" for x in methods]
     for title, rows in tabs.items():
-        md += ["", f"## {title}", "", _md_table(rows)]
+        md += ["", f"## {title}", ""] + ([CAPTIONS[title], ""] if title in CAPTIONS else [])
+        md += [_md_table(rows)]
     if warns:
         md += ["", "## Warnings", ""] + [f"- {w}" for w in warns]
     md += ["", "## Figures", ""] + [f"![{os.path.basename(p)}](figures/{os.path.basename(p)})"
@@ -321,7 +329,9 @@ def write_report(run_dirs: Iterable[Any] | None, out_dir: str, catalog: Any = No
     parts.append("<h2>Environment and method</h2><ul class='muted'>"
                  + "".join(f"<li>{html.escape(x)}</li>" for x in methods) + "</ul>")
     for title, rows in tabs.items():
-        parts.append(f"<h2>{html.escape(title)}</h2>{_html_table(rows)}")
+        caption = (f"<p class='muted'>{html.escape(CAPTIONS[title])}</p>"
+                   if title in CAPTIONS else "")
+        parts.append(f"<h2>{html.escape(title)}</h2>{caption}{_html_table(rows)}")
     if warns:
         parts.append("<h2>Warnings</h2><ul class='warn'>"
                      + "".join(f"<li>{html.escape(w)}</li>" for w in warns) + "</ul>")

@@ -168,7 +168,7 @@ def test_finding_3_memory_split_and_vocabulary_compute(family):
         pytest.approx(100)
     pc = next(p for p in result["partial_correlations"] if p["y"] == "compute_mib")
     assert pc[pc["chosen"]]["partial_r"] > 0.99  # compute = 4 x vocabulary x 512 + 20 MiB
-    assert "The compute buffer rises with vocabulary net of size" in \
+    assert "the compute buffer rises with vocabulary net of size" in \
         [f["text"] for f in result["findings"] if f["topic"] == "memory-split"][1]
 
 
