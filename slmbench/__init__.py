@@ -19,7 +19,8 @@ _API = {
     # functions (slmbench.api)
     "bench": "api", "measure_config": "api", "run_suite": "api", "load_suite": "api",
     "plan_suite": "api", "quality": "api",
-    "read_run": "results", "load_table": "analysis", "compare_runs": "compare",
+    "read_run": "results", "load_table": "analysis", "load_csv": "analysis",
+    "analyze": "findings", "write_report": "report", "compare_runs": "compare",
     # settings and the results schema
     "Settings": "config", "TestPlan": "config", "FIELDS": "config",
     "Record": "schema", "TestResult": "schema", "Stats": "schema", "Memory": "schema",

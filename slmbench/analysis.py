@@ -33,6 +33,7 @@ QUANT_RANK = ["F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_1", 
               "Q4_K_M", "Q4_K_S", "Q4_1", "Q4_0", "IQ4_XS", "IQ4_NL", "Q3_K_L", "Q3_K_M",
               "Q3_K_S", "Q2_K"]
 UNKNOWN = "unknown"  # the default of quant and device
+NOISY_CV_PCT = 10.0  # a speedup whose tests vary more than this is within noise
 
 
 @dataclass(frozen=True)
@@ -826,10 +827,21 @@ def quant_speedups(df):
                         "n_prompt": row["n_prompt"], "n_gen": row["n_gen"],
                         "n_depth": row["n_depth"], "quant": row["quant"], "reference": ref,
                         "speedup": r0["latency_ms"] / row["latency_ms"],
+                        # either side's repetitions vary by more than 10 %: within noise
+                        "noisy": bool(max(_num(r0.get("ms_cv_pct")),
+                                          _num(row.get("ms_cv_pct"))) > NOISY_CV_PCT),
                         "memory_saved_mib": _sub(r0.get("model_mib"), row.get("model_mib")),
                         "peak_saved_mib": _sub(r0.get("peak_rss_mib"), row.get("peak_rss_mib")),
                         "bits_per_weight": row.get("bits_per_weight")})
     return pd.DataFrame(out)
+
+
+def _num(x: Any) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return 0.0
+    return v if v == v else 0.0
 
 
 def _sub(a: Any, b: Any) -> float:
@@ -839,11 +851,15 @@ def _sub(a: Any, b: Any) -> float:
         return float("nan")
 
 
-def findings(df) -> list[str]:
-    """The findings as sentences (slmbench.findings.analyze has every statistic behind them)."""
-    from slmbench.findings import analyze
+def findings(df, headlines: bool = False) -> list[str]:
+    """The findings as sentences (slmbench.findings.analyze has every statistic behind them);
+    ``headlines``: the short line of each where it has one (what the demo prints)."""
+    from slmbench.findings import analyze, headlines as short
 
-    return [f["text"] for f in analyze(df)["findings"]]
+    result = analyze(df)
+    if headlines:
+        return short(result)
+    return [f["text"] for f in result["findings"]]
 
 
 def _write_columns_doc(path: str) -> None:

@@ -163,8 +163,12 @@ def latency_fits(df, out: dict) -> None:
                          f"R² {fit['r2']:.2f}, n {fit['n']})")
         if parts:
             n_min = min(f[2]["n"] for f in fits.values())
+            short = ", ".join(f"{KIND_WORD[k]} ∝ params^{f[2]['k']:.2f}"
+                              for k, f in fits.items())
             out["findings"].append({
                 "topic": "latency", "device": device, "quant": quant,
+                "headline": f"Latency vs size{_group_label(device, quant, f'n {n_min}')}: "
+                            f"{short}.",
                 "text": f"Latency grows with size{label}: " + "; ".join(parts) + "."
                 + _weak(n_min)})
         prefill = "pp" if "pp" in fits else "ttft" if "ttft" in fits else None
@@ -213,8 +217,11 @@ def latency_fits(df, out: dict) -> None:
                      + "; below: "
                      + (", ".join(f"{m} ({_signed_pct(r)})" for m, r in below) or "none")
                      + ".")
+        headline = (f"Around the size trend{_group_label(device, quant)} "
+                    f"{KIND_WORD[prefill]} spreads {ratio:.1f}x as much as decode{ci_txt}: "
+                    f"{verdict}" + (f"; furthest above: {above[0][0]}" if above else "") + ".")
         out["findings"].append({"topic": "latency-spread", "device": device, "quant": quant,
-                                "text": text + _weak(len(common))})
+                                "headline": headline, "text": text + _weak(len(common))})
 
 
 def _memory_rows(g):
@@ -257,8 +264,11 @@ def memory_fits(df, out: dict) -> None:
                 bits.append(f"{word} {share.median():.0f} % ({share.min():.0f}-"
                             f"{share.max():.0f})")
             what = f"median share over {len(split)} models (range)"
+            medians = ", ".join(b.split(" (")[0] for b in bits)
             out["findings"].append({
                 "topic": "memory-split", "device": device, "quant": quant,
+                "headline": f"Memory split{_group_label(device, quant, at_ctx)}, medians: "
+                            f"{medians}.",
                 "text": "Memory = weights + KV + compute + other"
                         f"{_group_label(device, quant, at_ctx)}, {what}: "
                         + ", ".join(bits) + "."})
@@ -277,14 +287,17 @@ def memory_fits(df, out: dict) -> None:
         if log:
             out["memory_fits"].append({"device": device, "quant": quant, "metric": metric,
                                        "x": "parameters", "form": "loglog", **log})
-        vocab_effect = ""
+        vocab_effect = vocab_short = ""
         if "vocab_size" in sub:
             pc = partial_both(sub["vocab_size"], sub["memory_mib"], sub["parameters"])
             if pc:
                 out["partial_correlations"].append({
                     "device": device, "quant": quant, "x": "vocab_size", "y": metric,
                     "control": "parameters", **pc})
-                vocab_effect = " " + _partial_sentence(pc, "memory", "vocabulary")
+                vocab_effect = " " + _partial_sentence(pc, "memory", "vocabulary", weak=False)
+                c = pc[pc["chosen"]]
+                vocab_short = (f"; vocabulary net of size: partial r {c['partial_r']:+.2f} "
+                               f"(p {_p(c['p'])}, {pc['chosen']} control)")
         if lin:
             above, below = _extremes(lin["residuals"])
             vocab = sub["vocab_size"] if "vocab_size" in sub else None
@@ -297,8 +310,12 @@ def memory_fits(df, out: dict) -> None:
                     f"{lin['intercept']:,.0f} MiB, R² {lin['r2']:.2f}, n {lin['n']}{loglog}."
                     f"{vocab_effect} Above the line: {_who(above, vocab)}; below: "
                     f"{_who(below, vocab)}.")
-            out["findings"].append({"topic": "memory", "device": device, "quant": quant,
-                                    "text": text + _weak(lin["n"])})
+            out["findings"].append({
+                "topic": "memory", "device": device, "quant": quant,
+                "headline": f"{mem_word}{_group_label(device, quant)}: "
+                            f"{lin['slope']:,.0f} MiB per billion parameters + "
+                            f"{lin['intercept']:,.0f} MiB (R² {lin['r2']:.2f}){vocab_short}.",
+                "text": text + _weak(lin["n"])})
         # -- vocabulary -> compute buffer, net of size
         if "vocab_size" in per and "compute_mib" in per:
             pc = partial_both(per["vocab_size"], per["compute_mib"], per["parameters"])
@@ -306,8 +323,11 @@ def memory_fits(df, out: dict) -> None:
                 out["partial_correlations"].append({
                     "device": device, "quant": quant, "x": "vocab_size", "y": "compute_mib",
                     "control": "parameters", **pc})
+                c = pc[pc["chosen"]]
                 out["findings"].append({
                     "topic": "memory-split", "device": device, "quant": quant,
+                    "headline": f"Compute buffer vs vocabulary net of size{label}: partial r "
+                                f"{c['partial_r']:+.2f} (p {_p(c['p'])}).",
                     "text": f"Compute buffer vs vocabulary{label}: "
                             + _partial_sentence(pc, "the compute buffer", "vocabulary",
                                                 capital=False)})
@@ -323,7 +343,8 @@ def _who(items: list, vocab: Any) -> str:
     return ", ".join(out) or "none"
 
 
-def _partial_sentence(pc: dict, y_word: str, x_word: str, capital: bool = True) -> str:
+def _partial_sentence(pc: dict, y_word: str, x_word: str, capital: bool = True,
+                      weak: bool = True) -> str:
     chosen = pc[pc["chosen"]]
     other_form = "log" if pc["chosen"] == "linear" else "linear"
     other = pc.get(other_form)
@@ -340,7 +361,7 @@ def _partial_sentence(pc: dict, y_word: str, x_word: str, capital: bool = True) 
         text += (f", which describes {y_word} better (R² {chosen['r2_control']:.2f} against "
                  f"{other['r2_control']:.2f} for {other_ctl}; controlling for {other_ctl}: "
                  f"{other['partial_r']:+.2f}, p {_p(other['p'])})")
-    return text + "." + _weak(chosen["n"])
+    return text + "." + (_weak(chosen["n"]) if weak else "")
 
 
 def kv_projection(df, out: dict) -> None:
@@ -363,7 +384,7 @@ def kv_projection(df, out: dict) -> None:
             continue
         over = list(known.index[known["kv_share_32k"] > 0.8])
         by_type = known.groupby(known["attention_type"].fillna("unknown"))
-        bits = []
+        bits, short = [], []
         for att, k in sorted(by_type, key=lambda kv: -kv[1]["kv_share_32k"].median()):
             s = "s" if len(k) > 1 else ""
             who = (f"the {len(k)} model{s} without GQA (MHA" if att == "MHA" else
@@ -372,6 +393,10 @@ def kv_projection(df, out: dict) -> None:
             n_over = int((k["kv_share_32k"] > 0.8).sum())
             bits.append(f"{_range_pct(list(k['kv_share_32k']))} for {who}"
                         f"{'; ' if att == 'MHA' else ''}{n_over} of {len(k)} above 80 %)")
+            short.append(f"{_range_pct(list(k['kv_share_32k']))} "
+                         + ("without GQA" if att == "MHA" else "attention type unknown"
+                            if att == "unknown" else f"with {att}")
+                         + f" ({n_over} of {len(k)} above 80 %)")
         bases = known["kv_basis"].value_counts()
         basis_txt = ", ".join(f"{n} {'from facts' if b == 'facts' else 'linear in n_ctx'}"
                               for b, n in bases.items())
@@ -388,6 +413,8 @@ def kv_projection(df, out: dict) -> None:
                      f"({100 * train.at[top, 'kv_share_train_ctx']:.0f} % at "
                      f"{human_ctx(train.at[top, 'n_ctx_train'])}).")
         out["findings"].append({"topic": "kv", "device": device, "quant": quant,
+                                "headline": f"KV share of memory at 32k context{label}: "
+                                            + "; ".join(short) + ".",
                                 "text": text})
 
 
@@ -455,6 +482,7 @@ def confounders(corr, df, out: dict) -> None:
                            if net_r is not None else "")
                     out["findings"].append({
                         "topic": "confounder", "device": device, "quant": quant,
+                        "headline": f"{c['metric']} vs {c['fact']} ({verdict})",
                         "text": f"Caution - {c['metric']} vs {c['fact']}"
                                 f"{_group_label(device, quant, test)}: Spearman {overall:+.2f} "
                                 f"over {int(c['n'])} models, but within attention types "
@@ -475,7 +503,10 @@ def quant_study(df, out: dict) -> None:
                                  "speedups": others.to_dict("records")}
         label = f"{model}" + (f" ({device})" if device != "unknown" else "")
         texts: list[str] = []
+        heads: dict[int, str] = {}  # index in texts -> its headline
         kinds = []
+        firsts: dict[str, Any] = {}
+        noisy = False
         for kind in ("pp", "ttft", "tg"):
             k = others[(others["kind"] == kind)]
             if k.empty:
@@ -486,10 +517,23 @@ def quant_study(df, out: dict) -> None:
             size_col = "n_gen" if kind == "tg" else "n_prompt"
             first = base.sort_values(size_col)["test"].iloc[0]
             row = base[base["test"] == first].sort_values("speedup", ascending=False)
+            firsts[kind] = row.set_index("quant")["speedup"]
             kinds.append(f"{KIND_WORD[kind]} {first} " + ", ".join(
-                f"{r.quant} {r.speedup:.2f}x" for r in row.itertuples()))
+                f"{r.quant} {r.speedup:.2f}x" + ("*" if r.noisy else "")
+                for r in row.itertuples()))
+            noisy = noisy or bool(row["noisy"].any())
         text = f"Quantization of {label} against {ref} (speedup, > 1 is faster): " \
-               + "; ".join(kinds) + "."
+               + "; ".join(kinds) + "." + (" (* a CV above 10 %: within the noise of the "
+                                           "machine.)" if noisy else "")
+        pre = firsts.get("pp", firsts.get("ttft"))
+        dec = firsts.get("tg")
+        order = list((dec if dec is not None else pre).index) if (dec is not None or
+                                                                    pre is not None) else []
+        heads[0] = (f"Quantization of {label} vs {ref}: " + ", ".join(
+            f"{q} " + " / ".join(x for x in (
+                f"{pre[q]:.2f}x prefill" if pre is not None and q in pre else "",
+                f"{dec[q]:.2f}x decode" if dec is not None and q in dec else "") if x)
+            for q in order) + ("" if not noisy else " (some within noise)") + ".")
         trends = []
         pp = others[(others["kind"] == "pp") & (others["n_depth"].fillna(0) == 0)]
         if pp["n_prompt"].nunique() >= 2:
@@ -583,17 +627,26 @@ def quant_study(df, out: dict) -> None:
                     text += "; dominated: " + ", ".join(f"{q} (by {by})"
                                                         for q, by in dominated.items())
                 text += "."
-            if best:
+            best_txt = ""
+            if best and best[0] == ref:
+                best_txt = f"{ref} itself (no quantization pays for its perplexity here)"
+            elif best:
                 q = best[0]
-                text += (f" Best trade-off by decode speedup / perplexity ratio: {q} "
-                         f"({sp[q]:.2f}x for {100 * (quality[q]['ppl_ratio'] - 1):+.1f} % "
-                         "perplexity).")
+                best_txt = (f"{q} ({sp[q]:.2f}x for "
+                            f"{100 * (quality[q]['ppl_ratio'] - 1):+.1f} % perplexity)")
+            if best_txt:
+                text += f" Best trade-off by decode speedup / perplexity ratio: {best_txt}."
+            if front:
+                heads[len(texts)] = (f"Speed/quality front of {label}: {', '.join(front)}"
+                                     + (f"; best trade-off {best_txt}" if best_txt else "")
+                                     + ".")
         texts.append(text.strip())
         out["quant_study"].append(study)
-        for t in texts:
+        for i, t in enumerate(texts):
             if t and not t.endswith(":"):
                 out["findings"].append({"topic": "quantization", "device": device,
-                                        "quant": ref, "model_id": model, "text": t})
+                                        "quant": ref, "model_id": model, "text": t,
+                                        **({"headline": heads[i]} if i in heads else {})})
 
 
 def _split_of_quants(rows) -> str:
@@ -675,6 +728,7 @@ def roofline(df, out: dict) -> None:
         llc = g["llc_bytes"].dropna()
         llc_txt = f"{llc.iloc[0] / 2**20:,.0f} MiB" if len(llc) else "unknown"
         text = f"Decode roofline ({device}; last-level cache {llc_txt}): "
+        short = []
         if len(big):
             per = big.groupby("n_threads")
             text += "; ".join(
@@ -682,6 +736,8 @@ def roofline(df, out: dict) -> None:
                 f"{_range_pct(list(x['roofline_pct'] / 100))} of the {x['probe_gbs'].iloc[0]:.1f} "
                 f"GB/s probed" for t, x in per)
             text += f" ({len(big)} configs larger than the cache)"
+            short += [f"{_range_pct(list(x['roofline_pct'] / 100))} of the probe at {int(t)} "
+                      f"thread{'s' if t != 1 else ''}" for t, x in per]
         if len(small):
             over = small[small["roofline_pct"] > 100]
             under = small[small["roofline_pct"] <= 100]
@@ -689,13 +745,18 @@ def roofline(df, out: dict) -> None:
                 text += ("; " if len(big) else "") + (
                     f"{_names(sorted(set(over['model_id'] + ' ' + over['quant'])), 4)}: "
                     "weights fit in the last-level cache - cache-resident, no DRAM roofline")
+                short.append(f"{len(over)} cache-resident")
             if len(under):
                 text += ("; " if len(big) or len(over) else "") + ", ".join(
                     f"{r.model_id} {r.quant} {r.roofline_pct:.0f} % at {int(r.n_threads)} "
                     f"thread{'s' if r.n_threads != 1 else ''}" for r in under.itertuples()) + (
-                    " (weights fit in the last-level cache on paper, but decode streams at "
-                    "DRAM speed: the cache is shared)")
-        out["findings"].append({"topic": "roofline", "device": device, "text": text + "."})
+                    " of the DRAM probe (weights fit in the last-level cache, so the DRAM "
+                    "roofline does not bound them)")
+                short.append(f"{len(under)} within the cache at "
+                             f"{_range_pct(list(under['roofline_pct'] / 100))}")
+        out["findings"].append({"topic": "roofline", "device": device, "text": text + ".",
+                                "headline": f"Decode roofline ({device}): "
+                                            + "; ".join(short) + "."})
 
 
 def _config(r: Any) -> str:
@@ -763,6 +824,29 @@ def analyze(df) -> dict[str, Any]:
     return _clean(out)
 
 
+MAX_HEADLINES = 12
+
+
+def headlines(result: dict) -> list[str]:
+    """The summary's short lines: one headline per finding that has one (cautions merged into
+    one line), at most MAX_HEADLINES."""
+    out, cautions = [], []
+    for f in result["findings"]:
+        if f["topic"] == "confounder":
+            cautions.append(f.get("headline") or f["text"])
+        elif f["topic"] == "note":
+            out.append(f["text"])
+        elif f.get("headline"):
+            out.append(f["headline"])
+    if cautions:
+        out.append(f"Caution - confounded by attention type: {', '.join(cautions[:4])}"
+                   + (f" and {len(cautions) - 4} more" if len(cautions) > 4 else "") + ".")
+    if len(out) > MAX_HEADLINES:
+        out = out[:MAX_HEADLINES - 1] + [f"... {len(out) - MAX_HEADLINES + 1} more below "
+                                         "(Findings)."]
+    return out
+
+
 def stats_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """The analysis as one long table (``analyze --stats-csv``): a row per statistic with
     its kind, keys and numbers; lists and dicts become JSON text."""
@@ -789,4 +873,4 @@ def stats_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-__all__ = ["analyze", "stats_rows", "human_count", "human_ctx", "pareto"]
+__all__ = ["analyze", "headlines", "human_count", "human_ctx", "pareto", "stats_rows"]

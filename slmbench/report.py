@@ -13,7 +13,7 @@ import os
 from typing import Any, Iterable
 
 from slmbench.analysis import correlation_table, load_csv, load_table, quant_speedups
-from slmbench.findings import analyze, human_ctx
+from slmbench.findings import analyze, headlines, human_ctx
 from slmbench.results import Run, read_run
 
 
@@ -216,7 +216,25 @@ _CSS = ("body{font-family:system-ui,sans-serif;max-width:1280px;margin:1.5em aut
         "{text-align:left}th{background:#eee;cursor:pointer;position:sticky;top:0}"
         "th[data-dir=up]::after{content:' \\25B2'}th[data-dir=down]::after{content:' \\25BC'}"
         "tr.newgroup td{border-top:2px solid #999}img{max-width:100%;border:1px solid #eee;"
-        "margin:.4em 0}figure{margin:1em 0}.warn{color:#a40}.muted{color:#666;font-size:90%}")
+        "margin:.4em 0}figure{margin:1em 0}.warn{color:#a40}.muted{color:#666;font-size:90%}"
+        ".findings li{margin:.35em 0}h3{margin:1em 0 .3em;font-size:1.05em}")
+
+
+# how the findings are grouped under headings, in this order
+TOPICS = [("Latency and size", ("latency", "latency-spread")),
+          ("Memory", ("memory", "memory-split")),
+          ("KV cache at long context", ("kv",)),
+          ("Quantization", ("quantization",)),
+          ("Decode roofline", ("roofline",)),
+          ("Cautions", ("confounder",)),
+          ("Notes", ("note",))]
+def grouped_findings(result: dict) -> list[tuple[str, list[str]]]:
+    groups = []
+    for title, topics in TOPICS:
+        texts = [f["text"] for f in result["findings"] if f["topic"] in topics]
+        if texts:
+            groups.append((title, texts))
+    return groups
 
 
 def method_lines(runs: list[Run], csv: str | None = None, df: Any = None) -> list[str]:
@@ -286,8 +304,9 @@ def write_report(run_dirs: Iterable[Any] | None, out_dir: str, catalog: Any = No
     corr = correlation_table(df)
     result = analyze(df)
     pngs = [p for p in figures.write_all(df, fig_dir, runs, speed, corr) if p.endswith(".png")]
-    found = [f["text"] for f in result["findings"]]
     summary = result["summary"]
+    heads = headlines(result)
+    grouped = grouped_findings(result)
     tabs = tables(df)
     st = speedup_table(speed)
     if st:
@@ -298,10 +317,11 @@ def write_report(run_dirs: Iterable[Any] | None, out_dir: str, catalog: Any = No
     warns = warnings_of(runs)
     methods = method_lines(runs, from_csv, df)
     # Markdown
-    md = ["# slmbench report", ""]
-    if summary:
-        md += ["## Summary", ""] + [f"- {x}" for x in summary] + [""]
-    md += ["## Findings", ""] + [f"- {x}" for x in found]
+    md = ["# slmbench report", "", "## Summary", ""]
+    md += [f"- **{x}**" for x in summary] + [f"- {x}" for x in heads]
+    md += ["", "## Findings"]
+    for title, texts in grouped:
+        md += ["", f"### {title}", ""] + [f"- {x}" for x in texts]
     md += ["", "## Environment and method", ""] + [f"- {x}" for x in methods]
     for title, rows in tabs.items():
         md += ["", f"## {title}", ""] + ([CAPTIONS[title], ""] if title in CAPTIONS else [])
@@ -325,7 +345,11 @@ def write_report(run_dirs: Iterable[Any] | None, out_dir: str, catalog: Any = No
              f"<style>{_CSS}</style></head><body><h1>slmbench report</h1>"]
     parts.append("<div class='summary'><ul>"
                  + "".join(f"<li><b>{html.escape(x)}</b></li>" for x in summary)
-                 + "".join(f"<li>{html.escape(x)}</li>" for x in found) + "</ul></div>")
+                 + "".join(f"<li>{html.escape(x)}</li>" for x in heads) + "</ul></div>")
+    parts.append("<h2>Findings</h2>" + "".join(
+        f"<h3>{html.escape(title)}</h3><ul class='findings'>"
+        + "".join(f"<li>{html.escape(x)}</li>" for x in texts) + "</ul>"
+        for title, texts in grouped))
     parts.append("<h2>Environment and method</h2><ul class='muted'>"
                  + "".join(f"<li>{html.escape(x)}</li>" for x in methods) + "</ul>")
     for title, rows in tabs.items():

@@ -324,10 +324,16 @@ def test_report_from_csv_states_findings_1_to_4(family_csv, tmp_path):
     text = (out / "report.html").read_text(encoding="utf-8")
     body = text.split("<body>")[1]
     summary = body.split("<div class='summary'>")[1].split("</div>")[0]
-    for needle in ("Latency grows with size", "architecture matters more in prefill",
-                   "MiB per billion parameters", "Memory = weights + KV + compute",
-                   "the KV cache would be"):
-        assert needle in summary
+    for needle in ("Latency vs size (n 20): TTFT ∝ params^",
+                   "architecture matters more in prefill", "MiB per billion parameters",
+                   "Memory split", "KV share of memory at 32k context: ",
+                   "Caution - confounded by attention type: kv_share vs training_tokens"):
+        assert needle in summary, needle
+    assert summary.count("<li>") <= 3 + 12  # short: summary lines + headlines
+    findings = body.split("<h2>Findings</h2>")[1].split("<h2>")[0]
+    for title in ("Latency and size", "Memory", "KV cache at long context", "Cautions"):
+        assert f"<h3>{title}</h3>" in findings
+    assert "Furthest above the TTFT trend: m07" in findings
     assert body.index("class='summary'") < body.index("<table")  # summary before tables
     assert "http" not in body and body.count("data:image/png;base64,") >= 6
     md = (out / "report.md").read_text(encoding="utf-8")
