@@ -310,9 +310,10 @@ def memory_fits(df, out: dict) -> None:
                     f"{lin['intercept']:,.0f} MiB, R² {lin['r2']:.2f}, n {lin['n']}{loglog}."
                     f"{vocab_effect} Above the line: {_who(above, vocab)}; below: "
                     f"{_who(below, vocab)}.")
+            n_txt = f"n {lin['n']}"
             out["findings"].append({
                 "topic": "memory", "device": device, "quant": quant,
-                "headline": f"{mem_word}{_group_label(device, quant)}: "
+                "headline": f"{mem_word}{_group_label(device, quant, n_txt)}: "
                             f"{lin['slope']:,.0f} MiB per billion parameters + "
                             f"{lin['intercept']:,.0f} MiB (R² {lin['r2']:.2f}){vocab_short}.",
                 "text": text + _weak(lin["n"])})
