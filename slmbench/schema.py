@@ -443,7 +443,7 @@ class Bandwidth:
                                      "(largest over CPUs, from sysfs)", factory=dict,
                                      unit="bytes")
     llc_bytes: int | None = _f("last-level cache size", unit="bytes")
-    touch_ms: float | None = _f("time to touch the array's pages once", unit="ms")
+    touch_ms: float | None = _f("time to allocate the array's pages once", unit="ms")
     probe_ms: float | None = _f("the whole probe's time", unit="ms")
     error: str | None = _f("why the probe failed")
     extra: dict[str, Any] = _f("further probe figures", factory=dict)
