@@ -735,8 +735,13 @@ def roofline(df, out: dict) -> None:
             text += "; ".join(
                 f"at {int(t)} thread{'s' if t != 1 else ''} decode reaches "
                 f"{_range_pct(list(x['roofline_pct'] / 100))} of the {x['probe_gbs'].iloc[0]:.1f} "
-                f"GB/s probed" for t, x in per)
-            text += f" ({len(big)} configs larger than the cache)"
+                f"GB/s probed" + (f" with {int(x['probe_threads'].iloc[0])} thread"
+                                  f"{'s' if x['probe_threads'].iloc[0] != 1 else ''} (no "
+                                  "probe at this count: an older run?)"
+                                  if x["probe_threads"].iloc[0] != t else "")
+                for t, x in per)
+            text += (f" ({len(big)} configs larger than the cache)" if len(llc)
+                     else f" ({len(big)} configs)")
             short += [f"{_range_pct(list(x['roofline_pct'] / 100))} of the probe at {int(t)} "
                       f"thread{'s' if t != 1 else ''}" for t, x in per]
         if len(small):
