@@ -21,6 +21,7 @@ _API = {
     "plan_suite": "api", "quality": "api",
     "read_run": "results", "load_table": "analysis", "load_csv": "analysis",
     "analyze": "findings", "write_report": "report", "compare_runs": "compare",
+    "push": "sharing", "pull": "sharing", "resolve_run_paths": "sharing",
     # settings and the results schema
     "Settings": "config", "TestPlan": "config", "FIELDS": "config",
     "Record": "schema", "TestResult": "schema", "Stats": "schema", "Memory": "schema",
@@ -29,6 +30,7 @@ _API = {
     # errors
     "SlmbenchError": "errors", "ConfigError": "errors", "ModelFetchError": "errors",
     "ModelLoadError": "errors", "MeasurementError": "errors", "ResultsFormatError": "errors",
+    "HubError": "errors",
 }
 __all__ = ["__version__", *_API]
 

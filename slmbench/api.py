@@ -159,3 +159,13 @@ def quality(paths: Sequence[str | os.PathLike], *, reference: str | None = None,
             append_record(results_dir, rec)
         out.append(rec)
     return out
+
+
+def run_paths(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """Run directories for what a user names: a run directory as it is, a fleet directory as
+    its hosts' runs, an ``hf://datasets/...`` path as the runs it names (downloaded into the
+    Hugging Face cache).  What `analyze`, `report` and `history` read."""
+    from slmbench.fleet import expand_run_paths
+    from slmbench.sharing import resolve_run_paths
+
+    return expand_run_paths(resolve_run_paths(paths))

@@ -33,7 +33,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
-from slmbench.errors import SlmbenchError
+from slmbench.errors import ConfigError, ResultsFormatError
 from slmbench.results import Run, read_run
 from slmbench.schema import EnvInfo, Memory, Record, TestResult
 from slmbench.stats import (bootstrap_pooled_ratio_ci, bootstrap_ratio_ci, mann_whitney_min_p,
@@ -159,11 +159,11 @@ def parse_metrics(tokens: Iterable[str] | None) -> set[str] | None:
         hit |= {m for m in ALL_METRICS
                 if m == tok or m.startswith(tok + "_") or m.endswith("_" + tok)}
         if not hit:
-            raise SlmbenchError(f"--metric {raw!r}: unknown metric; choose from "
-                                f"{', '.join(ALL_METRICS)} or a group: timed, memory, quality")
+            raise ConfigError(f"--metric {raw!r}: unknown metric; choose from "
+                              f"{', '.join(ALL_METRICS)} or a group: timed, memory, quality")
         wanted |= hit
     if not wanted:
-        raise SlmbenchError("--metric: no metric named; e.g. --metric decode,kv_mib")
+        raise ConfigError("--metric: no metric named; e.g. --metric decode,kv_mib")
     return wanted
 
 
@@ -388,9 +388,9 @@ def compare_runs(base: Run | str, cand: Run | str, threshold: float = 0.05, alph
     """
     base, cand = _as_run(base), _as_run(cand)
     if not 0 < threshold < 1:
-        raise SlmbenchError(f"threshold {threshold!r}: must be between 0 and 1 (0.05 = 5%)")
+        raise ConfigError(f"threshold {threshold!r}: must be between 0 and 1 (0.05 = 5%)")
     if not 0 < alpha < 1:
-        raise SlmbenchError(f"alpha {alpha!r}: must be between 0 and 1")
+        raise ConfigError(f"alpha {alpha!r}: must be between 0 and 1")
     wanted = parse_metrics(metrics) if metrics is not None else None
     res = CompareResult(base_run=base.run_id, cand_run=cand.run_id, threshold=threshold,
                         alpha=alpha)
@@ -430,13 +430,13 @@ def compare_runs(base: Run | str, cand: Run | str, threshold: float = 0.05, alph
                 continue
             res.rows.append(judge(mb, mc, threshold, alpha, name))
     if not matched and not res.rows:
-        raise SlmbenchError(
-            f"no matching configs between {base.path} and {cand.path} (base has {len(b_map)}, "
-            f"candidate {len(c_map)} configs; configs match by model, quant, device and "
-            "settings other than repetitions/warmup)")
+        raise ConfigError(
+          f"no matching configs between {base.path} and {cand.path} (base has {len(b_map)}, "
+          f"candidate {len(c_map)} configs; configs match by model, quant, device and "
+          "settings other than repetitions/warmup)")
     if not res.rows:
-        raise SlmbenchError(f"{base.path} and {cand.path}: {matched} matched config(s) but no "
-                            "common test" + (" for the chosen --metric" if wanted else ""))
+        raise ResultsFormatError(f"{base.path} and {cand.path}: {matched} matched config(s) but no "
+                                 "common test" + (" for the chosen --metric" if wanted else ""))
     return res
 
 
@@ -446,11 +446,11 @@ def parse_threshold(text: str) -> float:
     try:
         value = float(t[:-1]) / 100.0 if t.endswith("%") else float(t)
     except ValueError:
-        raise SlmbenchError(f"--threshold {text!r}: expected a number such as 5% or 0.05")
+        raise ConfigError(f"--threshold {text!r}: expected a number such as 5% or 0.05")
     if not t.endswith("%") and value >= 1:
         value /= 100.0  # a bare "5" means 5 %
     if not 0 < value < 1:
-        raise SlmbenchError(f"--threshold {text!r}: must be between 0% and 100%, e.g. 5%")
+        raise ConfigError(f"--threshold {text!r}: must be between 0% and 100%, e.g. 5%")
     return value
 
 

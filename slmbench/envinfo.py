@@ -14,6 +14,8 @@ from typing import Any, Iterable
 
 from slmbench.devices import cpu_model, read_text
 
+DEVICE_ENV = "SLMBENCH_DEVICE"  # the device label of results, instead of the detected one
+
 
 def cpu_governors() -> dict[str, Any]:
     govs: dict[str, int] = {}
@@ -100,6 +102,10 @@ def collect_env(bandwidth: bool | Iterable[int] = False) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - the device module is optional at this layer
         env["device"] = {"kind": "cpu", "label": f"cpu-{platform.machine()}",
                          "error": f"{exc.__class__.__name__}: {exc}"}
+    label = os.environ.get(DEVICE_ENV, "").strip()
+    if label:  # a name given to this device (a fleet's slmbench_device); keep what was detected
+        env["device"].setdefault("extra", {})["detected_label"] = env["device"].get("label")
+        env["device"]["label"] = label
     if bandwidth:
         try:
             from slmbench.bandwidth import probe_bandwidth

@@ -35,6 +35,11 @@ class MeasurementError(SlmbenchError):
     """llama.cpp failed while measuring (decode error, context full, out of memory)."""
 
 
+class HubError(SlmbenchError):
+    """Sharing results through the Hugging Face hub failed: auth, a missing dataset, a rejected
+    commit, the network or offline mode (`slmbench push` / `pull`, hf:// paths)."""
+
+
 class ResultsFormatError(SlmbenchError):
     """A results directory or file cannot be read (missing, newer schema, not a run)."""
 

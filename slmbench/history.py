@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from slmbench.compare import Measure, index_run, judge, labeler, metric_label, parse_metrics
-from slmbench.errors import SlmbenchError
+from slmbench.errors import ConfigError, ResultsFormatError
 from slmbench.results import Run
 
 STEP_VERDICTS = ("faster", "slower", "better", "worse")
@@ -88,7 +88,7 @@ def order_runs(runs: list[Run], by: str = "version",
                notes: list[str] | None = None) -> list[tuple[Run, RunInfo]]:
     """Runs in trend order with their labels.  By version, runs without one go last (by date)."""
     if by not in ("version", "date"):
-        raise SlmbenchError(f"--by {by!r}: choose version or date")
+        raise ConfigError(f"--by {by!r}: choose version or date")
     infos = [(r, RunInfo(r.run_id, r.path, run_version(r), run_date(r), "")) for r in runs]
     if by == "date":
         infos.sort(key=lambda x: x[1].date)
@@ -152,7 +152,7 @@ def history(runs: Iterable[Run], by: str = "version", threshold: float = 0.05,
     """Trend of every config, test and metric over the runs; steps judged like compare."""
     runs = list(runs)
     if len(runs) < 2:
-        raise SlmbenchError("history needs at least two run directories")
+        raise ConfigError("history needs at least two run directories")
     wanted = parse_metrics(metrics) if metrics is not None else None
     res = HistoryResult(by=by, threshold=threshold, alpha=alpha)
     ordered = order_runs(runs, by, res.notes)
@@ -187,8 +187,8 @@ def history(runs: Iterable[Run], by: str = "version", threshold: float = 0.05,
     res.series = sorted(table.values(),
                         key=lambda s: (s.config, kinds.get(s.kind, 3), s.test, s.metric))
     if not res.series:
-        raise SlmbenchError("no measured config in these runs" +
-                            (" for the chosen --metric" if wanted else ""))
+        raise ResultsFormatError("no measured config in these runs" +
+                                 (" for the chosen --metric" if wanted else ""))
     return res
 
 

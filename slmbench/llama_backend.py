@@ -13,7 +13,7 @@ import sys
 import threading
 from typing import Any
 
-from slmbench.errors import SlmbenchError
+from slmbench.errors import ConfigError, ModelFetchError, SlmbenchError
 
 LOG_ENV = "SLMBENCH_LLAMA_LOG"  # set: llama.cpp's log is copied to stderr (worker processes too)
 _lock = threading.Lock()
@@ -95,7 +95,7 @@ def quantize(src: str, dst: str, quant: str, n_threads: int = 0,
     if ftype is None or name == "GUESSED":
         known = [m.replace("MOSTLY_", "").replace("ALL_", "") for m in LlamaFileType.__members__
                  if m != "GUESSED"]
-        raise SlmbenchError(f"unknown quantization '{quant}' (known: {', '.join(known)})")
+        raise ConfigError(f"unknown quantization '{quant}' (known: {', '.join(known)})")
     params = lc.llama_model_quantize_default_params()
     params.ftype = int(ftype)
     params.nthread = int(n_threads)
@@ -104,7 +104,7 @@ def quantize(src: str, dst: str, quant: str, n_threads: int = 0,
     rc = lc.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params))
     if rc != 0:
         tail = " | ".join(line for line in log_since(mark)[-3:] if line.strip())
-        raise SlmbenchError(f"llama.cpp failed to quantize {src} to {quant} (code {rc}): {tail}")
+        raise ModelFetchError(f"llama.cpp failed to quantize {src} to {quant} (code {rc}): {tail}")
 
 
 # --------------------------------------------------------------------------- threadpools

@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("compare", "compare two runs with statistics; exit 1 on a regression"),
     "history": ("history", "trend of a config across many runs / versions"),
     "import": ("import_", "import llama-bench output as a slmbench run"),
+    "push": ("push", "upload runs to a Hugging Face dataset (hf://datasets/ORG/NAME)"),
+    "pull": ("pull", "download runs from a Hugging Face dataset"),
     "download": ("download", "download catalog models from the Hugging Face hub"),
     "models": ("models", "list the model catalog (models.yaml)"),
     "inspect": ("inspect", "read a GGUF header: parameters, quant mix, KV bytes per token"),

@@ -13,7 +13,8 @@ their numbers (latency and memory vs parameters with fits, the spread around the
 in prefill vs decode, the vocabulary effect net of size, KV share at 32k by attention type,
 each model's quantization study, the decode roofline, correlations confounded by attention
 type), the strongest correlations (Pearson and Spearman, p, n; none below n = 3, "weak"
-below n = 8) and quantization speedups.
+below n = 8) and quantization speedups. A fleet directory (`slmbench run --hosts`) stands
+for the runs of all its hosts.
 
 examples:
   slmbench analyze results/run-*
@@ -21,11 +22,13 @@ examples:
   slmbench analyze --from-csv published.csv --catalog models.yaml
   slmbench analyze --from-csv published.csv --json > stats.json
   slmbench analyze results/run-a --stats-csv stats.csv --top 0
+  slmbench analyze hf://datasets/my-team/slm-results/runs/jetson-orin-nx   # shared runs
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("runs", nargs="*", metavar="RUN_DIR")
+    p.add_argument("runs", nargs="*", metavar="RUN_DIR",
+                   help="run directories, or hf://datasets/ORG/NAME[/runs/...] (see pull)")
     p.add_argument("--from-csv", metavar="FILE",
                    help="analyse a CSV table (columns: docs/analysis.md) instead of, or beside, "
                         "run directories")
@@ -52,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from slmbench.analysis import load_csv, load_table
+    from slmbench.api import run_paths
     from slmbench.catalog import load_catalog
     from slmbench.display import table
     from slmbench.errors import SlmbenchError
@@ -61,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.catalog) if args.catalog else None
     frames = []
     if args.runs:
-        frames.append(load_table(args.runs, catalog, args.gguf))
+        frames.append(load_table(run_paths(args.runs), catalog, args.gguf))
     if args.from_csv:
         frames.append(load_csv(args.from_csv, catalog, args.gguf))
     if not frames:

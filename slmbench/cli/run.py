@@ -39,6 +39,15 @@ examples:
   slmbench run quick --dry-run                        # list the configs, measure nothing
   slmbench run quick --host pi@raspberrypi            # run it on another device over ssh
   slmbench run my.yaml --host phone --port 8022 --push-files   # copy local .gguf files too
+  slmbench run quick --hosts inventory.yml --limit jetsons      # every host of a fleet at once
+  slmbench run --resume fleet-20261122-153012-4242              # continue a stopped fleet run
+
+Fleet runs (--hosts, docs/fleet.md): the inventory is an Ansible inventory (YAML or INI; host
+variables ansible_host, ansible_port, ansible_user, ansible_ssh_private_key_file,
+ansible_ssh_common_args, slmbench_remote or slmbench_venv, slmbench_device). Every host runs the
+suite through the --host machinery, concurrently; stderr shows one line per host; results go to
+RESULTS/<fleet-id>/, one run per host, with fleet.json. `report`, `analyze` and `compare` take
+the fleet directory. Exit code 1 when any host or config failed.
 """
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -71,17 +80,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="copy the suite's local files (models, quality corpus and reference) "
                         "to the host first, skipping those already there; without it, local "
                         "paths must exist on the host")
+    f = p.add_argument_group("fleet (run the suite on every host of an Ansible inventory)")
+    f.add_argument("--hosts", metavar="INVENTORY",
+                   help="Ansible inventory (YAML or INI); results go to RESULTS/<fleet-id>/")
+    f.add_argument("--limit", metavar="PATTERN",
+                   help="only these hosts or groups (Ansible pattern: jetsons,!jetson-02)")
+    f.add_argument("--parallel", type=int, metavar="N",
+                   help="at most N hosts at a time (default: all)")
 
 
 def run(args: argparse.Namespace) -> int:
     from slmbench import api, config
 
     overrides = config.overrides_from_args(args)
+    from slmbench.fleet import is_fleet_dir
+
+    if args.hosts or (args.resume and is_fleet_dir(os.path.join(args.results, args.resume))):
+        return _run_fleet(args, overrides)
+    if args.limit or args.parallel:
+        from slmbench.errors import ConfigError
+
+        raise ConfigError("--limit and --parallel go with --hosts INVENTORY")
     if args.host:
         from slmbench.remote import run_suite_remote
 
         local = run_suite_remote(args.host, args.suite, overrides, results_dir=args.results,
-                                 run_id=args.resume or args.run_id, offline=args.offline,
+                                 run_id=args.run_id, resume=args.resume, offline=args.offline,
                                  port=args.port, remote_slmbench=args.remote_slmbench,
                                  push_files=args.push_files)
         print(f"results in {local}")
@@ -108,6 +132,45 @@ def run(args: argparse.Namespace) -> int:
         c = result.counts
         print(f"\n{c['ok']} ok, {c['failed']} failed, {c['skipped']} skipped; "
               f"results in {result.run_dir}/results.jsonl")
+    return result.exit_code
+
+
+def _run_fleet(args: argparse.Namespace, overrides: dict) -> int:
+    from slmbench.errors import ConfigError
+    from slmbench.fleet import run_fleet, summary_table
+
+    if args.host:
+        raise ConfigError("--host does not go with --hosts (a fleet run); the inventory names "
+                          "the hosts")
+    if args.dry_run:
+        from slmbench.display import table
+        from slmbench.fleet import plan_fleet
+
+        if not args.hosts:
+            raise ConfigError("--dry-run of a fleet run needs --hosts INVENTORY")
+        rows = plan_fleet(args.hosts, args.limit)
+        if args.json:
+            json.dump(rows, sys.stdout, indent=1)
+            sys.stdout.write("\n")
+        else:
+            print(table([[r["name"], r["target"], str(r["port"] or 22),
+                          r["device_label"] or "(detected)", r["remote_slmbench"]]
+                         for r in rows], ["host", "ssh", "port", "device", "slmbench there"]))
+        return 0
+    result = run_fleet(args.suite, overrides, inventory=args.hosts, limit=args.limit,
+                       parallel=args.parallel, results_dir=args.results, fleet_id=args.run_id,
+                       resume=args.resume, offline=args.offline, push_files=args.push_files,
+                       argv=sys.argv)
+    if args.json:
+        json.dump(result.manifest, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(summary_table(result))
+        print(f"\nresults in {result.fleet_dir} (side by side: slmbench report "
+              f"{result.fleet_dir} -o report/)")
+        if any(h.get("status") != "ok" for h in result.hosts):
+            print(f"hosts that failed: fix them, then slmbench run --resume {result.fleet_id} "
+                  f"--results {args.results} (hosts that finished are kept)")
     return result.exit_code
 
 
