@@ -274,7 +274,9 @@ def load_table(runs_or_dirs: Iterable[Any], catalog: Any = None,
                 base.update(peak_rss_mib=mem.peak_rss_mib, model_mib=mem.model_mib,
                             kv_mib=mem.kv_mib, compute_mib=mem.compute_mib,
                             other_mib=mem.other_mib, kv_share=mem.kv_share)
-            probe = (bandwidth.at_threads(s.n_threads if s else None) if bandwidth
+            # the probe reads CPU memory: a decode offloaded to a GPU is not compared with it
+            on_cpu = not (s and s.n_gpu_layers)
+            probe = (bandwidth.at_threads(s.n_threads if s else None) if bandwidth and on_cpu
                      else (None, None))
             for t in rec.tests:
                 row = dict(base, test=t.test, name=t.name, n_prompt=t.n_prompt, n_gen=t.n_gen,
