@@ -33,3 +33,17 @@ def test_probe_size_is_twice_the_llc_within_bounds():
     assert probe_size_mib(260 << 20) == 520  # this VM's 260 MiB L3
     assert probe_size_mib(1 << 30) == 1024
     assert probe_size_mib(260 << 20, available_mib=1024) == 128  # a phone with 1 GiB free
+
+
+def test_the_run_env_probes_each_thread_count_of_the_run(tmp_path, monkeypatch):
+    """The runner passes its configs' thread counts; env.json keeps a figure for each."""
+    import slmbench.bandwidth as bw
+    from slmbench.results import run_env
+
+    real = bw.probe_bandwidth
+    monkeypatch.setattr(bw, "probe_bandwidth",
+                        lambda threads, **kw: real(threads, size_mib=16, repeats=1))
+    env = run_env(tmp_path, bandwidth=[4, 1, 4])
+    assert [p.n_threads for p in env.bandwidth.threads] == [1, 4]
+    assert env.bandwidth.at_threads(4)[1] == 4 and env.bandwidth.array_mib == 16
+    assert env.bandwidth.cache_bytes == cache_sizes()
