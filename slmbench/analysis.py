@@ -71,6 +71,7 @@ COLUMNS: list[Column] = [
            default=0),
     Column("n_threads", "", "CPU threads (picks the bandwidth-probe figure for the "
            "roofline)."),
+    Column("n_gpu_layers", "", "Layers offloaded to a GPU (no CPU roofline when > 0)."),
     # -- timings
     Column("ms_median", "ms", "Median wall time of **one repetition of the whole test**: pp = "
            "the whole prompt, ttft = prompt + first token (the first-token latency), tg = all "
@@ -767,9 +768,31 @@ def per_model(df):
     return out
 
 
-def comparable_groups(df):
-    """(device, quant) -> rows: statistics across models compare within one group."""
-    return df.groupby(["device", "quant"], dropna=False, sort=True)
+def comparable_groups(df) -> list[tuple[tuple[str, str], Any]]:
+    """[((device, quant), rows)]: statistics across models compare within one group.
+
+    A sweep over threads (or GPU layers) measures each model more than once: the group keeps
+    the setting most rows have (timings at other settings stay in the tables; the findings
+    say which setting they used, see :func:`settings_note`)."""
+    out = []
+    for key, g in df.groupby(["device", "quant"], dropna=False, sort=True):
+        for col in ("n_threads", "n_gpu_layers"):
+            if col in g and g[col].nunique() > 1:
+                g = g[g[col] == g[col].mode().iloc[0]]
+        out.append((key, g))
+    return out
+
+
+def settings_note(df) -> str | None:
+    """Which thread / GPU-layer setting the statistics across models used, when several."""
+    bits = []
+    for col, word in (("n_threads", "threads"), ("n_gpu_layers", "GPU layers")):
+        if col in df and df[col].nunique() > 1:
+            counts = sorted(int(v) for v in df[col].dropna().unique())
+            bits.append(f"{word} {', '.join(map(str, counts))} (the most common per "
+                        "device and quantization is used)")
+    return ("Statistics across models use one setting where the runs swept several: "
+            + "; ".join(bits) + ".") if bits else None
 
 
 def _test_group(name: str | None, test: str | None) -> str:
@@ -819,13 +842,15 @@ def quant_speedups(df):
 
     out = []
     timed = df[df["test"].isin(["pp", "tg", "ttft"])].dropna(subset=["latency_ms"])
-    for (model, name, device), g in timed.groupby(["model_id", "name", "device"]):
+    keys = ["model_id", "name", "device", "n_threads", "n_gpu_layers"]
+    for (model, name, device, threads, ngl), g in timed.groupby(keys, dropna=False):
         ref = reference_quant(g["quant"])
         if ref is None or g["quant"].nunique() < 2:
             continue
         r0 = g[g["quant"] == ref].iloc[0]
         for _, row in g.iterrows():
             out.append({"model_id": model, "test": name, "kind": row["test"], "device": device,
+                        "n_threads": threads, "n_gpu_layers": ngl,
                         "n_prompt": row["n_prompt"], "n_gen": row["n_gen"],
                         "n_depth": row["n_depth"], "quant": row["quant"], "reference": ref,
                         "speedup": r0["latency_ms"] / row["latency_ms"],

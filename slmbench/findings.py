@@ -18,7 +18,7 @@ from typing import Any
 
 from slmbench.analysis import (MIN_N, QUANT_RANK, WEAK_N, comparable_groups,
                                correlation_table, linear_fit, loglog_fit, partial_both,
-                               per_model, quant_speedups)
+                               per_model, quant_speedups, settings_note)
 
 KIND_WORD = {"pp": "prefill", "ttft": "TTFT", "tg": "decode"}
 MEMORY_PARTS = [("model_mib", "weights"), ("kv_mib", "KV"), ("compute_mib", "compute"),
@@ -498,6 +498,9 @@ def quant_study(df, out: dict) -> None:
     if speed.empty:
         return
     for (model, device), s in speed.groupby(["model_id", "device"]):
+        for col in ("n_threads", "n_gpu_layers"):  # a sweep: the most common setting
+            if s[col].nunique() > 1:
+                s = s[s[col] == s[col].mode().iloc[0]]
         ref = s["reference"].iloc[0]
         others = s[s["quant"] != ref]
         study: dict[str, Any] = {"model_id": model, "device": device, "reference": ref,
@@ -821,6 +824,9 @@ def analyze(df) -> dict[str, Any]:
     confounders(corr, df, out)
     summary(df, out)
     out["correlations"] = corr.to_dict("records") if not corr.empty else []
+    note = settings_note(df)
+    if note:
+        out["findings"].append({"topic": "note", "text": note})
     if not any(f["topic"] in ("latency", "memory") for f in out["findings"]):
         most = max((g["n_models"] for g in out["groups"]), default=0)
         out["findings"].append({

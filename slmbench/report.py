@@ -143,10 +143,14 @@ def devices_side_by_side(timed) -> list[list[str]] | None:
 def speedup_table(speed) -> list[list[str]] | None:
     if speed.empty:
         return None
-    rows = [["model", "device", "test", "quant", "vs", "speedup", "weights saved MiB"]]
-    for r in speed.sort_values(["model_id", "device", "kind", "test", "quant"]).itertuples():
-        rows.append([str(r.model_id), str(r.device), str(r.test), str(r.quant),
-                     str(r.reference), f"{r.speedup:.2f}x", _fmt(r.memory_saved_mib)])
+    rows = [["model", "device", "threads", "test", "quant", "vs", "speedup",
+             "weights saved MiB"]]
+    for r in speed.sort_values(["model_id", "device", "n_threads", "kind", "test",
+                                "quant"]).itertuples():
+        rows.append([str(r.model_id), str(r.device), _fmt(r.n_threads, 0), str(r.test),
+                     str(r.quant), str(r.reference),
+                     f"{r.speedup:.2f}x" + ("*" if getattr(r, "noisy", False) else ""),
+                     _fmt(r.memory_saved_mib)])
     return rows
 
 

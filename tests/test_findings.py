@@ -390,3 +390,26 @@ def test_figure_details(family_csv):
     assert fig.axes[0].get_yticklabels()[0].get_text() == "m01"  # smallest on top... listed
     plt.close(fig)
     assert N_CTX == 4096
+
+
+def test_a_thread_sweep_is_not_mixed_into_one_statistic(tmp_path):
+    """The same table at 1 and 2 threads (2 threads twice as fast): statistics use one setting
+    (the most common), say so, and the speedups stay per thread count."""
+    one = quant_table().assign(n_threads=1)
+    two = quant_table().assign(n_threads=2)
+    two["ms_median"] /= 2
+    two["token_ms_median"] /= 2
+    pd.concat([one, two, one.iloc[:1].assign(name="pp32")]).to_csv(tmp_path / "t.csv",
+                                                                   index=False)
+    df = load_csv(str(tmp_path / "t.csv"))
+    result = analyze(df)
+    speed = next(f["text"] for f in result["findings"] if f["topic"] == "quantization")
+    assert speed.count("prefill pp") == 1 and "Q4_0 1.25x" in speed
+    assert any("Statistics across models use one setting" in f["text"]
+               for f in result["findings"])
+    from slmbench.analysis import quant_speedups
+
+    sp = quant_speedups(df)
+    assert set(sp["n_threads"]) == {1, 2}
+    assert sp[(sp["test"] == "pp64") & (sp["quant"] == "Q4_0")]["speedup"].tolist() == \
+        pytest.approx([1.25, 1.25])
