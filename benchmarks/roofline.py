@@ -170,9 +170,8 @@ def main() -> int:
         pct_v1, pct_new = 100 * gbs / v1_gbs, 100 * gbs / probe[t]
         if not resident or pct_new <= 100:
             worst = max(worst, pct_new)
-        note = ("weights fit in the LLC: " + ("cache-resident" if pct_new > 100 else
-                                                 "streams at DRAM speed anyway")
-                if resident else "")
+        note = (("weights fit in the LLC: cache-resident" if pct_new > 100 else
+                 "weights fit in the LLC (on paper)") if resident else "")
         print(f"{os.path.basename(f):28} {t:>3} {weights[f] / 2**20:>11.1f} {ts:>7.1f} "
               f"{gbs:>6.1f} {pct_v1:>10.0f}% {pct_new:>11.0f}% {100 * other:>5.0f}%  {note}")
         rows.append({"model": os.path.basename(f), "n_threads": t, "weights_mib":
@@ -184,10 +183,11 @@ def main() -> int:
           f"on {os.cpu_count()} cores")
     busy = max(load_before[0], load_after[0]) > 0.5 * (os.cpu_count() or 1)
     if worst:
-        verdict = "meets" if worst <= 105 else "misses"
+        verdict = ("inconclusive" if busy else "meets") if worst <= 105 else "misses"
         print(f"target (<= ~105 % unless cache-resident): {verdict} - worst "
               f"{worst:.0f} %" + (" (the machine was busy: load average above half the "
-                                   "cores; repeat on a quiet machine)" if busy else ""))
+                                   "cores, so decode and probe were both slowed by others; "
+                                   "repeat on a quiet machine)" if busy else ""))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump({"load_before": load_before, "load_after": load_after, "llc_bytes": llc,
