@@ -26,6 +26,12 @@ def _fmt(x: Any, digits: int = 2) -> str:
         return str(x)
 
 
+def _casefold(col: Any) -> Any:
+    """Sort text columns without regard to case (gpt2 beside GPT-...)."""
+    return col.astype(str).str.casefold() if col.dtype == object or str(col.dtype) in (
+        "str", "string") else col
+
+
 def _pct(share: Any, ctx: Any = None) -> str:
     if share is None or share != share:
         return "n/a"
@@ -44,7 +50,8 @@ def tables(df) -> dict[str, list[list[str]]]:
     res = [["model", "quant", "device", "test", "ms (median)", "ms per token", "95% CI", "CV",
             "tokens/s ± sd", "n"]]
     timed = df[df["test"].isin(["pp", "tg", "ttft"])]
-    for _, r in timed.sort_values(["model_id", "quant", "device", "test", "name"]).iterrows():
+    for _, r in timed.sort_values(["model_id", "quant", "device", "test", "name"],
+                                  key=_casefold).iterrows():
         ci = (f"[{_fmt(r.get('ms_ci95_low'), 3)}, {_fmt(r.get('ms_ci95_high'), 3)}]"
               if r.get("ms_ci95_low") == r.get("ms_ci95_low") else "-")
         res.append([str(r["model_id"]), str(r["quant"]), str(r.get("device")), str(r["name"]),
