@@ -253,7 +253,8 @@ def method_lines(runs: list[Run], csv: str | None = None, df: Any = None) -> lis
     if csv:
         n_models = df["model_id"].nunique() if df is not None else "?"
         out.append(f"table {os.path.basename(csv)}: {len(df) if df is not None else '?'} rows, "
-                   f"{n_models} models; how each number was measured is the table's own "
+                   f"{n_models} model{'' if n_models == 1 else 's'}; how each number was "
+                   "measured is the table's own "
                    "business (columns: docs/analysis.md)")
     for run in runs:
         env = run.env
