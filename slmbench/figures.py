@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 from slmbench.analysis import QUANT_RANK, comparable_groups, linear_fit, loglog_fit, per_model
-from slmbench.findings import human_count, human_ctx, pareto
+from slmbench.findings import human_count, human_ctx, pareto, plus_mib
 
 PARTS = [("model_mib", "weights", "#4C72B0"), ("kv_mib", "KV cache", "#DD8452"),
          ("compute_mib", "compute", "#55A868"), ("other_mib", "other", "#8C8C8C")]
@@ -267,8 +267,8 @@ def fig_memory_vs_params(df) -> Any:
     if fit:
         xs = np.linspace(0, x.max() * 1.05, 20)
         ax.plot(xs, fit["intercept"] + fit["slope"] * xs, "--", color="#444444", lw=1,
-                label=f"{fit['slope']:,.0f} MiB per billion parameters + "
-                      f"{fit['intercept']:,.0f} MiB (R² {fit['r2']:.2f})")
+                label=f"{fit['slope']:,.0f} MiB per billion parameters "
+                      f"{plus_mib(fit['intercept'])} (R² {fit['r2']:.2f})")
         ax.legend(loc="upper left", frameon=False)
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)

@@ -47,6 +47,11 @@ def human_ctx(n: float | None) -> str:
     return f"{n // 1024}k" if n >= 1024 and n % 1024 == 0 else f"{n:,}"
 
 
+def plus_mib(x: float) -> str:
+    """An intercept after a slope: '+ 537 MiB', '- 25 MiB'."""
+    return f"{'+' if x >= 0 else '-'} {abs(x):,.0f} MiB"
+
+
 def _p(p: float) -> str:
     return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
 
@@ -306,16 +311,16 @@ def memory_fits(df, out: dict) -> None:
             text = (f"{mem_word} grows about linearly with parameters"
                     f"{_group_label(device, quant, at_ctx)}: "
                     f"{lin['slope']:,.0f} MiB per billion parameters (95 % CI "
-                    f"{lin['slope_ci95'][0]:,.0f}..{lin['slope_ci95'][1]:,.0f}) + "
-                    f"{lin['intercept']:,.0f} MiB, R² {lin['r2']:.2f}, n {lin['n']}{loglog}."
+                    f"{lin['slope_ci95'][0]:,.0f}..{lin['slope_ci95'][1]:,.0f}) "
+                    f"{plus_mib(lin['intercept'])}, R² {lin['r2']:.2f}, n {lin['n']}{loglog}."
                     f"{vocab_effect} Above the line: {_who(above, vocab)}; below: "
                     f"{_who(below, vocab)}.")
             n_txt = f"n {lin['n']}"
             out["findings"].append({
                 "topic": "memory", "device": device, "quant": quant,
                 "headline": f"{mem_word}{_group_label(device, quant, n_txt)}: "
-                            f"{lin['slope']:,.0f} MiB per billion parameters + "
-                            f"{lin['intercept']:,.0f} MiB (R² {lin['r2']:.2f}){vocab_short}.",
+                            f"{lin['slope']:,.0f} MiB per billion parameters "
+                            f"{plus_mib(lin['intercept'])} (R² {lin['r2']:.2f}){vocab_short}.",
                 "text": text + _weak(lin["n"])})
         # -- vocabulary -> compute buffer, net of size
         if "vocab_size" in per and "compute_mib" in per:
@@ -829,10 +834,13 @@ def analyze(df) -> dict[str, Any]:
         out["findings"].append({"topic": "note", "text": note})
     if not any(f["topic"] in ("latency", "memory") for f in out["findings"]):
         most = max((g["n_models"] for g in out["groups"]), default=0)
-        out["findings"].append({
-            "topic": "note",
-            "text": f"No fits across models: they need {MIN_N} or more models per "
-                    f"quantization and device (this data has at most {most})."})
+        known = int(df.loc[df["parameters"].notna(), "model_id"].nunique())
+        why = (f"they need {MIN_N} or more models per quantization and device (this data has "
+               f"at most {most})" if most < MIN_N or known >= MIN_N else
+               f"they need the models' parameters, known for {known} of "
+               f"{df['model_id'].nunique()} (give a parameters column, or join facts with "
+               "--catalog / --gguf)")
+        out["findings"].append({"topic": "note", "text": f"No fits across models: {why}."})
     return _clean(out)
 
 
