@@ -842,15 +842,19 @@ def quant_speedups(df):
 
     out = []
     timed = df[df["test"].isin(["pp", "tg", "ttft"])].dropna(subset=["latency_ms"])
-    keys = ["model_id", "name", "device", "n_threads", "n_gpu_layers"]
-    for (model, name, device, threads, ngl), g in timed.groupby(keys, dropna=False):
+    if "run_id" not in timed:
+        timed = timed.assign(run_id=None)
+    # within one run: the same config measured again (another run, another version) is not
+    # a quantization
+    keys = ["model_id", "name", "device", "n_threads", "n_gpu_layers", "run_id"]
+    for (model, name, device, threads, ngl, run_id), g in timed.groupby(keys, dropna=False):
         ref = reference_quant(g["quant"])
         if ref is None or g["quant"].nunique() < 2:
             continue
         r0 = g[g["quant"] == ref].iloc[0]
         for _, row in g.iterrows():
             out.append({"model_id": model, "test": name, "kind": row["test"], "device": device,
-                        "n_threads": threads, "n_gpu_layers": ngl,
+                        "n_threads": threads, "n_gpu_layers": ngl, "run_id": run_id,
                         "n_prompt": row["n_prompt"], "n_gen": row["n_gen"],
                         "n_depth": row["n_depth"], "quant": row["quant"], "reference": ref,
                         "speedup": r0["latency_ms"] / row["latency_ms"],

@@ -502,15 +502,20 @@ def quant_study(df, out: dict) -> None:
     speed = quant_speedups(df)
     if speed.empty:
         return
-    for (model, device), s in speed.groupby(["model_id", "device"]):
+    runs_of = speed.groupby(["model_id", "device"])["run_id"].nunique()
+    for (model, device, run_id), s in speed.groupby(["model_id", "device", "run_id"],
+                                                    dropna=False):
         for col in ("n_threads", "n_gpu_layers"):  # a sweep: the most common setting
             if s[col].nunique() > 1:
                 s = s[s[col] == s[col].mode().iloc[0]]
         ref = s["reference"].iloc[0]
         others = s[s["quant"] != ref]
-        study: dict[str, Any] = {"model_id": model, "device": device, "reference": ref,
+        study: dict[str, Any] = {"model_id": model, "device": device, "run_id": run_id,
+                                 "reference": ref,
                                  "speedups": others.to_dict("records")}
-        label = f"{model}" + (f" ({device})" if device != "unknown" else "")
+        where = [x for x in (device if device != "unknown" else None,
+                             run_id if runs_of.get((model, device), 1) > 1 else None) if x]
+        label = model + (f" ({', '.join(where)})" if where else "")
         texts: list[str] = []
         heads: dict[int, str] = {}  # index in texts -> its headline
         kinds = []
@@ -526,6 +531,7 @@ def quant_study(df, out: dict) -> None:
             size_col = "n_gen" if kind == "tg" else "n_prompt"
             first = base.sort_values(size_col)["test"].iloc[0]
             row = base[base["test"] == first].sort_values("speedup", ascending=False)
+            row = row.drop_duplicates("quant")
             firsts[kind] = row.set_index("quant")["speedup"]
             kinds.append(f"{KIND_WORD[kind]} {first} " + ", ".join(
                 f"{r.quant} {r.speedup:.2f}x" + ("*" if r.noisy else "")
@@ -570,6 +576,8 @@ def quant_study(df, out: dict) -> None:
         study["trends"] = trends
         mem = others.drop_duplicates("quant")
         rows = df[(df["model_id"] == model) & (df["device"] == device)]
+        if isinstance(run_id, str) and "run_id" in rows:
+            rows = rows[rows["run_id"] == run_id]
         ref_mib = rows[rows["quant"] == ref]["model_mib"].dropna()
         saved = []
         for r in mem.itertuples():

@@ -413,3 +413,19 @@ def test_a_thread_sweep_is_not_mixed_into_one_statistic(tmp_path):
     assert set(sp["n_threads"]) == {1, 2}
     assert sp[(sp["test"] == "pp64") & (sp["quant"] == "Q4_0")]["speedup"].tolist() == \
         pytest.approx([1.25, 1.25])
+
+
+def test_the_same_configs_in_two_runs_are_two_studies(tmp_path):
+    """A repeated run (another version, another day) is not a quantization of the first."""
+    a = quant_table().assign(run_id="run-a")
+    b = quant_table().assign(run_id="run-b")
+    b["ms_median"] *= 2  # everything twice as slow: the speedups stay
+    b["token_ms_median"] *= 2
+    pd.concat([a, b]).to_csv(tmp_path / "t.csv", index=False)
+    result = analyze(load_csv(str(tmp_path / "t.csv")))
+    speed = [f["text"] for f in result["findings"] if f["topic"] == "quantization"
+             and f["text"].startswith("Quantization of")]
+    assert len(speed) == 2 and "gemma-like (cpu-test, run-a)" in speed[0]
+    assert all("prefill pp64 Q4_0 1.25x, Q8_0 1.11x, Q4_K_M 0.83x" in t for t in speed)
+    assert main(["report", "--from-csv", str(tmp_path / "t.csv"), "-o",
+                 str(tmp_path / "rep")]) == 0
