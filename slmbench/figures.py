@@ -450,10 +450,16 @@ def fig_decode_drift(runs: list) -> Any:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    lows, highs = [], []
     for label, reps in series[:12]:
         n = min(len(x) for x in reps)
         mean = [sum(rep[i] for rep in reps) / len(reps) for i in range(n)]
         ax.plot(range(1, n + 1), mean, label=label, lw=1)
+        lows.append(min(mean))
+        highs.append(max(mean))
+    if min(lows) > 0 and max(highs) / min(lows) > 20:  # models of very different speeds
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(_plain_formatter())
     ax.set_xlabel("token index")
     ax.set_ylabel("ms per token (mean over repetitions)")
     ax.set_title("decode latency per token (a rising line = throttling)")
