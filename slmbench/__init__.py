@@ -18,7 +18,8 @@ __version__ = "0.1.0"
 _API = {
     # functions (slmbench.api)
     "bench": "api", "measure_config": "api", "run_suite": "api", "load_suite": "api",
-    "plan_suite": "api", "quality": "api",
+    "plan_suite": "api", "score_quality": "api", "measure_suite": "api", "sustain": "api",
+    "recommend": "api", "profile_models": "api",
     "read_run": "results", "load_table": "analysis", "load_csv": "analysis",
     "analyze": "findings", "write_report": "report", "compare_runs": "compare",
     "push": "sharing", "pull": "sharing", "resolve_run_paths": "sharing",
@@ -26,11 +27,13 @@ _API = {
     "Settings": "config", "TestPlan": "config", "FIELDS": "config",
     "Record": "schema", "TestResult": "schema", "Stats": "schema", "Memory": "schema",
     "ModelFacts": "schema", "LoadResult": "schema", "SCHEMA_VERSION": "schema",
+    "OperatorProfile": "schema",
     "Run": "results", "RunResult": "runner", "CompareResult": "compare",
+    "Recommendation": "verdict", "WORKLOADS": "config", "TARGET_METRICS": "config",
     # errors
     "SlmbenchError": "errors", "ConfigError": "errors", "ModelFetchError": "errors",
     "ModelLoadError": "errors", "MeasurementError": "errors", "ResultsFormatError": "errors",
-    "HubError": "errors",
+    "HubError": "errors", "ProfileError": "errors",
 }
 __all__ = ["__version__", *_API]
 

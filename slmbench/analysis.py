@@ -296,7 +296,8 @@ def load_table(runs_or_dirs: Iterable[Any], catalog: Any = None,
                     row.update(token_ms_median=t.token_ms_median, token_ms_p90=t.token_ms_p90,
                                token_ms_p99=t.token_ms_p99)
                 if t.metrics:
-                    row.update({f"q_{k}": v for k, v in asdict(t.metrics).items()})
+                    row.update({f"q_{k}": v for k, v in asdict(t.metrics).items()
+                                if not isinstance(v, list)})  # per-window series stay out
                 rows.append(row)
     if not rows:
         raise SlmbenchError("no measured tests in the given runs (all failed, skipped or empty)")

@@ -68,6 +68,7 @@ class Field:
 
 
 TESTS, LLAMA, SWEEP, WHAT = "tests", "llama.cpp settings", "the sweep", "what to measure"
+MEASURING = ("bench", "run", "profile")  # the llama.cpp settings every measuring command takes
 AUTO_MIN_REPS = 3  # -r auto never stops before this many repetitions
 
 FIELDS: tuple[Field, ...] = (
@@ -97,36 +98,40 @@ FIELDS: tuple[Field, ...] = (
     Field("max_time_s", "float", 60.0,
           "-r auto: no new repetition after this many seconds of a test",
           ("--max-time",), TESTS, low=0, metavar="S"),
-    Field("warmup", "int", 1, "untimed warm-up runs per test", ("--warmup",), TESTS, low=0),
+    Field("warmup", "int", 1, "untimed warm-up runs per test", ("--warmup",), TESTS, low=0,
+          commands=MEASURING),
     Field("prompt", "str", "random",
           "prompt tokens: random ids like llama-bench, or a real English text",
           ("--prompt",), TESTS, choices=PROMPTS),
-    Field("seed", "int", 42, "seed of the random prompt tokens", ("--seed",), TESTS),
+    Field("seed", "int", 42, "seed of the random prompt tokens", ("--seed",), TESTS,
+          commands=MEASURING),
     Field("threads", "ints", [0], "threads (0 = physical cores, like llama-bench)",
-          ("-t", "--threads"), LLAMA, low=0, metavar="T[,T...]"),
+          ("-t", "--threads"), LLAMA, low=0, metavar="T[,T...]", commands=MEASURING),
     Field("threads_batch", "int", 0, "threads for prompt processing (0 = --threads)",
-          ("--threads-batch",), LLAMA, low=0),
+          ("--threads-batch",), LLAMA, low=0, commands=MEASURING),
     Field("n_gpu_layers", "ints", [0], "layers offloaded to the GPU (999 = all)",
-          ("-ngl", "--n-gpu-layers"), LLAMA, low=0, metavar="L[,L...]"),
+          ("-ngl", "--n-gpu-layers"), LLAMA, low=0, metavar="L[,L...]",
+          commands=MEASURING),
     Field("cache_type", "strs", None,
           "KV cache types, each TYPE (K and V) or K/V, e.g. f16,q8_0 (default f16)",
-          ("--cache-type",), LLAMA, metavar="TYPE[,TYPE...]"),
+          ("--cache-type",), LLAMA, metavar="TYPE[,TYPE...]", commands=MEASURING),
     Field("type_k", "strs", None, "KV cache types for keys (crossed with -ctv)",
-          ("-ctk", "--cache-type-k"), LLAMA, metavar="TYPE[,TYPE...]"),
+          ("-ctk", "--cache-type-k"), LLAMA, metavar="TYPE[,TYPE...]", commands=MEASURING),
     Field("type_v", "strs", None, "KV cache types for values", ("-ctv", "--cache-type-v"),
-          LLAMA, metavar="TYPE[,TYPE...]"),
+          LLAMA, metavar="TYPE[,TYPE...]", commands=MEASURING),
     Field("flash_attn", "strs", ["auto"], "flash attention", ("-fa", "--flash-attn"), LLAMA,
-          choices=tuple(FLASH_ATTN), metavar="auto|on|off[,...]"),
+          choices=tuple(FLASH_ATTN), metavar="auto|on|off[,...]", commands=MEASURING),
     Field("n_ctx", "int", 0, "context size (0 = the longest test: prompt + gen + depth)",
-          ("--n-ctx",), LLAMA, low=0),
-    Field("n_batch", "int", 2048, "logical batch size", ("-b", "--batch-size"), LLAMA, low=1),
+          ("--n-ctx",), LLAMA, low=0, commands=MEASURING),
+    Field("n_batch", "int", 2048, "logical batch size", ("-b", "--batch-size"), LLAMA, low=1,
+          commands=MEASURING),
     Field("n_ubatch", "int", 512, "physical batch size", ("-ub", "--ubatch-size"), LLAMA,
-          low=1),
+          low=1, commands=MEASURING),
     Field("load_mode", "str", "auto", "how llama.cpp loads the weights", ("--load-mode",),
-          LLAMA, choices=tuple(LOAD_MODES)),
+          LLAMA, choices=tuple(LOAD_MODES), commands=MEASURING),
     Field("swa_full", "bool", False,
           "full-size KV cache for sliding-window layers (off like llama-bench)",
-          ("--swa-full",), LLAMA),
+          ("--swa-full",), LLAMA, commands=MEASURING),
     Field("cooldown_s", "float", 0.0, "seconds of rest between tests", ("--cooldown",), SWEEP,
           low=0, commands=("run",), metavar="S"),
     Field("max_temp_c", "ofloat", None,
@@ -137,6 +142,20 @@ FIELDS: tuple[Field, ...] = (
     Field("quality", "special", None,
           "perplexity / bits per byte (and KL vs a reference) of every model file",
           ("--quality",), WHAT, commands=("run",)),
+    Field("sustained", "special", None,
+          "a sustained-performance config per model file: true, or a mapping of duration, "
+          "window, workload (tgN, ppN, chat:P/G), start_cool, start_cool_timeout "
+          "(`slmbench sustain` runs one)", group=WHAT, commands=()),
+    Field("workloads", "strs", [],
+          "workload presets (autocomplete, chat, summarize, rag) or P/G: adds the tests of "
+          "their end-to-end latency (ttftP and tgG@dP)", ("--workload",), TESTS,
+          metavar="NAME[,NAME...]"),
+    Field("targets", "special", None,
+          "pass/fail targets (a YAML file or mapping, docs/recommend.md): exit 1 when a "
+          "config misses one", ("--targets",), WHAT, commands=("run",), metavar="FILE"),
+    Field("profile", "special", None,
+          "an operator-level profile (where the time goes) of every model file",
+          ("--profile",), WHAT, commands=("run",)),
 )
 FIELD: dict[str, Field] = {f.key: f for f in FIELDS}
 SWEPT = ("threads", "n_gpu_layers", "cache_type", "flash_attn")  # crossed into configs
@@ -150,6 +169,212 @@ QUALITY_DEFAULTS: dict[str, Any] = {
     "corpus": None,      # UTF-8 text file; None = the bundled Pride and Prejudice excerpt
     "reference": None,   # quant of the same model (e.g. F16, Q8_0) or a .gguf path: adds KL
 }
+
+# `sustained:` (suite-wide): one sustained-performance config per model file, after the timing
+# configs (`slmbench sustain` takes the same keys as flags).  Durations are seconds or text
+# such as 90s, 10m, 1h, 1m30s; start_cool is a temperature in C (null: start at once).
+SUSTAINED_DEFAULTS: dict[str, Any] = {
+    "duration": "10m",           # how long the workload runs back to back
+    "window": "10s",             # one record of speed, latency and sensors per window
+    "workload": "tg128",         # tgN | ppN | chat:P/G (prefill P then generate G), repeated
+    "start_cool": None,          # wait until the hottest sensor is below this (C) first
+    "start_cool_timeout": "10m",  # ... for at most this long, then start anyway (noted)
+}
+
+# `profile:` (suite-wide) and `slmbench profile`: an operator-level profile of each model file
+# (slmbench.profile), one config per file after the timing configs.  Keys and defaults:
+PROFILE_DEFAULTS: dict[str, Any] = {
+    "n_prompt": 256,     # prefill of this many tokens (0 = no prefill profile)
+    "n_gen": 32,         # single-token decodes (0 = no decode profile)
+    "n_depth": 0,        # tokens already in the KV cache (untimed fill)
+    "repetitions": 3,    # samples with and without the callback, interleaved
+}
+
+
+# --------------------------------------------------------------------------- workloads, targets
+
+@dataclass(frozen=True)
+class Workload:
+    """A named prompt / generation shape that stands for a real use (``--workload``).
+
+    Its end-to-end latency is ``TTFT(P) + (G - 1) x per-token decode at depth P``: the first
+    token comes with the prefill; each of the G - 1 others needs one decode with about P tokens
+    in the KV cache, so the plan gets the tests ``ttftP`` and ``tgG@dP`` (docs/recommend.md).
+    """
+
+    name: str
+    n_prompt: int
+    n_gen: int
+    help: str
+
+
+WORKLOADS: tuple[Workload, ...] = (
+    Workload("autocomplete", 64, 16,
+             "code or text completion as you type: a short context, a few tokens, "
+             "latency-bound"),
+    Workload("chat", 512, 128,
+             "one chat turn: system prompt, history and question in, a paragraph out"),
+    Workload("summarize", 2048, 256,
+             "summarise a document of a few pages into a few paragraphs"),
+    Workload("rag", 4096, 128,
+             "retrieval-augmented answer: retrieved passages in the prompt, a short answer"),
+)
+WORKLOAD: dict[str, Workload] = {w.name: w for w in WORKLOADS}
+
+
+def workload_shape(name: Any) -> tuple[int, int] | None:
+    """(P, G) of a preset name or a custom ``P/G`` (both >= 1); None when it is neither."""
+    if not isinstance(name, str):
+        return None
+    text = name.strip().lower()
+    if text in WORKLOAD:
+        return WORKLOAD[text].n_prompt, WORKLOAD[text].n_gen
+    p, sep, g = text.partition("/")
+    if sep and p.strip().isdigit() and g.strip().isdigit() and int(p) >= 1 and int(g) >= 1:
+        return int(p), int(g)
+    return None
+
+
+def workload_name(name: str) -> str:
+    """The canonical spelling: a preset's name, or ``P/G`` without spaces."""
+    text = name.strip().lower()
+    if text in WORKLOAD:
+        return text
+    p, g = workload_shape(text) or (0, 0)
+    return f"{p}/{g}"
+
+
+def unknown_workload(name: Any) -> str:
+    return (f"unknown workload {name!r} (known: {', '.join(WORKLOAD)}, or P/G such as "
+            "1024/64)")
+
+
+@dataclass(frozen=True)
+class TargetMetric:
+    """A metric a target can name (``targets:``), where it comes from in the results schema,
+    and which side of the limit passes (``max``: the value must be <= the limit)."""
+
+    key: str
+    bound: str  # 'max' or 'min'
+    unit: str
+    per_workload: bool
+    source: str  # the schema fields it is computed from
+    needs: str | None = None  # 'quality', 'reference' or 'sustained': the tests it needs
+
+
+TARGET_METRICS: tuple[TargetMetric, ...] = (
+    TargetMetric("ttft_ms", "max", "ms", True,
+                 "TestResult.ms of ttftP (mean, 95% CI)"),
+    TargetMetric("decode_tps", "min", "tokens/s", True,
+                 "TestResult.ts of tgG@dP (mean, 95% CI): decode at the workload's depth"),
+    TargetMetric("e2e_s", "max", "s", True,
+                 "TTFT(P) + (G - 1) x tgG@dP ms / G; CI from both tests' CIs"),
+    TargetMetric("peak_rss_mib", "max", "MiB", False,
+                 "Memory.peak_rss_mib of the timing record (at its context size)"),
+    TargetMetric("bits_per_byte", "max", "bits", False,
+                 "QualityMetrics.bits_per_byte; CI over windows (window_nll), else from ppl_err",
+                 "quality"),
+    TargetMetric("bits_per_byte_increase_pct", "max", "%", False,
+                 "bits per byte vs the KL reference (or the model's highest-precision quant "
+                 "scored): paired over windows", "quality"),
+    TargetMetric("ppl_increase_pct", "max", "%", False,
+                 "perplexity vs the same reference: 100 x (exp(mean NLL difference) - 1), paired",
+                 "quality"),
+    TargetMetric("kl_mean", "max", "nats", False,
+                 "QualityMetrics.kl_mean; CI over windows (window_kl), else from kl_mean_err",
+                 "reference"),
+    TargetMetric("top1_pct", "min", "%", False,
+                 "QualityMetrics.top1_pct; CI from top1_err", "reference"),
+    TargetMetric("sustained_retained_pct", "min", "%", False,
+                 "TestResult.sustained: retained_pct of its primary series (no CI)",
+                 "sustained"),
+)
+TARGET_METRIC: dict[str, TargetMetric] = {m.key: m for m in TARGET_METRICS}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One target: a metric, its limit, and the workload it applies to (None: the config)."""
+
+    metric: str
+    limit: float
+    workload: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.metric}[{self.workload}]" if self.workload else self.metric
+
+    @property
+    def bound(self) -> str:
+        return TARGET_METRIC[self.metric].bound
+
+    @property
+    def unit(self) -> str:
+        return TARGET_METRIC[self.metric].unit
+
+    def text(self) -> str:
+        """'ttft_ms[chat] <= 1000 ms'."""
+        op = "<=" if self.bound == "max" else ">="
+        unit = {"%": "%"}.get(self.unit, f" {self.unit}")
+        return f"{self.name} {op} {self.limit:g}{unit}"
+
+
+def parse_targets(raw: Any, where: str = "targets") -> tuple[list[Target], list[str]]:
+    """A targets mapping as written -> (targets, problems).  ``raw`` maps a metric to a limit
+    (``peak_rss_mib: 2048``) or, for per-workload metrics, a workload to a limit
+    (``ttft_ms: {chat: 1000}``); a mapping with a ``targets:`` key (a suite file) is read
+    through it."""
+    problems: list[str] = []
+    out: list[Target] = []
+    if isinstance(raw, dict) and isinstance(raw.get("targets"), dict) \
+            and not set(raw) & set(TARGET_METRIC):
+        raw = raw["targets"]
+    if raw is None:
+        return [], []
+    if not isinstance(raw, dict):
+        return [], [f"{where}: expected a mapping of metric: limit (e.g. ttft_ms: {{chat: "
+                     f"1000}}, peak_rss_mib: 2048), got {raw!r}"]
+
+    def number(value: Any, at: str) -> float | None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            problems.append(f"{at}: expected a number, got {value!r}")
+            return None
+        if value < 0:
+            problems.append(f"{at}: must be >= 0")
+            return None
+        return float(value)
+
+    for key, value in raw.items():
+        m = TARGET_METRIC.get(key)
+        if m is None:
+            problems.append(f"{where}: unknown metric {key!r} (known: "
+                            f"{', '.join(TARGET_METRIC)})")
+            continue
+        if m.per_workload:
+            if not isinstance(value, dict) or not value:
+                problems.append(f"{where}.{key}: name the workload, e.g. {key}: {{chat: "
+                                f"{value if isinstance(value, (int, float)) else 1}}}")
+                continue
+            for wl, limit in value.items():
+                if workload_shape(wl) is None:
+                    problems.append(f"{where}.{key}: {unknown_workload(wl)}")
+                    continue
+                x = number(limit, f"{where}.{key}.{wl}")
+                if x is not None:
+                    out.append(Target(key, x, workload_name(wl)))
+        elif isinstance(value, dict):
+            problems.append(f"{where}.{key}: one limit for the whole config (e.g. {key}: "
+                            f"10), not per workload")
+        else:
+            x = number(value, f"{where}.{key}")
+            if x is not None:
+                out.append(Target(key, x))
+    return out, problems
+
+
+def targets_workloads(targets: list[Target]) -> list[str]:
+    """The workloads the targets name, in order."""
+    return list(dict.fromkeys(t.workload for t in targets if t.workload))
 
 
 def default(key: str) -> Any:
@@ -203,7 +428,8 @@ class Settings:
 
 @dataclass
 class TestPlan:
-    """Which tests one config runs: every length at every depth."""
+    """Which tests one config runs: every length at every depth, plus the exact tests of the
+    workloads (``ttftP`` and ``tgG@dP`` per [P, G]; not crossed with the lists)."""
 
     __test__ = False  # not a pytest test class despite the name
 
@@ -211,6 +437,7 @@ class TestPlan:
     n_gen: list[int] = field(default_factory=lambda: default("n_gen"))
     n_depth: list[int] = field(default_factory=lambda: default("n_depth"))
     ttft: bool = default("ttft")
+    workloads: list[list[int]] | None = None  # [[P, G], ...]; None (not []) keeps old ids
 
     def tests(self) -> list[tuple[str, int, int, int]]:
         """(kind, n_prompt, n_gen, n_depth) in run order."""
@@ -224,6 +451,10 @@ class TestPlan:
             for g in self.n_gen:
                 if g > 0:
                     out.append(("tg", 0, g, d))
+        for p, g in self.workloads or []:
+            for test in (("ttft", p, 1, 0), ("tg", 0, g, p)):
+                if test not in out:
+                    out.append(test)
         return out
 
     def n_ctx_needed(self) -> int:
@@ -234,7 +465,19 @@ class TestPlan:
         """The plan of a suite's (checked) values: zero lengths dropped."""
         return cls(n_prompt=[x for x in values["n_prompt"] if x > 0],
                    n_gen=[x for x in values["n_gen"] if x > 0],
-                   n_depth=list(values["n_depth"]), ttft=bool(values["ttft"]))
+                   n_depth=list(values["n_depth"]), ttft=bool(values["ttft"]),
+                   workloads=workload_pairs(values.get("workloads")))
+
+
+def workload_pairs(names: Any) -> list[list[int]] | None:
+    """[[P, G], ...] of workload names (duplicates dropped, unknown names skipped: check()
+    reports them); None for none, so a plan without workloads keeps its config id."""
+    pairs: list[list[int]] = []
+    for name in names or []:
+        shape = workload_shape(name)
+        if shape is not None and list(shape) not in pairs:
+            pairs.append(list(shape))
+    return pairs or None
 
 
 def test_name(kind: str, n_prompt: int, n_gen: int, n_depth: int) -> str:
@@ -264,7 +507,8 @@ def config_id(model_key: str, settings: Settings, plan: TestPlan) -> str:
     """Stable hash of what decides a measurement: the resume key of a config.  Unset (null)
     settings are left out, so adding an optional setting keeps the ids of existing configs."""
     values = {k: v for k, v in asdict(settings).items() if v is not None}
-    payload = json.dumps({"model": model_key, "settings": values, "plan": asdict(plan)},
+    tests = {k: v for k, v in asdict(plan).items() if v is not None}
+    payload = json.dumps({"model": model_key, "settings": values, "plan": tests},
                          sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -296,6 +540,7 @@ def values_of(settings: Settings, plan: TestPlan) -> dict[str, Any]:
     """Settings and a plan as suite values (what :func:`check` validates)."""
     return {"n_prompt": list(plan.n_prompt), "n_gen": list(plan.n_gen),
             "n_depth": list(plan.n_depth), "ttft": plan.ttft,
+            "workloads": [f"{p}/{g}" for p, g in plan.workloads or []],
             "repetitions": "auto" if settings.auto else settings.repetitions,
             "target_ci": settings.target_ci_pct, "max_reps": settings.max_repetitions,
             "max_time_s": settings.max_test_s, "warmup": settings.warmup,
@@ -395,13 +640,19 @@ def check(values: dict[str, Any], where: Callable[[str], str] = lambda k: k) -> 
         v = values.get(key)
         return v if isinstance(v, list) and all(isinstance(x, int) for x in v) else []
 
-    if ints("n_prompt") and ints("n_gen") and not any(ints("n_prompt") + ints("n_gen")):
+    named = values.get("workloads") if isinstance(values.get("workloads"), list) else []
+    for name in named:
+        if workload_shape(name) is None:
+            problems.append(f"{where('workloads')}: {unknown_workload(name)}")
+    pairs = workload_pairs(named)
+    if ints("n_prompt") and ints("n_gen") and not any(ints("n_prompt") + ints("n_gen")) \
+            and not pairs and not values.get("sustained"):  # sustained configs only
         problems.append(f"{where('n_prompt')}: nothing to measure (all prompt and generation "
                         "lengths are 0): give a prompt length (-p) or a generation length (-n)")
     n_ctx = values.get("n_ctx")
-    if isinstance(n_ctx, int) and n_ctx > 0 and ints("n_prompt") + ints("n_gen"):
+    if isinstance(n_ctx, int) and n_ctx > 0 and (ints("n_prompt") + ints("n_gen") or pairs):
         need = TestPlan(ints("n_prompt"), ints("n_gen"), ints("n_depth") or [0],
-                        bool(values.get("ttft", True))).n_ctx_needed()
+                        bool(values.get("ttft", True)), pairs).n_ctx_needed()
         if n_ctx < need:
             problems.append(f"{where('n_ctx')}: {n_ctx} is smaller than prompt + generation + "
                             f"depth = {need}; raise it or shorten the tests")
@@ -464,7 +715,7 @@ def _flag_type(f: Field) -> Callable[[str], Any]:
 
 
 def _default_text(f: Field) -> str:
-    if f.key == "quality":
+    if f.key in ("quality", "profile"):
         return ""
     d = f.default
     if d is None or d == [] or d == "":
@@ -482,7 +733,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str, *,
     for f in FIELDS:
         if command not in f.commands or not f.flags:
             continue
-        title = f.group if command == "bench" or f.group == SWEEP else f"{f.group} " \
+        title = f.group if command != "run" or f.group == SWEEP else f"{f.group} " \
             f"(override the suite{'; lists are swept' if f.group == LLAMA else ''})"
         g = groups.get(title) or groups.setdefault(title, parser.add_argument_group(title))
         help_text = f.help + _default_text(f)
@@ -497,9 +748,20 @@ def add_arguments(parser: argparse.ArgumentParser, command: str, *,
                                 "n_ctx 512)")
             q.add_argument("--no-quality", dest="quality", action="store_false",
                            help="skip the suite's quality tests")
+        elif f.key == "profile":
+            q = g.add_mutually_exclusive_group()
+            q.add_argument("--profile", dest="profile", action="store_true", default=None,
+                           help="also profile every model file operator by operator (the "
+                                "suite's `profile:` settings, or the defaults: -p "
+                                f"{PROFILE_DEFAULTS['n_prompt']} -n {PROFILE_DEFAULTS['n_gen']})")
+            q.add_argument("--no-profile", dest="profile", action="store_false",
+                           help="skip the suite's profiles")
         elif f.kind == "bool":
             g.add_argument(*f.flags, dest=f.key, action="store_true", default=None,
                            help=help_text)
+        elif f.key == "targets":
+            g.add_argument(*f.flags, dest=f.key, default=None, help=help_text,
+                           metavar=f.metavar)
         else:
             kind = {"special": "strs", "reps": "str"}.get(f.kind, f.kind)
             g.add_argument(*f.flags, dest=f.key, default=None, help=help_text,
@@ -519,10 +781,12 @@ def override_argv(overrides: dict[str, Any]) -> list[str]:
     out: list[str] = []
     for key, value in overrides.items():
         f = FIELD[key]
+        if key == "targets":
+            continue  # judged where the results arrive (a local file need not exist there)
         if key == "ttft":
             out += [] if value else ["--no-ttft"]
-        elif key == "quality":
-            out.append("--quality" if value else "--no-quality")
+        elif key in ("quality", "profile"):
+            out.append(f"--{key}" if value else f"--no-{key}")
         elif f.kind == "bool":
             out += [f.flag] if value else []
         else:
@@ -568,11 +832,30 @@ def settings_markdown() -> str:
         flags = ", ".join(f"`{x}`" for x in f.flags)
         if f.key == "ttft":
             flags = "`--no-ttft`"
-        elif f.key == "quality":
-            flags = "`--quality`, `--no-quality`"
+        elif f.key in ("quality", "profile"):
+            flags = f"`--{f.key}`, `--no-{f.key}`"
         out.append(f"| `{f.key}` | {flags} | {_KIND_TEXT[f.kind]} | {shown} | "
                    f"{', '.join(f.commands) or 'suite'} | {f.help.replace('%%', '%')} |")
-    out += ["", "`models` and `quality` are described in [runner.md](runner.md)."]
+    out += ["", "`models` and `quality` are described in [runner.md](runner.md), `sustained` in "
+            "[sustain.md](sustain.md), `profile` in [profile.md](profile.md).", "",
+            "## Workload presets (`workloads:`, `--workload`)", "",
+            "Each adds the tests of its end-to-end latency, TTFT(P) + (G - 1) x per-token "
+            "decode at depth P: `ttftP` and `tgG@dP` (exactly these, not crossed with the "
+            "lists above). A custom shape is written `P/G`, e.g. `1024/64`. Rules and "
+            "formulas: [recommend.md](recommend.md).", "",
+            "| name | prompt P | generation G | tests | stands for |", "|---|---|---|---|---|"]
+    for w in WORKLOADS:
+        out.append(f"| `{w.name}` | {w.n_prompt} | {w.n_gen} | `ttft{w.n_prompt}`, "
+                   f"`tg{w.n_gen}@d{w.n_prompt}` | {w.help} |")
+    out += ["", "## Target metrics (`targets:`, `--targets FILE`)", "",
+            "A metric maps to one limit, or (per-workload metrics) a workload to a limit: "
+            "`ttft_ms: {chat: 1000}`, `peak_rss_mib: 2048`. `max`: the value must be at or "
+            "below the limit; `min`: at or above.", "",
+            "| metric | bound | unit | per workload | computed from | needs |",
+            "|---|---|---|---|---|---|"]
+    for m in TARGET_METRICS:
+        out.append(f"| `{m.key}` | {m.bound} | {m.unit} | {'yes' if m.per_workload else ''} "
+                   f"| {m.source} | {m.needs or ''} |")
     return "\n".join(out) + "\n"
 
 

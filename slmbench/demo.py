@@ -34,6 +34,7 @@ class DemoResult:
     analysis_note: str | None = None  # why there are none
     report: str | None = None  # path of the report, when one was written
     report_note: str | None = None  # why there is none
+    recommendation: str | None = None  # what to ship, by the suite's targets
 
 
 def run_demo(results_dir: str | Path = "results", *, quick: bool = False,
@@ -48,6 +49,7 @@ def run_demo(results_dir: str | Path = "results", *, quick: bool = False,
     demo = DemoResult(run=result, seconds=0.0, findings=findings(result.records))
     if result.status == "finished":
         demo.analysis, demo.analysis_note = analyze(result.run_dir)
+        demo.recommendation = recommendation(result.run_dir, suite.values.get("targets"))
     if report and result.status == "finished":
         demo.report, demo.report_note = write_report(result.run_dir)
     demo.seconds = time.monotonic() - t0
@@ -144,6 +146,21 @@ def _mean(xs: list[float]) -> float:
 
 
 # --------------------------------------------------------------------------- analysis, report
+
+def recommendation(run_dir: Path, targets: object) -> str | None:
+    """The demo's last line: what `slmbench recommend` would ship from this run."""
+    from slmbench.verdict import decision_line, recommend
+
+    try:
+        res = recommend([str(run_dir)], targets)
+    except Exception as exc:  # noqa: BLE001 - the measurements stand without the verdict
+        return f"no recommendation ({exc.__class__.__name__}: {exc})"
+    if not res.devices or not res.devices[0].decisions:
+        return None
+    return (decision_line(res.devices[0].decisions[0]) + f" [targets: {'; '.join(res.targets)}"
+            "; random weights: only the quality differences between quantizations of one model "
+            "mean something]")
+
 
 def analyze(run_dir: Path) -> tuple[list[str], str | None]:
     """slmbench.analysis's findings on the run, if this installation has the module."""

@@ -35,6 +35,11 @@ class MeasurementError(SlmbenchError):
     """llama.cpp failed while measuring (decode error, context full, out of memory)."""
 
 
+class ProfileError(SlmbenchError):
+    """An operator profile cannot be taken: this llama-cpp-python or backend does not expose or
+    call the scheduler's evaluation callback, or its tensor layout is not the one known."""
+
+
 class HubError(SlmbenchError):
     """Sharing results through the Hugging Face hub failed: auth, a missing dataset, a rejected
     commit, the network or offline mode (`slmbench push` / `pull`, hf:// paths)."""

@@ -606,3 +606,228 @@ def write_all(df, out_dir: str, runs: list | None = None, speedups=None,
     for stem, fig in make_all(df, runs, speedups, corr):
         paths += _save(fig, out_dir, stem)
     return paths
+
+
+def fig_sustained(test: Any, title: str = "", marks: list | None = None) -> Any:
+    """A sustained test over time: the workload's tokens/s per window (left axis, with the
+    burst, 90 %-of-burst and sustained levels) and the temperature (right axis; the CPU clock
+    when there is no temperature).  ``marks``: (seconds, label) events to draw, e.g. when a
+    competing load started.  None for a test without windows."""
+    res = getattr(test, "sustained", None)
+    if res is None or not res.windows:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    ws = res.windows
+    attr = "decode_ts" if res.primary == "decode" else "prefill_ts"
+    sp = res.decode if res.primary == "decode" else res.prefill
+    xs, ys = [], []
+    for w in ws:
+        v = getattr(w, attr)
+        xs += [w.t_start_s, w.t_end_s]
+        ys += [v if v is not None else float("nan")] * 2
+    ax.plot(xs, ys, color="#4C72B0", lw=1.8, label=f"{res.primary} tokens/s")
+    done = [w for w in ws if w.complete and getattr(w, attr) is not None]
+    ax.plot([(w.t_start_s + w.t_end_s) / 2 for w in done], [getattr(w, attr) for w in done],
+            "o", color="#4C72B0", ms=3)
+    partial = [w for w in ws if not w.complete and getattr(w, attr) is not None]
+    if partial:
+        ax.plot([(w.t_start_s + w.t_end_s) / 2 for w in partial],
+                [getattr(w, attr) for w in partial], "o", mfc="white", color="#4C72B0", ms=4,
+                label="incomplete window (not in the summary)")
+    end = ws[-1].t_end_s
+    if sp is not None and sp.burst_ts:
+        ax.axhline(sp.burst_ts, color="#55A868", lw=1, ls="--",
+                   label=f"burst {sp.burst_ts:,.1f}")
+        ax.axhline(0.9 * sp.burst_ts, color="#C44E52", lw=0.8, ls=":", label="90% of burst")
+        sus = done[-sp.sustained_windows:] if sp.sustained_windows else []
+        if sus:
+            ax.hlines(sp.sustained_ts, sus[0].t_start_s, sus[-1].t_end_s, color="#DD8452",
+                      lw=2.2, label=f"sustained {sp.sustained_ts:,.1f} "
+                                    f"({sp.retained_pct:.0f}% of burst)")
+        if sp.below_90_s is not None:
+            ax.axvline(sp.below_90_s, color="#C44E52", lw=1, alpha=0.6)
+            ax.annotate(f"< 90% at {sp.below_90_s:g} s", (sp.below_90_s, 0.9 * sp.burst_ts),
+                        xytext=(4, -12), textcoords="offset points", fontsize=8,
+                        color="#C44E52")
+    ax.set_xlim(0, end)
+    top = max([v for v in ys if v == v] + [sp.burst_ts if sp and sp.burst_ts else 0])
+    ax.set_ylim(0, 1.15 * top if top > 0 else 1)
+    ax.set_xlabel("time since the workload started (s)")
+    ax.set_ylabel(f"{res.primary} tokens/s")
+    right = ax.twinx()
+    temps = [(w, w.temp_c) for w in ws if w.temp_c is not None]
+    if temps:
+        tx = [(w.t_start_s + w.t_end_s) / 2 for w, _ in temps]
+        right.plot(tx, [v for _, v in temps], color="#8C2D04", lw=1.2, marker="s", ms=2.5,
+                   label="temperature (hottest sensor)")
+        gpu = [(w, w.temp_gpu_c) for w in ws if w.temp_gpu_c is not None]
+        if gpu and any(w.temp_gpu_c != w.temp_c for w, _ in gpu):
+            right.plot([(w.t_start_s + w.t_end_s) / 2 for w, _ in gpu], [v for _, v in gpu],
+                       color="#8C2D04", lw=1, ls="--", label="GPU temperature")
+        right.set_ylabel("temperature (C)")
+    else:
+        clocks = [(w, w.cpu_mhz) for w in ws if w.cpu_mhz is not None]
+        if clocks:
+            right.plot([(w.t_start_s + w.t_end_s) / 2 for w, _ in clocks],
+                       [v for _, v in clocks], color="#8C2D04", lw=1.2, marker="s", ms=2.5,
+                       label="CPU clock (fastest core)")
+            right.set_ylabel("CPU clock (MHz)")
+        else:
+            right.set_yticks([])
+            right.text(0.99, 0.02, "no temperature or clock sensor on this device",
+                       transform=ax.transAxes, ha="right", va="bottom", fontsize=8,
+                       color="#666666")
+    for t_mark, label in marks or []:
+        ax.axvline(t_mark, color="black", lw=1, ls="-.", label=label)
+    hot = [w for w in ws if w.sensors and w.sensors.throttled]
+    for i, w in enumerate(hot):
+        ax.axvspan(w.t_start_s, w.t_end_s, color="#C44E52", alpha=0.08, lw=0,
+                   label="throttling flagged" if i == 0 else None)
+    lines = ax.get_legend_handles_labels()
+    lines2 = right.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper center",
+              bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=7, frameon=False)
+    ax.set_title(title or f"{test.name}: speed and temperature over time", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def sustained_figures(runs: list, out_dir: str) -> list[str]:
+    """One figure per sustained test of the runs (failed configs too: a killed run's windows
+    are the finding); the paths written."""
+    import re
+
+    paths: list[str] = []
+    for run in runs:
+        for rec in run.records:
+            for t in rec.tests:
+                threads = rec.settings.n_threads if rec.settings else "?"
+                title = f"{rec.model_id} {rec.quant} t{threads} {t.name}"
+                fig = fig_sustained(t, title)
+                if fig is None:
+                    continue
+                stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"sustained-{rec.model_id}-{rec.quant}-"
+                                                         f"{rec.record_id[:8]}")
+                paths += _save(fig, out_dir, stem)
+    return paths
+
+
+# --------------------------------------------------------------------------- profiles
+
+PROFILE_COLORS = {"output": "#C44E52", "attention": "#55A868", "kv_copy": "#8172B2",
+                  "norm": "#CCB974", "rope": "#64B5CD", "elementwise": "#DD8452",
+                  "embedding": "#937860", "other": "#8C8C8C", "noise": "#D9D9D9",
+                  "unattributed": "#F2F2F2"}
+MATMUL_COLORS = ["#1F4E79", "#2E75B6", "#5B9BD5", "#9DC3E6", "#BDD7EE"]
+
+
+def _profiled(runs: list) -> list[tuple[str, Any]]:
+    """(label, record) of every ok record with a profile test; labels unique (the thread
+    count added where a model repeats)."""
+    recs = [r for run in runs for r in run.records
+            if r.status == "ok" and any(t.profile is not None for t in r.tests)]
+    labels = [f"{r.model_id} {r.quant}" for r in recs]
+    return [(lab + (f" t{r.settings.n_threads}" if labels.count(lab) > 1 and r.settings
+                    else ""), r) for lab, r in zip(labels, recs)]
+
+
+def fig_profile_classes(runs: list) -> Any:
+    """Per phase, one stacked bar per profiled model: the share of each operator class in the
+    profiled time per token (`slmbench profile`), the total ms per token beside it."""
+    from slmbench.profile import CLASS_ORDER
+
+    recs = _profiled(runs)
+    if not recs:
+        return None
+    profiles = {(lab, t.profile.phase): t.profile for lab, r in recs for t in r.tests
+                if t.profile is not None}
+    phases = [ph for ph in ("prefill", "decode") if any(k[1] == ph for k in profiles)]
+    order: dict[str, tuple] = {}
+    for p in profiles.values():
+        for c in p.classes:
+            order.setdefault(c.label, (CLASS_ORDER.index(c.op_class), c.label))
+    labels = sorted(order, key=lambda k: order[k])
+    matmuls = [x for x in labels if x.startswith("matmul")]
+    colors = {x: MATMUL_COLORS[i % len(MATMUL_COLORS)] for i, x in enumerate(matmuls)}
+    colors.update({x: PROFILE_COLORS.get(x.split(" ")[0], "#8C8C8C") for x in labels
+                   if x not in colors})
+    ncol = min(6, len(labels))
+    legend_in = 0.17 * -(-len(labels) // ncol) + 0.08  # inches of legend under the axes
+    height = 0.5 * len(recs) + 1.6 + legend_in
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(phases), figsize=(5.6 * len(phases) + 1.5, height),
+                             sharey=True, squeeze=False)
+    names = [lab for lab, _r in recs]
+    for ax, phase in zip(axes[0], phases):
+        for i, name in enumerate(names):
+            p = profiles.get((name, phase))
+            if p is None:
+                continue
+            left = 0.0
+            for lab in labels:
+                c = next((c for c in p.classes if c.label == lab), None)
+                if c is None or c.pct <= 0:
+                    continue
+                ax.barh(i, c.pct, left=left, color=colors[lab], edgecolor="white", lw=0.4,
+                        hatch="//" if lab == "noise" else None, label=lab)
+                if c.pct >= 8:
+                    r, g, b = (int(colors[lab][k:k + 2], 16) for k in (1, 3, 5))
+                    dark = 0.299 * r + 0.587 * g + 0.114 * b < 140  # white text on dark bars
+                    ax.text(left + c.pct / 2, i, f"{c.pct:.0f}", ha="center", va="center",
+                            fontsize=7, color="white" if dark else "black")
+                left += c.pct
+            ax.text(101.5, i, f"{p.total_ms:.3g} ms/token", va="center", fontsize=7)
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("share of the profiled time per token (%)")
+        ax.set_title(f"{phase}: where the time goes")
+        ax.set_yticks(range(len(names)), names)
+        ax.grid(False)
+    axes[0][0].invert_yaxis()  # the first model on top (the y axis is shared: invert once)
+    seen: dict[str, Any] = {}
+    for ax in axes[0]:
+        for handle, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, handle)
+    keys = [k for k in labels if k in seen]
+    fig.legend([seen[k] for k in keys], keys, loc="lower center", ncol=ncol, frameon=False,
+               fontsize=7)
+    fig.tight_layout(rect=(0, legend_in / height, 1, 1))
+    return fig
+
+
+def fig_profile_blocks(runs: list) -> Any:
+    """Per phase, the profiled time per token of each block (layer), one line per model."""
+    from matplotlib.ticker import MaxNLocator
+
+    data = [(lab, t.profile) for lab, r in _profiled(runs) for t in r.tests
+            if t.profile is not None and any(x.layer is not None for x in t.profile.layers)]
+    if not data:
+        return None
+    phases = [ph for ph in ("prefill", "decode") if any(p.phase == ph for _l, p in data)]
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(phases), figsize=(5.4 * len(phases), 3.6), squeeze=False)
+    for ax, phase in zip(axes[0], phases):
+        for lab, p in data:
+            if p.phase == phase:
+                blocks = [x for x in p.layers if x.layer is not None]
+                ax.plot([x.layer for x in blocks], [1000 * x.ms for x in blocks], marker="o",
+                        ms=3, lw=1.2, label=lab)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("block (layer)")
+        ax.set_ylabel("µs per token")
+        ax.set_ylim(bottom=0)
+        ax.set_title(f"{phase}: time per block")
+        ax.legend(frameon=False, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def profile_figures(runs: list, out_dir: str) -> list[str]:
+    """The profile figures of the runs (none without profiles); the paths written."""
+    paths: list[str] = []
+    for stem, build in (("profile-classes", fig_profile_classes),
+                        ("profile-blocks", fig_profile_blocks)):
+        fig = build(runs)
+        if fig is not None:
+            paths += _save(fig, out_dir, stem)
+    return paths

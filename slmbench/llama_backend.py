@@ -144,20 +144,22 @@ def _threadpool_api() -> Any:
     return _tp_api or None
 
 
-def attach_threadpool(ctx: Any, n_threads: int, poll: int = 50) -> Any:
+def attach_threadpool(ctx: Any, n_threads: int, poll: int = 50, pool: Any = None) -> Any:
     """Give ``ctx`` a persistent ggml threadpool, as llama-bench does (poll 50 by default).
 
     Without one, llama.cpp builds a throwaway pool for every graph it computes, which costs a
     few percent on fast single-token decodes.  Returns the pool (free with free_threadpool) or
-    None when the libraries do not expose the API.
+    None when the libraries do not expose the API.  ``pool``: attach an existing pool instead
+    (contexts that never compute at the same time can share one).
     """
     api = _threadpool_api()
     if api is None:
         return None
     base, cpu, lib = api
-    params = base.ggml_threadpool_params_default(int(n_threads))
-    params.poll = int(poll)
-    pool = cpu.ggml_threadpool_new(ctypes.byref(params))
+    if pool is None:
+        params = base.ggml_threadpool_params_default(int(n_threads))
+        params.poll = int(poll)
+        pool = cpu.ggml_threadpool_new(ctypes.byref(params))
     if not pool:
         return None
     ctx_ptr = ctx if isinstance(ctx, int) else ctypes.cast(ctx, ctypes.c_void_p).value

@@ -47,7 +47,11 @@ def _ggml_type(name: str) -> int:
 class Session:
     """A loaded model and one context, plus pre-built inputs: everything a timed loop needs."""
 
-    def __init__(self, path: str, settings: Settings, n_ctx: int, info: GGUFInfo):
+    def __init__(self, path: str, settings: Settings, n_ctx: int, info: GGUFInfo, *,
+                 cb_eval: Any = None, share: "Session | None" = None):
+        """``cb_eval``: a ``ggml_backend_sched_eval_callback`` for the context (slmbench.profile;
+        kept alive as long as the context).  ``share``: a second context on that session's
+        loaded model and thread pool (same settings), which stay owned by ``share``."""
         self.lc = lc = llama()
         self.settings = settings
         self.info = info
@@ -55,15 +59,20 @@ class Session:
         self.ctx = None
         self.sampler = None
         self.threadpool = None
+        self._owns_model = share is None
+        self._cb_eval = cb_eval  # a freed ctypes callback crashes the context that calls it
         self._state_cache: dict[int, Any] = {}
         mark = log_mark()
-        mparams = lc.llama_model_default_params()
-        mparams.n_gpu_layers = int(settings.n_gpu_layers)
-        mparams.load_mode = LOAD_MODES[settings.load_mode]
         self.rss_before_load = rss_mib()
-        t0 = time.perf_counter_ns()
-        self.model = lc.llama_model_load_from_file(os.fsencode(path), mparams)
-        self.load_ms = (time.perf_counter_ns() - t0) / 1e6
+        if share is not None:
+            self.model, self.load_ms = share.model, 0.0
+        else:
+            mparams = lc.llama_model_default_params()
+            mparams.n_gpu_layers = int(settings.n_gpu_layers)
+            mparams.load_mode = LOAD_MODES[settings.load_mode]
+            t0 = time.perf_counter_ns()
+            self.model = lc.llama_model_load_from_file(os.fsencode(path), mparams)
+            self.load_ms = (time.perf_counter_ns() - t0) / 1e6
         if not self.model:
             raise ModelLoadError(f"{path}: llama.cpp could not load the model: "
                                 f"{_last_error(log_since(mark))}")
@@ -80,6 +89,9 @@ class Session:
         cparams.flash_attn_type = FLASH_ATTN[settings.flash_attn]
         cparams.swa_full = bool(settings.swa_full)
         cparams.no_perf = False
+        if cb_eval is not None:
+            cparams.cb_eval = cb_eval
+            cparams.cb_eval_user_data = None
         t0 = time.perf_counter_ns()
         self.ctx = lc.llama_init_from_model(self.model, cparams)
         self.ctx_ms = (time.perf_counter_ns() - t0) / 1e6
@@ -90,7 +102,10 @@ class Session:
         self.rss_after_ctx = rss_mib()
         # a persistent thread pool like llama-bench's (one pool; llama-bench uses one thread
         # count for both), instead of a throwaway pool per graph
-        if settings.n_threads == settings.n_threads_batch:
+        if share is not None:  # one pool: an idle second pool would spin beside this one
+            if share.threadpool:
+                attach_threadpool(self.ctx, settings.n_threads, pool=share.threadpool)
+        elif settings.n_threads == settings.n_threads_batch:
             self.threadpool = attach_threadpool(self.ctx, settings.n_threads)
         self.log_lines = log_since(mark)
         self.n_ctx = int(lc.llama_n_ctx(self.ctx))
@@ -113,9 +128,9 @@ class Session:
         if self.threadpool:
             free_threadpool(self.threadpool)
             self.threadpool = None
-        if self.model:
+        if self.model and self._owns_model:
             lc.llama_model_free(self.model)
-            self.model = None
+        self.model = None
 
     # ------------------------------------------------------------------ inputs (untimed)
 

@@ -231,6 +231,7 @@ class _Accumulator:
     p_diff: list[Any] = field(default_factory=list)
     same_top: int = 0
     n_bytes: int = 0
+    window_sizes: list[int] = field(default_factory=list)  # tokens scored per window
 
 
 def measure_quality(path: str, *, reference: str | None = None, corpus: str | None = None,
@@ -284,6 +285,7 @@ def measure_quality(path: str, *, reference: str | None = None, corpus: str | No
         pieces: dict[int, int] = {}
         rows_per_block = max(1, BLOCK_FLOATS // model.n_vocab)
         for w in range(n_windows):
+            scored_before = sum(len(a) for a in acc.nll)
             window = tokens[w * n_ctx:(w + 1) * n_ctx]
             if model.add_bos:
                 window[0] = model.bos
@@ -322,6 +324,7 @@ def measure_quality(path: str, *, reference: str | None = None, corpus: str | No
                     acc.p_diff.append(np.exp(lp[idx, targets]) - np.exp(rlp[idx, targets]))
                     acc.same_top += int((logits[r0:r1].argmax(axis=1)
                                          == ref_logits[r0:r1].argmax(axis=1)).sum())
+            acc.window_sizes.append(sum(len(a) for a in acc.nll) - scored_before)
             if progress is not None:
                 progress(w + 1, n_windows, math.exp(float(np.concatenate(acc.nll).mean())))
     finally:
@@ -353,7 +356,7 @@ def _metrics(acc: _Accumulator, n_ctx: int, n_windows: int) -> dict[str, float]:
         "nll": mean, "ppl": ppl, "ppl_err": ppl * err,
         "bits_per_byte": total / math.log(2) / acc.n_bytes if acc.n_bytes else float("nan"),
         "nll_sum": total, "n_tokens": n, "n_bytes": acc.n_bytes, "n_windows": n_windows,
-        "n_ctx": n_ctx,
+        "n_ctx": n_ctx, "window_nll": _window_means(nll, acc.window_sizes),
     }
     if acc.kl:
         ref_nll = np.concatenate(acc.ref_nll)
@@ -377,8 +380,19 @@ def _metrics(acc: _Accumulator, n_ctx: int, n_windows: int) -> dict[str, float]:
             delta_ppl_err=math.sqrt(max(0.0, (ppl * err) ** 2 + (ref_ppl * ref_err) ** 2
                                         - 2 * ppl * ref_ppl * cov)),
             ppl_ratio=ppl / ref_ppl,
+            window_ref_nll=_window_means(ref_nll, acc.window_sizes),
+            window_kl=_window_means(kl, acc.window_sizes),
         )
     return m
+
+
+def _window_means(values: Any, sizes: list[int]) -> list[float]:
+    """The mean of each window's values (``sizes``: values per window, in order)."""
+    out, start = [], 0
+    for n in sizes:
+        out.append(float(values[start:start + n].mean()) if n else float("nan"))
+        start += n
+    return out
 
 
 def quality_settings(n_ctx: int, n_batch: int) -> Any:

@@ -13,6 +13,7 @@ import os
 from typing import Any, Iterable
 
 from slmbench.analysis import correlation_table, load_csv, load_table, quant_speedups
+from slmbench.errors import SlmbenchError
 from slmbench.findings import analyze, headlines, human_ctx
 from slmbench.results import Run, read_run
 
@@ -116,7 +117,7 @@ def tables(df) -> dict[str, list[list[str]]]:
     return out
 
 
-CAPTIONS = {
+CAPTIONS = {  # a sentence under a table's heading; more join below
     "Memory": "MiB at n_ctx. KV share = KV / (weights + KV + compute + other), projected to "
               "32k and the training context with the rest held fixed; 'n/a' = unknown, "
               "'> 1M' = not reached within 1M tokens (docs/analysis.md).",
@@ -285,53 +286,143 @@ def method_lines(runs: list[Run], csv: str | None = None, df: Any = None) -> lis
     return out
 
 
+SUSTAINED_TITLE = "Sustained performance"
+SUSTAINED_CAPTION = ("One workload back to back, window by window (`slmbench sustain`, suite key "
+                     "`sustained:`). Burst = the first window, sustained = the median of the "
+                     "last 20% of the windows (at least 3), retained = sustained / burst; "
+                     "< 90% at = the first of two windows in a row below 90% of burst. A run "
+                     "stopped early (interrupted, or its worker killed) is summarised from the "
+                     "windows it finished.")
+
+
+def sustained_table(runs: list[Run]) -> list[list[str]] | None:
+    """One row per sustained test of the runs, failed configs included (the windows a killed
+    run finished are its finding); None when there is none."""
+    rows = [["model", "quant", "device", "threads", "workload", "windows", "burst t/s",
+             "sustained t/s", "retained", "< 90% at", "CV", "temp C first → last",
+             "CPU MHz first → last", "J/token first → last", "stopped"]]
+
+    def pair(a: Any, b: Any, digits: int = 1) -> str:
+        return "-" if a is None and b is None else f"{_fmt(a, digits)} → {_fmt(b, digits)}"
+
+    for run in runs:
+        for rec in run.records:
+            for t in rec.tests:
+                res = t.sustained
+                if res is None:
+                    continue
+                sp = res.decode if res.primary == "decode" else res.prefill
+                done = sum(1 for w in res.windows if w.complete)
+                drop = ("-" if sp is None else "never" if sp.below_90_s is None
+                        else f"{sp.below_90_s:g} s")
+                stopped = res.stop_reason if res.stop_reason != "duration" else "-"
+                if rec.status != "ok":
+                    stopped += f" ({rec.status})"
+                rows.append([str(rec.model_id), str(rec.quant), str(rec.device or
+                                                                     run.env.device_label),
+                             str(rec.settings.n_threads if rec.settings else "?"),
+                             f"{res.workload} {res.duration_s:g} s",
+                             f"{done} x {res.window_s:g} s",
+                             _fmt(sp.burst_ts if sp else None, 1),
+                             _fmt(sp.sustained_ts if sp else None, 1),
+                             f"{_fmt(sp.retained_pct, 1)}%" if sp and sp.retained_pct else "-",
+                             drop, f"{_fmt(sp.cv_pct, 1)}%" if sp and sp.cv_pct else "-",
+                             pair(res.temp_first_c, res.temp_last_c),
+                             pair(res.cpu_mhz_first, res.cpu_mhz_last, 0),
+                             pair(res.j_per_token_first, res.j_per_token_last, 4), stopped])
+    return rows if len(rows) > 1 else None
+
+
+PROFILE_TITLE = "Where the time goes"
+PROFILE_CAPTION = ("Operator-level profiles (`slmbench profile`, suite key `profile:`): every "
+                   "node of llama.cpp's graph timed inside its scheduler, added up by operator "
+                   "class; shares are of the profiled time per token (the unprofiled time and "
+                   "the profiling overhead beside it). Method and limits: docs/profile.md.")
+CAPTIONS.update({SUSTAINED_TITLE: SUSTAINED_CAPTION, PROFILE_TITLE: PROFILE_CAPTION})
+
+
+def profile_table(runs: list[Run]) -> list[list[str]] | None:
+    """One row per profile test of the runs; None when there is none."""
+    from slmbench.profile import table_rows
+
+    rows = table_rows([r for run in runs for r in run.records])
+    return rows if len(rows) > 1 else None
+
+
 def warnings_of(runs: list[Run]) -> list[str]:
     return [f"{r.model_id} {r.quant}: {w}" for run in runs for r in run.records
             for w in r.warnings]
 
 
 def write_report(run_dirs: Iterable[Any] | None, out_dir: str, catalog: Any = None, *,
-                 from_csv: str | None = None, gguf: Iterable[str] | None = None
-                 ) -> dict[str, str]:
+                 from_csv: str | None = None, gguf: Iterable[str] | None = None,
+                 targets: Any = None) -> dict[str, str]:
     """Write report.md, report.html and figures/ for runs or a CSV table (or both: the CSV's
-    rows join the runs')."""
+    rows join the runs').  ``targets`` (a file, a mapping; default: the runs' suites') judge
+    the configs in the Verdict section at the top (slmbench.verdict)."""
     import pandas as pd
 
     from slmbench import figures
+    from slmbench.verdict import report_section
 
     runs = [x if isinstance(x, Run) else read_run(x) for x in (run_dirs or [])]
+    if not runs and not from_csv:
+        raise SlmbenchError("give run directories or --from-csv FILE")
+    sustained = sustained_table(runs)
+    profiles = profile_table(runs)
     frames = []
-    if runs:
-        frames.append(load_table(runs, catalog, gguf))
+    try:
+        if runs:
+            frames.append(load_table(runs, catalog, gguf))
+    except SlmbenchError:
+        # a run of sustained or profile records alone (or a killed one) still has its
+        # windows and operators to show
+        if not (sustained or profiles):
+            raise
     if from_csv:
         frames.append(load_csv(from_csv, catalog, gguf))
-    if not frames:
-        from slmbench.errors import SlmbenchError
-
-        raise SlmbenchError("give run directories or --from-csv FILE")
-    df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    df = (None if not frames else frames[0] if len(frames) == 1
+          else pd.concat(frames, ignore_index=True))
     os.makedirs(out_dir, exist_ok=True)
     fig_dir = os.path.join(out_dir, "figures")
-    speed = quant_speedups(df)
-    corr = correlation_table(df)
-    result = analyze(df)
-    pngs = [p for p in figures.write_all(df, fig_dir, runs, speed, corr) if p.endswith(".png")]
-    summary = result["summary"]
-    heads = headlines(result)
-    grouped = grouped_findings(result)
-    tabs = tables(df)
-    st = speedup_table(speed)
-    if st:
-        tabs["Quantization speedup"] = st
-    cr = correlation_rows(corr)
-    if cr:
-        tabs[f"Strongest correlations ({len(cr) - 1} of {len(corr)}; all in analyze --json)"] = cr
+    figs: list[str] = []
+    tabs: dict[str, list[list[str]]] = {}
+    summary: list[str] = []
+    heads: list[str] = []
+    grouped: list[tuple[str, list[str]]] = []
+    if df is not None:
+        speed = quant_speedups(df)
+        corr = correlation_table(df)
+        result = analyze(df)
+        figs += figures.write_all(df, fig_dir, runs, speed, corr)
+        summary = result["summary"]
+        heads = headlines(result)
+        grouped = grouped_findings(result)
+        tabs = tables(df)
+        st = speedup_table(speed)
+        if st:
+            tabs["Quantization speedup"] = st
+        cr = correlation_rows(corr)
+        if cr:
+            tabs[f"Strongest correlations ({len(cr) - 1} of {len(corr)}; "
+                 "all in analyze --json)"] = cr
+    if sustained:
+        tabs[SUSTAINED_TITLE] = sustained
+        figs += figures.sustained_figures(runs, fig_dir)
+    if profiles:
+        tabs[PROFILE_TITLE] = profiles
+        figs += figures.profile_figures(runs, fig_dir)
+    pngs = [p for p in figs if p.endswith(".png")]
     warns = warnings_of(runs)
     methods = method_lines(runs, from_csv, df)
+    verdict_md, verdict_html = report_section(runs, targets) if runs else ([], "")
     # Markdown
-    md = ["# slmbench report", "", "## Summary", ""]
-    md += [f"- **{x}**" for x in summary] + [f"- {x}" for x in heads]
-    md += ["", "## Findings"]
+    md = ["# slmbench report", ""] + verdict_md
+    if summary or heads:
+        md += ["", "## Summary", ""]
+        md += [f"- **{x}**" for x in summary] + [f"- {x}" for x in heads]
+    if grouped:
+        md += ["", "## Findings"]
     for title, texts in grouped:
         md += ["", f"### {title}", ""] + [f"- {x}" for x in texts]
     md += ["", "## Environment and method", ""] + [f"- {x}" for x in methods]
@@ -354,14 +445,16 @@ def write_report(run_dirs: Iterable[Any] | None, out_dir: str, catalog: Any = No
                     f'src="data:image/png;base64,{data}"></figure>')
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>slmbench report</title>"
              "<meta name='viewport' content='width=device-width'>"
-             f"<style>{_CSS}</style></head><body><h1>slmbench report</h1>"]
-    parts.append("<div class='summary'><ul>"
-                 + "".join(f"<li><b>{html.escape(x)}</b></li>" for x in summary)
-                 + "".join(f"<li>{html.escape(x)}</li>" for x in heads) + "</ul></div>")
-    parts.append("<h2>Findings</h2>" + "".join(
-        f"<h3>{html.escape(title)}</h3><ul class='findings'>"
-        + "".join(f"<li>{html.escape(x)}</li>" for x in texts) + "</ul>"
-        for title, texts in grouped))
+             f"<style>{_CSS}</style></head><body><h1>slmbench report</h1>", verdict_html]
+    if summary or heads:
+        parts.append("<div class='summary'><ul>"
+                     + "".join(f"<li><b>{html.escape(x)}</b></li>" for x in summary)
+                     + "".join(f"<li>{html.escape(x)}</li>" for x in heads) + "</ul></div>")
+    if grouped:
+        parts.append("<h2>Findings</h2>" + "".join(
+            f"<h3>{html.escape(title)}</h3><ul class='findings'>"
+            + "".join(f"<li>{html.escape(x)}</li>" for x in texts) + "</ul>"
+            for title, texts in grouped))
     parts.append("<h2>Environment and method</h2><ul class='muted'>"
                  + "".join(f"<li>{html.escape(x)}</li>" for x in methods) + "</ul>")
     for title, rows in tabs.items():

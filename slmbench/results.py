@@ -22,6 +22,7 @@ from slmbench.schema import (SCHEMA_VERSION, EnvInfo, Manifest, Record, from_dic
 RESULTS_FILE = "results.jsonl"
 ENV_FILE = "env.json"
 MANIFEST_FILE = "manifest.json"
+SUSTAIN_DIR = "sustain"  # sustained configs: sustain/<record_id>.jsonl, a window a line
 
 
 def new_run_id(prefix: str = "run") -> str:
@@ -137,17 +138,19 @@ def read_run(run_dir: str | Path) -> Run:
         results = p / RESULTS_FILE
     if not p.exists():
         raise ResultsFormatError(f"{run_dir}: no such run directory")
-    if not results.exists():
+    if not results.exists() and not (p / MANIFEST_FILE).exists():
         raise ResultsFormatError(f"{run_dir}: not a run directory (no {RESULTS_FILE} inside); "
                                  "pass a directory written by `slmbench run` or "
                                  "`slmbench import`")
     manifest = read_manifest(p)
     records = []
-    for lineno, obj in _numbered_record_dicts(results):
+    # a run stopped inside its first config has a manifest and no results yet
+    for lineno, obj in _numbered_record_dicts(results) if results.exists() else ():
         try:
             records.append(record_from_dict(obj, f"{results}:{lineno}"))
         except TypeError as exc:
             warn(f"{results}:{lineno}: a record that does not match the schema ({exc}); skipped")
+    records += recover_sustained(p, records)
     return Run(path=str(p), run_id=p.name, env=read_env(p), manifest=manifest, records=records)
 
 
@@ -177,3 +180,50 @@ def measured_ids(run_dir: str | Path) -> set[str]:
     if not results.exists():
         return set()
     return {obj["record_id"] for obj in iter_record_dicts(results) if obj.get("record_id")}
+
+
+def windows_file(record_id: str) -> str:
+    """Where a sustained config's windows are written, relative to its run directory."""
+    return f"{SUSTAIN_DIR}/{record_id}.jsonl"
+
+
+def recover_sustained(run_dir: str | Path, records: list[Record]) -> list[Record]:
+    """Sustained configs that left windows but no final record (a killed worker, an
+    interrupted sweep): the test is rebuilt from ``sustain/<record_id>.jsonl`` (every summary
+    is computable from the windows) and attached to the config's failed record, or returned
+    as a new failed record when the runner wrote none.  Records that carry their sustained
+    test already are left alone."""
+    d = Path(run_dir) / SUSTAIN_DIR
+    if not d.is_dir():
+        return []
+    from slmbench.schema import ModelFacts, Settings
+    from slmbench.sustained import read_windows_file
+
+    done = {r.record_id for r in records if any(t.sustained for t in r.tests)}
+    latest = {r.record_id: r for r in records}
+    new: list[Record] = []
+    for f in sorted(d.glob("*.jsonl")):
+        rid = f.stem
+        if rid in done:
+            continue
+        got = read_windows_file(str(f))
+        if got is None:
+            continue
+        header, test = got
+        n = sum(1 for w in test.sustained.windows if w.complete)
+        note = (f"{n} complete window(s) recovered from {windows_file(rid)} (stopped: "
+                f"{test.sustained.stop_reason})")
+        rec = latest.get(rid)
+        if rec is None:
+            rec = Record(record_id=rid, run_id=Path(run_dir).name, status="failed",
+                         reason=f"no final record (the run was interrupted or its worker "
+                                f"killed); {note}",
+                         model_id=header.get("model_id"), quant=header.get("quant"),
+                         device=header.get("device"), started_at=header.get("started_at"),
+                         model=from_dict(ModelFacts, header.get("model")),
+                         settings=from_dict(Settings, header.get("settings")))
+            new.append(rec)
+        else:
+            rec.warnings.append(note)
+        rec.tests.append(test)
+    return new

@@ -1,10 +1,10 @@
 """The sweep: every config of a suite measured in its own worker process, results appended safely.
 
 For each config the runner gets the model file (download, synthesize or local path), predicts its
-memory and skips it when it cannot fit, then starts ``python -m slmbench.worker`` and waits for
-it under a timeout.  Whatever happens - a result, bad settings, a segfault, an OOM kill, a hang -
-becomes one Record appended (and fsynced) to ``results.jsonl`` by the runner, and the sweep goes
-on.  A record is written only when its config is complete, so after any crash of the runner
+memory and skips it when it cannot fit, then runs it in a fresh worker process under a timeout
+(:func:`slmbench.isolate.run_isolated`: forked from a pre-imported fork server, or spawned).
+Whatever happens - a result, bad settings, a segfault, an OOM kill, a hang - becomes one Record
+appended (and fsynced) to ``results.jsonl`` by the runner, and the sweep goes on.  A record is written only when its config is complete, so after any crash of the runner
 ``--resume`` measures exactly the configs that are missing.
 """
 
@@ -17,15 +17,16 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, IO
+from typing import IO, Any
 
 from slmbench.errors import SlmbenchError
+from slmbench.isolate import run_isolated, shutdown
 from slmbench.progress import Progress
 from slmbench.results import (MANIFEST_FILE, RESULTS_FILE, append_record,
                               measured_ids, new_run_id, read_manifest, read_run, run_env,
-                              write_json_atomic)
+                              windows_file, write_json_atomic)
 from slmbench.schema import (SCHEMA_VERSION, ConfigEntry, EnvInfo, Manifest, MemoryEstimate,
-                             Record, WorkerInfo, from_dict, utc_now)
+                             Record, WorkerInfo, from_dict, to_dict, utc_now)
 from slmbench.suite import (Config, ModelRef, Suite, catalog_entry, expand, model_header,
                             parse_suite, synthetic_file)
 
@@ -56,8 +57,9 @@ class RunResult:
         return 1 if self.counts["failed"] else 0
 
 
-class Interrupted(Exception):
-    """Ctrl-C or SIGTERM during a sweep."""
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM during a sweep (a BaseException like KeyboardInterrupt, so a config's
+    `except Exception` does not record it as that config's internal error)."""
 
 
 class Runner:
@@ -186,6 +188,7 @@ class Runner:
         except (KeyboardInterrupt, Interrupted):
             status = "interrupted"
         finally:
+            shutdown()  # the fork server, if a worker started it
             _restore_sigterm(previous_signal)
             self.bar.close()
             self.bar = None
@@ -334,6 +337,10 @@ class Runner:
                                           model_header(reference) if reference else None)
         else:
             est = estimate_memory(info, cfg.settings, cfg.plan)
+        if cfg.kind == "profile":  # a second context (KV + compute) for the unprofiled twin
+            extra = est["kv_mib"] + est["compute_mib"]
+            est = {**est, "kv_mib": 2 * est["kv_mib"], "compute_mib": 2 * est["compute_mib"],
+                   "total_mib": est["total_mib"] + extra}
         if cfg.settings.n_gpu_layers and not self.unified_memory:
             return est, None  # weights go to GPU memory; RAM is not the limit
         available = available_mib()
@@ -350,10 +357,11 @@ class Runner:
 
     def run_worker(self, cfg: Config, path: str, reference: str | None = None) -> Record:
         """Measure one config in a fresh process; a crash or hang becomes a failed Record."""
-        from slmbench.isolate import run_isolated
-
-        record, worker = run_isolated(cfg.worker_payload(path, self.device, reference),
-                                      cfg.timeout_s, on_progress=self._note,
+        job = cfg.job(path, self.device, reference)
+        if cfg.kind == "sustained":  # each window is fsynced there as it ends
+            job.windows_file = windows_file(cfg.record_id)
+            job.windows_path = str(self.run_dir / job.windows_file)
+        record, worker = run_isolated(to_dict(job), cfg.timeout_s, on_progress=self._note,
                                       on_stderr=self.stream.write if self.verbose else None)
         record.worker = from_dict(WorkerInfo, worker)
         return record
@@ -448,6 +456,20 @@ def summary_rows(result: RunResult) -> list[dict[str, Any]]:
             m = test.metrics if test is not None and rec.status == "ok" else None
             row["reference"] = cfg.reference_label
             row.update({k: getattr(m, k) if m else None for k in QUALITY_SUMMARY})
+        elif cfg.kind == "sustained":
+            res = next((t.sustained for t in rec.tests if t.sustained), None) if rec else None
+            sp = (res.decode if res.primary == "decode" else res.prefill) if res else None
+            row.update(workload=(cfg.sustained or {}).get("workload"),
+                       stop_reason=res.stop_reason if res else None,
+                       **{k: getattr(sp, k) if sp else None for k in SUSTAINED_SUMMARY})
+        elif cfg.kind == "profile":
+            from slmbench.profile import headline
+
+            for t in rec.tests if rec is not None and rec.status == "ok" else []:
+                if t.profile is not None:
+                    row[f"{t.profile.phase}_test"] = t.name
+                    row[f"{t.profile.phase}_ms"] = t.profile.total_ms
+                    row[f"{t.profile.phase}_classes"] = headline(t.profile)
         elif rec is not None and rec.status == "ok":
             tp, tt, tf = _pick(rec, "pp", pp), _pick(rec, "tg", tg), _pick(rec, "ttft", ttft)
             row.update({
@@ -465,6 +487,30 @@ def summary_rows(result: RunResult) -> list[dict[str, Any]]:
 
 QUALITY_SUMMARY = ("ppl", "ppl_err", "bits_per_byte", "kl_mean", "kl_p99", "top1_pct",
                    "delta_ppl")
+SUSTAINED_SUMMARY = ("burst_ts", "sustained_ts", "retained_pct", "below_90_s", "cv_pct")
+
+
+def _sustained_table(rows: list[dict[str, Any]], notes: list[str]) -> str:
+    from slmbench.display import fmt, table
+
+    out = []
+    for r in rows:
+        status = r["status"] + (f" ({r['stop_reason']})" if r.get("stop_reason") not in
+                                (None, "duration") else "")
+        if r["reason"]:
+            notes.append(f"[{len(notes) + 1}] {r['model_id']} {r['quant'] or ''} sustained: "
+                         f"{r['reason']}")
+            status += f" [{len(notes)}]"
+        drop = r.get("below_90_s")
+        out.append([r["model_id"], r["quant"] or "?", str(r["threads"]), r.get("workload") or "?",
+                    fmt(r.get("burst_ts"), 1), fmt(r.get("sustained_ts"), 1),
+                    f"{fmt(r.get('retained_pct'), 1)}%" if r.get("retained_pct") else "-",
+                    "never" if drop is None and r.get("burst_ts") else
+                    (f"{drop:g} s" if drop is not None else "-"),
+                    f"{fmt(r.get('cv_pct'), 1)}%" if r.get("cv_pct") is not None else "-",
+                    status])
+    return table(out, ["model", "quant", "threads", "workload", "burst t/s", "sustained t/s",
+                       "retained", "< 90% at", "CV", "status"])
 
 
 def _quality_table(rows: list[dict[str, Any]], notes: list[str]) -> str:
@@ -486,6 +532,23 @@ def _quality_table(rows: list[dict[str, Any]], notes: list[str]) -> str:
                        "KL p99", "top-1 %", "Δ ppl", "status"])
 
 
+def _profile_table(rows: list[dict[str, Any]], notes: list[str]) -> str:
+    from slmbench.display import fmt, table
+
+    out = []
+    for r in rows:
+        status = r["status"]
+        if r["reason"]:
+            notes.append(f"[{len(notes) + 1}] {r['model_id']} {r['quant'] or ''} profile: "
+                         f"{r['reason']}")
+            status += f" [{len(notes)}]"
+        out.append([r["model_id"], r["quant"] or "?", str(r["threads"]),
+                    fmt(r.get("prefill_ms"), 3), fmt(r.get("decode_ms"), 3),
+                    r.get("decode_classes") or r.get("prefill_classes") or "-", status])
+    return table(out, ["model", "quant", "threads", "prefill ms/tok", "decode ms/tok",
+                       "largest classes (decode)", "status"])
+
+
 def summary_table(result: RunResult) -> str:
     from slmbench.display import fmt, table
 
@@ -493,6 +556,8 @@ def summary_table(result: RunResult) -> str:
     all_rows = summary_rows(result)
     rows = [r for r in all_rows if r["kind"] == "bench"]
     quality_rows = [r for r in all_rows if r["kind"] == "quality"]
+    sustained_rows = [r for r in all_rows if r["kind"] == "sustained"]
+    profile_rows = [r for r in all_rows if r["kind"] == "profile"]
     varying = [k for k, label in (("threads", "threads"), ("n_gpu_layers", "ngl"),
                                   ("cache", "kv cache"), ("flash_attn", "fa"))
                if len({r[k] for r in rows}) > 1]
@@ -522,4 +587,10 @@ def summary_table(result: RunResult) -> str:
     if quality_rows:
         parts += ["", "quality (lower perplexity, bits/byte and KL are better):",
                   _quality_table(quality_rows, notes)]
+    if sustained_rows:
+        parts += ["", "sustained (burst = first window, sustained = median of the last 20% of "
+                  "the windows):", _sustained_table(sustained_rows, notes)]
+    if profile_rows:
+        parts += ["", "where the time goes (profiled ms per token and the largest shares; "
+                  "`slmbench report` details them):", _profile_table(profile_rows, notes)]
     return "\n".join([*parts, *notes] if parts else ["(no configs)", *notes])

@@ -125,6 +125,234 @@ class QualityMetrics:
     delta_ppl: float | None = _f("ppl - ref_ppl")
     delta_ppl_err: float | None = _f("standard error of delta_ppl (paired: same tokens)")
     ppl_ratio: float | None = _f("ppl / ref_ppl")
+    window_nll: list[float] | None = _f(
+        "mean NLL per scored token of each window, in order (every window scores the same "
+        "number of tokens): two records on the same corpus, n_ctx and tokens pair window by "
+        "window (compare, recommend)", unit="nats")
+    window_ref_nll: list[float] | None = _f("with a reference: its window_nll on the same "
+                                            "windows", unit="nats")
+    window_kl: list[float] | None = _f("with a reference: mean KL divergence of each window",
+                                       unit="nats")
+
+
+@dataclass
+class SustainWindow:
+    """One window of a sustained run (slmbench.sustained): the workload's speed, latency and
+    the sensors in that stretch of time.  An event (a prefill, a generated token) belongs to
+    the window its end falls in; speeds divide tokens by the time spent inside timed
+    llama.cpp calls, like llama-bench's t/s."""
+
+    index: int = _f("position; 0 is the burst window")
+    t_start_s: float = _f("start, seconds after the workload started", unit="s")
+    t_end_s: float = _f("end (nominal edge; the last window may be shorter)", unit="s")
+    complete: bool = _f("the window ran to its end (false: the run stopped inside it; such a "
+                        "window is kept but left out of the summary)", True)
+    n_iterations: int = _f("workload iterations (prefill and/or generation) that ended here", 0)
+    n_prefill_tokens: int = _f("prompt tokens of the prefills that ended here", 0)
+    prefill_s: float = _f("time inside those prefills", 0.0, unit="s")
+    prefill_ts: float | None = _f("n_prefill_tokens / prefill_s", unit="tokens/s")
+    n_decode_tokens: int = _f("tokens generated one by one that ended here", 0)
+    decode_s: float = _f("time inside those single-token decodes", 0.0, unit="s")
+    decode_ts: float | None = _f("n_decode_tokens / decode_s", unit="tokens/s")
+    ts: float | None = _f("the workload's speed: decode_ts for tg and chat, prefill_ts for pp",
+                          unit="tokens/s")
+    busy_pct: float | None = _f("share of the window spent inside timed llama.cpp calls "
+                                "(the rest: clearing the KV cache, Python, window bookkeeping)",
+                                unit="%")
+    token_ms_p50: float | None = _f("median latency of the tokens generated here", unit="ms")
+    token_ms_p90: float | None = _f("90th percentile latency of the tokens generated here",
+                                    unit="ms")
+    temp_c: float | None = _f("mean over the window's samples of the hottest valid sensor",
+                              unit="C")
+    temp_cpu_c: float | None = _f("same, CPU sensors only (names with cpu, core, pkg, package, "
+                                  "soc, tj, tctl, tdie)", unit="C")
+    temp_gpu_c: float | None = _f("same, GPU sensors only (names with gpu)", unit="C")
+    cpu_mhz: float | None = _f("median clock of the fastest core over the window", unit="MHz")
+    gpu_mhz: float | None = _f("median GPU clock (tegrastats / jtop)", unit="MHz")
+    sensors: SensorSummary | None = _f("the window's full sensor summary (power, energy per "
+                                       "token, throttle flags); null without sensors")
+
+
+@dataclass
+class SustainedSpeed:
+    """One speed series of a sustained run (decode or prefill tokens/s per complete window),
+    summarised."""
+
+    metric: str = _f("'decode' or 'prefill'")
+    n_windows: int = _f("complete windows with a speed", 0)
+    burst_ts: float | None = _f("the first window's speed", unit="tokens/s")
+    sustained_ts: float | None = _f("median speed of the sustained part: the last "
+                                    "sustained_windows windows", unit="tokens/s")
+    sustained_windows: int = _f("windows in the sustained part: the last 20 %, at least 3 "
+                                "(all of them when there are fewer)", 0)
+    retained_pct: float | None = _f("100 x sustained_ts / burst_ts", unit="%")
+    below_90_s: float | None = _f("the drop: start of the first window slower than 90 % of "
+                                  "the burst speed whose next window is slower too (a lone "
+                                  "dip that recovers at once is noise); null = never", unit="s")
+    below_90_window: int | None = _f("index of that window; null = never")
+    n_below_90: int = _f("complete windows slower than 90 % of the burst speed, lone dips "
+                         "included", 0)
+    cv_pct: float | None = _f("window-to-window coefficient of variation of the speed",
+                              unit="%")
+    min_ts: float | None = _f("slowest window", unit="tokens/s")
+    max_ts: float | None = _f("fastest window", unit="tokens/s")
+
+
+@dataclass
+class SustainedResult:
+    """A sustained-performance test (`slmbench sustain`, suite key `sustained:`): one workload
+    run back to back for a duration on one model load, measured window by window."""
+
+    workload: str = _f("'tgN' (generate N tokens), 'ppN' (prefill N tokens) or 'chat:P/G' "
+                       "(prefill P tokens, then generate G), each repeated on a cleared KV cache")
+    n_prompt: int = _f("prompt tokens per iteration", 0)
+    n_gen: int = _f("generated tokens per iteration", 0)
+    duration_s: float = _f("duration asked for", 0.0, unit="s")
+    window_s: float = _f("window length", 0.0, unit="s")
+    elapsed_s: float | None = _f("workload start to stop", unit="s")
+    stop_reason: str = _f("'duration' (ran its course), 'interrupted' (Ctrl-C / SIGTERM), "
+                          "'killed' (no final record: recovered from the windows file) or "
+                          "'error'", "duration")
+    error: str | None = _f("what stopped it, for 'error'")
+    n_iterations: int = _f("workload iterations completed", 0)
+    start_cool_c: float | None = _f("asked to start below this temperature", unit="C")
+    cool_wait_s: float | None = _f("seconds spent waiting to cool down", unit="s")
+    start_temp_c: float | None = _f("hottest valid temperature right before the workload",
+                                    unit="C")
+    notes: list[str] = _f("e.g. no temperature sensor, still hot after the cooling timeout",
+                          factory=list)
+    primary: str = _f("the series the headline numbers use: 'decode' (tg, chat) or 'prefill' "
+                      "(pp)", "decode")
+    decode: SustainedSpeed | None = _f("decode tokens/s over the windows (tg, chat)")
+    prefill: SustainedSpeed | None = _f("prefill tokens/s over the windows (pp, chat)")
+    temp_first_c: float | None = _f("first window's temp_c", unit="C")
+    temp_last_c: float | None = _f("last complete window's temp_c", unit="C")
+    cpu_mhz_first: float | None = _f("first window's cpu_mhz", unit="MHz")
+    cpu_mhz_last: float | None = _f("last complete window's cpu_mhz", unit="MHz")
+    gpu_mhz_first: float | None = _f("first window's gpu_mhz", unit="MHz")
+    gpu_mhz_last: float | None = _f("last complete window's gpu_mhz", unit="MHz")
+    j_per_token_first: float | None = _f("energy per token in the first window", unit="J")
+    j_per_token_last: float | None = _f("energy per token in the last complete window",
+                                        unit="J")
+    throttled_windows: int = _f("windows whose sensors flagged throttling", 0)
+    windows_file: str | None = _f("the windows as written while running (one JSON line each, "
+                                  "fsynced), relative to the run directory")
+    windows: list[SustainWindow] = _f("every window, in order", factory=list)
+
+
+@dataclass
+class OperatorClassTime:
+    """One operator class of a profile: its time per token, share and weight traffic."""
+
+    op_class: str = _f("'matmul' (against weights), 'output' (the vocabulary projection), "
+                       "'attention' (QK / KV matmuls, softmax, flash attention, recurrent "
+                       "mixers), 'kv_copy', 'norm', 'rope', 'elementwise', 'embedding' "
+                       "(GET_ROWS of the token embeddings), 'other', 'noise' (what nodes took "
+                       "above their median evaluation: other processes, page faults, late "
+                       "wake-ups) or 'unattributed' (inside llama_decode but outside every "
+                       "graph node: graph build, inputs, outputs)")
+    weight_type: str | None = _f("matmul / output: ggml type of the weights (Q4_K, Q8_0, F16 ...)")
+    ms: float = _f("time per token: the sum of its nodes' median evaluation time x "
+                   "evaluations, over all samples, per token", 0.0, unit="ms")
+    pct: float = _f("share of the profiled total (the rows of a profile sum to 100)", 0.0,
+                    unit="%")
+    n_nodes: int = _f("timed graph nodes of this class per graph (a fused or grouped node "
+                      "counts once)", 0)
+    weight_bytes: float | None = _f("matmul / output / embedding: bytes of weights read per "
+                                    "token (per graph for prefill, divided by its tokens)",
+                                    unit="bytes")
+    gbs: float | None = _f("weight bytes / time: the bandwidth these nodes achieved", unit="GB/s")
+
+    @property
+    def label(self) -> str:
+        return f"{self.op_class} {self.weight_type}" if self.weight_type else self.op_class
+
+
+@dataclass
+class LayerTime:
+    """One transformer block of a profile (layer = the ``-N`` suffix of llama.cpp's node names)."""
+
+    layer: int | None = _f("block index; null for nodes outside the blocks (embedding, final "
+                           "norm, output projection)")
+    ms: float = _f("time per token", 0.0, unit="ms")
+    pct: float = _f("share of the profiled total", 0.0, unit="%")
+    classes: dict[str, float] = _f("time per token by class label ('matmul Q4_K', "
+                                   "'attention' ...)", factory=dict, unit="ms")
+
+
+@dataclass
+class NodeTime:
+    """One of the most expensive graph nodes of a profile."""
+
+    name: str = _f("ggml tensor name (llama.cpp's, e.g. 'ffn_up-3', 'result_output')")
+    op: str = _f("ggml_op_desc of the node ('MUL_MAT', 'GELU' ...); 'A+B' for a node group "
+                 "computed together (RMS_NORM+MUL is fused by the CPU backend)")
+    op_class: str = _f("its class label (OperatorClassTime.label)")
+    layer: int | None = _f("block index, null outside the blocks")
+    ms: float = _f("time per token", 0.0, unit="ms")
+    pct: float = _f("share of the profiled total", 0.0, unit="%")
+    shape: list[int] = _f("ne of the node's result (trailing 1s dropped)", factory=list)
+    weight_type: str | None = _f("type of the weights it reads, if any")
+    weight_bytes: int | None = _f("bytes of weights it reads per evaluation", unit="bytes")
+
+
+@dataclass
+class OperatorProfile:
+    """Where the time of one phase goes, node by node inside llama.cpp's scheduler
+    (slmbench.profile, docs/profile.md).
+
+    Every graph node is timed between the scheduler's evaluation callbacks (views computed with
+    the next node); the same test runs without the callback on a second context in the same
+    process, interleaved, for the cost of observing.  Times are per token over all samples:
+    profiled = nodes + callbacks + unattributed exactly, and nodes = the classes (each node's
+    median evaluation x evaluations) + noise.
+    """
+
+    phase: str = _f("'prefill' (n_prompt tokens in one llama_decode per n_batch) or 'decode' "
+                    "(one token per llama_decode)")
+    n_tokens: int = _f("tokens per sample: n_prompt (prefill) or n_gen (decode)", 0)
+    n_samples: int = _f("samples (repetitions) of each of the profiled and unprofiled runs", 0)
+    profiled_ms: float = _f("wall time per token with the callback (llama_decode + sync)", 0.0,
+                            unit="ms")
+    unprofiled_ms: float = _f("wall time per token without it, same process and inputs", 0.0,
+                              unit="ms")
+    overhead_pct: float = _f("median profiled sample / median unprofiled sample - 1", 0.0,
+                             unit="%")
+    total_ms: float = _f("profiled total per token = profiled_ms - callback_ms: the "
+                         "denominator of every share", 0.0, unit="ms")
+    nodes_ms: float = _f("sum of the node times per token (every evaluation)", 0.0, unit="ms")
+    noise_ms: float = _f("nodes_ms - the sum of the classes: what nodes took above their "
+                         "median evaluation", 0.0, unit="ms")
+    callback_ms: float = _f("time in the observer's own callbacks between nodes (Python), "
+                            "measured, per token", 0.0, unit="ms")
+    unattributed_ms: float = _f("total - nodes: llama_decode's work outside the graph nodes "
+                                "(graph build, inputs, outputs)", 0.0, unit="ms")
+    coverage_pct: float = _f("nodes / total: how much of the profiled time the nodes explain",
+                             0.0, unit="%")
+    dispatch_us: float | None = _f(
+        "estimated extra cost per timed node of computing the graph in pieces (thread-pool "
+        "wake-up, barrier, synchronise): (median profiled sample - its callbacks - median "
+        "unprofiled sample) / timed nodes per sample", unit="us")
+    n_graph_nodes: int = _f("nodes in one graph (views included)", 0)
+    n_timed_nodes: int = _f("nodes timed per graph (views and fused norms go with the next)", 0)
+    n_graphs: int = _f("graphs computed per sample (one per ubatch)", 0)
+    classes: list[OperatorClassTime] = _f("time per operator class, unattributed included",
+                                          factory=list)
+    layers: list[LayerTime] = _f("time per block", factory=list)
+    top_nodes: list[NodeTime] = _f("the most expensive nodes", factory=list)
+    backends: dict[str, float] = _f("node time per token by backend buffer (CPU, CUDA0 ...)",
+                                    factory=dict, unit="ms")
+    profiled_samples_ns: list[int] = _f("wall time of each profiled sample", factory=list,
+                                        unit="ns")
+    unprofiled_samples_ns: list[int] = _f("wall time of each unprofiled sample", factory=list,
+                                          unit="ns")
+    bandwidth_gbs: float | None = _f("the bandwidth probe at bandwidth_threads, when known",
+                                     unit="GB/s")
+    bandwidth_threads: int | None = _f("thread count of that probe figure")
+    llc_bytes: int | None = _f("the machine's last-level cache (from the probe): weights that "
+                               "fit in it can be read faster than the probe's DRAM figure",
+                               unit="bytes")
+    notes: list[str] = _f("how to read this profile (GPU backends, fusions ...)", factory=list)
 
 
 @dataclass
@@ -133,8 +361,10 @@ class TestResult:
 
     __test__ = False  # not a pytest test class despite the name
 
-    test: str = _f("'pp' (prefill), 'tg' (decode) or 'ttft' (prefill + first greedy token)")
-    name: str = _f("label, e.g. 'pp64', 'tg32@d512', 'ttft64'")
+    test: str = _f("'pp' (prefill), 'tg' (decode), 'ttft' (prefill + first greedy token), "
+                   "'quality', 'sustained' or 'profile'")
+    name: str = _f("label, e.g. 'pp64', 'tg32@d512', 'ttft64', 'sustained:tg128:600s/10s', "
+                   "'profile-tg32'")
     n_prompt: int = _f("prompt tokens evaluated in the timed region (pp, ttft)", 0)
     n_gen: int = _f("tokens generated one by one in the timed region (tg; 1 for ttft)", 0)
     n_depth: int = _f("tokens already in the KV cache before the timed region (untimed fill)", 0)
@@ -163,6 +393,11 @@ class TestResult:
         "sensor summary during the test (temperatures, clocks, power, energy per token, "
         "throttled flag); null when the machine has no sensor or sensors are off")
     metrics: QualityMetrics | None = _f("quality tests only: perplexity, bits per byte, KL")
+    sustained: SustainedResult | None = _f(
+        "sustained tests only: the windows and the burst / sustained / retained summary; "
+        "samples_ts then holds the primary speed of every complete window")
+    profile: OperatorProfile | None = _f("profile tests only: where the time goes, by operator "
+                                         "class, block and node")
     warnings: list[str] = _f("e.g. 'CV 7.2% > 5%: noisy machine'", factory=list)
 
 
@@ -285,6 +520,8 @@ class WorkerInfo:
     wall_s: float | None = _f("start to exit", unit="s")
     start_ms: float | None = _f("start to ready (imports, llama.cpp initialisation)", unit="ms")
     start_method: str | None = _f("'fork' (from the pre-imported fork server) or 'spawn'")
+    server_start_ms: float | None = _f("the config that started the fork server (once a "
+                                       "sweep): how long that took", unit="ms")
     stderr_tail: list[str] = _f("its last stderr lines when it failed", factory=list)
 
 
@@ -702,7 +939,9 @@ def schema_markdown() -> str:
         "",
     ]
     for cls in (Record, ModelFacts, Settings, LoadResult, Memory, Buffer, KVProjection,
-                TestResult, Stats, PerfCounters, SensorSummary, QualityMetrics, MemoryEstimate,
+                TestResult, Stats, PerfCounters, SensorSummary, QualityMetrics, SustainedResult,
+                SustainedSpeed, SustainWindow, OperatorProfile, OperatorClassTime, LayerTime,
+                NodeTime, MemoryEstimate,
                 WorkerInfo, QualityInput, EnvInfo, OSInfo, CPUInfo, MemInfo, LlamaInfo,
                 DeviceProfile, Bandwidth, BandwidthPoint, Manifest, ConfigEntry):
         out += [f"## {cls.__name__}", "", (cls.__doc__ or "").strip(), "",

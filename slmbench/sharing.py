@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from slmbench.errors import ConfigError, HubError, ResultsFormatError, SlmbenchError
-from slmbench.results import ENV_FILE, MANIFEST_FILE, RESULTS_FILE, iter_record_dicts, read_run
+from slmbench.results import (ENV_FILE, MANIFEST_FILE, RESULTS_FILE, SUSTAIN_DIR,
+                              iter_record_dicts, read_run)
 
 SCHEME = "hf://"
 RUNS_DIR = "runs"
@@ -247,6 +248,8 @@ def _git_oid(data: bytes) -> str:
 
 def _run_files(run_dir: Path) -> dict[str, Path]:
     files = {name: run_dir / name for name in RUN_FILES if (run_dir / name).is_file()}
+    for p in sorted((run_dir / SUSTAIN_DIR).glob("*.jsonl")):  # sustained configs' windows
+        files[f"{SUSTAIN_DIR}/{p.name}"] = p
     report = run_dir / REPORT_DIR
     if report.is_dir():
         for p in sorted(report.rglob("*")):

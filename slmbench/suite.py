@@ -17,11 +17,11 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from slmbench import config
-from slmbench.config import (FIELD, FIELDS, QUALITY_DEFAULTS, Settings, TestPlan, config_id,
-                             default_threads)
+from slmbench.config import (FIELD, FIELDS, PROFILE_DEFAULTS, QUALITY_DEFAULTS, Settings,
+                             TestPlan, config_id, default_threads)
 from slmbench.errors import ConfigError, SlmbenchError
 from slmbench.gguf_info import model_id_from_file
 
@@ -106,9 +106,12 @@ class Config:
     cooldown_s: float = 0.0
     max_temp_c: float | None = None
     timeout_s: float = 3600.0
-    kind: str = "bench"  # 'bench' (timing + memory) or 'quality' (perplexity / KL)
+    kind: str = "bench"  # 'bench' (timing + memory), 'quality' (perplexity / KL), 'sustained'
+    #             or 'profile'
     quality: dict[str, Any] | None = None  # kind 'quality': QUALITY_DEFAULTS keys + n_threads
     reference: ModelRef | None = None  # kind 'quality': the KL reference file, if any
+    sustained: dict[str, Any] | None = None  # kind 'sustained': SUSTAINED_DEFAULTS keys
+    profile: dict[str, Any] | None = None  # kind 'profile': PROFILE_DEFAULTS keys
 
     @property
     def label(self) -> str:
@@ -116,6 +119,12 @@ class Config:
         if self.kind == "quality":
             vs = f" vs {self.reference_label}" if self.reference else ""
             return f"{self.model.key} quality{vs}"
+        if self.kind == "sustained":
+            sus = self.sustained or {}
+            return (f"{self.model.key} t{s.n_threads} sustained {sus.get('workload')} "
+                    f"{sus.get('duration'):g}s")
+        if self.kind == "profile":
+            return f"{self.model.key} t{s.n_threads} profile"
         bits = [self.model.key, f"t{s.n_threads}"]
         if s.n_gpu_layers:
             bits.append(f"ngl{s.n_gpu_layers}")
@@ -131,14 +140,45 @@ class Config:
         ref = self.reference
         return (ref.quant or ref.model_id) if ref else None
 
+    def job(self, path: str, device: str | None, reference_path: str | None = None) -> Job:
+        """What the worker process needs to measure this config."""
+        return Job(index=self.index, record_id=self.record_id, kind=self.kind, path=path,
+                   model_id=self.model.model_id, quant=self.model.quant, device=device,
+                   settings=self.settings, plan=self.plan, cooldown_s=self.cooldown_s,
+                   max_temp_c=self.max_temp_c, quality=self.quality,
+                   reference_path=reference_path, sustained=self.sustained,
+                   profile=self.profile)
+
     def worker_payload(self, path: str, device: str | None,
                        reference_path: str | None = None) -> dict[str, Any]:
-        """What the worker process needs (JSON)."""
-        return {"index": self.index, "record_id": self.record_id, "path": path,
-                "model_id": self.model.model_id, "quant": self.model.quant, "device": device,
-                "settings": asdict(self.settings), "plan": asdict(self.plan),
-                "cooldown_s": self.cooldown_s, "max_temp_c": self.max_temp_c,
-                "kind": self.kind, "quality": self.quality, "reference_path": reference_path}
+        """The job as JSON-able data: what crosses into the worker process."""
+        from slmbench.schema import to_dict
+
+        return to_dict(self.job(path, device, reference_path))
+
+
+@dataclass
+class Job:
+    """One config as a worker measures it (``worker.execute``); crosses the process boundary
+    as a dict (``to_dict`` / ``schema.from_dict``)."""
+
+    index: int
+    record_id: str
+    kind: str  # 'bench' | 'quality' | 'sustained' | 'profile'
+    path: str  # the local model file
+    model_id: str | None
+    quant: str | None
+    device: str | None
+    settings: Settings
+    plan: TestPlan
+    cooldown_s: float = 0.0
+    max_temp_c: float | None = None
+    quality: dict[str, Any] | None = None  # kind 'quality': QUALITY_DEFAULTS keys + n_threads
+    reference_path: str | None = None  # kind 'quality': the KL reference file
+    sustained: dict[str, Any] | None = None  # kind 'sustained': SUSTAINED_DEFAULTS keys
+    windows_path: str | None = None  # kind 'sustained': the file each window is fsynced to
+    windows_file: str | None = None  # ... as the record names it (relative to the run)
+    profile: dict[str, Any] | None = None  # kind 'profile': PROFILE_DEFAULTS keys
 
 
 # --------------------------------------------------------------------------- loading
@@ -209,8 +249,9 @@ def parse_suite(raw: dict[str, Any], *, source: str = "<built-in>",
             problems.append(f"unknown key '{key}'{hint}")
     values: dict[str, Any] = {}
     base = Path(base_dir) if base_dir is not None else Path.cwd()
-    if overrides.get("quality") is True and isinstance(raw.get("quality"), dict):
-        data["quality"] = raw["quality"]  # --quality turns on what the file configures
+    for key in ("quality", "profile"):  # --quality turns on what the file configures
+        if overrides.get(key) is True and isinstance(raw.get(key), dict):
+            data[key] = raw[key]
     for f in FIELDS:
         key = f.key
         if key == "models":
@@ -221,10 +262,25 @@ def parse_suite(raw: dict[str, Any], *, source: str = "<built-in>",
         if key == "quality":
             values[key] = parse_quality(data[key], where(key), base, problems)
             continue
+        if key == "targets":
+            values[key] = parse_targets(data[key], where(key),
+                                        Path.cwd() if key in overrides else base, problems)
+            continue
+        if key == "sustained":
+            values[key] = parse_sustained(data[key], where(key), problems)
+            continue
+        if key == "profile":
+            values[key] = parse_profile(data[key], where(key), problems)
+            continue
         value, err = config.coerce(f.kind, data[key])
         if err:
             problems.append(f"{where(key)}: {err}")
         values[key] = value
+    wanted = config.targets_workloads(config.parse_targets(values.get("targets"))[0])
+    if wanted and isinstance(values.get("workloads"), list):  # targets add their workloads
+        have = {config.workload_shape(w) for w in values["workloads"]}
+        values["workloads"] = values["workloads"] + [
+            w for w in wanted if config.workload_shape(w) not in have]
     problems += config.check(values, where)
     models: list[ModelSpec] = []
     if "models" not in data or not data["models"]:
@@ -251,6 +307,7 @@ def parse_suite(raw: dict[str, Any], *, source: str = "<built-in>",
         for m in models:
             m.quality = None  # --no-quality: no quality config at all
     _check_quants(models, values, problems, catalog)
+    _check_target_needs(models, values, where, problems)
     name = values.pop("name") or (Path(source).stem if source not in ("<built-in>", "")
                                   else "suite")
     if problems:  # source "" (the command line of `bench`): the problems name the flags
@@ -382,6 +439,123 @@ def parse_quality(value: Any, where: str, base: Path, problems: list[str]) -> An
                 out[key] = str(p.resolve())
         else:
             out[key] = v.strip().upper()  # a quantization of the same model
+    return out
+
+
+def parse_targets(value: Any, where: str, base: Path, problems: list[str]) -> Any:
+    """`targets:` as written: a YAML file (path relative to the suite, or to the working
+    directory for --targets) or a mapping; returned as the checked mapping (what the manifest
+    keeps), None when it has problems (they are added)."""
+    if isinstance(value, list) and len(value) == 1:  # --targets FILE arrives as a list
+        value = value[0]
+    if isinstance(value, str):
+        p = Path(os.path.expanduser(value.strip()))
+        p = p if p.is_absolute() else base / p
+        if not p.is_file():
+            problems.append(f"{where}: no such targets file {value!r}")
+            return None
+        try:
+            value = read_targets_file(p)
+        except ConfigError as exc:
+            problems.append(str(exc))
+            return None
+        where = str(p)
+    _targets, found = config.parse_targets(value, where)
+    problems += found
+    if found:
+        return None
+    if isinstance(value, dict) and isinstance(value.get("targets"), dict) \
+            and not set(value) & set(config.TARGET_METRIC):
+        value = value["targets"]
+    return value
+
+
+def read_targets_file(path: str | Path) -> Any:
+    """The data of a targets YAML file (one-line ConfigError when unreadable)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the targets ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}:{at}: not valid YAML ({problem})") from None
+    return data
+
+
+def _check_target_needs(models: list[ModelSpec], values: dict[str, Any],
+                        where: Callable[[str], str], problems: list[str]) -> None:
+    """Targets on quality or sustained metrics need those tests in the suite: say so before a
+    long run rather than fail the gate at its end."""
+    targets, _ = config.parse_targets(values.get("targets"))
+    qualities = [effective_quality(values.get("quality"), m.quality) for m in models]
+    for t in targets:
+        need = config.TARGET_METRIC[t.metric].needs
+        if need == "quality" and not any(q is not None for q in qualities):
+            problems.append(f"{where('targets')}: {t.metric} needs quality tests (add "
+                            "`quality: true` to the suite, or --quality)")
+        elif need == "reference" and not any(q and q.get("reference") for q in qualities):
+            problems.append(f"{where('targets')}: {t.metric} needs quality tests with a KL "
+                            "reference (e.g. `quality: {reference: F16}`)")
+        elif need == "sustained" and not values.get("sustained"):
+            problems.append(f"{where('targets')}: {t.metric} needs a sustained test (suite "
+                            "key `sustained:`)")
+
+
+def parse_sustained(value: Any, where: str, problems: list[str]) -> dict[str, Any] | None:
+    """`sustained:` as written: true (every default), false, or a mapping of
+    SUSTAINED_DEFAULTS keys; returned checked and normalised (durations in seconds), or None."""
+    from slmbench.config import SUSTAINED_DEFAULTS
+    from slmbench.sustained import spec_from_values
+
+    if value is False or value is None:
+        return None
+    if value is True:
+        value = {}
+    if not isinstance(value, dict):
+        problems.append(f"{where}: expected true, false or a mapping of "
+                        f"{', '.join(SUSTAINED_DEFAULTS)}, got {value!r}")
+        return None
+    unknown = [k for k in value if k not in SUSTAINED_DEFAULTS]
+    for key in unknown:
+        close = difflib.get_close_matches(str(key), SUSTAINED_DEFAULTS, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        problems.append(f"{where}: unknown key '{key}'{hint} (known: "
+                        f"{', '.join(SUSTAINED_DEFAULTS)})")
+    try:
+        return spec_from_values(value).to_values()
+    except SlmbenchError as exc:
+        problems.append(f"{where}.{exc}")
+        return None
+
+
+def parse_profile(value: Any, where: str, problems: list[str]) -> Any:
+    """`profile:` as written: True / False, or a mapping of PROFILE_DEFAULTS keys; stored as
+    the full mapping (defaults filled in), or False."""
+    if isinstance(value, bool):
+        return dict(PROFILE_DEFAULTS) if value else False
+    if not isinstance(value, dict):
+        problems.append(f"{where}: expected true, false or a mapping of "
+                        f"{', '.join(PROFILE_DEFAULTS)}, got {value!r}")
+        return False
+    out = dict(PROFILE_DEFAULTS)
+    for key, v in value.items():
+        low = 1 if key == "repetitions" else 0
+        if key not in PROFILE_DEFAULTS:
+            close = difflib.get_close_matches(str(key), PROFILE_DEFAULTS, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(f"{where}: unknown key '{key}'{hint} (known: "
+                            f"{', '.join(PROFILE_DEFAULTS)})")
+        elif not isinstance(v, int) or isinstance(v, bool) or v < low:
+            problems.append(f"{where}.{key}: expected an integer >= {low}, got {v!r}")
+        else:
+            out[key] = v
+    if not out["n_prompt"] and not out["n_gen"]:
+        problems.append(f"{where}: nothing to profile (n_prompt and n_gen are both 0)")
     return out
 
 
@@ -518,7 +692,8 @@ def expand(suite: Suite) -> list[Config]:
             quality_refs += [(r, q) for r in new]
     configs: list[Config] = []
     seen: set[str] = set()
-    for ref, *point in itertools.product(refs, *(v[key] for key in config.SWEPT)):
+    points = itertools.product(refs, *(v[key] for key in config.SWEPT)) if plan.tests() else ()
+    for ref, *point in points:
         settings = config.settings_for(v, **dict(zip(config.SWEPT, point)))
         rid = config_id(ref.key, settings, plan)
         if rid in seen:
@@ -534,7 +709,51 @@ def expand(suite: Suite) -> list[Config]:
         if cfg.record_id not in seen:
             seen.add(cfg.record_id)
             configs.append(cfg)
+    # sustained last: one per model file, at the first point of the settings sweep
+    if v.get("sustained"):
+        settings = config.settings_for(v, **{key: v[key][0] for key in config.SWEPT})
+        for ref in refs:
+            cfg = sustained_config(len(configs), ref, v["sustained"], settings, v["timeout_s"])
+            if cfg.record_id not in seen:
+                seen.add(cfg.record_id)
+                configs.append(cfg)
+    # profiles last: one per model file, at the first value of every swept setting
+    if v.get("profile"):
+        first = {key: v[key][0] for key in config.SWEPT}
+        for ref in refs:
+            cfg = profile_config(len(configs), ref, config.settings_for(v, **first),
+                                 v["profile"], v["timeout_s"])
+            if cfg.record_id not in seen:
+                seen.add(cfg.record_id)
+                configs.append(cfg)
     return configs
+
+
+def sustained_config(index: int, ref: ModelRef, values: dict[str, Any], settings: Settings,
+                     timeout_s: float) -> Config:
+    """The sustained config of one model file (slmbench.sustained).  Its timeout adds the
+    duration and the cooling wait to the suite's: a 2 h sustained run is not a hang."""
+    from slmbench.sustained import spec_from_values
+
+    spec = spec_from_values(values)
+    plan = TestPlan([spec.n_prompt] if spec.n_prompt else [],
+                    [spec.n_gen] if spec.n_gen else [], [0], False)
+    wait = spec.start_cool_timeout_s if spec.start_cool_c is not None else 0.0
+    return Config(index=index, model=ref, settings=settings, plan=plan,
+                  record_id=config_id(f"{ref.key}:{spec.key()}", settings, plan),
+                  timeout_s=timeout_s + spec.duration_s + wait, kind="sustained",
+                  sustained=spec.to_values())
+def profile_config(index: int, ref: ModelRef, settings: Settings, prof: dict[str, Any],
+                   timeout_s: float) -> Config:
+    """The profile config of one model file (slmbench.profile): its settings are a timing
+    config's, its plan the profile's tests, its record id its own."""
+    from slmbench.profile import profile_plan, profile_record_id
+
+    settings.repetitions = prof["repetitions"]
+    p, g, d = prof["n_prompt"], prof["n_gen"], prof["n_depth"]
+    return Config(index=index, model=ref, settings=settings, plan=profile_plan(p, g, d),
+                  record_id=profile_record_id(ref.key, settings, p, g, d), timeout_s=timeout_s,
+                  kind="profile", profile=dict(prof))
 
 
 def quality_config(index: int, ref: ModelRef, q: dict[str, Any], n_threads: int,

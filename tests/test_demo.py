@@ -35,6 +35,9 @@ def test_quick_demo_runs_end_to_end_offline(tmp_path, capsys, monkeypatch):
     # four findings: size, quantization, vocabulary, quality
     assert [f.split(":")[0] for f in out["findings"]] == ["size", "quantization", "vocabulary",
                                                           "quality"]
+    # the decision at the end: the suite's targets on its own run (autocomplete workload)
+    assert out["recommendation"].startswith("autocomplete: ")
+    assert "kl_mean <= 0.005" in out["recommendation"]
     # statistics and report wherever those modules are installed
     if importlib.util.find_spec("slmbench.analysis"):
         assert out["analysis"]

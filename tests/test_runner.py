@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from slmbench import isolate
 from slmbench.errors import SlmbenchError
 from slmbench.results import iter_record_dicts, read_run
 from slmbench.runner import Runner, summary_table
@@ -67,6 +68,7 @@ def test_crashes_and_hangs_do_not_stop_the_sweep(tmp_path, three_models, monkeyp
     # config 0 segfaults, config 1 hangs past the timeout, config 2 is killed like by the OOM
     # killer; the configs after them must still be measured
     monkeypatch.setenv("SLMBENCH_TEST_CRASH", "0:segv,1:hang,2:kill")
+    monkeypatch.delenv("SLMBENCH_WORKER_START", raising=False)  # fork, the default on Linux
     suite = parse_suite({"models": three_models, **FAST, "threads": [1, 2], "timeout_s": 6.0})
     runner = make_runner(suite, tmp_path)
     assert len(runner.configs) == 6
@@ -85,6 +87,11 @@ def test_crashes_and_hangs_do_not_stop_the_sweep(tmp_path, three_models, monkeyp
     assert not [p for p in psutil.process_iter(["cmdline"])
                 if "slmbench.worker" in " ".join(p.info["cmdline"] or [])
                 and p.ppid() == os.getpid()]
+    # so is the fork server that forked the workers, stopped at the end of the sweep
+    assert [r["worker"]["start_method"] for r in recs] == ["fork"] * 6
+    assert isolate._server is None
+    assert not [p for p in psutil.Process().children(recursive=True)
+                if p.status() != psutil.STATUS_ZOMBIE]
 
 
 def test_a_crash_after_the_result_is_written_keeps_the_measurement(tmp_path, tiny_model,
@@ -148,14 +155,33 @@ def _wait_for_records(run_dir: Path, n: int, proc: subprocess.Popen, timeout: fl
     raise AssertionError(f"no {n} records within {timeout} s")
 
 
-def _hung_worker(proc: subprocess.Popen, timeout: float = 30) -> psutil.Process:
+def _hung_worker(proc: subprocess.Popen,
+                 timeout: float = 30) -> tuple[psutil.Process, list[psutil.Process]]:
+    """The runner's worker and all its other descendants (the fork server, if any)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        kids = psutil.Process(proc.pid).children()
-        if kids:
-            return kids[0]
+        kids = psutil.Process(proc.pid).children(recursive=True)
+        for kid in kids:
+            try:
+                if kid.name() == "slmbench-worker" or "slmbench.worker" in kid.cmdline():
+                    return kid, [k for k in kids if k.pid != kid.pid]
+            except psutil.NoSuchProcess:
+                pass
         time.sleep(0.05)
     raise AssertionError("the runner started no worker")
+
+
+def _all_gone(procs: list[psutil.Process], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if all(p.status() == psutil.STATUS_ZOMBIE for p in procs):
+                return True  # a zombie is dead (nobody may reap an orphan in a container)
+        except psutil.NoSuchProcess:
+            procs = [p for p in procs if p.is_running()]
+            continue
+        time.sleep(0.05)
+    return False
 
 
 def test_sigkill_mid_sweep_then_resume_measures_each_config_once(tmp_path, three_models,
@@ -166,11 +192,11 @@ def test_sigkill_mid_sweep_then_resume_measures_each_config_once(tmp_path, three
     # config 2 hangs, so the runner is surely killed while a worker is busy
     proc = _start_runner(tmp_path, suite_file, "killed", crash="2:hang")
     _wait_for_records(run_dir, 2, proc)
-    worker = _hung_worker(proc)
+    worker, others = _hung_worker(proc)
     proc.kill()
     proc.communicate()
-    # the worker dies with its runner (no orphan keeps measuring)
-    worker.wait(timeout=10)
+    # the worker dies with its runner (no orphan keeps measuring), and so does the fork server
+    assert _all_gone([worker, *others])
     # a torn last line, as if the machine died mid-append, must not break the resume
     with open(run_dir / "results.jsonl", "a") as fh:
         fh.write('{"record_id": "torn')
@@ -196,12 +222,12 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path, three_models):
     suite_file.write_text(json.dumps({"models": three_models, **FAST}))
     proc = _start_runner(tmp_path, suite_file, "stopped", crash="1:hang")
     _wait_for_records(tmp_path / "results" / "stopped", 1, proc)
-    worker = _hung_worker(proc)
+    worker, others = _hung_worker(proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert "slmbench run --resume stopped" in err
-    worker.wait(timeout=10)
+    assert _all_gone([worker, *others])
     manifest = json.loads((tmp_path / "results" / "stopped" / "manifest.json").read_text())
     assert manifest["status"] == "interrupted"
     assert len(lines_of(tmp_path / "results" / "stopped")) == 1  # the hung config is not recorded

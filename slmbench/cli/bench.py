@@ -48,32 +48,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from slmbench import api, config
     from slmbench.display import format_record
-    from slmbench.schema import to_dict
-    from slmbench.suite import expand
-
     from slmbench.llama_backend import LOG_ENV
+    from slmbench.schema import to_dict
 
     suite = api.bench_suite(args.files, config.overrides_from_args(args),
                             from_command_line=True)
     if args.verbose:
         os.environ[LOG_ENV] = "1"  # the workers copy llama.cpp's log to their stderr
     tty = sys.stderr.isatty()
-    records = []
-    for cfg in expand(suite):
-        name = os.path.basename(cfg.model.path or "")
 
-        def progress(msg: str, name: str = name) -> None:
-            sys.stderr.write(f"\r\033[K{name}: {msg}")
-            sys.stderr.flush()
+    def progress(cfg, msg: str) -> None:
+        sys.stderr.write(f"\r\033[K{os.path.basename(cfg.model.path or '')}: {msg}")
+        sys.stderr.flush()
 
-        rec = api.measure_config(cfg, progress=progress if tty else None,
-                                 verbose=args.verbose)
+    def done(rec) -> None:
         if tty:
             sys.stderr.write("\r\033[K")
-        records.append(rec)
         if not args.json:
             print(format_record(rec))
             print()
+
+    records = api.measure_suite(suite, progress=progress if tty else None, on_record=done,
+                                verbose=args.verbose)
     if args.json:
         json.dump([to_dict(r) for r in records], sys.stdout, indent=1)
         sys.stdout.write("\n")

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from slmbench.errors import warn
     from slmbench.schema import to_dict
 
-    records = api.quality(args.files, reference=args.reference, corpus=args.corpus,
+    records = api.score_quality(args.files, reference=args.reference, corpus=args.corpus,
                           n_ctx=args.n_ctx, n_batch=args.n_batch, threads=args.threads,
                           chunks=args.chunks, results_dir=args.results, progress=_progress())
     rows = []

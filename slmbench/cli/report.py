@@ -7,7 +7,9 @@ import argparse
 HELP = "write a Markdown + self-contained HTML report with figures"
 DESCRIPTION = """\
 Write report.md and report.html (figures embedded, no external files or URLs) for one or more
-runs: environment and method, results with their spread, memory breakdown, quantization
+runs: at the top the Verdict (per device and workload the config to ship and the pass/fail table
+of the targets: --targets FILE, or the targets the runs' suites carry; see `slmbench recommend`),
+then environment and method, results with their spread, memory breakdown, quantization
 speedups, findings as sentences computed from the statistics, warnings (noisy, throttled), and
 figures (latency vs parameters, memory breakdown, KV share vs context, quantization speedup,
 per-token decode latency, correlations). Several runs or devices appear side by side; a fleet
@@ -36,6 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gguf", action="append", default=[], metavar="FILE",
                    help="a GGUF file whose header facts fill the rows of its model id; "
                         "repeatable")
+    p.add_argument("--targets", metavar="FILE",
+                   help="targets YAML for the Verdict section (default: the runs' suites'; "
+                        "docs/recommend.md)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,6 +50,6 @@ def run(args: argparse.Namespace) -> int:
 
     paths = write_report(run_paths(args.runs) if args.runs else [], args.out,
                          load_catalog(args.catalog) if args.catalog else None,
-                         from_csv=args.from_csv, gguf=args.gguf)
+                         from_csv=args.from_csv, gguf=args.gguf, targets=args.targets)
     print(f"wrote {paths['markdown']} and {paths['html']}")
     return 0

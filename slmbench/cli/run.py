@@ -27,6 +27,12 @@ can be overridden on the command line; lists are comma-separated (see docs/runne
 Quality: a suite's `quality:` key (or --quality) adds one config per model file, after the
 timing: perplexity and bits per byte on a text (llama-perplexity's method), and KL divergence
 against a reference quant of the same model, e.g. `quality: {reference: Q8_0, chunks: 20}`.
+Sustained performance: a suite's `sustained:` key adds one config per model file, last: its
+workload back to back for a duration, window by window, e.g. `sustained: {duration: 10m,
+workload: chat:512/128}` (see `slmbench sustain --help`).
+Profiles: a suite's `profile:` key (or --profile) adds one config per model file, last: where
+the time of a prefill and of decoding goes, operator class by class, e.g. `profile: {n_prompt:
+256, n_gen: 32}` (see `slmbench profile --help`).
 
 examples:
   slmbench run                                        # suites/quick.yaml
@@ -37,10 +43,18 @@ examples:
   slmbench run --resume run-20261122-153012-4242      # continue a stopped run
   slmbench run quick --quality                        # + perplexity of every model file
   slmbench run quick --dry-run                        # list the configs, measure nothing
+  slmbench run quick --workload chat --targets targets.yaml   # exit 1 when a target is missed
   slmbench run quick --host pi@raspberrypi            # run it on another device over ssh
   slmbench run my.yaml --host phone --port 8022 --push-files   # copy local .gguf files too
   slmbench run quick --hosts inventory.yml --limit jetsons      # every host of a fleet at once
   slmbench run --resume fleet-20261122-153012-4242              # continue a stopped fleet run
+
+Workloads and targets (docs/recommend.md): --workload chat (or autocomplete, summarize, rag,
+P/G) adds the tests of that use's end-to-end latency (ttft512 and tg128@d512 for chat);
+--targets FILE (or the suite key targets:) judges every config after the run, e.g.
+`ttft_ms: {chat: 1000}`, `peak_rss_mib: 2048`, `kl_mean: 0.02`, and adds the workloads it
+names. Exit code 1 when a config misses a target (uncertain verdicts are shown, not failed),
+2 on a bad targets file: a CI gate for "this model still fits this device".
 
 Fleet runs (--hosts, docs/fleet.md): the inventory is an Ansible inventory (YAML or INI; host
 variables ansible_host, ansible_port, ansible_user, ansible_ssh_private_key_file,
@@ -96,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
     from slmbench.fleet import is_fleet_dir
 
     if args.hosts or (args.resume and is_fleet_dir(os.path.join(args.results, args.resume))):
-        return _run_fleet(args, overrides)
+        targets = _local_targets(overrides)
+        code, fleet_dir = _run_fleet(args, overrides)
+        return _gate(code, args, targets, lambda: [fleet_dir] if fleet_dir else [])
     if args.limit or args.parallel:
         from slmbench.errors import ConfigError
 
@@ -104,12 +120,13 @@ def run(args: argparse.Namespace) -> int:
     if args.host:
         from slmbench.remote import run_suite_remote
 
+        targets = _local_targets(overrides)
         local = run_suite_remote(args.host, args.suite, overrides, results_dir=args.results,
                                  run_id=args.run_id, resume=args.resume, offline=args.offline,
                                  port=args.port, remote_slmbench=args.remote_slmbench,
                                  push_files=args.push_files)
         print(f"results in {local}")
-        return 0
+        return _gate(0, args, targets, lambda: [local])
     if args.dry_run:
         return _print_plan(api.plan_suite(args.suite, overrides, resume=args.resume,
                                           results_dir=args.results), args.json)
@@ -132,10 +149,45 @@ def run(args: argparse.Namespace) -> int:
         c = result.counts
         print(f"\n{c['ok']} ok, {c['failed']} failed, {c['skipped']} skipped; "
               f"results in {result.run_dir}/results.jsonl")
-    return result.exit_code
+    if result.status != "finished":
+        return result.exit_code
+    return _gate(result.exit_code, args, None, lambda: [result.run_dir])
 
 
-def _run_fleet(args: argparse.Namespace, overrides: dict) -> int:
+def _local_targets(overrides: dict) -> object:
+    """--targets of a remote or fleet run: checked now, judged here when the results are back
+    (the file need not exist on the hosts)."""
+    from slmbench.verdict import load_targets
+
+    spec = overrides.pop("targets", None)
+    return load_targets(spec) if spec else None
+
+
+def _gate(code: int, args: argparse.Namespace, targets: object, run_dirs) -> int:
+    """`run --targets` (or a suite's targets:): print the verdicts; exit 1 when a config
+    misses a target (or failed), else the run's own exit code."""
+    from slmbench import api
+
+    if code == 130:
+        return code
+    dirs = [d for d in run_dirs() if d]
+    verdict = api.targets_verdict(dirs, targets) if dirs else None
+    if verdict is None:
+        return code
+    from slmbench.verdict import render_text
+
+    failed = verdict.failed_configs
+    if not args.json:  # JSON: `slmbench recommend RUN --json` gives the verdicts as data
+        print("\n" + render_text(verdict))
+    if failed:
+        print(f"\ntargets: {len(failed)} config(s) miss a target: "
+              + ", ".join(f"{label} on {device}" for device, label in failed),
+              file=sys.stderr)
+        return max(code, 1)
+    return code
+
+
+def _run_fleet(args: argparse.Namespace, overrides: dict) -> tuple[int, str | None]:
     from slmbench.errors import ConfigError
     from slmbench.fleet import run_fleet, summary_table
 
@@ -156,7 +208,7 @@ def _run_fleet(args: argparse.Namespace, overrides: dict) -> int:
             print(table([[r["name"], r["target"], str(r["port"] or 22),
                           r["device_label"] or "(detected)", r["remote_slmbench"]]
                          for r in rows], ["host", "ssh", "port", "device", "slmbench there"]))
-        return 0
+        return 0, None
     result = run_fleet(args.suite, overrides, inventory=args.hosts, limit=args.limit,
                        parallel=args.parallel, results_dir=args.results, fleet_id=args.run_id,
                        resume=args.resume, offline=args.offline, push_files=args.push_files,
@@ -171,7 +223,7 @@ def _run_fleet(args: argparse.Namespace, overrides: dict) -> int:
         if any(h.get("status") != "ok" for h in result.hosts):
             print(f"hosts that failed: fix them, then slmbench run --resume {result.fleet_id} "
                   f"--results {args.results} (hosts that finished are kept)")
-    return result.exit_code
+    return result.exit_code, str(result.fleet_dir)
 
 
 def _print_plan(configs: list, as_json: bool) -> int:
@@ -182,7 +234,7 @@ def _print_plan(configs: list, as_json: bool) -> int:
     if as_json:
         json.dump([{"index": c.index, "record_id": c.record_id, "label": c.label,
                     "model": c.model.key, "kind": c.kind,
-                    "tests": tests if c.kind == "bench" else [f"quality@{c.settings.n_ctx}"]}
+                    "tests": tests if c.kind == "bench" else _other_tests(c)}
                    for c in configs], sys.stdout, indent=1)
         sys.stdout.write("\n")
         return 0
@@ -190,7 +242,35 @@ def _print_plan(configs: list, as_json: bool) -> int:
         print(f"{c.index:3d}  {c.record_id}  {c.label}")
     if bench:
         print(f"{len(bench)} timing configs; each runs: {', '.join(tests)}")
-    if len(bench) < len(configs):
-        print(f"{len(configs) - len(bench)} quality configs (perplexity, bits per byte; KL "
+    quality = sum(c.kind == "quality" for c in configs)
+    if quality:
+        print(f"{quality} quality configs (perplexity, bits per byte; KL "
               "where a reference is set), after the timing")
+    sustained = [c for c in configs if c.kind == "sustained"]
+    if sustained:
+        print(f"{len(sustained)} sustained configs, last: {_other_tests(sustained[0])[0]}")
+    profiles = [c for c in configs if c.kind == "profile"]
+    if profiles:
+        print(f"{len(profiles)} profile configs, last: "
+              f"{', '.join(_other_tests(profiles[0]))}")
     return 0
+
+
+def _other_tests(c) -> list[str]:
+    """The tests of a quality, sustained or profile config."""
+    if c.kind == "profile":
+        from slmbench.profile import profile_name
+
+        p = c.profile
+        return [profile_name(phase, p["n_prompt"], p["n_gen"], p["n_depth"])
+                for phase, n in (("prefill", p["n_prompt"]), ("decode", p["n_gen"])) if n]
+    return [_other_test(c)]
+
+
+def _other_test(c) -> str:
+    """The one test of a quality or sustained config."""
+    if c.kind == "sustained":
+        from slmbench.sustained import spec_from_values
+
+        return spec_from_values(c.sustained).test_name
+    return f"quality@{c.settings.n_ctx}"
