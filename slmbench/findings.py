@@ -723,6 +723,9 @@ def pareto(speedups: dict[str, float], quality: dict[str, dict], ref: str):
     return front, dominated, best
 
 
+OVER_LIMIT_PCT = 105.0  # above this a share of the probed bandwidth is a wrong limit, not noise
+
+
 def roofline(df, out: dict) -> None:
     """Decode bandwidth against the probe at the same thread count; cache-resident models."""
     tg = df[(df["test"] == "tg") & df["decode_gbs"].notna()]
@@ -758,6 +761,16 @@ def roofline(df, out: dict) -> None:
                 for t, x in per)
             text += (f" ({len(big)} configs larger than the cache)" if len(llc)
                      else f" ({len(big)} configs)")
+            if big["roofline_pct"].max() > OVER_LIMIT_PCT:
+                # a decode cannot read weights from DRAM faster than DRAM delivers them
+                text += (" - above 100 %, so the probe is not this machine's limit: "
+                         + ("the probe ran at another thread count, " if
+                            (big["probe_threads"] != big["n_threads"]).any() else "")
+                         + ("the weights may sit partly in a cache of unknown size, "
+                            if not len(llc) else "")
+                         + "or the probe under-reads (runs before the multi-thread probe); "
+                         "re-run to probe again before reading these as a share of bandwidth")
+                short.append("above 100 %: the probe is not the limit")
             short += [f"{_range_pct(list(x['roofline_pct'] / 100))} of the probe at {int(t)} "
                       f"thread{'s' if t != 1 else ''}" for t, x in per]
         if len(small):

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 from slmbench.analysis import correlation_table, load_csv, load_table, quant_speedups
 from slmbench.errors import SlmbenchError
-from slmbench.findings import analyze, headlines, human_ctx
+from slmbench.findings import OVER_LIMIT_PCT, analyze, headlines, human_ctx
 from slmbench.results import Run, read_run
 
 
@@ -108,6 +108,8 @@ def tables(df) -> dict[str, list[list[str]]]:
                 llc = f"the {r['llc_bytes'] / 2**20:,.0f} MiB last-level cache"
                 share = (f"cache-resident (weights fit in {llc})" if r["roofline_pct"] > 100
                          else f"{share} (weights fit in {llc})")
+            elif r["roofline_pct"] > OVER_LIMIT_PCT:
+                share = f"{share} - probe not the limit (Findings)"
             roof.append([str(r["model_id"]), str(r["quant"]), str(r.get("device")),
                          str(r["name"]), _fmt(r.get("n_threads"), 0), _fmt(weights, 1),
                          _fmt(r["decode_gbs"]),

@@ -199,3 +199,6 @@ def test_roofline_uses_the_probe_at_the_records_threads_and_marks_cache_resident
     text = next(f["text"] for f in analyze(df)["findings"] if f["topic"] == "roofline")
     assert "fam-s Q8_0: weights fit in the last-level cache - cache-resident" in text
     assert "at 2 threads decode reaches" in text and "of the 20.0 GB/s probed" in text
+    # fam-m decodes faster than its (absurd) 1-thread probe: said to be a wrong limit
+    assert "above 100 %, so the probe is not this machine's limit" in text
+    assert cells["fam-m"].endswith("probe not the limit (Findings)")
