@@ -192,7 +192,9 @@ def _html_table(rows: list[list[str]]) -> str:
     for r in rows[1:]:
         cls = " class='newgroup'" if last is not None and r[0] != last else ""
         last = r[0]
-        body.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>")
+        body.append(f"<tr{cls}>" + "".join(
+            f"<td class='text'>{html.escape(c)}</td>" if len(c) > 40 else  # prose wraps
+            f"<td>{html.escape(c)}</td>" for c in r) + "</tr>")
     return (f"<div class='scroll'><table class='sortable'><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table></div>")
 
@@ -231,7 +233,8 @@ _CSS = ("body{font-family:system-ui,sans-serif;max-width:1280px;margin:1.5em aut
         "th[data-dir=up]::after{content:' \\25B2'}th[data-dir=down]::after{content:' \\25BC'}"
         "tr.newgroup td{border-top:2px solid #999}img{max-width:100%;border:1px solid #eee;"
         "margin:.4em 0}figure{margin:1em 0}.warn{color:#a40}.muted{color:#666;font-size:90%}"
-        ".findings li{margin:.35em 0}h3{margin:1em 0 .3em;font-size:1.05em}")
+        ".findings li{margin:.35em 0}h3{margin:1em 0 .3em;font-size:1.05em}"
+        "td.text{white-space:normal;text-align:left;min-width:16em}")
 
 
 # how the findings are grouped under headings, in this order
