@@ -19,9 +19,9 @@ _API = {
     # functions (slmbench.api)
     "bench": "api", "measure_config": "api", "run_suite": "api", "load_suite": "api",
     "plan_suite": "api", "score_quality": "api", "measure_suite": "api", "sustain": "api",
-    "recommend": "api",
-    "profile_models": "api",
-    "read_run": "results", "load_table": "analysis", "compare_runs": "compare",
+    "recommend": "api", "profile_models": "api",
+    "read_run": "results", "load_table": "analysis", "load_csv": "analysis",
+    "analyze": "findings", "write_report": "report", "compare_runs": "compare",
     "push": "sharing", "pull": "sharing", "resolve_run_paths": "sharing",
     # settings and the results schema
     "Settings": "config", "TestPlan": "config", "FIELDS": "config",

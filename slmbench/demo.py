@@ -169,7 +169,7 @@ def analyze(run_dir: Path) -> tuple[list[str], str | None]:
     except ImportError:
         return [], "the analysis module is not part of this installation yet"
     try:
-        return list(analysis.findings(analysis.load_table([str(run_dir)]))), None
+        return list(analysis.findings(analysis.load_table([str(run_dir)]), headlines=True)), None
     except Exception as exc:  # noqa: BLE001 - the measurements stand without the statistics
         return [], f"the analysis failed ({exc.__class__.__name__}: {exc})"
 

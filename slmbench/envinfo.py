@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from typing import Any
+from typing import Any, Iterable
 
 from slmbench.devices import cpu_model, read_text
 
@@ -74,8 +74,12 @@ def llama_info() -> dict[str, Any]:
     return {"system_info": text, "backends": backends, "gpu_offload": gpu}
 
 
-def collect_env(bandwidth: bool = False) -> dict[str, Any]:
-    """Everything about this machine a result needs beside it (JSON-serialisable)."""
+def collect_env(bandwidth: bool | Iterable[int] = False) -> dict[str, Any]:
+    """Everything about this machine a result needs beside it (JSON-serialisable).
+
+    ``bandwidth``: probe the memory bandwidth too, with these thread counts (``True``: the
+    default thread count, as llama-bench's).
+    """
     import psutil
 
     vm = psutil.virtual_memory()
@@ -105,8 +109,10 @@ def collect_env(bandwidth: bool = False) -> dict[str, Any]:
     if bandwidth:
         try:
             from slmbench.bandwidth import probe_bandwidth
+            from slmbench.config import default_threads
 
-            env["bandwidth"] = probe_bandwidth()
+            threads = [default_threads()] if bandwidth is True else list(bandwidth)
+            env["bandwidth"] = probe_bandwidth(threads or [default_threads()])
         except Exception as exc:  # noqa: BLE001
             env["bandwidth"] = {"error": f"{exc.__class__.__name__}: {exc}"}
     return env

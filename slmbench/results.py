@@ -161,9 +161,10 @@ def read_runs(run_dirs: Iterable[str | Path]) -> list[Run]:
     return runs
 
 
-def run_env(run_dir: str | Path, *, bandwidth: bool = False) -> EnvInfo:
+def run_env(run_dir: str | Path, *, bandwidth: bool | Iterable[int] = False) -> EnvInfo:
     """A run's env.json, collected and written once (a resume keeps the first): the device
-    profile, plus the memory-bandwidth probe for runs that measure speed (``bandwidth``)."""
+    profile, plus the memory-bandwidth probe for runs that measure speed (``bandwidth``: the
+    run's thread counts, or True for the default count)."""
     path = Path(run_dir) / ENV_FILE
     if not path.exists():
         from slmbench.envinfo import collect_env

@@ -159,7 +159,9 @@ class Runner:
     def run(self) -> RunResult:
         done = measured_ids(self.run_dir)
         todo = [c for c in self.configs if c.record_id not in done]
-        self.env = env = run_env(self.run_dir, bandwidth=True)  # the decode roofline needs it
+        # the decode roofline needs the bandwidth at each thread count decode runs on
+        self.env = env = run_env(self.run_dir, bandwidth=sorted(
+            {c.settings.n_threads for c in self.configs if c.kind == "bench"}) or True)
         from slmbench.envinfo import device_label
 
         self.device = device_label(env)

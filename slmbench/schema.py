@@ -648,14 +648,54 @@ class DeviceProfile:
 
 
 @dataclass
-class Bandwidth:
-    """Memory-bandwidth probe for the decode roofline (slmbench.bandwidth)."""
+class BandwidthPoint:
+    """The probe's read bandwidth at one thread count (slmbench.bandwidth)."""
 
-    read_gbs: float | None = _f("read bandwidth", unit="GB/s")
-    copy_gbs: float | None = _f("copy bandwidth (bytes read + written)", unit="GB/s")
+    n_threads: int = _f("threads reading at once, each a disjoint slice of the array")
+    read_gbs: float = _f("best pass of the faster kernel", unit="GB/s")
+    kernel: str | None = _f("the kernel that gave read_gbs ('memchr' or 'numpy-max')")
+    kernels_gbs: dict[str, float] = _f("best pass of every kernel tried", factory=dict,
+                                       unit="GB/s")
+    passes: int | None = _f("passes per kernel (fewer than asked once the time budget is spent)")
+
+
+@dataclass
+class Bandwidth:
+    """Memory-bandwidth probe for the decode roofline (slmbench.bandwidth).
+
+    Version-1 runs hold only ``read_gbs`` (numpy float64 sum, one thread, 128 MiB) and
+    ``copy_gbs``; runs since hold a figure per thread count (``threads``) and the cache sizes.
+    """
+
+    read_gbs: float | None = _f("read bandwidth at the largest thread count probed (version-1 "
+                                "runs: one thread)", unit="GB/s")
+    copy_gbs: float | None = _f("copy bandwidth (bytes read + written; version-1 runs only)",
+                                unit="GB/s")
     method: str | None = _f("how it was measured")
+    threads: list[BandwidthPoint] = _f("read bandwidth per thread count of the run",
+                                       factory=list)
+    array_mib: float | None = _f("size of the array read", unit="MiB")
+    kernels: list[str] = _f("read kernels tried", factory=list)
+    cache_bytes: dict[str, int] = _f("cache sizes by level, e.g. {'L2': 2097152, 'L3': ...} "
+                                     "(largest over CPUs, from sysfs)", factory=dict,
+                                     unit="bytes")
+    llc_bytes: int | None = _f("last-level cache size", unit="bytes")
+    touch_ms: float | None = _f("time to allocate the array's pages once", unit="ms")
+    probe_ms: float | None = _f("the whole probe's time", unit="ms")
     error: str | None = _f("why the probe failed")
     extra: dict[str, Any] = _f("further probe figures", factory=dict)
+
+    def at_threads(self, n_threads: int | None) -> tuple[float | None, int | None]:
+        """(read GB/s, thread count probed) for a record's thread count: the point at that
+        count, else the nearest count probed; version-1 probes answer (read_gbs, 1)."""
+        if self.threads:
+            if not n_threads:
+                point = self.threads[-1]
+            else:
+                point = min(self.threads, key=lambda p: (abs(p.n_threads - n_threads),
+                                                         -p.n_threads))
+            return point.read_gbs, point.n_threads
+        return self.read_gbs, (1 if self.read_gbs else None)
 
 
 @dataclass
@@ -891,7 +931,10 @@ def schema_markdown() -> str:
         "(`worker`, `memory_estimate`, `config_index`, `model_source`, `reference_path`, "
         "`quality_input` (was `extra.quality`), `traceback`); `TestResult.sensors` and "
         "`TestResult.metrics` are typed (`SensorSummary`, `QualityMetrics`); `env.json` and "
-        "`manifest.json` are documented below (`EnvInfo`, `Manifest`).",
+        "`manifest.json` are documented below (`EnvInfo`, `Manifest`); the bandwidth probe "
+        "reads with each thread count of the run (`Bandwidth.threads`) over twice the "
+        "last-level cache and records the cache sizes (version-1 `env.json` files, one "
+        "thread and `read_gbs` only, still read).",
         "- **1**: the first version.",
         "",
     ]
@@ -900,7 +943,7 @@ def schema_markdown() -> str:
                 SustainedSpeed, SustainWindow, OperatorProfile, OperatorClassTime, LayerTime,
                 NodeTime, MemoryEstimate,
                 WorkerInfo, QualityInput, EnvInfo, OSInfo, CPUInfo, MemInfo, LlamaInfo,
-                DeviceProfile, Bandwidth, Manifest, ConfigEntry):
+                DeviceProfile, Bandwidth, BandwidthPoint, Manifest, ConfigEntry):
         out += [f"## {cls.__name__}", "", (cls.__doc__ or "").strip(), "",
                 "| field | unit | meaning |", "|---|---|---|"]
         for f in dataclasses.fields(cls):

@@ -207,10 +207,19 @@ def test_append_record_closes_a_torn_line(tmp_path, capsys):
 
 
 def test_bandwidth_probe():
+    """One figure per thread count, both kernels recorded, the faster kept; typed in env.json."""
     from slmbench.bandwidth import probe_bandwidth
+    from slmbench.schema import Bandwidth, from_dict
 
-    bw = probe_bandwidth(size_mib=16, repeats=3)
-    assert bw["read_gbs"] > 0.1 and bw["copy_gbs"] > 0.1 and "numpy" in bw["method"]
+    bw = probe_bandwidth([2, 1], size_mib=16, repeats=2)
+    assert [p["n_threads"] for p in bw["threads"]] == [1, 2] and bw["array_mib"] == 16
+    for p in bw["threads"]:
+        assert p["read_gbs"] == max(p["kernels_gbs"].values()) > 0.1
+        assert set(p["kernels_gbs"]) == set(bw["kernels"]) >= {"numpy-max"}
+    typed = from_dict(Bandwidth, bw)
+    assert typed.at_threads(2) == (bw["threads"][1]["read_gbs"], 2)
+    assert typed.at_threads(8)[1] == 2 and typed.read_gbs == bw["threads"][1]["read_gbs"]
+    assert from_dict(Bandwidth, {"read_gbs": 7.0}).at_threads(4) == (7.0, 1)  # version 1
 
 
 def test_rss_sampler_sleeps_in_timed_regions_and_keeps_the_peak():
