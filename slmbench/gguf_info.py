@@ -65,6 +65,20 @@ def shard_names(first: str) -> list[str]:
     return [f"{prefix}-{i:05d}-of-{count:05d}.gguf" for i in range(1, count + 1)]
 
 
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor of a GGUF file: name, dimensions (ne0 first, as ggml), type name, bytes."""
+
+    name: str
+    dims: tuple[int, ...]
+    type: str
+    n_bytes: int
+
+    @property
+    def n_elements(self) -> int:
+        return math.prod(self.dims)
+
+
 @dataclass
 class GGUFInfo:
     """What slmbench knows about one GGUF file (a superset of schema.ModelFacts)."""
@@ -89,6 +103,8 @@ class GGUFInfo:
     swa_layers: list[bool]
     tensor_types: dict[str, int] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    # every tensor of the file: what slmbench.predict sums over (not part of the results schema)
+    tensors: list[TensorInfo] = field(default_factory=list)
 
     @property
     def n_head_kv(self) -> int:
@@ -185,6 +201,12 @@ def _check_header(path: str) -> tuple[int, str, int, int]:
         raise ModelLoadError(f"{path}: empty file, not a GGUF model")
     with open(path, "rb") as fh:
         head = fh.read(24)
+    return (size, *_check_fixed(path, head, size))
+
+
+def _check_fixed(path: str, head: bytes, size: int) -> tuple[str, int, int]:
+    """(byte order, tensor count, metadata count) from the first 24 bytes of a file of ``size``
+    bytes; a one-line error for anything that is not a sane GGUF v2/v3 header."""
     if head[:4] != GGUF_MAGIC:
         raise ModelLoadError(f"{path}: not a GGUF file (magic {head[:4]!r}, expected b'GGUF'); "
                              "convert the model with llama.cpp's convert_hf_to_gguf.py")
@@ -205,7 +227,7 @@ def _check_header(path: str) -> tuple[int, str, int, int]:
     if n_kv > MAX_KV or n_kv * 12 > size:
         raise ModelLoadError(f"{path}: corrupt GGUF header (claims {n_kv} metadata entries in a "
                              f"{size}-byte file)")
-    return size, endian, n_tensors, n_kv
+    return endian, n_tensors, n_kv
 
 
 def _value(reader: "_Header", key: str, default: Any = None) -> Any:
@@ -283,8 +305,9 @@ class _Header:
     value; ``tensors`` holds (name, dims ne0.., ggml type id, absolute data offset).
     """
 
-    def __init__(self, buf: Any, endian: str):
+    def __init__(self, buf: Any, endian: str, file_size: int | None = None):
         self.buf, self.e, self.off = buf, endian, 0
+        self.file_size = len(buf) if file_size is None else file_size  # buf may be its start
         self.fields: dict[str, Any] = {}
         self.tensors: list[tuple[str, tuple[int, ...], int, int]] = []
         self._u32 = struct.Struct(endian + "I")
@@ -324,8 +347,8 @@ class _Header:
             return self.string()
         if vtype == _ARRAY:
             etype, count = self.u32(), self.u64()
-            if count > len(self.buf):  # every element takes at least one byte
-                raise _HeaderError(f"array of {count} elements in a {len(self.buf)}-byte file")
+            if count > self.file_size:  # every element takes at least one byte
+                raise _HeaderError(f"array of {count} elements in a {self.file_size}-byte file")
             if count > _KEEP_ARRAY:
                 self._skip_array(etype, count)
                 return _Skipped(count)
@@ -395,6 +418,33 @@ def _read_header(path: str) -> tuple[int, _Header]:
         raise ModelLoadError(f"{path}: unreadable or truncated GGUF file ({detail})") from None
 
 
+class HeaderTooShort(ModelLoadError):
+    """The bytes given end inside the header: read more of the file and try again."""
+
+
+def read_gguf_bytes(buf: bytes, label: str, file_size: int) -> GGUFInfo:
+    """A GGUFInfo from the first bytes of a GGUF file of ``file_size`` bytes (a ranged read of a
+    remote file: no tensor data needed).  HeaderTooShort when ``buf`` ends inside the header;
+    a split model's other shards are not read (parameters and sizes are this shard's)."""
+    endian, n_tensors, n_kv = _check_fixed(label, bytes(buf[:24]), file_size)
+    try:
+        reader = _Header(buf, endian, file_size).parse(n_tensors, n_kv)
+    except _HeaderError as exc:
+        if "ends early" in str(exc) and len(buf) < file_size:
+            raise HeaderTooShort(f"{label}: header longer than the {len(buf)} bytes read") from None
+        raise ModelLoadError(f"{label}: unreadable GGUF header ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - bad bytes surface as many kinds of error
+        detail = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise ModelLoadError(f"{label}: unreadable GGUF header ({detail})") from None
+    try:
+        return _info_from_reader([(label, file_size, reader)])
+    except SlmbenchError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        detail = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise ModelLoadError(f"{label}: unreadable GGUF header ({detail})") from None
+
+
 def _split_shards(path: str, reader: _Header) -> list[str]:
     """The other shards of a split model whose first shard is ``path`` (none when not split)."""
     count = _value(reader, "split.count")
@@ -446,6 +496,7 @@ def _info_from_reader(parts: list[tuple[str, int, _Header]]) -> GGUFInfo:
     n_params = 0
     model_bytes = 0
     tensor_types: dict[str, int] = {}
+    tensors: list[TensorInfo] = []
     vocab_from_embd = None
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
@@ -464,6 +515,7 @@ def _info_from_reader(parts: list[tuple[str, int, _Header]]) -> GGUFInfo:
             n_params += n_elements
             model_bytes += n_bytes
             tensor_types[qtype.name] = tensor_types.get(qtype.name, 0) + 1
+            tensors.append(TensorInfo(name, tuple(int(d) for d in dims), qtype.name, n_bytes))
             data_end = max(data_end, offset + n_bytes)
             if name == "token_embd.weight" and len(dims) == 2:
                 vocab_from_embd = int(dims[1])
@@ -500,4 +552,5 @@ def _info_from_reader(parts: list[tuple[str, int, _Header]]) -> GGUFInfo:
         n_ctx_train=int(_value(reader, f"{arch}.context_length", 0) or 0),
         sliding_window=window if any(swa) else None, swa_layers=swa,
         tensor_types=dict(sorted(tensor_types.items(), key=lambda kv: -kv[1])),
+        tensors=tensors,
     )
