@@ -8,6 +8,8 @@ Enough of the protocol for what slmbench uses:
   sha1 of a regular file, the sha256 of an LFS file) and Content-Length;
   ``GET /api/{models|datasets}/{repo_id}[/revision/{rev}]`` (repo info: sha, siblings) and
   ``GET /api/.../tree/{rev}[/{path}]?recursive=`` (paginated with a Link header like the hub);
+  a file GET honours one ``Range: bytes=a-b`` (206 with Content-Range, 416 past the end), and
+  ``state.served`` records (path, Range header, bytes sent) per file GET;
 - uploads (`create_repo`, `create_commit` / `upload_folder`): ``POST /api/repos/create``
   (409 when it exists), ``POST /api/validate-yaml`` (a README's metadata),
   ``POST /api/{type}s/{repo_id}/preupload/{rev}`` (regular or lfs, and the oid already there),
@@ -38,6 +40,7 @@ import base64
 import fnmatch
 import hashlib
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -49,6 +52,8 @@ LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsiz
 # The hub keeps small text as regular git blobs and the rest in LFS; the client assumes a
 # regular file is at most 5 MB (huggingface_hub's CommitOperationAdd._local_oid).
 LFS_THRESHOLD = 5 * 2**20
+# one range, as the hub's CDN honours it for a ranged read of a file ("bytes=a-b", "bytes=a-")
+RANGE_RE = re.compile(r"bytes=(?P<start>\d+)-(?P<end>\d*)")
 
 
 def git_oid(data: bytes) -> str:
@@ -71,6 +76,7 @@ class HubState:
     def __init__(self):
         self.repos: dict[str, dict] = {}        # "dataset:org/name" -> repo
         self.requests: list[tuple[str, str]] = []
+        self.served: list[tuple[str, str | None, int]] = []  # file GETs: (path, Range, bytes sent)
         self.lfs: dict[str, bytes] = {}         # the LFS store: sha256 -> content
         self.write_tokens: set[str] = {"hf_writer"}
         self.read_tokens: set[str] = {"hf_reader"}
@@ -420,8 +426,20 @@ def _handler(state: HubState, base_url: Callable[[], str]):
                 return self._error(404, "EntryNotFound", f"{filename} does not exist")
             if self.command == "GET" and self._fault("resolve", filename):
                 return
-            self._send(200, blob.data, {"X-Repo-Commit": commit, "ETag": f'"{blob.etag}"'},
-                       ctype="application/octet-stream")
+            headers = {"X-Repo-Commit": commit, "ETag": f'"{blob.etag}"', "Accept-Ranges": "bytes"}
+            status, body = 200, blob.data
+            m = RANGE_RE.fullmatch(self.headers.get("Range", "").strip())
+            if m and m["start"]:
+                size = len(blob.data)
+                start = int(m["start"])
+                end = min(int(m["end"]) if m["end"] else size - 1, size - 1)
+                if start >= size or end < start:
+                    return self._send(416, b"", {"Content-Range": f"bytes */{size}"})
+                status, body = 206, blob.data[start:end + 1]
+                headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+            if self.command == "GET":
+                state.served.append((filename, self.headers.get("Range"), len(body)))
+            self._send(status, body, headers, ctype="application/octet-stream")
 
         # -------------------------------------------------------------- uploads
         def _preupload(self, repo_id: str, repo_type: str, revision: str) -> None:
