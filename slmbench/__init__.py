@@ -19,7 +19,8 @@ _API = {
     # functions (slmbench.api)
     "bench": "api", "measure_config": "api", "run_suite": "api", "load_suite": "api",
     "plan_suite": "api", "score_quality": "api", "measure_suite": "api", "sustain": "api",
-    "recommend": "api", "profile_models": "api",
+    "recommend": "api", "profile_models": "api", "probe_device": "api",
+    "predict_models": "api",
     "read_run": "results", "load_table": "analysis", "load_csv": "analysis",
     "analyze": "findings", "write_report": "report", "compare_runs": "compare",
     "push": "sharing", "pull": "sharing", "resolve_run_paths": "sharing",

@@ -339,3 +339,68 @@ def targets_verdict(paths: Sequence[str | os.PathLike], targets: Any = None) -> 
     if not targets:
         return None
     return _recommend(runs, targets)
+
+
+# --------------------------------------------------------------------------- prediction
+
+def probe_device(threads: Sequence[int] = (1,), *, force: bool = False,
+                 progress: Progress | None = None) -> Any:
+    """This device's probe at ``threads`` (slmbench.predict.DeviceProbe): the stored one when
+    the CPU, llama.cpp build and thread counts match, else measured (about a minute per thread
+    count; the first time also ~1 min to write the probe models) and stored."""
+    import time
+
+    from slmbench.bandwidth import probe_bandwidth
+    from slmbench.predict import (PROBE_DEPTH, PROBE_GEN, PROBE_PROMPT, PROBE_REPETITIONS,
+                                  build_probe_models, cached_probe, fit_probe,
+                                  probe_model_dir, save_probe)
+
+    threads = sorted({int(t) for t in threads})
+    if not force:
+        probe = cached_probe(threads)
+        if probe is not None:
+            return probe
+    say = progress or (lambda _m: None)
+    t0 = time.monotonic()
+    paths = build_probe_models(probe_model_dir(), progress=say)
+    say("read bandwidth")
+    try:
+        bandwidth = probe_bandwidth(threads)
+    except Exception:  # noqa: BLE001 - the folk-rule baseline is optional, the fit is not
+        bandwidth = None
+    measured = {}
+    for t in threads:
+        say(f"{t} thread{'s' if t > 1 else ''}: {len(paths)} models")
+        common = dict(threads=[t], repetitions=PROBE_REPETITIONS, n_prompt=[PROBE_PROMPT],
+                      n_gen=[PROBE_GEN], ttft=False)
+        deep = paths["tiny-l12"]
+        measured[t] = (bench([p for p in paths.values() if p != deep], n_depth=[0], **common)
+                       + bench([deep], n_depth=[0, PROBE_DEPTH], **common))
+    probe = fit_probe(measured, paths, bandwidth, round(time.monotonic() - t0, 1))
+    save_probe(probe)
+    return probe
+
+
+def predict_models(models: Sequence[str], *, threads: int | None = None, n_prompt: int = 512,
+                   n_gen: int = 128, n_depth: int = 0, probe: Any = None, catalog: Any = None,
+                   header: bool = False, offline: bool | None = None) -> list[Any]:
+    """Predicted speed and memory (slmbench.predict.Prediction) of each model on this device:
+    local GGUF paths, catalog ids (``id[:QUANT]``; nothing downloaded) or ``shape:...``.
+    ``probe``: a DeviceProbe or a probe file; default the stored probe of this machine at
+    ``threads`` (an error naming `slmbench probe` when there is none)."""
+    from slmbench.config import default_threads
+    from slmbench.predict import cached_probe, load_probe, predict, resolve_model
+
+    threads = threads or default_threads()
+    if isinstance(probe, (str, os.PathLike)):
+        probe = load_probe(os.fspath(probe))
+    probe = probe or cached_probe([threads])
+    if probe is None:
+        raise ConfigError(f"no device probe for this machine at {threads} threads: run "
+                          f"`slmbench probe -t {threads}` first (about a minute)")
+    out = []
+    for spec in models:
+        info, label, source = resolve_model(spec, catalog, header=header, offline=offline)
+        out.append(predict(info, probe, n_threads=threads, n_prompt=n_prompt, n_gen=n_gen,
+                           n_depth=n_depth, label=label, source=source))
+    return out

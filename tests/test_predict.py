@@ -1,0 +1,225 @@
+"""slmbench probe / predict: the fit recovers planted costs, predictions follow them, catalog
+models predict offline from facts, bad headers and missing probes are one-line errors, and a
+probe fitted on real llama.cpp measurements of tiny models predicts another tiny model."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from slmbench import predict as P
+from slmbench.cli import main
+from slmbench.errors import ConfigError, ModelLoadError
+
+# planted per-device costs (seconds per byte / per FLOP, per token, per layer ...)
+PLANT_DEC = {"F16": 1 / 9e9, "Q8_0": 1 / 8e9, "Q4_0": 1 / 10e9, "Q4_K": 1 / 12e9,
+             "Q6_K": 1 / 8.5e9}
+PLANT_PP = {"F16": 1 / 70e9, "Q8_0": 1 / 85e9, "Q4_0": 1 / 130e9, "Q4_K": 1 / 150e9,
+            "Q6_K": 1 / 200e9}
+PLANT = dict(dec_tok=30e-6, dec_layer=12e-6, dec_kv=1 / 2e9, pp_tok=5e-6, pp_layer=20e-6,
+             pp_att=1 / 30e9)
+
+
+def planted_costs(n_threads: int = 2) -> P.ThreadCosts:
+    return P.ThreadCosts(
+        n_threads=n_threads, bandwidth_gbs=8.0,
+        decode=P.PhaseFit(per_type=dict(PLANT_DEC), per_token_s=PLANT["dec_tok"],
+                          per_layer_s=PLANT["dec_layer"], per_kv_s=PLANT["dec_kv"]),
+        prefill=P.PhaseFit(per_type=dict(PLANT_PP), per_token_s=PLANT["pp_tok"],
+                           per_layer_s=PLANT["pp_layer"], per_kv_s=PLANT["pp_att"]),
+        memory={"c0": 1.0, "c_vocab": 1.0, "c_ff": 0.2, "runtime": 60.0})
+
+
+def shapes() -> dict[str, object]:
+    out = {}
+    for i, (embd, layers, heads, kv, vocab) in enumerate(
+            [(512, 4, 8, 2, 8192), (768, 6, 12, 4, 16384), (1024, 3, 16, 16, 32000),
+             (640, 8, 4, 1, 65536)]):
+        for quant in ("F16", "Q8_0", "Q4_0", "Q4_K_M", "Q6_K"):
+            name = f"m{i}-{quant}"
+            out[name] = P.info_from_shape(n_layer=layers, n_embd=embd, n_head=heads,
+                                          n_head_kv=kv, n_vocab=vocab, n_ff=3 * embd,
+                                          quant=quant, tied=(i % 2 == 0), name=name)
+    return out
+
+
+def planted_observations(infos: dict, costs: P.ThreadCosts) -> list[dict]:
+    """What a device with exactly the planted costs would measure."""
+    obs = []
+    for name, info in infos.items():
+        for depth in (0, 1024):
+            dec, _ = P._apply(costs.decode, P.decode_features(info, depth), "decode", [])
+            obs.append({"model": name, "test": "tg", "n_prompt": 0, "n_gen": 16,
+                        "n_depth": depth, "seconds": dec})
+            pp, _ = P._apply(costs.prefill, P.prefill_features(info, 128, depth), "prefill",
+                             [], decode_fit=costs.decode)
+            obs.append({"model": name, "test": "pp", "n_prompt": 128, "n_gen": 0,
+                        "n_depth": depth, "seconds": pp})
+        mem = P.predict_memory(info, costs, 2048, 128)
+        obs.append({"model": name, "test": "memory", "peak_mib": mem["peak_mib"],
+                    "weights_mib": mem["weights_mib"], "kv_mib": mem["kv_mib"],
+                    "compute_mib": mem["compute_mib"], "n_ubatch": 128, "n_ctx": 2048})
+    return obs
+
+
+def test_the_fit_recovers_planted_costs_and_predicts_an_unseen_shape():
+    infos = shapes()
+    truth = planted_costs()
+    fitted = P.fit_costs(planted_observations(infos, truth), infos, 2, 8.0)
+    for t, v in PLANT_DEC.items():
+        assert fitted.decode.per_type[t] == pytest.approx(v, rel=1e-3), t
+    for t, v in PLANT_PP.items():
+        assert fitted.prefill.per_type[t] == pytest.approx(v, rel=1e-3), t
+    assert fitted.decode.per_token_s == pytest.approx(PLANT["dec_tok"], rel=1e-3)
+    assert fitted.decode.per_layer_s == pytest.approx(PLANT["dec_layer"], rel=1e-3)
+    assert fitted.decode.per_kv_s == pytest.approx(PLANT["dec_kv"], rel=1e-3)
+    assert fitted.prefill.per_kv_s == pytest.approx(PLANT["pp_att"], rel=1e-3)
+    assert fitted.memory["c_vocab"] == pytest.approx(1.0, rel=1e-3)
+    assert fitted.memory["runtime"] == pytest.approx(60.0, rel=1e-6)
+    assert fitted.decode.rms_rel_err < 1e-6
+    # an unseen shape: the prediction under the fitted costs is the planted device's time
+    new = P.info_from_shape(n_layer=10, n_embd=896, n_head=14, n_head_kv=2, n_vocab=151936,
+                            n_ff=4864, quant="Q4_K_M", name="unseen")
+    a = P.predict(new, P.DeviceProbe(costs=[fitted]), n_threads=2, n_prompt=512, n_gen=64,
+                  n_depth=2048)
+    b = P.predict(new, P.DeviceProbe(costs=[truth]), n_threads=2, n_prompt=512, n_gen=64,
+                  n_depth=2048)
+    assert a.decode_ms == pytest.approx(b.decode_ms, rel=1e-3)
+    assert a.prefill_ms == pytest.approx(b.prefill_ms, rel=1e-3)
+    assert a.peak_mib == pytest.approx(b.peak_mib, rel=1e-3)
+    # the composite: TTFT + (G - 1) decode tokens at depth + prompt
+    dec_at = P._apply(truth.decode, P.decode_features(new, 2048 + 512), "decode", [])[0]
+    assert b.e2e_ms == pytest.approx(b.ttft_ms + 63 * dec_at * 1e3, rel=1e-9)
+
+
+def test_decode_reads_every_matmul_weight_once_and_the_kv_it_attends():
+    info = P.info_from_shape(n_layer=4, n_embd=512, n_head=8, n_head_kv=2, n_vocab=8192,
+                             n_ff=1536, quant="Q8_0", tied=True, name="x")
+    f = P.decode_features(info, 0)
+    weights = sum(t.n_bytes for t in info.tensors)  # tied: the embedding is the output matmul
+    assert f["w:Q8_0"] == pytest.approx(weights)
+    deep = P.decode_features(info, 1023)
+    per_token = info.kv_bytes_per_token()
+    assert deep["kv"] - f["kv"] == pytest.approx(1023 * per_token)
+    # a sliding-window layer attends to at most its window
+    swa = P.info_from_shape(n_layer=4, n_embd=512, n_head=8, n_head_kv=2, n_vocab=8192,
+                            n_ff=1536, quant="Q8_0", sliding_window=512, n_swa_layers=3,
+                            name="swa")
+    assert P.kv_read_bytes(swa, 4096) == pytest.approx(
+        (512 * 3 + 4096) * per_token / 4)
+
+
+def test_a_type_the_probe_did_not_measure_borrows_the_nearest_and_says_so():
+    costs = planted_costs()
+    info = P.info_from_shape(n_layer=2, n_embd=512, n_head=8, n_vocab=4096, n_ff=1024,
+                             quant="Q5_K_M", name="q5")
+    pred = P.predict(info, P.DeviceProbe(costs=[costs]), n_threads=2, n_prompt=64, n_gen=8)
+    assert any("Q5_K was not probed" in n for n in pred.notes)
+
+
+def test_probe_storage_round_trip_and_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLMBENCH_CACHE", str(tmp_path))
+    costs = planted_costs(3)
+    key, cpu, build = P.device_key(3)
+    probe = P.DeviceProbe(key=key, cpu=cpu, llama_build=build, costs=[costs])
+    assert P.cached_probe([3]) is None
+    paths = P.save_probe(probe)
+    back = P.cached_probe([3])
+    assert back is not None and back.at(3).decode.per_type == costs.decode.per_type
+    assert P.cached_probe([3, 4]) is None  # every thread count must be covered
+    with pytest.raises(ConfigError, match="no figures at 5 threads.*slmbench probe -t 5"):
+        back.at(5)
+    data = json.loads(open(paths[0]).read())
+    data["version"] = 99
+    open(paths[0], "w").write(json.dumps(data))
+    with pytest.raises(ConfigError, match="probe of another version"):
+        P.load_probe(paths[0])
+    open(paths[0], "w").write("{not json")
+    with pytest.raises(ConfigError, match="unreadable probe file"):
+        P.load_probe(paths[0])
+
+
+def _write_probe(tmp_path, n_threads: int = 2) -> str:
+    path = tmp_path / "probe.json"
+    from dataclasses import asdict
+
+    path.write_text(json.dumps(asdict(P.DeviceProbe(costs=[planted_costs(n_threads)]))))
+    return str(path)
+
+
+def test_catalog_models_predict_offline_from_facts(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # nothing cached
+    probe = _write_probe(tmp_path)
+    rc = main(["predict", "smollm2-135m:Q4_K_M", "qwen2.5-0.5b", "-t", "2", "-p", "64",
+               "-n", "16", "--probe", probe, "--offline", "--json"])
+    assert rc == 0
+    preds = json.loads(capsys.readouterr().out)
+    assert [p["source"] for p in preds] == ["catalog facts", "catalog facts"]
+    assert all(p["decode_ts"] > 0 and p["peak_mib"] > 0 for p in preds)
+    # the bigger model is predicted slower
+    assert preds[0]["decode_ms"] < preds[1]["decode_ms"]
+    rc = main(["predict", "smollm2-135m:Q4_K_M", "-t", "2", "--probe", probe, "--offline"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "catalog facts" in out and "approximate" in out and "+-" in out
+
+
+def test_bad_header_missing_probe_and_bad_shape_are_one_line_errors(tmp_path, monkeypatch,
+                                                                     capsys):
+    monkeypatch.setenv("SLMBENCH_CACHE", str(tmp_path / "cache"))
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\xff" * 40)
+    probe = _write_probe(tmp_path)
+    for argv, needle in (
+            (["predict", str(bad), "-t", "2", "--probe", probe], "broken.gguf"),
+            (["predict", "shape:n_embd=512", "-t", "2", "--probe", probe], "needs n_layer"),
+            (["predict", "shape:n_embd=512,bogus=1", "-t", "2", "--probe", probe],
+             "unknown key 'bogus'"),
+            (["predict", str(bad), "-t", "7"], "slmbench probe -t 7"),
+            (["predict", "-t", "2"], "name a MODEL")):
+        rc = main(argv)
+        err = capsys.readouterr().err.strip()
+        assert rc != 0 and needle in err and "\n" not in err, (argv, err)
+    with pytest.raises(ModelLoadError):
+        from slmbench.api import predict_models
+
+        predict_models([str(bad)], threads=2, probe=probe)
+
+
+def test_a_probe_of_real_measurements_predicts_another_model(tmp_path, monkeypatch):
+    """Real llama.cpp runs at 1 thread: a small probe (tiny models and two pure types) fitted
+    and checked against a held-out model it never saw - within 35 % (a loose bound for a busy
+    test machine; benchmarks/predict.py measures the real accuracy)."""
+    from slmbench.api import bench
+    from slmbench.llama_backend import quantize
+    from slmbench.synth import SynthSpec, write_synthetic
+
+    monkeypatch.setenv("SLMBENCH_CACHE", str(tmp_path / "cache"))
+    small = {"tiny-l2": SynthSpec(n_embd=256, n_layer=2, n_head=4, n_head_kv=4, n_ff=512,
+                                  n_vocab=1024, n_ctx=2048),
+             "tiny-l8": SynthSpec(n_embd=256, n_layer=8, n_head=4, n_head_kv=4, n_ff=512,
+                                  n_vocab=1024, n_ctx=2048),
+             "wide": SynthSpec(n_embd=512, n_layer=4, n_head=8, n_head_kv=2, n_ff=2048,
+                               n_vocab=8192, n_ctx=2048)}
+    paths = {}
+    for name, spec in small.items():
+        paths[name] = write_synthetic(str(tmp_path / f"{name}.gguf"), spec)
+    paths["wide-Q8_0"] = str(tmp_path / "wide-Q8_0.gguf")
+    quantize(paths["wide"], paths["wide-Q8_0"], "Q8_0", pure=True)
+    held = str(tmp_path / "held.gguf")
+    write_synthetic(held, SynthSpec(n_embd=512, n_layer=6, n_head=8, n_head_kv=4, n_ff=1536,
+                                    n_vocab=4096, n_ctx=2048))
+    held_q = str(tmp_path / "held-Q8_0.gguf")
+    quantize(held, held_q, "Q8_0", pure=True)
+    common = dict(threads=[1], repetitions=3, n_prompt=[64], n_gen=[16], ttft=False)
+    recs = (bench([p for k, p in paths.items() if k != "tiny-l8"], n_depth=[0], **common)
+            + bench([paths["tiny-l8"]], n_depth=[0, 512], **common))
+    probe = P.fit_probe({1: recs}, paths, None)
+    assert probe.costs[0].decode.per_type.keys() >= {"F16", "Q8_0"}
+    rows = P.against_records(bench([held_q], n_depth=[0], **common), probe)
+    assert {r["test"] for r in rows} == {"pp64", "tg16", "peak memory"}
+    for r in rows:
+        assert abs(r["error_pct"]) < 35, r
+    assert os.path.exists(held_q)
