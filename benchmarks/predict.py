@@ -122,7 +122,6 @@ def measure(models: dict[str, str], threads: int, reps: int) -> list[dict]:
                          "peak_mib": r.memory.peak_rss_mib, "n_ctx": r.memory.n_ctx,
                          "weights_mib": r.model.model_size_bytes / P.MIB,
                          "kv_mib": r.memory.kv_mib,
-                         "compute_mib": r.memory.compute_mib + r.memory.output_mib,
                          "n_ubatch": min(r.settings.n_ubatch, PROMPT)})
     return rows
 

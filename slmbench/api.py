@@ -351,7 +351,7 @@ def probe_device(threads: Sequence[int] = (1,), *, force: bool = False,
     import time
 
     from slmbench.bandwidth import probe_bandwidth
-    from slmbench.predict import (PROBE_DEPTH, PROBE_GEN, PROBE_PROMPT, PROBE_REPETITIONS,
+    from slmbench.predict import (DEEP_MODELS, PROBE_DEPTH, PROBE_GEN, PROBE_PROMPT, PROBE_REPETITIONS,
                                   build_probe_models, cached_probe, fit_probe,
                                   probe_model_dir, save_probe)
 
@@ -373,9 +373,10 @@ def probe_device(threads: Sequence[int] = (1,), *, force: bool = False,
         say(f"{t} thread{'s' if t > 1 else ''}: {len(paths)} models")
         common = dict(threads=[t], repetitions=PROBE_REPETITIONS, n_prompt=[PROBE_PROMPT],
                       n_gen=[PROBE_GEN], ttft=False)
-        deep = paths["tiny-l12"]
-        measured[t] = (bench([p for p in paths.values() if p != deep], n_depth=[0], **common)
-                       + bench([deep], n_depth=[0, PROBE_DEPTH], **common))
+        deep = [paths[m] for m in DEEP_MODELS]
+        measured[t] = (bench([p for p in paths.values() if p not in deep], n_depth=[0],
+                             **common)
+                       + bench(deep, n_depth=[0, PROBE_DEPTH], **common))
     probe = fit_probe(measured, paths, bandwidth, round(time.monotonic() - t0, 1))
     save_probe(probe)
     return probe

@@ -62,6 +62,7 @@ PROBE_PROMPT = 128   # prefill batch of the probe's pp test
 PROBE_GEN = 16
 PROBE_REPETITIONS = 5
 PROBE_DEPTH = 1024
+DEEP_MODELS = ("tiny-l12", "tiny-gqa8")  # also measured at PROBE_DEPTH
 DEFAULT_BAND_PCT = {"decode": 10.0, "prefill": 25.0, "memory": 10.0}  # until validated
 
 
@@ -76,6 +77,9 @@ def probe_specs() -> dict[str, Any]:
         "tiny-l2": SynthSpec(n_layer=2, n_vocab=1024, name="probe-tiny-l2", **tiny),
         "tiny-l12": SynthSpec(n_layer=12, n_vocab=1024, name="probe-tiny-l12", **tiny),
         "tiny-v32k": SynthSpec(n_layer=2, n_vocab=32768, name="probe-tiny-v32k", **tiny),
+        # 8 query heads on one KV head: attention work apart from the KV bytes it reads
+        "tiny-gqa8": SynthSpec(n_embd=256, n_layer=12, n_head=8, n_head_kv=1, n_ff=512,
+                               n_vocab=1024, n_ctx=4096, name="probe-tiny-gqa8"),
         # ~155M parameters (310 MB at F16): weights well beyond what a core's share of the
         # last-level cache holds, like the real SLMs predicted
         "wide": SynthSpec(n_embd=1024, n_layer=8, n_head=16, n_head_kv=4, n_ff=4096,
@@ -94,6 +98,7 @@ class PhaseFit:
     per_token_s: float = 0.0
     per_layer_s: float = 0.0
     per_kv_s: float = 0.0      # decode: s per KV byte read; prefill: s per attention FLOP
+    per_score_s: float = 0.0   # decode: s per attention score (query head x cell x layer)
     rms_rel_err: float | None = None  # of the fit on the probe's own measurements
     n_obs: int = 0
 
@@ -263,6 +268,10 @@ def decode_features(info: GGUFInfo, n_depth: int, type_k: str = "f16",
         feats[f"w:{out.type}"] = feats.get(f"w:{out.type}", 0.0) + out.n_bytes
     feats["layers"] = float(info.n_layer)
     feats["kv"] = kv_read_bytes(info, n_depth + 1, type_k, type_v)
+    # the scores: every query head against every cell it sees (GQA shares the KV bytes between
+    # heads, not this work: softmax, scale and mask run per head)
+    feats["scores"] = info.n_head * kv_read_bytes(info, n_depth + 1, "f32", "f32") / (
+        4.0 * (info.n_embd_head_k + info.n_embd_head_v) * max(info.n_head_kv, 1))
     return feats
 
 
@@ -321,7 +330,7 @@ class Prediction:
     peak_mib: float | None = None
     weights_mib: float | None = None
     kv_mib: float | None = None
-    compute_mib: float | None = None
+    rest_mib: float | None = None          # besides weights and KV: activations, runtime
     band_pct: dict[str, float] = field(default_factory=dict)
     decode_parts_ms: dict[str, float] = field(default_factory=dict)
     source: str = "header"                 # header | catalog facts | synthetic shape
@@ -349,6 +358,7 @@ def _apply(fit: PhaseFit, feats: dict[str, float], unit_prefix: str, notes: list
     if unit_prefix == "decode":
         parts["per-token overhead"] = fit.per_token_s + feats["layers"] * fit.per_layer_s
         parts["KV read"] = feats["kv"] * fit.per_kv_s
+        parts["attention scores"] = feats["scores"] * fit.per_score_s
     else:
         parts["per-token overhead"] = (feats["tokens"] * fit.per_token_s
                                        + feats["token_layers"] * fit.per_layer_s)
@@ -356,15 +366,29 @@ def _apply(fit: PhaseFit, feats: dict[str, float], unit_prefix: str, notes: list
     return sum(parts.values()), parts
 
 
+def memory_features(info: GGUFInfo, n_ctx: int, n_ubatch: int) -> dict[str, float]:
+    """What the memory besides weights and KV grows with (MiB of 4-byte activations): the
+    hidden and FFN activations of a micro-batch, its attention scores over the context, one
+    row of logits; 'one' is the runtime (libraries, Python, llama.cpp's fixed buffers)."""
+    cells = kv_cache_bytes(info, n_ctx)["n_ctx"]
+    return {"one": 1.0, "hidden": n_ubatch * info.n_embd * 4 / MIB,
+            "ffn": n_ubatch * (info.n_ff or 4 * info.n_embd) * 4 / MIB,
+            "scores": n_ubatch * info.n_head * cells * 4 / MIB,
+            "vocab": info.n_vocab * 4 / MIB}
+
+
 def predict_memory(info: GGUFInfo, costs: ThreadCosts, n_ctx: int, n_ubatch: int,
                    type_k: str = "f16", type_v: str = "f16") -> dict[str, float]:
+    """Peak resident memory: weights (mapped and read) + the KV cache as llama.cpp allocates
+    it + the rest fitted by the probe (what of the compute buffer is touched, the runtime).
+    The compute buffer llama.cpp reserves is bigger than what a run touches (it is sized for
+    a full micro-batch of logits), so its reserved size is not what is resident."""
     kv = kv_cache_bytes(info, n_ctx, type_k, type_v, n_ubatch=n_ubatch)["total_bytes"] / MIB
-    m = costs.memory
-    compute = (m.get("c0", 0.0) + m.get("c_vocab", 0.0) * n_ubatch * info.n_vocab * 4 / MIB
-               + m.get("c_ff", 0.0) * n_ubatch * (info.n_ff or 4 * info.n_embd) * 4 / MIB)
+    feats = memory_features(info, n_ctx, n_ubatch)
+    rest = sum(costs.memory.get(k, 0.0) * v for k, v in feats.items())
     weights = info.model_size_bytes / MIB
-    peak = weights + kv + compute + m.get("runtime", 0.0)
-    return {"weights_mib": weights, "kv_mib": kv, "compute_mib": compute, "peak_mib": peak}
+    return {"weights_mib": weights, "kv_mib": kv, "rest_mib": rest,
+            "peak_mib": weights + kv + rest}
 
 
 def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int = 512,
@@ -395,7 +419,7 @@ def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int
     n_ctx = n_depth + n_prompt + n_gen
     mem = predict_memory(info, costs, n_ctx, min(n_ubatch, max(n_prompt, 1)), type_k, type_v)
     pred.weights_mib, pred.kv_mib = mem["weights_mib"], mem["kv_mib"]
-    pred.compute_mib, pred.peak_mib = mem["compute_mib"], mem["peak_mib"]
+    pred.rest_mib, pred.peak_mib = mem["rest_mib"], mem["peak_mib"]
     if costs.bandwidth_gbs:
         pred.baseline_decode_ms = info.model_size_bytes / (costs.bandwidth_gbs * 1e9) * 1e3
     pred.notes = sorted(set(notes))
@@ -493,7 +517,7 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
               bandwidth_gbs: float | None = None) -> ThreadCosts:
     """Fit a ThreadCosts from probe observations: dicts with model, test ('tg'/'pp'), n_prompt,
     n_depth, seconds (per token for tg, whole prompt for pp), and for memory records peak_mib,
-    compute_mib, n_ubatch, n_ctx."""
+    n_ubatch, n_ctx."""
     costs = ThreadCosts(n_threads=n_threads, bandwidth_gbs=bandwidth_gbs, measured=obs)
 
     def own(model: str, feats: dict[str, float]) -> dict[str, float]:
@@ -511,10 +535,11 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
             rows.append({**f, "one": 1.0})
             ys.append(o["seconds"])
     wkeys = sorted({k for r in rows for k in r if k.startswith("w:")})
-    keys = wkeys + ["one", "layers", "kv"]
+    keys = wkeys + ["one", "layers", "kv", "scores"]
     coef, err = _nnls_fit(rows, ys, keys)
     costs.decode = PhaseFit(per_type={k[2:]: coef[k] for k in wkeys}, per_token_s=coef["one"],
                             per_layer_s=coef["layers"], per_kv_s=coef["kv"],
+                            per_score_s=coef["scores"],
                             rms_rel_err=err, n_obs=len(rows))
     # prefill: the output projection at the decode rates just fitted (one token)
     rows, ys = [], []
@@ -531,22 +556,13 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
     costs.prefill = PhaseFit(per_type={k[2:]: coef[k] for k in fkeys},
                              per_token_s=coef["tokens"], per_layer_s=coef["token_layers"],
                              per_kv_s=coef["attention"], rms_rel_err=err, n_obs=len(rows))
-    # memory: compute buffer ~ c0 + c_vocab (ubatch x vocab x 4) + c_ff (ubatch x ff x 4);
-    # runtime = the median of peak - weights - KV - compute
-    mem = [o for o in obs if o.get("compute_mib") is not None and o.get("peak_mib")]
+    # memory: peak RSS - weights - KV (allocated) against the activation sizes
+    mem = [o for o in obs if o["test"] == "memory"]
     if mem:
-        rows, ys = [], []
-        for o in mem:
-            info = infos[o["model"]]
-            ub = o["n_ubatch"]
-            rows.append({"c0": 1.0, "c_vocab": ub * info.n_vocab * 4 / MIB,
-                         "c_ff": ub * (info.n_ff or 4 * info.n_embd) * 4 / MIB})
-            ys.append(max(o["compute_mib"], 0.01))
-        coef, _ = _nnls_fit(rows, ys, ["c0", "c_vocab", "c_ff"])
-        costs.memory = dict(coef)
-        rest = sorted(o["peak_mib"] - o["weights_mib"] - o["kv_mib"] - o["compute_mib"]
-                      for o in mem)
-        costs.memory["runtime"] = rest[len(rest) // 2]
+        rows = [memory_features(infos[o["model"]], o["n_ctx"], o["n_ubatch"]) for o in mem]
+        ys = [max(o["peak_mib"] - o["weights_mib"] - o["kv_mib"], 1.0) for o in mem]
+        coef, err = _nnls_fit(rows, ys, ["one", "hidden", "ffn", "scores", "vocab"])
+        costs.memory = {**coef, "rms_rel_err": err}
     return costs
 
 
@@ -570,8 +586,7 @@ def observations(records: list[Any], infos: dict[str, GGUFInfo]) -> list[dict[st
         if m is not None and m.peak_rss_mib:
             out.append({"model": model, "test": "memory", "peak_mib": m.peak_rss_mib,
                         "weights_mib": infos[model].model_size_bytes / MIB,
-                        "kv_mib": m.kv_mib or 0.0,
-                        "compute_mib": (m.compute_mib or 0.0) + (m.output_mib or 0.0),
+                        "kv_mib": kv_cache_bytes(infos[model], m.n_ctx)["total_bytes"] / MIB,
                         "n_ubatch": min(rec.settings.n_ubatch, PROBE_PROMPT) if rec.settings
                         else PROBE_PROMPT, "n_ctx": m.n_ctx})
     return out
@@ -729,9 +744,11 @@ def format_probe(probe: DeviceProbe) -> str:
                      " GFLOP/s")
         m = c.memory
         if m:
-            lines.append(f"  memory: runtime {m.get('runtime', 0):.0f} MiB; compute buffer "
-                         f"{m.get('c_vocab', 0):.2f} x ubatch x vocab x 4 B + "
-                         f"{m.get('c_ff', 0):.2f} x ubatch x FFN x 4 B + {m.get('c0', 0):.1f} MiB")
+            lines.append(f"  memory besides weights and KV: {m.get('one', 0):.0f} MiB runtime + "
+                         f"{m.get('hidden', 0):.2f} x hidden + {m.get('ffn', 0):.2f} x FFN + "
+                         f"{m.get('scores', 0):.2f} x score activations + "
+                         f"{m.get('vocab', 0):.1f} x a logits row "
+                         f"(fit error {100 * m.get('rms_rel_err', 0):.1f} %)")
     return "\n".join(lines)
 
 
@@ -826,3 +843,38 @@ def format_against(rows: list[dict[str, Any]]) -> str:
     lines.append(f"{n_off} of {len(rows)} beyond the expected band" if n_off else
                  f"all {len(rows)} within the expected band")
     return "\n".join(lines)
+
+
+def against_runs(runs: list[Any]) -> tuple[list[dict[str, Any]], str]:
+    """Predicted vs measured for the runs' configs when this machine holds a probe of the
+    same CPU at their thread counts (what `analyze` and `report` show); (rows, a note saying
+    which probe served or why none did)."""
+    records = [r for run in runs for r in run.records]
+    threads = sorted({r.settings.n_threads for r in records if r.settings and r.status == "ok"
+                      and any(t.test in ("pp", "tg") for t in r.tests)})
+    if not threads:
+        return [], "no pp / tg tests to predict"
+    cpus = {run.env.cpu.model for run in runs if run.env and run.env.cpu and run.env.cpu.model}
+    try:
+        probe = cached_probe(threads)
+    except SlmbenchError as exc:
+        return [], f"the stored probe is unusable ({exc})"
+    if probe is None:
+        return [], (f"no device probe on this machine at {', '.join(map(str, threads))} "
+                    "threads (`slmbench probe` adds predicted vs measured)")
+    if cpus and probe.cpu not in cpus:
+        return [], (f"the runs are from another CPU ({', '.join(sorted(cpus))}) than this "
+                    f"machine's probe ({probe.cpu}); predict on that device")
+    rows = against_records(records, probe)
+    return rows, (f"probe {probe.key.rsplit('-t', 1)[0]} of {probe.created[:10]} "
+                  f"({probe.cpu}); error = predicted / measured - 1")
+
+
+def against_table(rows: list[dict[str, Any]]) -> list[list[str]]:
+    out = [["config", "test", "threads", "measured", "predicted", "error", "band", ""]]
+    for r in rows:
+        out.append([r["config"], r["test"], str(r["threads"]),
+                    f"{r['measured']:,.2f} {r['unit']}", f"{r['predicted']:,.2f} {r['unit']}",
+                    f"{r['error_pct']:+.1f}%", f"+-{r['band_pct']:.0f}%",
+                    "OFF" if r["flag"] else ""])
+    return out

@@ -343,6 +343,11 @@ PROFILE_CAPTION = ("Operator-level profiles (`slmbench profile`, suite key `prof
                    "node of llama.cpp's graph timed inside its scheduler, added up by operator "
                    "class; shares are of the profiled time per token (the unprofiled time and "
                    "the profiling overhead beside it). Method and limits: docs/profile.md.")
+PREDICTED_TITLE = "Predicted vs measured"
+PREDICTED_CAPTION = ("Each measured config beside what `slmbench predict` expects from this "
+                     "device's probe and the model's header; OFF = off by more than the "
+                     "validated band (docs/prediction.md): a measurement or build problem, or "
+                     "a model unlike the ones validated.")
 CAPTIONS.update({SUSTAINED_TITLE: SUSTAINED_CAPTION, PROFILE_TITLE: PROFILE_CAPTION})
 
 
@@ -392,6 +397,7 @@ def write_report(run_dirs: Iterable[Any] | None, out_dir: str, catalog: Any = No
     fig_dir = os.path.join(out_dir, "figures")
     figs: list[str] = []
     tabs: dict[str, list[list[str]]] = {}
+    captions = dict(CAPTIONS)
     summary: list[str] = []
     heads: list[str] = []
     grouped: list[tuple[str, list[str]]] = []
@@ -417,6 +423,13 @@ def write_report(run_dirs: Iterable[Any] | None, out_dir: str, catalog: Any = No
     if profiles:
         tabs[PROFILE_TITLE] = profiles
         figs += figures.profile_figures(runs, fig_dir)
+    if runs:
+        from slmbench.predict import against_runs, against_table
+
+        versus, why = against_runs(runs)
+        if versus:
+            tabs[PREDICTED_TITLE] = against_table(versus)
+            captions[PREDICTED_TITLE] = PREDICTED_CAPTION + " " + why + "."
     pngs = [p for p in figs if p.endswith(".png")]
     warns = warnings_of(runs)
     methods = method_lines(runs, from_csv, df)
@@ -432,7 +445,7 @@ def write_report(run_dirs: Iterable[Any] | None, out_dir: str, catalog: Any = No
         md += ["", f"### {title}", ""] + [f"- {x}" for x in texts]
     md += ["", "## Environment and method", ""] + [f"- {x}" for x in methods]
     for title, rows in tabs.items():
-        md += ["", f"## {title}", ""] + ([CAPTIONS[title], ""] if title in CAPTIONS else [])
+        md += ["", f"## {title}", ""] + ([captions[title], ""] if title in captions else [])
         md += [_md_table(rows)]
     if warns:
         md += ["", "## Warnings", ""] + [f"- {w}" for w in warns]
@@ -463,8 +476,8 @@ def write_report(run_dirs: Iterable[Any] | None, out_dir: str, catalog: Any = No
     parts.append("<h2>Environment and method</h2><ul class='muted'>"
                  + "".join(f"<li>{html.escape(x)}</li>" for x in methods) + "</ul>")
     for title, rows in tabs.items():
-        caption = (f"<p class='muted'>{html.escape(CAPTIONS[title])}</p>"
-                   if title in CAPTIONS else "")
+        caption = (f"<p class='muted'>{html.escape(captions[title])}</p>"
+                   if title in captions else "")
         parts.append(f"<h2>{html.escape(title)}</h2>{caption}{_html_table(rows)}")
     if warns:
         parts.append("<h2>Warnings</h2><ul class='warn'>"

@@ -5,7 +5,6 @@ probe fitted on real llama.cpp measurements of tiny models predicts another tiny
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -18,29 +17,31 @@ PLANT_DEC = {"F16": 1 / 9e9, "Q8_0": 1 / 8e9, "Q4_0": 1 / 10e9, "Q4_K": 1 / 12e9
              "Q6_K": 1 / 8.5e9}
 PLANT_PP = {"F16": 1 / 70e9, "Q8_0": 1 / 85e9, "Q4_0": 1 / 130e9, "Q4_K": 1 / 150e9,
             "Q6_K": 1 / 200e9}
-PLANT = dict(dec_tok=30e-6, dec_layer=12e-6, dec_kv=1 / 2e9, pp_tok=5e-6, pp_layer=20e-6,
-             pp_att=1 / 30e9)
+PLANT = dict(dec_tok=30e-6, dec_layer=12e-6, dec_kv=1 / 2e9, dec_score=2e-9, pp_tok=5e-6,
+             pp_layer=20e-6, pp_att=1 / 30e9)
+PLANT_MEM = {"one": 60.0, "hidden": 1.5, "ffn": 1.2, "scores": 0.5, "vocab": 3.0}
 
 
 def planted_costs(n_threads: int = 2) -> P.ThreadCosts:
     return P.ThreadCosts(
         n_threads=n_threads, bandwidth_gbs=8.0,
         decode=P.PhaseFit(per_type=dict(PLANT_DEC), per_token_s=PLANT["dec_tok"],
-                          per_layer_s=PLANT["dec_layer"], per_kv_s=PLANT["dec_kv"]),
+                          per_layer_s=PLANT["dec_layer"], per_kv_s=PLANT["dec_kv"],
+                          per_score_s=PLANT["dec_score"]),
         prefill=P.PhaseFit(per_type=dict(PLANT_PP), per_token_s=PLANT["pp_tok"],
                            per_layer_s=PLANT["pp_layer"], per_kv_s=PLANT["pp_att"]),
-        memory={"c0": 1.0, "c_vocab": 1.0, "c_ff": 0.2, "runtime": 60.0})
+        memory=dict(PLANT_MEM))
 
 
 def shapes() -> dict[str, object]:
     out = {}
-    for i, (embd, layers, heads, kv, vocab) in enumerate(
-            [(512, 4, 8, 2, 8192), (768, 6, 12, 4, 16384), (1024, 3, 16, 16, 32000),
-             (640, 8, 4, 1, 65536)]):
+    for i, (embd, layers, heads, kv, vocab, ff) in enumerate(
+            [(512, 4, 8, 2, 8192, 1536), (768, 6, 12, 4, 16384, 2048),
+             (1024, 3, 16, 16, 32000, 4096), (640, 8, 4, 1, 65536, 1024)]):
         for quant in ("F16", "Q8_0", "Q4_0", "Q4_K_M", "Q6_K"):
             name = f"m{i}-{quant}"
             out[name] = P.info_from_shape(n_layer=layers, n_embd=embd, n_head=heads,
-                                          n_head_kv=kv, n_vocab=vocab, n_ff=3 * embd,
+                                          n_head_kv=kv, n_vocab=vocab, n_ff=ff,
                                           quant=quant, tied=(i % 2 == 0), name=name)
     return out
 
@@ -57,10 +58,11 @@ def planted_observations(infos: dict, costs: P.ThreadCosts) -> list[dict]:
                              [], decode_fit=costs.decode)
             obs.append({"model": name, "test": "pp", "n_prompt": 128, "n_gen": 0,
                         "n_depth": depth, "seconds": pp})
-        mem = P.predict_memory(info, costs, 2048, 128)
-        obs.append({"model": name, "test": "memory", "peak_mib": mem["peak_mib"],
-                    "weights_mib": mem["weights_mib"], "kv_mib": mem["kv_mib"],
-                    "compute_mib": mem["compute_mib"], "n_ubatch": 128, "n_ctx": 2048})
+        for n_ctx, ub in ((2048, 128), (4096, 512)):
+            mem = P.predict_memory(info, costs, n_ctx, ub)
+            obs.append({"model": name, "test": "memory", "peak_mib": mem["peak_mib"],
+                        "weights_mib": mem["weights_mib"], "kv_mib": mem["kv_mib"],
+                        "n_ubatch": ub, "n_ctx": n_ctx})
     return obs
 
 
@@ -76,8 +78,9 @@ def test_the_fit_recovers_planted_costs_and_predicts_an_unseen_shape():
     assert fitted.decode.per_layer_s == pytest.approx(PLANT["dec_layer"], rel=1e-3)
     assert fitted.decode.per_kv_s == pytest.approx(PLANT["dec_kv"], rel=1e-3)
     assert fitted.prefill.per_kv_s == pytest.approx(PLANT["pp_att"], rel=1e-3)
-    assert fitted.memory["c_vocab"] == pytest.approx(1.0, rel=1e-3)
-    assert fitted.memory["runtime"] == pytest.approx(60.0, rel=1e-6)
+    assert fitted.decode.per_score_s == pytest.approx(PLANT["dec_score"], rel=1e-3)
+    for k, v in PLANT_MEM.items():
+        assert fitted.memory[k] == pytest.approx(v, rel=1e-3), k
     assert fitted.decode.rms_rel_err < 1e-6
     # an unseen shape: the prediction under the fitted costs is the planted device's time
     new = P.info_from_shape(n_layer=10, n_embd=896, n_head=14, n_head_kv=2, n_vocab=151936,
@@ -218,8 +221,30 @@ def test_a_probe_of_real_measurements_predicts_another_model(tmp_path, monkeypat
             + bench([paths["tiny-l8"]], n_depth=[0, 512], **common))
     probe = P.fit_probe({1: recs}, paths, None)
     assert probe.costs[0].decode.per_type.keys() >= {"F16", "Q8_0"}
-    rows = P.against_records(bench([held_q], n_depth=[0], **common), probe)
+    held_recs = bench([held_q], n_depth=[0], **common)
+    rows = P.against_records(held_recs, probe)
     assert {r["test"] for r in rows} == {"pp64", "tg16", "peak memory"}
     for r in rows:
         assert abs(r["error_pct"]) < 35, r
-    assert os.path.exists(held_q)
+    # analyze and report put the run next to its predictions once the probe is stored
+    from slmbench.report import write_report
+    from slmbench.results import append_record, write_json_atomic
+
+    run = tmp_path / "run"
+    run.mkdir()
+    write_json_atomic(run / "env.json", {"device": {"label": "cpu-test"},
+                                         "cpu": {"model": probe.cpu}})
+    for rec in held_recs:
+        append_record(run, rec)
+    from slmbench.cli import main as cli_main
+
+    assert cli_main(["analyze", str(run), "--json", str(tmp_path / "a.json")]) == 0
+    assert "no device probe" in json.loads((tmp_path / "a.json").read_text())[
+        "predicted_vs_measured"]["note"]
+    P.save_probe(probe)
+    assert cli_main(["analyze", str(run), "--json", str(tmp_path / "b.json")]) == 0
+    versus = json.loads((tmp_path / "b.json").read_text())["predicted_vs_measured"]
+    assert len(versus["rows"]) == 3 and "probe" in versus["note"]
+    out = write_report([str(run)], str(tmp_path / "rep"))
+    md = open(out["markdown"], encoding="utf-8").read()
+    assert "## Predicted vs measured" in md and "peak memory" in md

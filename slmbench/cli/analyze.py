@@ -72,6 +72,14 @@ def run(args: argparse.Namespace) -> int:
         raise SlmbenchError("give run directories or --from-csv FILE")
     df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     result = analyze(df)
+    versus: list[list[str]] = []
+    if args.runs:  # predicted vs measured, when this machine holds a probe of their device
+        from slmbench.predict import against_runs, against_table
+        from slmbench.results import read_run
+
+        rows, why = against_runs([read_run(p) for p in run_paths(args.runs)])
+        result["predicted_vs_measured"] = {"rows": rows, "note": why}
+        versus = against_table(rows) if rows else []
     quiet = args.json == "-"  # stdout is the JSON alone
     note = sys.stderr if quiet else sys.stdout
     if args.csv:
@@ -98,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
         print("\nSummary")
         for line in result["summary"]:
             print(f"- {line}")
+    if versus:
+        print("\nPredicted vs measured (slmbench predict; OFF = beyond the expected band)\n"
+              + table(versus[1:], versus[0]))
     print("\nFindings")
     for f in result["findings"]:
         print(f"- {f['text']}")
