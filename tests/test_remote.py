@@ -181,3 +181,26 @@ def test_run_exit_code_of_a_copied_run(tmp_path):
     assert run_exit_code(run("finished", "ok", "failed", "ok")) == 1
     assert run_exit_code(run("interrupted", "ok")) == 130
     assert run_exit_code(run("running", "ok", "ok")) == 1  # stopped there, did not finish
+
+
+def test_every_shard_of_a_split_model_is_pushed(tmp_path, sshd, tiny_spec):
+    """--push-files with a model split into shards: all of them are copied (llama.cpp opens
+    the others beside the first), and the model loads there."""
+    from slmbench.remote import pushed_suite
+    from slmbench.suite import load_suite
+    from slmbench.synth import write_synthetic
+
+    first = write_synthetic(str(tmp_path / "m" / "split.gguf"), tiny_spec, split_max_tensors=8)
+    assert first.endswith("split-00001-of-00003.gguf")
+    src = tmp_path / "split-suite.yaml"
+    src.write_text(f"models: ['{first}']\nn_prompt: [16]\nn_gen: [4]\nrepetitions: 1\n"
+                   "warmup: 0\nthreads: 1\n")
+    push = pushed_suite(load_suite(str(src)), str(tmp_path / "pushed.yaml"))
+    assert sorted(push.values()) == [f"files/split-0000{i}-of-00003.gguf" for i in (1, 2, 3)]
+    out = io.StringIO()
+    local = run_remote(sshd.user_host, str(tmp_path / "pushed.yaml"), [], str(tmp_path / "local"),
+                       "run-split", ssh_opts=sshd.client_opts, port=sshd.port,
+                       remote_slmbench=SLMBENCH, remote_dir=str(tmp_path / "remote"), poll_s=0.3,
+                       push=push, out=out)
+    assert out.getvalue().count("copying") == 3, out.getvalue()
+    assert [r["status"] for r in records(local)] == ["ok"]
