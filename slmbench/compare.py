@@ -46,6 +46,8 @@ from slmbench.stats import (bootstrap_pooled_ratio_ci, bootstrap_ratio_ci, mann_
                             mann_whitney_p, paired_test, percentile, welch_log_p)
 
 MIN_SAMPLES = 3
+THRESHOLD = 0.05  # default: the smallest relative change that matters
+ALPHA = 0.01  # default significance level
 NOISY_CI_FACTOR = 2.0  # a CI wider than this many thresholds cannot tell "same" from a change
 N_BOOT = 2000
 SEED = 0
@@ -473,8 +475,8 @@ def _as_run(run: Run | str) -> Run:
     return run if isinstance(run, Run) else read_run(run)
 
 
-def compare_runs(base: Run | str, cand: Run | str, threshold: float = 0.05, alpha: float = 0.01,
-                 metrics: Iterable[str] | None = None) -> CompareResult:
+def compare_runs(base: Run | str, cand: Run | str, threshold: float = THRESHOLD,
+                 alpha: float = ALPHA, metrics: Iterable[str] | None = None) -> CompareResult:
     """Compare every matched config, test and metric of two runs (run objects or directories).
 
     ``metrics`` takes the --metric names (see :func:`parse_metrics`); None = all.
@@ -545,6 +547,13 @@ def parse_threshold(text: str) -> float:
     if not 0 < value < 1:
         raise ConfigError(f"--threshold {text!r}: must be between 0% and 100%, e.g. 5%")
     return value
+
+
+def check_alpha(alpha: float) -> float:
+    """--alpha: a significance level strictly between 0 and 1."""
+    if not 0 < alpha < 1:
+        raise ConfigError(f"--alpha {alpha:g}: must be between 0 and 1, e.g. 0.01")
+    return alpha
 
 
 # -------------------------------------------------------------------------------- rendering --

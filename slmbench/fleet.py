@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, Any, Sequence
 
 from slmbench.errors import ConfigError, ResultsFormatError, SlmbenchError, warn
-from slmbench.results import read_env, read_manifest, read_run
+from slmbench.results import config_counts, read_env, read_manifest
 from slmbench.schema import utc_now
 
 FLEET_FILE = "fleet.json"
@@ -274,19 +274,6 @@ def _host_entry(host: Any, fleet_id: str, taken: set[str]) -> dict[str, Any]:
             "finished_at": None, "counts": None, "device": None}
 
 
-def _counts(run_dir: Path) -> dict[str, int]:
-    """ok / failed / skipped configs of a run (the latest record of each config)."""
-    counts = {"ok": 0, "failed": 0, "skipped": 0}
-    try:
-        latest = {r.record_id: r.status for r in read_run(run_dir).records}
-    except SlmbenchError:
-        return counts
-    for status in latest.values():
-        if status in counts:
-            counts[status] += 1
-    return counts
-
-
 class _Fleet:
     def __init__(self, fleet_dir: Path, manifest: dict[str, Any], display: FleetDisplay, *,
                  poll_s: float, max_unreachable_s: float):
@@ -356,7 +343,7 @@ class _Fleet:
 
     def _finished(self, h: dict[str, Any], run_dir: Path) -> None:
         manifest = read_manifest(run_dir)
-        counts = _counts(run_dir)
+        counts = config_counts(run_dir)
         state = manifest.status
         n = manifest.n_configs
         done = sum(counts.values())

@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from slmbench.compare import Measure, index_run, judge, labeler, metric_label, parse_metrics
+from slmbench.compare import (ALPHA, THRESHOLD, Measure, index_run, judge, labeler, metric_label,
+                              parse_metrics)
 from slmbench.errors import ConfigError, ResultsFormatError
 from slmbench.results import Run
 
@@ -147,8 +148,8 @@ class HistoryResult:
         return [(s, p) for s in self.series for p in s.points if p.step]
 
 
-def history(runs: Iterable[Run], by: str = "version", threshold: float = 0.05,
-            alpha: float = 0.01, metrics: Iterable[str] | None = None) -> HistoryResult:
+def history(runs: Iterable[Run], by: str = "version", threshold: float = THRESHOLD,
+            alpha: float = ALPHA, metrics: Iterable[str] | None = None) -> HistoryResult:
     """Trend of every config, test and metric over the runs; steps judged like compare."""
     runs = list(runs)
     if len(runs) < 2:

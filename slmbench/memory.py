@@ -13,7 +13,7 @@ import os
 import re
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from slmbench.config import Settings, TestPlan
 from slmbench.gguf_info import GGUFInfo, kv_cache_bytes, pad_ctx
@@ -197,6 +197,28 @@ class RSSSampler:
 
 # --------------------------------------------------------------------------- breakdown
 
+def kv_share_crossing(kv_mib: Callable[[int], float], fixed_mib: float, share: float,
+                      limit: int = 1 << 20) -> int | None:
+    """Smallest context (padded to 256 tokens) where kv / (kv + fixed) >= ``share``.
+
+    ``kv_mib(ctx)`` is the KV cache in MiB at a context of ``ctx`` tokens, ``fixed_mib`` the
+    rest (held constant). None when the share is not reached by ``limit`` tokens.
+    """
+    def ok(c: int) -> bool:
+        kv = kv_mib(c)
+        return kv / (kv + fixed_mib) >= share if kv + fixed_mib > 0 else False
+    if not ok(limit):
+        return None
+    lo, hi = 1, limit  # KV grows monotonically with context: bisect on the padded context
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return pad_ctx(lo)
+
+
 def kv_projection(info: GGUFInfo, fixed_mib: float, type_k: str, type_v: str, *,
                   swa_full: bool, n_ubatch: int) -> KVProjection:
     """KV share at the training context, and the contexts where KV passes 50 % and 80 %.
@@ -208,27 +230,13 @@ def kv_projection(info: GGUFInfo, fixed_mib: float, type_k: str, type_v: str, *,
         return kv_cache_bytes(info, ctx, type_k, type_v, swa_full=swa_full,
                               n_ubatch=n_ubatch)["total_bytes"] / MIB
 
-    def crossing(share: float, limit: int = 1 << 20) -> int | None:
-        def ok(c: int) -> bool:
-            kv = kv_mib(c)
-            return kv / (kv + fixed_mib) >= share if kv + fixed_mib > 0 else False
-        if not ok(limit):
-            return None
-        lo, hi = 1, limit  # KV grows monotonically with context: bisect on the padded context
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if ok(mid):
-                hi = mid
-            else:
-                lo = mid + 1
-        return pad_ctx(lo)
-
     train = int(info.n_ctx_train or 0)
     kv_train = kv_mib(train) if train else 0.0
     share_train = kv_train / (kv_train + fixed_mib) if train and kv_train + fixed_mib else 0.0
     return KVProjection(n_ctx_train=train, kv_mib_at_train_ctx=round(kv_train, 3),
                         kv_share_at_train_ctx=round(share_train, 4),
-                        ctx_kv_share_50=crossing(0.5), ctx_kv_share_80=crossing(0.8))
+                        ctx_kv_share_50=kv_share_crossing(kv_mib, fixed_mib, 0.5),
+                        ctx_kv_share_80=kv_share_crossing(kv_mib, fixed_mib, 0.8))
 
 
 def breakdown(buffers: list[Buffer], *, n_ctx: int, peak_rss_mib: float, hwm: float | None,

@@ -262,6 +262,8 @@ def pushed_suite(suite: Any, path: str) -> dict[str, str]:
     import hashlib
     import json
 
+    from slmbench.gguf_info import shard_names
+
     push: dict[str, str] = {}
 
     def remote_name(local: str) -> str:
@@ -270,6 +272,9 @@ def pushed_suite(suite: Any, path: str) -> dict[str, str]:
             if name in push.values():  # same name, another folder
                 name = f"{hashlib.sha1(local.encode()).hexdigest()[:8]}-{name}"
             push[local] = f"files/{name}"
+            # a split model: llama.cpp opens the other shards beside the first, by their names
+            for shard, rel in zip(shard_names(local)[1:], shard_names(push[local])[1:]):
+                push.setdefault(shard, rel)
         return "../" + push[local]  # relative to the suite file
 
     def quality(q: Any) -> Any:

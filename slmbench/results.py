@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from slmbench.errors import ResultsFormatError, warn
+from slmbench.errors import ResultsFormatError, SlmbenchError, warn
 from slmbench.schema import (SCHEMA_VERSION, EnvInfo, Manifest, Record, from_dict,
                              record_from_dict, to_dict, upgrade_record)
 
@@ -152,6 +152,32 @@ def read_run(run_dir: str | Path) -> Run:
             warn(f"{results}:{lineno}: a record that does not match the schema ({exc}); skipped")
     records += recover_sustained(p, records)
     return Run(path=str(p), run_id=p.name, env=read_env(p), manifest=manifest, records=records)
+
+
+def config_counts(run_dir: str | Path) -> dict[str, int]:
+    """ok / failed / skipped configs of a run (the latest record of each config); all 0 when
+    the run cannot be read."""
+    counts = {"ok": 0, "failed": 0, "skipped": 0}
+    try:
+        latest = {r.record_id: r.status for r in read_run(run_dir).records}
+    except SlmbenchError:
+        return counts
+    for status in latest.values():
+        if status in counts:
+            counts[status] += 1
+    return counts
+
+
+def run_exit_code(run_dir: str | Path) -> int:
+    """The exit code of `slmbench run` for this run directory, as a local run gives it: 130
+    when the run was interrupted, 1 when a config failed (or the run did not finish), else 0.
+    For a run measured elsewhere (`run --host`) and copied here."""
+    status = read_manifest(run_dir).status
+    if status == "interrupted":
+        return 130
+    if status != "finished":
+        return 1
+    return 1 if config_counts(run_dir)["failed"] else 0
 
 
 def read_runs(run_dirs: Iterable[str | Path]) -> list[Run]:

@@ -42,7 +42,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from slmbench.compare import config_key, labeler
+from slmbench.compare import config_key, fmt_value, labeler
 from slmbench.config import (WORKLOAD, WORKLOADS, Target, parse_targets, targets_workloads,
                              test_name, unknown_workload, workload_name, workload_shape)
 from slmbench.errors import ConfigError, ResultsFormatError
@@ -932,18 +932,12 @@ def miss_text(x: Check) -> str:
 # --------------------------------------------------------------------------- rendering
 
 def _fmt(x: float | None) -> str:
+    """compare.fmt_value, but "-" for anything not a finite number and "0" for -0.0."""
     if x is None or not _finite(x):
         return "-"
-    a = abs(x)
-    if a >= 1000:
-        return f"{x:,.0f}"
-    if a >= 100:
-        return f"{x:.1f}"
-    if a >= 1:
-        return f"{x:.2f}"
-    if a == 0:
+    if x == 0:
         return "0"
-    return f"{x:.3g}"
+    return fmt_value(x)
 
 
 def _fmt_est(est: Estimate | None) -> str:

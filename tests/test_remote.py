@@ -136,3 +136,71 @@ def test_local_files_are_pushed_once(tmp_path, sshd, tiny_models):
         assert {r["model_id"] for r in recs} == {"tiny"}
         copied = out.getvalue().count("copying")
         assert copied == (3 if i == 1 else 0), out.getvalue()
+
+
+def test_cli_host_run_exits_like_a_local_run(tmp_path, sshd, tiny_model, monkeypatch, capsys):
+    """`slmbench run --host`: exit 1 when a config failed there, as a local run exits."""
+    import functools
+
+    import slmbench.remote
+    from slmbench.cli import main
+    from slmbench.results import run_exit_code
+
+    # the remote side keeps its files under tmp_path, not in the home directory
+    monkeypatch.setattr(slmbench.remote, "run_remote",
+                        functools.partial(run_remote, remote_dir=str(tmp_path / "remote"),
+                                          poll_s=0.3))
+    monkeypatch.setenv("SLMBENCH_SSH_OPTS", " ".join(sshd.client_opts))
+    corrupt = tmp_path / "corrupt.gguf"
+    corrupt.write_bytes(b"GGUF" + bytes(64))
+    suite = tmp_path / "fails.yaml"
+    suite.write_text(f"models: ['{corrupt}', '{tiny_model}']\nn_prompt: [16]\nn_gen: [4]\n"
+                     "repetitions: 1\nwarmup: 0\nthreads: 1\n")
+    rc = main(["run", str(suite), "--host", sshd.user_host, "--port", str(sshd.port),
+               "--remote-slmbench", SLMBENCH, "--results", str(tmp_path / "local"),
+               "--run-id", "run-cli-fail"])
+    local = tmp_path / "local" / "run-cli-fail"
+    assert [r["status"] for r in records(local)] == ["failed", "ok"]
+    assert rc == 1 == run_exit_code(local)
+    assert f"results in {local}" in capsys.readouterr().out
+
+
+def test_run_exit_code_of_a_copied_run(tmp_path):
+    from slmbench.results import run_exit_code
+
+    def run(status: str, *record_status: str) -> Path:
+        d = tmp_path / f"{status}-{len(record_status)}"
+        d.mkdir()
+        (d / "manifest.json").write_text(json.dumps({"status": status}))
+        (d / "results.jsonl").write_text("".join(
+            json.dumps({"record_id": f"c{i}", "status": s}) + "\n"
+            for i, s in enumerate(record_status)))
+        return d
+
+    assert run_exit_code(run("finished", "ok", "skipped")) == 0
+    assert run_exit_code(run("finished", "ok", "failed", "ok")) == 1
+    assert run_exit_code(run("interrupted", "ok")) == 130
+    assert run_exit_code(run("running", "ok", "ok")) == 1  # stopped there, did not finish
+
+
+def test_every_shard_of_a_split_model_is_pushed(tmp_path, sshd, tiny_spec):
+    """--push-files with a model split into shards: all of them are copied (llama.cpp opens
+    the others beside the first), and the model loads there."""
+    from slmbench.remote import pushed_suite
+    from slmbench.suite import load_suite
+    from slmbench.synth import write_synthetic
+
+    first = write_synthetic(str(tmp_path / "m" / "split.gguf"), tiny_spec, split_max_tensors=8)
+    assert first.endswith("split-00001-of-00003.gguf")
+    src = tmp_path / "split-suite.yaml"
+    src.write_text(f"models: ['{first}']\nn_prompt: [16]\nn_gen: [4]\nrepetitions: 1\n"
+                   "warmup: 0\nthreads: 1\n")
+    push = pushed_suite(load_suite(str(src)), str(tmp_path / "pushed.yaml"))
+    assert sorted(push.values()) == [f"files/split-0000{i}-of-00003.gguf" for i in (1, 2, 3)]
+    out = io.StringIO()
+    local = run_remote(sshd.user_host, str(tmp_path / "pushed.yaml"), [], str(tmp_path / "local"),
+                       "run-split", ssh_opts=sshd.client_opts, port=sshd.port,
+                       remote_slmbench=SLMBENCH, remote_dir=str(tmp_path / "remote"), poll_s=0.3,
+                       push=push, out=out)
+    assert out.getvalue().count("copying") == 3, out.getvalue()
+    assert [r["status"] for r in records(local)] == ["ok"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from slmbench.cli.options import add_json_md, add_threshold_alpha, threshold_alpha
+
 HELP = "compare two runs with statistics; exit 1 on a regression"
 DESCRIPTION = """\
 Compare a candidate run with a base run, config by config (matched by model, quantization,
@@ -50,36 +52,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "device; or an hf://datasets/... run)")
     p.add_argument("cand", metavar="CAND_RUN",
                    help="run directory of the candidate (a fleet directory, or hf://...)")
-    p.add_argument("--threshold", default="5%",
-                   help="smallest relative change that matters, 5%% or 0.05 (default 5%%)")
-    p.add_argument("--alpha", type=float, default=0.01,
-                   help="significance level of the tests (default 0.01)")
+    add_threshold_alpha(p, "relative change", "the tests")
     p.add_argument("--metric", default=None, metavar="M[,M...]",
                    help="only these metrics or groups, e.g. decode,ttft,kv_mib,memory,quality")
     p.add_argument("--changes-only", action="store_true",
                    help="table rows only for metrics whose verdict is not 'same' (the summary "
                         "still counts all)")
-    fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="machine-readable output")
-    fmt.add_argument("--md", action="store_true", help="a Markdown table to paste into a PR")
+    add_json_md(p, "a Markdown table to paste into a PR")
 
 
 def run(args: argparse.Namespace) -> int:
-    from slmbench.compare import (compare_runs, parse_metrics, parse_threshold, render_markdown,
-                                  render_text, to_json_dict)
-    from slmbench.errors import SlmbenchError
+    from slmbench.compare import (compare_runs, parse_metrics, render_markdown, render_text,
+                                  to_json_dict)
     from slmbench.fleet import run_pairs
     from slmbench.results import read_run
     from slmbench.sharing import resolve_run_path
 
-    threshold = parse_threshold(args.threshold)
-    if not 0 < args.alpha < 1:
-        raise SlmbenchError(f"--alpha {args.alpha:g}: must be between 0 and 1, e.g. 0.01")
+    threshold, alpha = threshold_alpha(args)
     metrics = parse_metrics(args.metric.split(",")) if args.metric is not None else None
     # two runs, or fleet directories: host by host, matched by device label
     pairs = run_pairs(resolve_run_path(args.base), resolve_run_path(args.cand))
     results = [(device, base, cand,
-                compare_runs(read_run(base), read_run(cand), threshold, args.alpha,
+                compare_runs(read_run(base), read_run(cand), threshold, alpha,
                              sorted(metrics) if metrics is not None else None))
                for device, base, cand in pairs]
     if args.json and pairs[0][0] is None:

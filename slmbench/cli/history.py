@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from slmbench.cli.options import add_threshold_alpha, threshold_alpha
+
 HELP = "trend of a config across many runs / versions"
 DESCRIPTION = """\
 Order runs by llama-cpp-python / llama.cpp version (env.json: versions.llama_cpp_python and
@@ -32,27 +34,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="order of the runs (default version)")
     p.add_argument("--metric", metavar="M[,M...]",
                    help="only these metrics or groups, e.g. decode,ttft,memory")
-    p.add_argument("--threshold", default="5%",
-                   help="smallest step that matters, 5%% or 0.05 (default 5%%)")
-    p.add_argument("--alpha", type=float, default=0.01,
-                   help="significance level of a step (default 0.01)")
+    add_threshold_alpha(p, "step", "a step")
     p.add_argument("--plot", metavar="DIR", help="write a trend figure per metric (PNG + SVG) here")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def run(args: argparse.Namespace) -> int:
     from slmbench.api import run_paths
-    from slmbench.compare import parse_metrics, parse_threshold
-    from slmbench.errors import SlmbenchError
+    from slmbench.compare import parse_metrics
     from slmbench.history import history, plot, render
     from slmbench.results import read_runs
     from slmbench.schema import to_dict
 
-    threshold = parse_threshold(args.threshold)
-    if not 0 < args.alpha < 1:
-        raise SlmbenchError(f"--alpha {args.alpha:g}: must be between 0 and 1, e.g. 0.01")
+    threshold, alpha = threshold_alpha(args)
     metrics = parse_metrics(args.metric.split(",")) if args.metric is not None else None
-    res = history(read_runs(run_paths(args.runs)), args.by, threshold, args.alpha,
+    res = history(read_runs(run_paths(args.runs)), args.by, threshold, alpha,
                   sorted(metrics) if metrics is not None else None)
     paths = plot(res, args.plot) if args.plot else []
     if args.json:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from slmbench.cli.options import add_json_md
+
 HELP = "which model and quant to ship: targets, verdicts, Pareto front"
 DESCRIPTION = """\
 Which model in which quantization should ship on this device for this use? For every device
@@ -53,9 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workload", metavar="NAME[,NAME...]",
                    help="only these workloads (presets or P/G); default: those the targets "
                         "name, else every preset measured")
-    fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="machine-readable output")
-    fmt.add_argument("--md", action="store_true", help="Markdown (the report's Verdict section)")
+    add_json_md(p, "Markdown (the report's Verdict section)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -125,8 +125,10 @@ def run(args: argparse.Namespace) -> int:
                                  run_id=args.run_id, resume=args.resume, offline=args.offline,
                                  port=args.port, remote_slmbench=args.remote_slmbench,
                                  push_files=args.push_files)
+        from slmbench.results import run_exit_code
+
         print(f"results in {local}")
-        return _gate(0, args, targets, lambda: [local])
+        return _gate(run_exit_code(local), args, targets, lambda: [local])
     if args.dry_run:
         return _print_plan(api.plan_suite(args.suite, overrides, resume=args.resume,
                                           results_dir=args.results), args.json)
