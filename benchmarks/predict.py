@@ -21,8 +21,8 @@ absolute error and the share within +-10 %, against two baselines on the same da
                2 x params x N / peak FLOP/s; peak FLOP/s = threads x clock x 32 (AVX2 FMA,
                fp32) - a spec-sheet number, since the machine has no other
 
-    python benchmarks/predict.py                                 # threads 1,2; Gemma from
-    GEMMA_DIR=/work/tools/models python benchmarks/predict.py    #   $GEMMA_DIR or PyPI
+    python benchmarks/predict.py --gemma                 # threads 1,2; Gemma from PyPI
+    GEMMA_DIR=/path/to/ggufs python benchmarks/predict.py    # Gemma files from a folder
     python benchmarks/predict.py --threads 2 --quick --json out.json
 
 Targets (issue #18): >= 90 % of held-out configs within +-10 % for decode and memory.
@@ -89,21 +89,31 @@ def synth_models(work: str, quick: bool) -> dict[str, str]:
     return out
 
 
-def gemma_models(gemma_dir: str | None) -> dict[str, str]:
+def gemma_models(gemma_dir: str | None, work: str, use_gemma: bool) -> dict[str, str]:
+    """Gemma-3-270M in GEMMA quantizations: $GEMMA_DIR / --gemma-dir, else (with --gemma)
+    the PyPI package's Q4_K_M requantized (benchmarks/gemma.py)."""
+    import gemma
+
     d = gemma_dir or os.environ.get("GEMMA_DIR")
-    if not d:
+    if d:
+        paths = gemma.from_dir(d, GEMMA)
+        return {f"gemma3-270m:{q}": p for p in paths for q in GEMMA
+                if p.endswith(f"{q}.gguf")}
+    if not use_gemma:
         return {}
-    return {f"gemma3-270m:{q}": os.path.join(d, f"gemma3-270m-{q}.gguf") for q in GEMMA
-            if os.path.exists(os.path.join(d, f"gemma3-270m-{q}.gguf"))}
+    files = gemma.requantized(work, tuple(q for q in GEMMA if q != "Q4_K_M"),
+                              "pip install {package} for the Gemma-3-270M configs")
+    return {name.replace("gemma3-270m-", "gemma3-270m:"): p for name, p in files.items()}
 
 
 def measure(models: dict[str, str], threads: int, reps: int) -> list[dict]:
     """Measured decode / prefill / memory of every model at depth 0 and DEPTH."""
-    from slmbench.api import bench
+    from slmbench.api import bench_steady
 
     by_path = {os.path.abspath(p): mid for mid, p in models.items()}
-    recs = bench(list(models.values()), threads=[threads], repetitions=reps,
-                 n_prompt=[PROMPT], n_gen=[GEN], n_depth=[0, DEPTH], ttft=False)
+    recs = bench_steady(list(models.values()), 5.0, threads=[threads], repetitions=reps,
+                        n_prompt=[PROMPT], n_gen=[GEN], n_depth=[0, DEPTH], ttft=False,
+                        progress=lambda m: print("  ", m, flush=True))
     rows = []
     for r in recs:
         mid = by_path[os.path.abspath(r.model.path)]
@@ -112,7 +122,7 @@ def measure(models: dict[str, str], threads: int, reps: int) -> list[dict]:
             continue
         for t in r.tests:
             if t.test in ("pp", "tg") and t.ms:
-                secs = t.ms.mean / 1e3 / (t.n_gen if t.test == "tg" else 1)
+                secs = t.ms.median / 1e3 / (t.n_gen if t.test == "tg" else 1)
                 rows.append({"model": mid, "threads": threads, "test": t.test,
                              "n_prompt": t.n_prompt, "n_gen": t.n_gen, "n_depth": t.n_depth,
                              "seconds": secs, "cv": (t.ms.cv_pct if t.ms.cv_pct is not None
@@ -199,7 +209,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--work", default=os.path.expanduser("~/.cache/slmbench/predict-bench"))
-    ap.add_argument("--gemma-dir", default=None)
+    ap.add_argument("--gemma-dir", default=None,
+                    help="folder of gemma3-270m-{Q4_K_M,Q4_0,Q8_0,F16}.gguf ($GEMMA_DIR)")
+    ap.add_argument("--gemma", action="store_true",
+                    help="without a folder: Gemma-3-270M from the PyPI package, requantized")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="3 shapes instead of 6")
     ap.add_argument("--reuse-probe", action="store_true",
@@ -210,8 +223,9 @@ def main() -> int:
     os.makedirs(args.work, exist_ok=True)
     t0 = time.monotonic()
     models = synth_models(args.work, args.quick)
-    gem = gemma_models(args.gemma_dir)
+    gem = gemma_models(args.gemma_dir, args.work, args.gemma)
     infos = {mid: read_gguf(p) for mid, p in {**models, **gem}.items()}
+    print(f"load average before: {open('/proc/loadavg').read().split()[:3]}", flush=True)
     print(f"{len(models)} synthetic configs, {len(gem)} Gemma files; "
           f"setup {time.monotonic() - t0:.0f} s", flush=True)
     report = ["## Prediction validation", ""]
@@ -251,9 +265,11 @@ def main() -> int:
         report.append(f"- {r['model']} t{r['threads']} {r['test']}"
                       f"{r.get('n_prompt') or r.get('n_gen') or ''}@d{r.get('n_depth', 0)}: "
                       f"{r['truth'] * unit:.2f} vs {r['pred_ours'] * unit:.2f} "
-                      f"({r['err_ours']:+.1f} %)")
+                      f"({r['err_ours']:+.1f} %)"
+                      + (f" CV {r['cv']:.0f} %" if r.get("cv") and r["cv"] > 5 else ""))
     print("\n".join(report))
-    print(f"\ntotal {time.monotonic() - t0:.0f} s")
+    print(f"\ntotal {time.monotonic() - t0:.0f} s; load average after: "
+          f"{open('/proc/loadavg').read().split()[:3]}")
     if args.json_out:
         with open(args.json_out, "w", encoding="utf-8") as fh:
             json.dump(all_rows, fh, indent=1)

@@ -61,6 +61,7 @@ SMALL = "@cache"     # suffix of their weight types in a fit
 PROBE_PROMPT = 128   # prefill batch of the probe's pp test
 PROBE_GEN = 16
 PROBE_REPETITIONS = 5
+PROBE_MAX_CV = 5.0  # % : a probe measurement noisier than this is taken again (twice at most)
 PROBE_DEPTH = 1024
 DEEP_MODELS = ("tiny-l12", "tiny-gqa8")  # also measured at PROBE_DEPTH
 DEFAULT_BAND_PCT = {"decode": 10.0, "prefill": 25.0, "memory": 10.0}  # until validated
@@ -568,7 +569,7 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
 
 def observations(records: list[Any], infos: dict[str, GGUFInfo]) -> list[dict[str, Any]]:
     """Probe observations from measured records (slmbench.schema.Record) of the probe models:
-    the mean time of each pp / tg test and, once per record, its memory."""
+    the median time of each pp / tg test and, once per record, its memory."""
     out: list[dict[str, Any]] = []
     for rec in records:
         if rec.status != "ok":
@@ -577,7 +578,7 @@ def observations(records: list[Any], infos: dict[str, GGUFInfo]) -> list[dict[st
         for t in rec.tests:
             if t.test not in ("pp", "tg") or not t.ms:
                 continue
-            secs = t.ms.mean / 1e3
+            secs = t.ms.median / 1e3  # robust to a disturbed repetition
             if t.test == "tg":
                 secs /= max(t.n_gen, 1)
             out.append({"model": model, "test": t.test, "n_prompt": t.n_prompt,
