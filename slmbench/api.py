@@ -351,9 +351,9 @@ def probe_device(threads: Sequence[int] = (1,), *, force: bool = False,
     import time
 
     from slmbench.bandwidth import probe_bandwidth
-    from slmbench.predict import (DEEP_MODELS, PROBE_DEPTH, PROBE_MAX_CV, PROBE_GEN, PROBE_PROMPT, PROBE_REPETITIONS,
-                                  build_probe_models, cached_probe, fit_probe,
-                                  probe_model_dir, save_probe)
+    from slmbench.predict import (DEEP_MODELS, PROBE_DEPTH, PROBE_GEN, PROBE_MAX_CV,
+                                  PROBE_PROMPT, PROBE_REPETITIONS, build_probe_models,
+                                  cached_probe, fit_probe, probe_model_dir, save_probe)
 
     threads = sorted({int(t) for t in threads})
     if not force:

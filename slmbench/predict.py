@@ -4,7 +4,7 @@ A **device probe** (``slmbench probe``, about a minute) measures, through llama.
 a model's cost is made of on this machine, at each thread count:
 
 - the read bandwidth (slmbench.bandwidth) - for the baseline and the report, not the model;
-- per weight type (F16, Q8_0, Q6_K, Q5_K, Q4_K, Q4_0, Q3_K): a synthetic model whose every
+- per weight type (F16, Q8_0, Q6_K, Q5_K, Q5_0, Q4_K, Q4_0, Q3_K): a synthetic model whose every
   weight tensor has that type (quantized ``--pure`` by llama.cpp's quantizer) is decoded and
   prefilled; with tiny models beside them (2 and 12 layers, a big and a small vocabulary, a
   deep KV cache) one least-squares fit per phase gives
@@ -46,9 +46,11 @@ from slmbench.gguf_info import GGUFInfo, TensorInfo, _layer_kv_bytes, bytes_for,
 
 MIB = 1024 * 1024
 PROBE_VERSION = 1
-PROBE_TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K", "Q4_K", "Q4_0", "Q3_K")
+# Q5_0 and Q8_0 are also what a K-quant falls back to for rows not a multiple of 256 (Gemma-3's
+# 640-wide tensors in a Q4_K_M file are mostly Q5_0 and Q8_0)
+PROBE_TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K", "Q5_0", "Q4_K", "Q4_0", "Q3_K")
 # the llama-quantize label whose --pure quantization gives every weight this type
-PURE_LABEL = {"F16": "F16", "Q8_0": "Q8_0", "Q6_K": "Q6_K", "Q5_K": "Q5_K_M",
+PURE_LABEL = {"F16": "F16", "Q8_0": "Q8_0", "Q6_K": "Q6_K", "Q5_K": "Q5_K_M", "Q5_0": "Q5_0",
               "Q4_K": "Q4_K_M", "Q4_0": "Q4_0", "Q3_K": "Q3_K_M"}
 # the main weight type of a quantization label (for shapes from catalog facts: no header)
 LABEL_TYPE = {"F16": "F16", "BF16": "BF16", "F32": "F32", "Q8_0": "Q8_0", "Q6_K": "Q6_K",
