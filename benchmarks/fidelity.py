@@ -53,6 +53,8 @@ MAX_FOREIGN = 0.10  # share of the machine other processes may use during a kept
 QUIET_BUSY = 0.15  # wait before a run until the machine is at most this busy
 RETRIES = 3
 PAD_VAR = "SLMBENCH_FIDELITY_PAD"
+# what slmbench's Session does with mallopt(M_MMAP_THRESHOLD, 128 KiB), for another process
+PINNED_TUNABLE = "glibc.malloc.mmap_threshold=131072"
 
 
 # --------------------------------------------------------------------------- machine load
@@ -132,15 +134,35 @@ def parse_slmbench(out: str) -> dict[str, list[float]]:
     return {t["name"]: list(t["samples_ts"]) for t in rec["tests"]}
 
 
-def run_side(cmd: list[str], parse, jitter: bool, timeout_s: float, log: list) -> dict:
+def jittered_path(path: str, workdir: str) -> str:
+    """``path`` through a symlink whose name has a random length.
+
+    The model path is copied onto the heap by both tools (llama-bench keeps its arguments in
+    std::strings), so its length shifts every later heap block: a cheap way to give each
+    process a different heap layout without touching the file.
+    """
+    os.makedirs(os.path.join(workdir, "links"), exist_ok=True)
+    link = os.path.join(workdir, "links", "m" + "x" * random.randrange(0, 256) + ".gguf")
+    if os.path.lexists(link):
+        os.remove(link)
+    os.symlink(os.path.abspath(path), link)
+    return link
+
+
+def run_side(make_cmd, path: str, parse, env_extra: dict, args: argparse.Namespace,
+             log: list) -> dict:
     """One fresh process (repeated while other processes loaded the machine)."""
     env = dict(os.environ)
     env.pop(PAD_VAR, None)
+    env.update(env_extra)
+    jitter = not args.no_layout_jitter
     for attempt in range(RETRIES + 1):
+        run_path = path
         if jitter:  # a different stack / heap layout for every process
             env[PAD_VAR] = "x" * random.randrange(0, 4096, 16)
-        wait_quiet(timeout_s)
-        out, foreign = run_measured(cmd, env)
+            run_path = jittered_path(path, args.workdir)
+        wait_quiet(args.quiet_timeout)
+        out, foreign = run_measured(make_cmd(run_path), env)
         if foreign <= MAX_FOREIGN or attempt == RETRIES:
             log.append(foreign)
             return parse(out)
@@ -216,6 +238,12 @@ def main() -> int:
                     "tool (default 4; >= 2 for the process spread)")
     ap.add_argument("--no-layout-jitter", action="store_true",
                     help="same environment for every process (no random padding)")
+    ap.add_argument("--ref-malloc", choices=("default", "pinned"), default="default",
+                    help="llama-bench as users run it (default) or with glibc's mmap threshold "
+                    "pinned like slmbench pins it (GLIBC_TUNABLES): the same buffer layout")
+    ap.add_argument("--slmbench-malloc", choices=("pinned", "dynamic"), default="pinned",
+                    help="slmbench's own pinned layout (default) or glibc's dynamic threshold "
+                    "(SLMBENCH_MALLOC=dynamic, the behaviour before the pin)")
     ap.add_argument("--quiet-timeout", type=float, default=600.0,
                     help="longest wait for a quiet machine before a run (s, default 600)")
     ap.add_argument("--json-out", help="also write every sample and run load here (JSON)")
@@ -234,9 +262,12 @@ def main() -> int:
     if args.gemma or args.gemma_file:
         files.update(gemma_files(args.workdir, args.gemma_file))
     jitter = not args.no_layout_jitter
+    ref_env = {"GLIBC_TUNABLES": PINNED_TUNABLE} if args.ref_malloc == "pinned" else {}
+    our_env = {"SLMBENCH_MALLOC": "dynamic"} if args.slmbench_malloc == "dynamic" else {}
     print(f"load at start: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs; threads "
           f"{args.threads}, r {args.reps}, rounds {args.rounds}, layout jitter "
-          f"{'on' if jitter else 'off'}")
+          f"{'on' if jitter else 'off'}; malloc: llama-bench {args.ref_malloc}, slmbench "
+          f"{args.slmbench_malloc}")
     print(f"{'model':20s} {'test':12s} {'slmbench':>9s} {'llama-b.':>9s} {'ratio':>6s} "
           f"{'range over rounds':>15s} {'ref CV':>6s} {'ours b/w':>11s} {'ref b/w':>11s} "
           f"{'load':>4s}  verdict")
@@ -249,12 +280,13 @@ def main() -> int:
         ref_runs: dict[str, list[list[float]]] = {}
         loads: list[float] = []
         for rnd in range(args.rounds):
-            sides = [("ref", llama_bench_cmd(exe, path, args), parse_llama_bench),
-                     ("ours", slmbench_cmd(path, args), parse_slmbench)]
+            sides = [("ref", lambda p: llama_bench_cmd(exe, p, args), parse_llama_bench,
+                      ref_env),
+                     ("ours", lambda p: slmbench_cmd(p, args), parse_slmbench, our_env)]
             if rnd % 2:
                 sides.reverse()
-            for side, cmd, parse in sides:
-                res = run_side(cmd, parse, jitter, args.quiet_timeout, loads)
+            for side, make_cmd, parse, env_extra in sides:
+                res = run_side(make_cmd, path, parse, env_extra, args, loads)
                 target = ref_runs if side == "ref" else ours_runs
                 for key, samples in res.items():
                     target.setdefault(key, []).append(samples)
