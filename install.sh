@@ -5,6 +5,8 @@
 #   ./install.sh               # CPU build (x86_64 / arm64), or CUDA when nvcc is found
 #   VENV=/opt/venv ./install.sh
 #   SLMBENCH_CUDA=0 ./install.sh   # CPU build even on a GPU machine; =1 forces CUDA
+#   SLMBENCH_PACKAGE=dist/slmbench-0.1.0-py3-none-any.whl ./install.sh   # that package instead
+#                                  # of this checkout (deploy/ansible/install.yml uses it)
 #
 # Why the flags: on x86_64, llama.cpp compiles with -march=native.  Some virtual machines
 # advertise AMX instructions they do not allow, and every quantized model then dies with
@@ -36,7 +38,8 @@ export PIP_CACHE_DIR=${PIP_CACHE_DIR:-$HOME/.cache/slmbench/pip-$flags_id}
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 echo "installing slmbench into $VENV (llama.cpp compiles now if not cached: ~10 min on 2 cores)"
-"$VENV/bin/python" -m pip install --quiet -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+if [ -n "${SLMBENCH_PACKAGE:-}" ]; then spec=("$SLMBENCH_PACKAGE"); else spec=(-e ".[dev]"); fi
+"$VENV/bin/python" -m pip install --quiet "${spec[@]}" 2>&1 | grep -v "^WARNING: Location" || true
 "$VENV/bin/python" -c "import llama_cpp, slmbench" || { echo "install failed" >&2; exit 1; }
 "$VENV/bin/slmbench" --version
 echo "done: . $VENV/bin/activate && slmbench demo"

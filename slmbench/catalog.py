@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slmbench.errors import SlmbenchError
+from slmbench.errors import ConfigError
+from slmbench.gguf_info import shard_names, split_parts
 
 # Quantization labels as llama.cpp's llama-quantize names them (upper case).
 QUANT_NAMES: tuple[str, ...] = (
@@ -63,7 +64,10 @@ class ModelEntry:
     repo_id: str | None = None
     revision: str | None = None
     files: dict[str, str] = field(default_factory=dict)    # quant -> file name in repo_id
-    sha256: dict[str, str] = field(default_factory=dict)   # quant -> hex digest
+    #   (for a split model: its first shard, the file llama.cpp is given)
+    shards: dict[str, list[str]] = field(default_factory=dict)  # quant -> every shard (split only)
+    sha256: dict[str, str] = field(default_factory=dict)   # quant -> hex digest (one file)
+    shard_sha256: dict[str, list[str]] = field(default_factory=dict)  # quant -> digest per shard
     paths: dict[str, str] = field(default_factory=dict)    # quant (or LOCAL) -> absolute path
     facts: dict[str, Any] = field(default_factory=dict)    # every key of FACT_KEYS
     source: str | None = None
@@ -71,6 +75,16 @@ class ModelEntry:
     def quants(self) -> list[str]:
         """Available quantization labels: hub files first, then local paths, as written."""
         return list(dict.fromkeys([*self.files, *self.paths]))
+
+    def file_names(self, quant: str) -> list[str]:
+        """Every file of ``quant`` in repo_id: one name, or each shard of a split model."""
+        return self.shards.get(quant) or [self.files[quant]]
+
+    def digests(self, quant: str) -> list[str | None]:
+        """The expected sha256 of each of ``file_names(quant)`` (None where none is known)."""
+        if quant in self.shard_sha256:
+            return list(self.shard_sha256[quant])
+        return [self.sha256.get(quant)] + [None] * (len(self.file_names(quant)) - 1)
 
 
 @dataclass
@@ -92,9 +106,9 @@ class Catalog:
             return folded[0]
         close = difflib.get_close_matches(model_id, self.ids(), n=5, cutoff=0.3)
         rest = [i for i in self.ids() if i not in close]
-        raise SlmbenchError(f"unknown model '{model_id}' in the catalog {self.path}; known: "
-                            f"{', '.join(close + rest) or 'none'} (closest first; see "
-                            "`slmbench models`)")
+        raise ConfigError(f"unknown model '{model_id}' in the catalog {self.path}; known: "
+                          f"{', '.join(close + rest) or 'none'} (closest first; see "
+                          "`slmbench models`)")
 
     def resolve(self, spec: str) -> tuple[ModelEntry, str | None]:
         """``'id'`` or ``'id:QUANT'`` -> (entry, upper-case quant or None)."""
@@ -105,9 +119,9 @@ class Catalog:
             return entry, None
         if quant not in entry.quants():
             what = "" if quant in QUANT_NAMES or quant == LOCAL else " (not a llama.cpp type)"
-            raise SlmbenchError(f"model '{entry.id}' has no quantization '{quant}'{what} in "
-                                f"{self.path}; available: {', '.join(entry.quants()) or 'none'}"
-                                f" (write {entry.id}:QUANT)")
+            raise ConfigError(f"model '{entry.id}' has no quantization '{quant}'{what} in "
+                              f"{self.path}; available: {', '.join(entry.quants()) or 'none'}"
+                              f" (write {entry.id}:QUANT)")
         return entry, quant
 
 
@@ -172,9 +186,9 @@ def _parse_yaml(text: str, path: str, check: "_Checker") -> Any:
         where = f"{mark.line + 1}:{mark.column + 1}: " if mark else ""
         what = getattr(exc, "problem", None) or str(exc)
         ctx = getattr(exc, "context", None)
-        raise SlmbenchError(f"{path}:{where}invalid YAML: {what}" + (f" ({ctx})" if ctx else "")
-                            + " - fix the syntax (indentation, ':' after keys, closing brackets)"
-                            ) from None
+        raise ConfigError(f"{path}:{where}invalid YAML: {what}" + (f" ({ctx})" if ctx else "")
+                          + " - fix the syntax (indentation, ':' after keys, closing brackets)"
+                          ) from None
     finally:
         loader.dispose()
 
@@ -205,8 +219,10 @@ class _Checker:
                 self.add(self.line_of(m, key), who, f"unknown field '{prefix}{key}'{hint}; "
                          f"known: {', '.join(known)}")
 
-    def quant_map(self, raw: Any, key: str, who: str, line: int) -> dict[str, tuple[str, int]]:
-        """A quant -> string mapping with normalized (upper-case) labels."""
+    def quant_map(self, raw: Any, key: str, who: str, line: int,
+                  lists: bool = False) -> dict[str, tuple[Any, int]]:
+        """A quant -> string mapping with normalized (upper-case) labels; with ``lists`` a
+        value may also be a list of strings (the shards of a split file, or their digests)."""
         value = raw.get(key)
         if value is None:
             return {}
@@ -227,11 +243,51 @@ class _Checker:
             if q in out:
                 self.add(qline, who, f"{key}.{quant}: quantization {q} listed twice")
                 continue
+            if lists and isinstance(v, list) and v and all(
+                    isinstance(x, str) and x.strip() for x in v):
+                out[q] = ([x.strip() for x in v], qline)
+                continue
             if not isinstance(v, str) or not v.strip():
-                self.add(qline, who, f"{key}.{quant}: must be a non-empty string, got {v!r}")
+                self.add(qline, who, f"{key}.{quant}: must be a non-empty string"
+                         + (" or a list of them (one per shard)" if lists else "")
+                         + f", got {v!r}")
                 continue
             out[q] = (v.strip(), qline)
         return out
+
+    def shards(self, q: str, value: Any, who: str, line: int) -> list[str] | None:
+        """The file names of ``files.<q>``: one file, or every shard of a split model (a list,
+        or the first shard's name, whose -00001-of-0000N pattern names the rest)."""
+        names = value if isinstance(value, list) else [value]
+        bad = [n for n in names if not n.lower().endswith(".gguf")]
+        if bad:
+            self.add(line, who, f"files.{q}: {bad[0]!r} is not a .gguf file name")
+            return None
+        if isinstance(value, str):
+            parts = split_parts(value)
+            if parts and parts[1] != 1:
+                self.add(line, who, f"files.{q}: {value!r} is shard {parts[1]} of {parts[2]}; "
+                         f"name the first one ({shard_names(value)[0]}), the rest follow from "
+                         "it")
+                return None
+            return shard_names(value)
+        if len(names) == 1:
+            return names
+        what = (f"files.{q}: a list names the shards of one split model, in order, as "
+                "llama.cpp names them")
+        parts = split_parts(names[0])
+        if parts is None or parts[1] != 1:
+            self.add(line, who, f"{what}; {names[0]!r} does not end in "
+                     f"-00001-of-{len(names):05d}.gguf")
+            return None
+        expected = shard_names(names[0])
+        if names != expected:
+            self.add(line, who, f"{what}: " + ", ".join(expected[:3])
+                     + (", ..." if len(expected) > 3 else "")
+                     + (f" (got {len(names)} names)" if len(names) != len(expected) else
+                        f" (got {', '.join(names)})"))
+            return None
+        return names
 
     def fact(self, key: str, value: Any, who: str, line: int) -> Any:
         if value is None:
@@ -291,11 +347,13 @@ class _Checker:
             self.add(self.line_of(raw, "repo_id"), who,
                      f"repo_id: {entry.repo_id!r} is not a Hugging Face repository id "
                      "(owner/name, e.g. Qwen/Qwen2.5-1.5B-Instruct-GGUF)")
-        files = self.quant_map(raw, "files", who, self.line_of(raw, "files"))
-        for q, (name, qline) in files.items():
-            if not name.lower().endswith(".gguf"):
-                self.add(qline, who, f"files.{q}: {name!r} is not a .gguf file name")
-            entry.files[q] = name
+        files = self.quant_map(raw, "files", who, self.line_of(raw, "files"), lists=True)
+        for q, (value, qline) in files.items():
+            names = self.shards(q, value, who, qline)
+            if names:
+                entry.files[q] = names[0]
+                if len(names) > 1:
+                    entry.shards[q] = names
         paths = self.quant_map(raw, "paths", who, self.line_of(raw, "paths"))
         for q, (p, _) in paths.items():
             entry.paths[q] = self.resolve_path(p)
@@ -308,13 +366,23 @@ class _Checker:
                 self.add(self.line_of(raw, "path"), who, "path: given twice (also paths.local)")
             else:
                 entry.paths[LOCAL] = self.resolve_path(path)
-        for q, (digest, qline) in self.quant_map(raw, "sha256", who,
-                                                 self.line_of(raw, "sha256")).items():
-            if not _SHA_RE.fullmatch(digest):
-                self.add(qline, who, f"sha256.{q}: {digest!r} is not 64 hex digits (a SHA-256 "
+        for q, (digest, qline) in self.quant_map(raw, "sha256", who, self.line_of(raw, "sha256"),
+                                                 lists=True).items():
+            digests = digest if isinstance(digest, list) else [digest]
+            n_files = len(entry.file_names(q)) if q in entry.files else 1
+            bad = [d for d in digests if not _SHA_RE.fullmatch(d)]
+            if bad:
+                self.add(qline, who, f"sha256.{q}: {bad[0]!r} is not 64 hex digits (a SHA-256 "
                          "digest, as `sha256sum` prints it)")
             elif q not in entry.files and q not in entry.paths:
                 self.add(qline, who, f"sha256.{q}: no file for {q} (add files.{q} or drop it)")
+            elif len(digests) != n_files:
+                self.add(qline, who, f"sha256.{q}: {len(digests)} digest"
+                         f"{'s' if len(digests) != 1 else ''} for {n_files} file"
+                         f"{'s' if n_files != 1 else ''} - give one per shard, in shard order"
+                         if n_files > 1 else f"sha256.{q}: one digest for one file, got a list")
+            elif isinstance(digest, list):
+                entry.shard_sha256[q] = [d.lower() for d in digests]
             else:
                 entry.sha256[q] = digest.lower()
         if entry.repo_id and not files and raw.get("files") is None:
@@ -386,22 +454,22 @@ def load_catalog(path: str | None = None) -> Catalog:
     p = Path(os.path.expanduser(path))
     origin = " (from $SLMBENCH_CATALOG)" if from_env else ""
     if not p.exists():
-        raise SlmbenchError(f"{path}: model catalog not found{origin}; pass --catalog PATH or set "
-                            "SLMBENCH_CATALOG to a models.yaml")
+        raise ConfigError(f"{path}: model catalog not found{origin}; pass --catalog PATH or set "
+                          "SLMBENCH_CATALOG to a models.yaml")
     if not p.is_file():
-        raise SlmbenchError(f"{path}: the model catalog must be a YAML file, not a directory")
+        raise ConfigError(f"{path}: the model catalog must be a YAML file, not a directory")
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise SlmbenchError(f"{path}: cannot read the model catalog ({exc.__class__.__name__}: "
-                            f"{exc})") from None
+        raise ConfigError(f"{path}: cannot read the model catalog ({exc.__class__.__name__}: "
+                          f"{exc})") from None
     name = p.name
     check = _Checker(name, p.resolve().parent)
     raw = _parse_yaml(text, path, check)
     if not isinstance(raw, dict) or "models" not in raw:
-        raise SlmbenchError(f"{path}: expected a mapping with a top-level 'models:' list "
-                            f"(see the header of the shipped models.yaml), got "
-                            f"{'an empty file' if raw is None else type(raw).__name__}")
+        raise ConfigError(f"{path}: expected a mapping with a top-level 'models:' list "
+                          f"(see the header of the shipped models.yaml), got "
+                          f"{'an empty file' if raw is None else type(raw).__name__}")
     check.unknown_keys(raw, TOP_KEYS, "top level: ")
     if raw.get("version", 1) != 1:
         check.add(check.line_of(raw, "version"), "top level: ",
@@ -427,8 +495,8 @@ def load_catalog(path: str | None = None) -> Catalog:
     if check.problems:
         items = [msg for _, msg in sorted(check.problems, key=lambda x: x[0])]
         n = len(items)
-        raise SlmbenchError(f"{n} problem{'s' if n > 1 else ''} in the model catalog {path}: "
-                            + "; ".join(items))
+        raise ConfigError(f"{n} problem{'s' if n > 1 else ''} in the model catalog {path}: "
+                          + "; ".join(items))
     return Catalog(path=path, models=models)
 
 

@@ -20,8 +20,14 @@ The rules (also in docs/compare.md and printed as the legend under every table):
 * **memory** (peak RSS, weights, KV, compute, output, other) is deterministic enough to judge as
   single numbers: worse / better when it changes by more than the threshold *and* by at least
   1 MiB (rounding and page-granularity noise); growth is a regression.
-* **quality** (perplexity, bits per byte, KL divergence, top-1 agreement) are single values per
-  config: worse / better beyond the threshold (and a tiny absolute floor for near-zero KL).
+* **quality**: perplexity, bits per byte and mean KL of two records that scored the same windows
+  (same corpus, window size and tokens; records with ``window_nll`` / ``window_kl``) are judged
+  with a paired test over the windows: the per-window differences give a Student-t 95 % CI of
+  the change and a paired t-test p (the Wilcoxon signed-rank p is noted).  worse / better =
+  p < alpha, the CI excludes 0 and the change is beyond the threshold; beyond the threshold but
+  not significant -> too noisy to tell.  Without per-window values (older records, top-1
+  agreement, KL p99) they are single values: worse / better beyond the threshold.  Either way
+  a tiny absolute floor applies to near-zero KL.
 * a config that is ok in the base run and *failed* in the candidate is a regression too.
 """
 
@@ -33,18 +39,18 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
-from slmbench.errors import SlmbenchError
+from slmbench.errors import ConfigError, ResultsFormatError
 from slmbench.results import Run, read_run
-from slmbench.schema import Memory, Record, TestResult
+from slmbench.schema import EnvInfo, Memory, Record, TestResult
 from slmbench.stats import (bootstrap_pooled_ratio_ci, bootstrap_ratio_ci, mann_whitney_min_p,
-                            mann_whitney_p, percentile, welch_log_p)
+                            mann_whitney_p, paired_test, percentile, welch_log_p)
 
 MIN_SAMPLES = 3
 NOISY_CI_FACTOR = 2.0  # a CI wider than this many thresholds cannot tell "same" from a change
 N_BOOT = 2000
 SEED = 0
 MEMORY_FLOOR_MIB = 1.0
-IGNORED_SETTINGS = ("repetitions", "warmup")
+IGNORED_SETTINGS = ("repetitions", "warmup", "target_ci_pct", "max_repetitions", "max_test_s")
 
 # metric id -> (unit, higher is better)
 TIMED_METRICS: dict[str, tuple[str, bool]] = {
@@ -52,7 +58,11 @@ TIMED_METRICS: dict[str, tuple[str, bool]] = {
     "ttft": ("ms", False),
     "decode": ("tok/s", True),
     "decode_p90": ("ms/token", False),
+    # sustained tests: one sample per window of the sustained part (the last 20 %, >= 3)
+    "sustained": ("tok/s", True),
+    "retained": ("% of burst", True),
 }
+WORSE_NOT_SLOWER = ("retained",)  # timed, but judged better / worse
 MEMORY_METRICS = ("peak_rss_mib", "model_mib", "kv_mib", "compute_mib", "output_mib",
                   "other_mib")
 # quality metric -> (higher is better, absolute floor below which a change is ignored)
@@ -63,8 +73,11 @@ QUALITY_METRICS: dict[str, tuple[bool, float]] = {
     "kl_p99": (False, 1e-2),
     "top1_pct": (True, 0.1),
 }
+# quality metric -> the per-window series it is made of (QualityMetrics)
+QUALITY_WINDOWS = {"ppl": "window_nll", "bits_per_byte": "window_nll", "kl_mean": "window_kl"}
 GROUPS = {"timed": tuple(TIMED_METRICS), "speed": tuple(TIMED_METRICS),
-          "memory": MEMORY_METRICS, "quality": tuple(QUALITY_METRICS)}
+          "memory": MEMORY_METRICS, "quality": tuple(QUALITY_METRICS),
+          "sustain": ("sustained", "retained")}
 ALL_METRICS = tuple(TIMED_METRICS) + MEMORY_METRICS + tuple(QUALITY_METRICS)
 
 VERDICTS = ("faster", "slower", "better", "worse", "same", "too noisy to tell", "failed")
@@ -85,6 +98,8 @@ class Measure:
     samples: list[float] = field(default_factory=list)  # per repetition (timed)
     groups: list[list[float]] | None = None  # decode_p90: token latencies per repetition
     note: str = ""
+    windows: list[float] | None = None  # quality: per-window values the metric is made of
+    pairing: tuple | None = None  # quality: what must be equal for windows to pair
 
     @property
     def spread(self) -> float:
@@ -124,13 +139,39 @@ def test_measures(t: TestResult) -> list[Measure]:
             out.append(m)
         elif t.token_ms_p90 is not None:
             out.append(_timed(t.name, "decode_p90", [], t.token_ms_p90))
+    if t.sustained is not None:
+        out += sustained_measures(t)
     if t.metrics:
+        m = t.metrics
+        pairing = (m.n_ctx, m.n_windows, m.n_tokens, m.n_bytes)
         for name, (hib, _floor) in QUALITY_METRICS.items():
-            v = t.metrics.get(name)
+            v = getattr(m, name)
             if isinstance(v, (int, float)) and math.isfinite(v):
+                windows = QUALITY_WINDOWS.get(name)
+                windows = getattr(m, windows, None) if windows else None
                 out.append(Measure(t.name, name, "%" if name.endswith("_pct") else "",
-                                   "quality", hib, float(v)))
+                                   "quality", hib, float(v), windows=windows or None,
+                                   pairing=pairing))
     return [m for m in out if m.value is not None]
+
+
+def sustained_measures(t: TestResult) -> list[Measure]:
+    """A sustained test's speed and % of burst retained, with the windows of its sustained
+    part as samples (their median is the test's sustained_ts / retained_pct).  A run that
+    stopped early is compared too, with a note."""
+    res = t.sustained
+    sp = (res.decode if res.primary == "decode" else res.prefill) if res else None
+    if sp is None or not sp.burst_ts or not sp.sustained_windows:
+        return []
+    attr = "decode_ts" if sp.metric == "decode" else "prefill_ts"
+    values = [getattr(w, attr) for w in res.windows if w.complete and getattr(w, attr)]
+    part = values[-sp.sustained_windows:]
+    note = "" if res.stop_reason == "duration" else f"stopped early ({res.stop_reason})"
+    out = [_timed(t.name, "sustained", part), _timed(t.name, "retained",
+                                                     [100.0 * v / sp.burst_ts for v in part])]
+    for m in out:
+        m.note = m.note or note
+    return out
 
 
 def memory_measures(mem: Memory | None) -> list[Measure]:
@@ -159,22 +200,23 @@ def parse_metrics(tokens: Iterable[str] | None) -> set[str] | None:
         hit |= {m for m in ALL_METRICS
                 if m == tok or m.startswith(tok + "_") or m.endswith("_" + tok)}
         if not hit:
-            raise SlmbenchError(f"--metric {raw!r}: unknown metric; choose from "
-                                f"{', '.join(ALL_METRICS)} or a group: timed, memory, quality")
+            raise ConfigError(f"--metric {raw!r}: unknown metric; choose from "
+                              f"{', '.join(ALL_METRICS)} or a group: timed, memory, quality, "
+                              "sustain")
         wanted |= hit
     if not wanted:
-        raise SlmbenchError("--metric: no metric named; e.g. --metric decode,kv_mib")
+        raise ConfigError("--metric: no metric named; e.g. --metric decode,kv_mib")
     return wanted
 
 
 # ---------------------------------------------------------------------------------- configs --
 
-def config_key(rec: Record, env: dict | None) -> tuple:
+def config_key(rec: Record, env: EnvInfo | None) -> tuple:
     """What must be equal for two records to measure the same thing (repetitions may differ)."""
     settings = asdict(rec.settings) if rec.settings else {}
     for k in IGNORED_SETTINGS:
         settings.pop(k, None)
-    device = rec.device or ((env or {}).get("device") or {}).get("label")
+    device = rec.device or (env.device_label if env else None)
     return (rec.model_id, rec.quant, device, tuple(sorted(settings.items())))
 
 
@@ -275,15 +317,64 @@ def judge(b: Measure, c: Measure, threshold: float, alpha: float, config: str = 
     row = Row(config, b.test, b.metric, b.unit, b.kind, b.higher_is_better, b.value, c.value)
     if b.kind == "timed":
         _judge_timed(row, b, c, threshold, alpha)
+    elif b.kind == "quality" and _paired(b, c):
+        _judge_paired(row, b, c, threshold, alpha, QUALITY_METRICS[b.metric][1])
     else:
         floor = MEMORY_FLOOR_MIB if b.kind == "memory" else QUALITY_METRICS[b.metric][1]
         _judge_single(row, threshold, floor)
+        if b.kind == "quality" and b.metric in QUALITY_WINDOWS:
+            row.note = row.note or "single values: no per-window values on the same windows"
+    if b.metric in GROUPS["sustain"]:   # e.g. a run stopped early is said so
+        early = [f"{side} {m.note}" for side, m in (("base", b), ("candidate", c)) if m.note]
+        if early and not any(m.note in row.note for m in (b, c) if m.note):
+            row.note = "; ".join(filter(None, [row.note, *early]))
     return row
+
+
+def _paired(b: Measure, c: Measure) -> bool:
+    """Both scored the same windows (so the per-window values pair)."""
+    return (b.windows is not None and c.windows is not None and len(b.windows) >= 2
+            and len(b.windows) == len(c.windows) and b.pairing == c.pairing
+            and all(math.isfinite(x) for x in b.windows + c.windows))
+
+
+def _judge_paired(row: Row, b: Measure, c: Measure, threshold: float, alpha: float,
+                  floor: float) -> None:
+    """A quality metric judged over the windows both records scored (module doc)."""
+    t = paired_test(b.windows, c.windows)
+    mean_b = sum(b.windows) / len(b.windows)
+    row.n_base = row.n_cand = t["n"]
+    if b.metric == "ppl":  # ppl = exp(mean NLL): the change is exp(mean difference) - 1
+        def to_change(x: float) -> float:
+            return math.expm1(x)
+    else:  # bits per byte and KL are proportional to the mean over windows
+        def to_change(x: float) -> float:
+            return x / mean_b if mean_b else math.nan
+    change = to_change(t["mean"])
+    row.change_pct = 100.0 * change
+    if math.isfinite(t["low"]):
+        row.ci_low_pct, row.ci_high_pct = 100.0 * to_change(t["low"]), 100.0 * to_change(t["high"])
+    row.p_value = t["p_t"]
+    wilcoxon = "" if math.isnan(t["p_wilcoxon"]) else f", Wilcoxon p {t['p_wilcoxon']:.2g}"
+    paired = f"paired over {t['n']} windows{wilcoxon}"
+    significant = t["p_t"] < alpha and (t["low"] > 0 or t["high"] < 0)
+    if abs(row.cand - row.base) < floor:
+        row.verdict = "same"
+        row.note = f"below the absolute floor ({floor:g} {row.unit})".replace(" )", ")")
+    elif significant and abs(change) > threshold:
+        _direction(row, change)
+        row.note = paired
+    elif abs(change) > threshold:
+        row.verdict = "too noisy to tell"
+        row.note = f"beyond the threshold but not significant ({paired})"
+    else:
+        row.verdict = "same"
+        row.note = f"significant but within the threshold ({paired})" if significant else ""
 
 
 def _direction(row: Row, change: float) -> None:
     better = (change > 0) == row.higher_is_better
-    if row.kind == "timed":
+    if row.kind == "timed" and row.metric not in WORSE_NOT_SLOWER:
         row.verdict = "faster" if better else "slower"
     else:
         row.verdict = "better" if better else "worse"
@@ -319,8 +410,10 @@ def _judge_timed(row: Row, b: Measure, c: Measure, threshold: float, alpha: floa
         row.verdict = "too noisy to tell"
         min_p = mann_whitney_min_p(row.n_base, row.n_cand)
         if min_p >= alpha:
+            more = ("more windows in the sustained part (a longer --duration or a shorter "
+                    "--window)" if b.metric in GROUPS["sustain"] else "add repetitions")
             row.note = (f"{row.n_base}+{row.n_cand} samples cannot reach p < {alpha:g} (smallest "
-                        f"possible p {min_p:.3g}): add repetitions")
+                        f"possible p {min_p:.3g}): {more}")
         elif ranks_agree:
             row.note = ("the two runs differ in noise: the Welch test on log values is not "
                         f"significant (p {pw:.2g})")
@@ -388,9 +481,9 @@ def compare_runs(base: Run | str, cand: Run | str, threshold: float = 0.05, alph
     """
     base, cand = _as_run(base), _as_run(cand)
     if not 0 < threshold < 1:
-        raise SlmbenchError(f"threshold {threshold!r}: must be between 0 and 1 (0.05 = 5%)")
+        raise ConfigError(f"threshold {threshold!r}: must be between 0 and 1 (0.05 = 5%)")
     if not 0 < alpha < 1:
-        raise SlmbenchError(f"alpha {alpha!r}: must be between 0 and 1")
+        raise ConfigError(f"alpha {alpha!r}: must be between 0 and 1")
     wanted = parse_metrics(metrics) if metrics is not None else None
     res = CompareResult(base_run=base.run_id, cand_run=cand.run_id, threshold=threshold,
                         alpha=alpha)
@@ -430,13 +523,13 @@ def compare_runs(base: Run | str, cand: Run | str, threshold: float = 0.05, alph
                 continue
             res.rows.append(judge(mb, mc, threshold, alpha, name))
     if not matched and not res.rows:
-        raise SlmbenchError(
-            f"no matching configs between {base.path} and {cand.path} (base has {len(b_map)}, "
-            f"candidate {len(c_map)} configs; configs match by model, quant, device and "
-            "settings other than repetitions/warmup)")
+        raise ConfigError(
+          f"no matching configs between {base.path} and {cand.path} (base has {len(b_map)}, "
+          f"candidate {len(c_map)} configs; configs match by model, quant, device and "
+          "settings other than repetitions/warmup)")
     if not res.rows:
-        raise SlmbenchError(f"{base.path} and {cand.path}: {matched} matched config(s) but no "
-                            "common test" + (" for the chosen --metric" if wanted else ""))
+        raise ResultsFormatError(f"{base.path} and {cand.path}: {matched} matched config(s) but no "
+                                 "common test" + (" for the chosen --metric" if wanted else ""))
     return res
 
 
@@ -446,11 +539,11 @@ def parse_threshold(text: str) -> float:
     try:
         value = float(t[:-1]) / 100.0 if t.endswith("%") else float(t)
     except ValueError:
-        raise SlmbenchError(f"--threshold {text!r}: expected a number such as 5% or 0.05")
+        raise ConfigError(f"--threshold {text!r}: expected a number such as 5% or 0.05")
     if not t.endswith("%") and value >= 1:
         value /= 100.0  # a bare "5" means 5 %
     if not 0 < value < 1:
-        raise SlmbenchError(f"--threshold {text!r}: must be between 0% and 100%, e.g. 5%")
+        raise ConfigError(f"--threshold {text!r}: must be between 0% and 100%, e.g. 5%")
     return value
 
 
@@ -497,15 +590,19 @@ def _footnotes(notes: dict[str, int]) -> list[str]:
 
 def legend(res: CompareResult) -> str:
     t = f"{100 * res.threshold:g}%"
-    return (f"Timed metrics: change of the median (decode_p90: of the pooled p90), bootstrap 95% "
+    return (f"Timed metrics: change of the median (decode_p90: of the pooled p90; sustained "
+            f"and retained: over the windows of the sustained part), bootstrap 95% "
             f"CI of the change from the raw samples, two-sided Mann-Whitney p. SLOWER (a "
-            f"regression) = p < {res.alpha:g} (and a Welch t-test on log values agrees), CI "
-            f"excluding 0 and a change beyond {t} in the bad direction; too noisy to tell = "
+            f"regression; WORSE for retained) = p < {res.alpha:g} (and a Welch t-test on log "
+            f"values agrees), CI excluding 0 and a change beyond {t} in the bad direction; too "
+            f"noisy to tell = "
             f"under {MIN_SAMPLES} samples, a CI wider than {NOISY_CI_FACTOR:g} x {t}, or a change beyond {t} that is not significant. Memory "
             f"is judged without samples: WORSE = growth beyond {t} and at least "
-            f"{MEMORY_FLOOR_MIB:g} MiB. Quality (single values): WORSE beyond {t} in the bad "
-            "direction (lower ppl/bits_per_byte/kl, higher top1_pct is better). Exit code 1 when "
-            "any regression is found.")
+            f"{MEMORY_FLOOR_MIB:g} MiB. Quality: ppl, bits_per_byte and kl_mean of records "
+            "that scored the same windows are paired over the windows (paired t p and CI; "
+            f"WORSE = significant and beyond {t} in the bad direction), other quality metrics "
+            f"are single values (WORSE beyond {t}); lower ppl/bits_per_byte/kl, higher "
+            "top1_pct is better. Exit code 1 when any regression is found.")
 
 
 def _summary_line(res: CompareResult) -> str:

@@ -13,10 +13,10 @@ import importlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from slmbench.runner import RunResult, Runner
-from slmbench.schema import Record
+from slmbench.schema import QualityMetrics, Record
 from slmbench.suite import load_suite
 
 DEFAULT_CACHE = Path.home() / ".cache" / "slmbench" / "demo"
@@ -34,6 +34,7 @@ class DemoResult:
     analysis_note: str | None = None  # why there are none
     report: str | None = None  # path of the report, when one was written
     report_note: str | None = None  # why there is none
+    recommendation: str | None = None  # what to ship, by the suite's targets
 
 
 def run_demo(results_dir: str | Path = "results", *, quick: bool = False,
@@ -48,6 +49,7 @@ def run_demo(results_dir: str | Path = "results", *, quick: bool = False,
     demo = DemoResult(run=result, seconds=0.0, findings=findings(result.records))
     if result.status == "finished":
         demo.analysis, demo.analysis_note = analyze(result.run_dir)
+        demo.recommendation = recommendation(result.run_dir, suite.values.get("targets"))
     if report and result.status == "finished":
         demo.report, demo.report_note = write_report(result.run_dir)
     demo.seconds = time.monotonic() - t0
@@ -122,9 +124,9 @@ def findings(records: list[Record]) -> list[str]:
     ref = None
     for r in done:
         m = _quality(r)
-        if m and m.get("kl_mean") is not None:
-            kl.setdefault(r.quant or "?", []).append(m["kl_mean"])
-            ref = ref or (r.extra.get("quality") or {}).get("reference")
+        if m and m.kl_mean is not None:
+            kl.setdefault(r.quant or "?", []).append(m.kl_mean)
+            ref = ref or (r.quality_input.reference if r.quality_input else None)
     if kl:
         parts = ", ".join(f"{q} {_mean(v):.5f}" for q, v in sorted(kl.items(),
                                                                    key=lambda kv: _mean(kv[1])))
@@ -134,7 +136,7 @@ def findings(records: list[Record]) -> list[str]:
     return out
 
 
-def _quality(rec: Record) -> dict | None:
+def _quality(rec: Record) -> QualityMetrics | None:
     """The metrics of a quality record, None for a timing record."""
     return next((t.metrics for t in rec.tests if t.test == "quality"), None)
 
@@ -145,6 +147,21 @@ def _mean(xs: list[float]) -> float:
 
 # --------------------------------------------------------------------------- analysis, report
 
+def recommendation(run_dir: Path, targets: object) -> str | None:
+    """The demo's last line: what `slmbench recommend` would ship from this run."""
+    from slmbench.verdict import decision_line, recommend
+
+    try:
+        res = recommend([str(run_dir)], targets)
+    except Exception as exc:  # noqa: BLE001 - the measurements stand without the verdict
+        return f"no recommendation ({exc.__class__.__name__}: {exc})"
+    if not res.devices or not res.devices[0].decisions:
+        return None
+    return (decision_line(res.devices[0].decisions[0]) + f" [targets: {'; '.join(res.targets)}"
+            "; random weights: only the quality differences between quantizations of one model "
+            "mean something]")
+
+
 def analyze(run_dir: Path) -> tuple[list[str], str | None]:
     """slmbench.analysis's findings on the run, if this installation has the module."""
     try:
@@ -152,7 +169,7 @@ def analyze(run_dir: Path) -> tuple[list[str], str | None]:
     except ImportError:
         return [], "the analysis module is not part of this installation yet"
     try:
-        return list(analysis.findings(analysis.load_table([str(run_dir)]))), None
+        return list(analysis.findings(analysis.load_table([str(run_dir)]), headlines=True)), None
     except Exception as exc:  # noqa: BLE001 - the measurements stand without the statistics
         return [], f"the analysis failed ({exc.__class__.__name__}: {exc})"
 

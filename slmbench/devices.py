@@ -342,6 +342,8 @@ def cpu_model(root: str) -> str | None:
         v = fields.get(key)
         if v and not v.isdigit():
             return v
+    if os.path.abspath(root) == "/":  # no /proc (macOS, Windows)
+        return platform.processor() or None
     return None
 
 

@@ -99,16 +99,17 @@ def format_record(rec: Record) -> str:
                    f"{ld.rss_before_load_mib:.1f} -> {ld.rss_after_load_mib:.1f} (model) -> "
                    f"{ld.rss_after_ctx_mib:.1f} MiB (context)")
     for t in rec.tests:
-        if t.sensors and not t.sensors.get("error"):
+        sens = t.sensors
+        if sens and not sens.error:
             bits = []
-            if t.sensors.get("temp_max_c") is not None:
-                bits.append(f"max {t.sensors['temp_max_c']:.0f} C")
-            if t.sensors.get("avg_power_w") is not None:
-                bits.append(f"{t.sensors['avg_power_w']:.2f} W")
-            for key, label in (("j_per_prefill_token", "J/prefill token"),
-                               ("j_per_decode_token", "J/decode token")):
-                if t.sensors.get(key):
-                    bits.append(f"{t.sensors[key]:.4f} {label}")
+            if sens.temp_max_c is not None:
+                bits.append(f"max {sens.temp_max_c:.0f} C")
+            if sens.avg_power_w is not None:
+                bits.append(f"{sens.avg_power_w:.2f} W")
+            for value, label in ((sens.j_per_prefill_token, "J/prefill token"),
+                                 (sens.j_per_decode_token, "J/decode token")):
+                if value:
+                    bits.append(f"{value:.4f} {label}")
             if bits:
                 out.append(f"sensors {t.name}: " + ", ".join(bits))
     for w in rec.warnings:

@@ -10,24 +10,11 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from typing import Any
+from typing import Any, Iterable
 
+from slmbench.devices import cpu_model, read_text
 
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return fh.read().strip()
-    except OSError:
-        return None
-
-
-def cpu_model() -> str | None:
-    text = _read("/proc/cpuinfo") or ""
-    for key in ("model name", "Hardware", "Processor", "cpu model"):
-        for line in text.splitlines():
-            if line.lower().startswith(key.lower()) and ":" in line:
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or None
+DEVICE_ENV = "SLMBENCH_DEVICE"  # the device label of results, instead of the detected one
 
 
 def cpu_governors() -> dict[str, Any]:
@@ -39,10 +26,10 @@ def cpu_governors() -> dict[str, Any]:
     except OSError:
         cpus = []
     for cpu in cpus:
-        gov = _read(f"{base}/{cpu}/cpufreq/scaling_governor")
+        gov = read_text("/", f"{base}/{cpu}/cpufreq/scaling_governor")
         if gov:
             govs[gov] = govs.get(gov, 0) + 1
-        cur = _read(f"{base}/{cpu}/cpufreq/scaling_cur_freq")
+        cur = read_text("/", f"{base}/{cpu}/cpufreq/scaling_cur_freq")
         if cur and cur.isdigit():
             freqs.append(int(cur) / 1000.0)
     out: dict[str, Any] = {"governor": ", ".join(govs) or None}
@@ -87,8 +74,12 @@ def llama_info() -> dict[str, Any]:
     return {"system_info": text, "backends": backends, "gpu_offload": gpu}
 
 
-def collect_env(bandwidth: bool = False) -> dict[str, Any]:
-    """Everything about this machine a result needs beside it (JSON-serialisable)."""
+def collect_env(bandwidth: bool | Iterable[int] = False) -> dict[str, Any]:
+    """Everything about this machine a result needs beside it (JSON-serialisable).
+
+    ``bandwidth``: probe the memory bandwidth too, with these thread counts (``True``: the
+    default thread count, as llama-bench's).
+    """
     import psutil
 
     vm = psutil.virtual_memory()
@@ -96,7 +87,7 @@ def collect_env(bandwidth: bool = False) -> dict[str, Any]:
         "hostname": platform.node(),
         "os": {"system": platform.system(), "release": platform.release(),
                "version": platform.version(), "machine": platform.machine()},
-        "cpu": {"model": cpu_model(), "physical_cores": psutil.cpu_count(logical=False),
+        "cpu": {"model": cpu_model("/"), "physical_cores": psutil.cpu_count(logical=False),
                 "logical_cores": psutil.cpu_count(logical=True), **cpu_governors()},
         "memory": {"total_mib": round(vm.total / 2**20, 1),
                    "available_mib": round(vm.available / 2**20, 1)},
@@ -111,15 +102,22 @@ def collect_env(bandwidth: bool = False) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - the device module is optional at this layer
         env["device"] = {"kind": "cpu", "label": f"cpu-{platform.machine()}",
                          "error": f"{exc.__class__.__name__}: {exc}"}
+    label = os.environ.get(DEVICE_ENV, "").strip()
+    if label:  # a name given to this device (a fleet's slmbench_device); keep what was detected
+        env["device"].setdefault("extra", {})["detected_label"] = env["device"].get("label")
+        env["device"]["label"] = label
     if bandwidth:
         try:
             from slmbench.bandwidth import probe_bandwidth
+            from slmbench.config import default_threads
 
-            env["bandwidth"] = probe_bandwidth()
+            threads = [default_threads()] if bandwidth is True else list(bandwidth)
+            env["bandwidth"] = probe_bandwidth(threads or [default_threads()])
         except Exception as exc:  # noqa: BLE001
             env["bandwidth"] = {"error": f"{exc.__class__.__name__}: {exc}"}
     return env
 
 
-def device_label(env: dict[str, Any]) -> str:
-    return (env.get("device") or {}).get("label") or f"cpu-{platform.machine()}"
+def device_label(env: Any) -> str:
+    """The device label of an env (EnvInfo), or cpu-<machine> when it names none."""
+    return env.device_label or f"cpu-{platform.machine()}"

@@ -18,7 +18,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from slmbench.errors import SlmbenchError
+from slmbench.errors import ModelLoadError, SlmbenchError
 from slmbench.schema import ModelFacts
 
 GGUF_MAGIC = b"GGUF"
@@ -40,6 +40,29 @@ SWA_DEFAULT_SIZE = {"gemma2": 4096}
 # Sanity limits against corrupt or hostile headers (far above any real model).
 MAX_TENSORS = 1_000_000
 MAX_KV = 1_000_000
+
+# A model split into shards, named as llama.cpp's llama_split_path writes them
+# ("%s-%05d-of-%05d.gguf", shards counted from 1).  llama.cpp is given the first shard and opens
+# the others beside it by this name; its first shard carries all metadata and `split.count`.
+SPLIT_RE = re.compile(r"^(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
+
+
+def split_parts(path: str) -> tuple[str, int, int] | None:
+    """'dir/x-00001-of-00003.gguf' -> ('dir/x', 1, 3); None for a file that is not a shard."""
+    m = SPLIT_RE.match(path)
+    if not m or not 1 <= int(m["no"]) <= int(m["count"]):
+        return None
+    return m["prefix"], int(m["no"]), int(m["count"])
+
+
+def shard_names(first: str) -> list[str]:
+    """Every shard of a split model from the name (or path) of one shard, in order; a file
+    that is not a shard is its own only part."""
+    parts = split_parts(first)
+    if parts is None:
+        return [first]
+    prefix, _, count = parts
+    return [f"{prefix}-{i:05d}-of-{count:05d}.gguf" for i in range(1, count + 1)]
 
 
 @dataclass
@@ -105,7 +128,7 @@ def ggml_type_size(type_name: str) -> tuple[int, int]:
         qtype = GGMLQuantizationType[type_name.upper()]
     except KeyError:
         known = ", ".join(t.name.lower() for t in GGMLQuantizationType if t in GGML_QUANT_SIZES)
-        raise SlmbenchError(f"unknown cache/tensor type '{type_name}' (known: {known})") from None
+        raise ModelLoadError(f"unknown cache/tensor type '{type_name}' (known: {known})") from None
     return GGML_QUANT_SIZES[qtype]
 
 
@@ -154,34 +177,34 @@ def kv_cache_bytes(info: GGUFInfo, n_ctx: int, type_k: str = "f16", type_v: str 
 def _check_header(path: str) -> tuple[int, str, int, int]:
     """Cheap checks of the fixed header: (file size, byte order, tensor count, metadata count)."""
     if not os.path.exists(path):
-        raise SlmbenchError(f"{path}: no such file")
+        raise ModelLoadError(f"{path}: no such file")
     if os.path.isdir(path):
-        raise SlmbenchError(f"{path}: is a directory, expected a .gguf file")
+        raise ModelLoadError(f"{path}: is a directory, expected a .gguf file")
     size = os.path.getsize(path)
     if size == 0:
-        raise SlmbenchError(f"{path}: empty file, not a GGUF model")
+        raise ModelLoadError(f"{path}: empty file, not a GGUF model")
     with open(path, "rb") as fh:
         head = fh.read(24)
     if head[:4] != GGUF_MAGIC:
-        raise SlmbenchError(f"{path}: not a GGUF file (magic {head[:4]!r}, expected b'GGUF'); "
-                            "convert the model with llama.cpp's convert_hf_to_gguf.py")
+        raise ModelLoadError(f"{path}: not a GGUF file (magic {head[:4]!r}, expected b'GGUF'); "
+                             "convert the model with llama.cpp's convert_hf_to_gguf.py")
     if len(head) < 24:
-        raise SlmbenchError(f"{path}: truncated GGUF header ({size} bytes)")
+        raise ModelLoadError(f"{path}: truncated GGUF header ({size} bytes)")
     version = struct.unpack("<I", head[4:8])[0]
     endian = "<"
     if version > 0xFFFF:  # a big-endian file reads as a huge little-endian number
         endian = ">"
         version = struct.unpack(">I", head[4:8])[0]
     if version not in (2, 3):
-        raise SlmbenchError(f"{path}: unsupported GGUF version {version} (supported: 2, 3)")
+        raise ModelLoadError(f"{path}: unsupported GGUF version {version} (supported: 2, 3)")
     n_tensors, n_kv = struct.unpack(endian + "QQ", head[8:24])
     # every tensor info takes >= 24 bytes and every key/value >= 12: counts beyond that are lies
     if n_tensors > MAX_TENSORS or n_tensors * 24 > size:
-        raise SlmbenchError(f"{path}: corrupt GGUF header (claims {n_tensors} tensors in a "
-                            f"{size}-byte file)")
+        raise ModelLoadError(f"{path}: corrupt GGUF header (claims {n_tensors} tensors in a "
+                             f"{size}-byte file)")
     if n_kv > MAX_KV or n_kv * 12 > size:
-        raise SlmbenchError(f"{path}: corrupt GGUF header (claims {n_kv} metadata entries in a "
-                            f"{size}-byte file)")
+        raise ModelLoadError(f"{path}: corrupt GGUF header (claims {n_kv} metadata entries in a "
+                             f"{size}-byte file)")
     return size, endian, n_tensors, n_kv
 
 
@@ -361,50 +384,93 @@ def model_id_from_file(filename: str, quant: str | None) -> str:
     return stem
 
 
-def read_gguf(path: str) -> GGUFInfo:
-    """Read a GGUF header into a GGUFInfo; any defect becomes a one-line SlmbenchError."""
-    path = os.fspath(path)
+def _read_header(path: str) -> tuple[int, _Header]:
+    """(file size, parsed header) of one GGUF file; any defect is a one-line SlmbenchError."""
     size, endian, n_tensors, n_kv = _check_header(path)
     try:
         with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            reader = _Header(mm, endian).parse(n_tensors, n_kv)
-        return _info_from_reader(path, size, reader)
-    except SlmbenchError:
-        raise
+            return size, _Header(mm, endian).parse(n_tensors, n_kv)
     except Exception as exc:  # noqa: BLE001 - bad bytes surface as many kinds of error
         detail = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        raise SlmbenchError(f"{path}: unreadable or truncated GGUF file ({detail})") from None
+        raise ModelLoadError(f"{path}: unreadable or truncated GGUF file ({detail})") from None
 
 
-def _info_from_reader(path: str, size: int, reader: _Header) -> GGUFInfo:
+def _split_shards(path: str, reader: _Header) -> list[str]:
+    """The other shards of a split model whose first shard is ``path`` (none when not split)."""
+    count = _value(reader, "split.count")
+    if not isinstance(count, int) or count <= 1:
+        return []
+    no = _value(reader, "split.no", 0)
+    parts = split_parts(path)
+    if isinstance(no, int) and no > 0:
+        first = shard_names(path)[0] if parts else "the -00001-of-... file"
+        raise ModelLoadError(f"{path}: shard {no + 1} of a model split in {count} files; pass the "
+                             f"first shard ({os.path.basename(first)}), llama.cpp opens the rest")
+    if parts is None or parts[2] != count:
+        raise ModelLoadError(f"{path}: the first of {count} shards, but its name does not end in "
+                             f"-00001-of-{count:05d}.gguf, so llama.cpp cannot find the others; "
+                             "keep the names llama-gguf-split gave them")
+    rest = shard_names(path)[1:]
+    missing = [os.path.basename(p) for p in rest if not os.path.exists(p)]
+    if missing:
+        raise ModelLoadError(f"{path}: split model, but {', '.join(missing)} "
+                             f"{'is' if len(missing) == 1 else 'are'} missing beside it; download "
+                             "every shard (`slmbench download` fetches them all)")
+    return rest
+
+
+def read_gguf(path: str) -> GGUFInfo:
+    """Read a GGUF header into a GGUFInfo; any defect becomes a one-line SlmbenchError.
+
+    A split model is read from its first shard, like llama.cpp loads it: metadata from that
+    shard, tensors (parameters, model size, types) and file size over every shard."""
+    path = os.fspath(path)
+    size, reader = _read_header(path)
+    parts = [(path, size, reader)]
+    for shard in _split_shards(path, reader):
+        parts.append((shard, *_read_header(shard)))
+    try:
+        return _info_from_reader(parts)
+    except SlmbenchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - odd metadata values surface as many kinds of error
+        detail = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise ModelLoadError(f"{path}: unreadable or truncated GGUF file ({detail})") from None
+
+
+def _info_from_reader(parts: list[tuple[str, int, _Header]]) -> GGUFInfo:
+    path, _, reader = parts[0]
     arch = _value(reader, "general.architecture")
     if not arch:
-        raise SlmbenchError(f"{path}: GGUF file has no general.architecture key")
+        raise ModelLoadError(f"{path}: GGUF file has no general.architecture key")
     n_params = 0
     model_bytes = 0
     tensor_types: dict[str, int] = {}
-    data_end = 0
     vocab_from_embd = None
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
-    for name, dims, type_id, offset in reader.tensors:
-        try:
-            qtype = GGMLQuantizationType(type_id)
-            block, type_size = GGML_QUANT_SIZES[qtype]
-        except (ValueError, KeyError):
-            raise SlmbenchError(f"{path}: tensor {name!r} has unknown ggml type {type_id}; "
-                                "a newer llama.cpp / gguf package may know it") from None
-        n_elements = math.prod(dims)
-        n_bytes = n_elements * type_size // block
-        n_params += n_elements
-        model_bytes += n_bytes
-        tensor_types[qtype.name] = tensor_types.get(qtype.name, 0) + 1
-        data_end = max(data_end, offset + n_bytes)
-        if name == "token_embd.weight" and len(dims) == 2:
-            vocab_from_embd = int(dims[1])
-    if data_end > size:
-        raise SlmbenchError(f"{path}: truncated GGUF file (tensor data needs {data_end} bytes, "
-                            f"file has {size}); download it again")
+    for part_path, part_size, part in parts:
+        data_end = 0
+        for name, dims, type_id, offset in part.tensors:
+            try:
+                qtype = GGMLQuantizationType(type_id)
+                block, type_size = GGML_QUANT_SIZES[qtype]
+            except (ValueError, KeyError):
+                raise ModelLoadError(f"{part_path}: tensor {name!r} has unknown ggml type "
+                                     f"{type_id}; a newer llama.cpp / gguf package may know it"
+                                     ) from None
+            n_elements = math.prod(dims)
+            n_bytes = n_elements * type_size // block
+            n_params += n_elements
+            model_bytes += n_bytes
+            tensor_types[qtype.name] = tensor_types.get(qtype.name, 0) + 1
+            data_end = max(data_end, offset + n_bytes)
+            if name == "token_embd.weight" and len(dims) == 2:
+                vocab_from_embd = int(dims[1])
+        if data_end > part_size:
+            raise ModelLoadError(f"{part_path}: truncated GGUF file (tensor data needs {data_end} "
+                                 f"bytes, file has {part_size}); download it again")
+    size = sum(part_size for _, part_size, _ in parts)
     n_layer = int(_value(reader, f"{arch}.block_count", 0) or 0)
     n_embd = int(_value(reader, f"{arch}.embedding_length", 0) or 0)
     head_raw = _value(reader, f"{arch}.attention.head_count")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from slmbench.compare import Measure, index_run, judge, labeler, metric_label, parse_metrics
-from slmbench.errors import SlmbenchError
+from slmbench.errors import ConfigError, ResultsFormatError
 from slmbench.results import Run
 
 STEP_VERDICTS = ("faster", "slower", "better", "worse")
@@ -25,12 +25,10 @@ STEP_VERDICTS = ("faster", "slower", "better", "worse")
 def _build(run: Run) -> str | None:
     """llama.cpp build of a run: env.json llama_cpp.build / build_number / build_commit, or the
     build a llama-bench import kept in the records."""
-    lc = (run.env or {}).get("llama_cpp") or {}
-    if not isinstance(lc, dict):
-        lc = {}
-    for key in ("build", "build_number", "build_commit"):
-        if lc.get(key):
-            return str(lc[key])
+    lc = run.env.llama_cpp
+    for value in (lc.build, lc.build_number, lc.build_commit) if lc else ():
+        if value:
+            return str(value)
     for rec in run.records:
         extra = rec.extra or {}
         for key in ("build_number", "build_commit"):
@@ -41,8 +39,7 @@ def _build(run: Run) -> str | None:
 
 def run_version(run: Run) -> str | None:
     """'0.3.16', '0.3.16 b6123', 'llama.cpp b6123' or None when env.json names no version."""
-    versions = (run.env or {}).get("versions") or {}
-    v = versions.get("llama_cpp_python") if isinstance(versions, dict) else None
+    v = run.env.versions.get("llama_cpp_python")
     build = _build(run)
     if build and build.isdigit():
         build = f"b{build}"
@@ -57,9 +54,8 @@ def run_version(run: Run) -> str | None:
 
 def run_date(run: Run) -> str:
     """ISO start time: manifest started_at, else the earliest record start, else ''."""
-    m = run.manifest or {}
-    if m.get("started_at"):
-        return str(m["started_at"])
+    if run.manifest.started_at:
+        return str(run.manifest.started_at)
     starts = sorted(str(r.started_at) for r in run.records if r.started_at)
     return starts[0] if starts else ""
 
@@ -92,7 +88,7 @@ def order_runs(runs: list[Run], by: str = "version",
                notes: list[str] | None = None) -> list[tuple[Run, RunInfo]]:
     """Runs in trend order with their labels.  By version, runs without one go last (by date)."""
     if by not in ("version", "date"):
-        raise SlmbenchError(f"--by {by!r}: choose version or date")
+        raise ConfigError(f"--by {by!r}: choose version or date")
     infos = [(r, RunInfo(r.run_id, r.path, run_version(r), run_date(r), "")) for r in runs]
     if by == "date":
         infos.sort(key=lambda x: x[1].date)
@@ -156,7 +152,7 @@ def history(runs: Iterable[Run], by: str = "version", threshold: float = 0.05,
     """Trend of every config, test and metric over the runs; steps judged like compare."""
     runs = list(runs)
     if len(runs) < 2:
-        raise SlmbenchError("history needs at least two run directories")
+        raise ConfigError("history needs at least two run directories")
     wanted = parse_metrics(metrics) if metrics is not None else None
     res = HistoryResult(by=by, threshold=threshold, alpha=alpha)
     ordered = order_runs(runs, by, res.notes)
@@ -191,8 +187,8 @@ def history(runs: Iterable[Run], by: str = "version", threshold: float = 0.05,
     res.series = sorted(table.values(),
                         key=lambda s: (s.config, kinds.get(s.kind, 3), s.test, s.metric))
     if not res.series:
-        raise SlmbenchError("no measured config in these runs" +
-                            (" for the chosen --metric" if wanted else ""))
+        raise ResultsFormatError("no measured config in these runs" +
+                                 (" for the chosen --metric" if wanted else ""))
     return res
 
 

@@ -22,10 +22,11 @@ import re
 from dataclasses import asdict
 from typing import Any
 
-from slmbench.errors import SlmbenchError
+from slmbench.errors import ResultsFormatError
 from slmbench.gguf_info import model_id_from_file
-from slmbench.results import append_record, new_run_id, utc_now, write_json_atomic
-from slmbench.schema import ModelFacts, Record, Settings, Stats, TestResult
+from slmbench.results import append_record, new_run_id, write_json_atomic
+from slmbench.schema import (CPUInfo, DeviceProfile, EnvInfo, LlamaInfo, Manifest, ModelFacts,
+                             Record, Settings, Stats, TestResult, utc_now)
 from slmbench.stats import noise_warning, summarize
 
 SOURCE = "llama-bench"
@@ -92,15 +93,16 @@ def detect_format(text: str, path: str) -> str:
     if body.startswith("{"):
         return "jsonl"
     if body.startswith("|"):
-        raise SlmbenchError(f"{path}: llama-bench markdown output has no raw samples and cannot "
-                            "be imported; rerun llama-bench with -o json (or jsonl, csv)")
+        raise ResultsFormatError(
+            f"{path}: llama-bench markdown output has no raw samples and cannot "
+            "be imported; rerun llama-bench with -o json (or jsonl, csv)")
     if body.upper().startswith("CREATE TABLE") or body.upper().startswith("INSERT INTO"):
-        raise SlmbenchError(f"{path}: llama-bench sql output is not importable; rerun "
-                            "llama-bench with -o json (or jsonl, csv)")
+        raise ResultsFormatError(f"{path}: llama-bench sql output is not importable; rerun "
+                                 "llama-bench with -o json (or jsonl, csv)")
     if "model_filename" in first_line and "," in first_line:
         return "csv"
-    raise SlmbenchError(f"{path}: not llama-bench output (expected the output of llama-bench "
-                        "-o json, jsonl or csv)")
+    raise ResultsFormatError(f"{path}: not llama-bench output (expected the output of llama-bench "
+                             "-o json, jsonl or csv)")
 
 
 def read_rows(path: str, fmt: str | None = None) -> tuple[list[tuple[str, Any]], str]:
@@ -109,27 +111,28 @@ def read_rows(path: str, fmt: str | None = None) -> tuple[list[tuple[str, Any]],
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
     except IsADirectoryError:
-        raise SlmbenchError(f"{path}: is a directory; give the file llama-bench wrote") from None
+        raise ResultsFormatError(
+            f"{path}: is a directory; give the file llama-bench wrote") from None
     except OSError as exc:
-        raise SlmbenchError(f"{path}: cannot read ({exc.strerror})") from None
+        raise ResultsFormatError(f"{path}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError:
-        raise SlmbenchError(f"{path}: not a text file; expected llama-bench -o json output"
-                            ) from None
+        raise ResultsFormatError(f"{path}: not a text file; expected llama-bench -o json output"
+                                 ) from None
     if not text.strip():
-        raise SlmbenchError(f"{path}: empty file; expected llama-bench -o json output")
+        raise ResultsFormatError(f"{path}: empty file; expected llama-bench -o json output")
     fmt = fmt or detect_format(text, path)
     rows: list[tuple[str, Any]] = []
     if fmt == "json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise SlmbenchError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg}); a "
-                                "llama-bench run that was cut short leaves an unclosed array"
-                                ) from None
+            raise ResultsFormatError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg}); a "
+                                     "llama-bench run that was cut short leaves an unclosed array"
+                                     ) from None
         if not isinstance(data, list):
-            raise SlmbenchError(f"{path}: expected a JSON array of llama-bench results "
-                                "(llama-bench -o json); for one object per line use --format "
-                                "jsonl")
+            raise ResultsFormatError(f"{path}: expected a JSON array of llama-bench results "
+                                     "(llama-bench -o json); for one object per line use --format "
+                                     "jsonl")
         rows = [(f"{path}: row {i}", r) for i, r in enumerate(data, 1)]
     elif fmt == "jsonl":
         for lineno, line in enumerate(text.splitlines(), 1):
@@ -138,24 +141,26 @@ def read_rows(path: str, fmt: str | None = None) -> tuple[list[tuple[str, Any]],
             try:
                 rows.append((f"{path}: line {lineno}", json.loads(line)))
             except json.JSONDecodeError as exc:
-                raise SlmbenchError(f"{path}: line {lineno}: invalid JSON ({exc.msg})") from None
+                raise ResultsFormatError(
+                    f"{path}: line {lineno}: invalid JSON ({exc.msg})") from None
     elif fmt == "csv":
         reader = csv.DictReader(io.StringIO(text))
         if not reader.fieldnames or "model_filename" not in reader.fieldnames:
-            raise SlmbenchError(f"{path}: line 1: the csv header has no 'model_filename' column;"
-                                " expected llama-bench -o csv output")
+            raise ResultsFormatError(
+                f"{path}: line 1: the csv header has no 'model_filename' column;"
+                " expected llama-bench -o csv output")
         for i, row in enumerate(reader, 1):
             if None in row:  # more values than header columns
-                raise SlmbenchError(f"{path}: row {i} (line {reader.line_num}): more values "
-                                    "than header columns")
+                raise ResultsFormatError(f"{path}: row {i} (line {reader.line_num}): more values "
+                                         "than header columns")
             rows.append((f"{path}: row {i} (line {reader.line_num})", row))
     else:
-        raise SlmbenchError(f"unknown format {fmt!r} (json, jsonl or csv)")
+        raise ResultsFormatError(f"unknown format {fmt!r} (json, jsonl or csv)")
     if not rows:
-        raise SlmbenchError(f"{path}: no results in the file (did llama-bench fail?)")
+        raise ResultsFormatError(f"{path}: no results in the file (did llama-bench fail?)")
     for where, row in rows:
         if not isinstance(row, dict):
-            raise SlmbenchError(f"{where}: expected an object with llama-bench fields")
+            raise ResultsFormatError(f"{where}: expected an object with llama-bench fields")
     return rows, fmt
 
 
@@ -176,7 +181,7 @@ def _int(row: dict, col: str, where: str, default: int | None = None) -> int | N
     except (TypeError, ValueError):
         number = float("nan")
     if not math.isfinite(number) or number != int(number):
-        raise SlmbenchError(f"{where}: column '{col}': expected an integer, got {value!r}")
+        raise ResultsFormatError(f"{where}: column '{col}': expected an integer, got {value!r}")
     return int(number)
 
 
@@ -187,8 +192,8 @@ def _float(row: dict, col: str, where: str) -> float | None:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise SlmbenchError(f"{where}: column '{col}': expected a number, got {value!r}"
-                            ) from None
+        raise ResultsFormatError(f"{where}: column '{col}': expected a number, got {value!r}"
+                                 ) from None
     return number if math.isfinite(number) else None
 
 
@@ -213,8 +218,9 @@ def _samples(row: dict, where: str) -> list[int] | None:
     elif isinstance(value, list):
         parts = value
     else:
-        raise SlmbenchError(f"{where}: column 'samples_ns': expected a list of nanoseconds, got "
-                            f"{value!r}")
+        raise ResultsFormatError(
+            f"{where}: column 'samples_ns': expected a list of nanoseconds, got "
+            f"{value!r}")
     out = []
     for p in parts:
         try:
@@ -222,8 +228,9 @@ def _samples(row: dict, where: str) -> list[int] | None:
         except (TypeError, ValueError):
             ns = None
         if ns is None or ns <= 0:
-            raise SlmbenchError(f"{where}: column 'samples_ns': {p!r} is not a positive number "
-                                "of nanoseconds")
+            raise ResultsFormatError(
+                f"{where}: column 'samples_ns': {p!r} is not a positive number "
+                "of nanoseconds")
         out.append(ns)
     return out or None
 
@@ -313,8 +320,8 @@ def _test_from_row(row: dict, where: str) -> tuple[TestResult, bool]:
     n_gen = _int(row, "n_gen", where)
     n_depth = _int(row, "n_depth", where, 0)
     if n_prompt < 0 or n_gen < 0 or n_depth < 0 or n_prompt + n_gen == 0:
-        raise SlmbenchError(f"{where}: columns 'n_prompt'={n_prompt} and 'n_gen'={n_gen}: "
-                            "expected one of them > 0 and none negative")
+        raise ResultsFormatError(f"{where}: columns 'n_prompt'={n_prompt} and 'n_gen'={n_gen}: "
+                                 "expected one of them > 0 and none negative")
     if n_prompt and n_gen:
         kind, base = "pg", f"pp{n_prompt}+tg{n_gen}"
     elif n_prompt:
@@ -342,9 +349,9 @@ def _test_from_row(row: dict, where: str) -> tuple[TestResult, bool]:
             t.warnings.append(noisy)
         return t, True
     if avg_ns is None:
-        raise SlmbenchError(f"{where}: columns 'samples_ns' and 'avg_ns' are both missing or "
-                            "empty; one is needed (llama-bench writes avg_ns in every format, "
-                            "samples_ns in json and jsonl)")
+        raise ResultsFormatError(f"{where}: columns 'samples_ns' and 'avg_ns' are both missing or "
+                                 "empty; one is needed (llama-bench writes avg_ns in every format, "
+                                 "samples_ns in json and jsonl)")
     if avg_ts is None and avg_ns > 0:
         avg_ts = 1e9 * tokens / avg_ns  # only when the file lacks it: not llama-bench's avg_ts
 
@@ -395,8 +402,8 @@ def _key_value(value: Any) -> str:
 
 
 def import_llama_bench(path: str, fmt: str | None = None, device: str | None = None, *,
-                       catalog: Any = "default") -> tuple[list[Record], dict, dict]:
-    """Read llama-bench output -> (records, env dict, manifest dict); nothing is written.
+                       catalog: Any = "default") -> tuple[list[Record], EnvInfo, Manifest]:
+    """Read llama-bench output -> (records, env, manifest); nothing is written.
 
     One record per (model file, settings); one TestResult per row.  ``catalog`` (a
     slmbench.catalog.Catalog, None, or "default") turns catalog file names into catalog ids.
@@ -410,10 +417,10 @@ def import_llama_bench(path: str, fmt: str | None = None, device: str | None = N
     for where, row in rows:
         for col in REQUIRED:
             if _blank(row.get(col)):
-                raise SlmbenchError(f"{where}: column '{col}' is missing or empty")
+                raise ResultsFormatError(f"{where}: column '{col}' is missing or empty")
         for col in RUN_FIELDS:
             if _key_value(row.get(col, "")) != _key_value(first.get(col, "")):
-                raise SlmbenchError(
+                raise ResultsFormatError(
                     f"{where}: column '{col}' is {row.get(col)!r} but {first.get(col)!r} in "
                     f"{first_where.split(': ', 1)[1]}; one run is one device and one llama.cpp "
                     "build: split the file and import each part")
@@ -477,36 +484,35 @@ def import_llama_bench(path: str, fmt: str | None = None, device: str | None = N
         rec.record_id = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str)
                                        .encode()).hexdigest()[:16]
     backends = [b.strip() for b in str(first.get("backends") or "").split(",") if b.strip()]
-    env = {
-        "source": SOURCE,
-        "device": {"kind": kind, "label": label, "model": first.get("cpu_info") or None,
-                   "cpu_model": first.get("cpu_info") or None,
-                   "gpu": first.get("gpu_info") or None, "imported": True},
-        "cpu": {"model": first.get("cpu_info") or None},
-        "gpu": first.get("gpu_info") or None,
-        "llama_cpp": {"build_commit": first.get("build_commit"),
-                      "build_number": first.get("build_number"), "backends": backends},
-    }
+    info = first.get("cpu_info") or None
+    env = EnvInfo(
+        source=SOURCE, gpu=first.get("gpu_info") or None, cpu=CPUInfo(model=info),
+        device=DeviceProfile(kind=kind, label=label, model=info, cpu_model=info,
+                             gpu=first.get("gpu_info") or None, imported=True),
+        llama_cpp=LlamaInfo(build_commit=first.get("build_commit"),
+                            build_number=first.get("build_number"), backends=backends))
     times = [r.get("test_time") for _, r in rows if r.get("test_time")]
-    manifest = {"source": SOURCE, "imported_from": os.path.abspath(path), "format": fmt,
-                "imported_at": utc_now(), "started_at": min(times) if times else None,
-                "finished_at": max(times) if times else None, "status": "finished",
-                "n_rows": len(rows)}
+    manifest = Manifest(source=SOURCE, imported_from=os.path.abspath(path), format=fmt,
+                        imported_at=utc_now(), started_at=min(times) if times else None,
+                        finished_at=max(times) if times else None, status="finished",
+                        n_rows=len(rows))
     return out, env, manifest
 
 
-def write_imported_run(records: list[Record], env: dict, manifest: dict, out_dir: str) -> str:
+def write_imported_run(records: list[Record], env: EnvInfo, manifest: Manifest,
+                       out_dir: str) -> str:
     """Write a normal run directory (results.jsonl, env.json, manifest.json); never overwrite."""
     if os.path.exists(os.path.join(out_dir, "results.jsonl")):
-        raise SlmbenchError(f"{out_dir}: already holds a run; choose another -o directory")
+        raise ResultsFormatError(f"{out_dir}: already holds a run; choose another -o directory")
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as exc:
-        raise SlmbenchError(f"{out_dir}: cannot create the run directory ({exc.strerror})"
-                            ) from None
+        raise ResultsFormatError(f"{out_dir}: cannot create the run directory ({exc.strerror})"
+                                 ) from None
     run_id = os.path.basename(os.path.normpath(out_dir))
     write_json_atomic(os.path.join(out_dir, "env.json"), env)
-    write_json_atomic(os.path.join(out_dir, "manifest.json"), {**manifest, "run_id": run_id})
+    manifest.run_id = run_id
+    write_json_atomic(os.path.join(out_dir, "manifest.json"), manifest)
     for rec in records:
         rec.run_id = run_id
         append_record(out_dir, rec)

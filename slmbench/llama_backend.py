@@ -13,8 +13,9 @@ import sys
 import threading
 from typing import Any
 
-from slmbench.errors import SlmbenchError
+from slmbench.errors import ConfigError, ModelFetchError, SlmbenchError
 
+LOG_ENV = "SLMBENCH_LLAMA_LOG"  # set: llama.cpp's log is copied to stderr (worker processes too)
 _lock = threading.Lock()
 _initialised = False
 _log_lines: list[str] = []
@@ -25,7 +26,7 @@ _log_cb: Any = None  # keep a reference: ctypes callbacks must outlive their reg
 
 def llama() -> Any:
     """The llama_cpp module, initialised once with slmbench's log callback installed."""
-    global _initialised, _log_cb
+    global _initialised, _log_cb, _log_echo
     try:
         import llama_cpp
     except ImportError as exc:  # pragma: no cover - dependency missing is an install problem
@@ -33,6 +34,7 @@ def llama() -> Any:
                             "run `pip install -e .` (it compiles llama.cpp, ~10 min)") from None
     with _lock:
         if not _initialised:
+            _log_echo = _log_echo or bool(os.environ.get(LOG_ENV))
             _log_cb = llama_cpp.llama_log_callback(_on_log)
             llama_cpp.llama_log_set(_log_cb, ctypes.c_void_p(0))
             llama_cpp.llama_backend_init()
@@ -57,7 +59,7 @@ def _on_log(level: int, text: bytes, user_data: Any) -> None:  # called from C t
 def set_log_echo(echo: bool) -> None:
     """Also copy llama.cpp's log to stderr (``--verbose``)."""
     global _log_echo
-    _log_echo = echo or bool(os.environ.get("SLMBENCH_LLAMA_LOG"))
+    _log_echo = echo or bool(os.environ.get(LOG_ENV))
 
 
 def log_mark() -> int:
@@ -93,7 +95,7 @@ def quantize(src: str, dst: str, quant: str, n_threads: int = 0,
     if ftype is None or name == "GUESSED":
         known = [m.replace("MOSTLY_", "").replace("ALL_", "") for m in LlamaFileType.__members__
                  if m != "GUESSED"]
-        raise SlmbenchError(f"unknown quantization '{quant}' (known: {', '.join(known)})")
+        raise ConfigError(f"unknown quantization '{quant}' (known: {', '.join(known)})")
     params = lc.llama_model_quantize_default_params()
     params.ftype = int(ftype)
     params.nthread = int(n_threads)
@@ -102,7 +104,7 @@ def quantize(src: str, dst: str, quant: str, n_threads: int = 0,
     rc = lc.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params))
     if rc != 0:
         tail = " | ".join(line for line in log_since(mark)[-3:] if line.strip())
-        raise SlmbenchError(f"llama.cpp failed to quantize {src} to {quant} (code {rc}): {tail}")
+        raise ModelFetchError(f"llama.cpp failed to quantize {src} to {quant} (code {rc}): {tail}")
 
 
 # --------------------------------------------------------------------------- threadpools
@@ -142,20 +144,22 @@ def _threadpool_api() -> Any:
     return _tp_api or None
 
 
-def attach_threadpool(ctx: Any, n_threads: int, poll: int = 50) -> Any:
+def attach_threadpool(ctx: Any, n_threads: int, poll: int = 50, pool: Any = None) -> Any:
     """Give ``ctx`` a persistent ggml threadpool, as llama-bench does (poll 50 by default).
 
     Without one, llama.cpp builds a throwaway pool for every graph it computes, which costs a
     few percent on fast single-token decodes.  Returns the pool (free with free_threadpool) or
-    None when the libraries do not expose the API.
+    None when the libraries do not expose the API.  ``pool``: attach an existing pool instead
+    (contexts that never compute at the same time can share one).
     """
     api = _threadpool_api()
     if api is None:
         return None
     base, cpu, lib = api
-    params = base.ggml_threadpool_params_default(int(n_threads))
-    params.poll = int(poll)
-    pool = cpu.ggml_threadpool_new(ctypes.byref(params))
+    if pool is None:
+        params = base.ggml_threadpool_params_default(int(n_threads))
+        params.poll = int(poll)
+        pool = cpu.ggml_threadpool_new(ctypes.byref(params))
     if not pool:
         return None
     ctx_ptr = ctx if isinstance(ctx, int) else ctypes.cast(ctx, ctypes.c_void_p).value

@@ -1,6 +1,6 @@
 """The measurement engine: prefill, TTFT, decode and load of one GGUF model, the llama-bench way.
 
-What is timed matches llama.cpp's llama-bench (see ../shared/reference/llama-bench-semantics.md):
+What is timed matches llama.cpp's llama-bench (README, "What one measurement means"):
 random token ids from the vocabulary (BOS first when the vocabulary adds one), the KV memory
 cleared before every repetition, the depth fill done untimed, prefill = ``llama_decode`` per
 ``n_batch`` chunk and one ``llama_synchronize``; decode = one token per ``llama_decode`` +
@@ -13,114 +13,30 @@ context size because llama.cpp attends over the used, padded cells only).
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from slmbench.errors import SlmbenchError
+from slmbench import config
+from slmbench.config import FLASH_ATTN, LOAD_MODES, Settings, TestPlan, config_id, test_name
+from slmbench.errors import MeasurementError, ModelLoadError
 from slmbench.gguf_info import GGUFInfo, model_id_from_file, read_gguf
 from slmbench.llama_backend import (attach_threadpool, free_threadpool, llama, log_mark,
                                      log_since)
 from slmbench.memory import RSSSampler, breakdown, hwm_mib, parse_buffers, rss_mib
-from slmbench.results import utc_now
-from slmbench.schema import LoadResult, PerfCounters, Record, Settings, TestResult
-from slmbench.stats import noise_warning, percentile, summarize
-
-CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
-LOAD_MODES = {"auto": -1, "none": 0, "mmap": 1, "mlock": 2, "mmap+mlock": 3, "dio": 4}
-FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}
-DRIFT_MIN_TOKENS = 8
+from slmbench.schema import utc_now
+from slmbench.schema import (LoadResult, PerfCounters, Record, SensorSummary, TestResult,
+                             from_dict)
+from slmbench.stats import drift_pct, noise_warning, percentile, summarize
 
 Progress = Callable[[str], None]
 
 
-@dataclass
-class TestPlan:
-    """Which tests one config runs: every length at every depth."""
-
-    __test__ = False  # not a pytest test class despite the name
-
-    n_prompt: list[int] = field(default_factory=lambda: [512])
-    n_gen: list[int] = field(default_factory=lambda: [128])
-    n_depth: list[int] = field(default_factory=lambda: [0])
-    ttft: bool = True
-
-    def tests(self) -> list[tuple[str, int, int, int]]:
-        """(kind, n_prompt, n_gen, n_depth) in run order."""
-        out = []
-        for d in self.n_depth or [0]:
-            for p in self.n_prompt:
-                if p > 0:
-                    out.append(("pp", p, 0, d))
-                    if self.ttft:
-                        out.append(("ttft", p, 1, d))
-            for g in self.n_gen:
-                if g > 0:
-                    out.append(("tg", 0, g, d))
-        return out
-
-    def n_ctx_needed(self) -> int:
-        return max((p + g + d for _, p, g, d in self.tests()), default=1)
-
-
-def test_name(kind: str, n_prompt: int, n_gen: int, n_depth: int) -> str:
-    base = {"pp": f"pp{n_prompt}", "ttft": f"ttft{n_prompt}", "tg": f"tg{n_gen}"}[kind]
-    return f"{base}@d{n_depth}" if n_depth else base
-
-
-def default_threads() -> int:
-    """Physical cores, like llama-bench's default."""
-    try:
-        import psutil
-
-        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
-    except Exception:  # noqa: BLE001
-        return os.cpu_count() or 1
-
-
-def config_id(model_key: str, settings: Settings, plan: TestPlan) -> str:
-    """Stable hash of what decides a measurement: the resume key of a config."""
-    payload = json.dumps({"model": model_key, "settings": asdict(settings), "plan": asdict(plan)},
-                         sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
 def validate(path: str, settings: Settings, plan: TestPlan) -> None:
     """One-line errors for settings that cannot work, before anything is loaded."""
-    problems = []
-    if settings.n_threads < 0 or settings.n_threads_batch < 0:
-        problems.append("threads must be >= 1 (0 = physical cores)")
-    if settings.n_batch < 1 or settings.n_ubatch < 1:
-        problems.append("n_batch and n_ubatch must be >= 1")
-    for name in ("type_k", "type_v"):
-        if getattr(settings, name).lower() not in CACHE_TYPES:
-            problems.append(f"unknown cache type {name}={getattr(settings, name)!r} "
-                            f"(known: {', '.join(CACHE_TYPES)})")
-    if settings.load_mode not in LOAD_MODES:
-        problems.append(f"unknown load_mode {settings.load_mode!r} (known: {', '.join(LOAD_MODES)})")
-    if settings.flash_attn not in FLASH_ATTN:
-        problems.append(f"flash_attn must be one of {', '.join(FLASH_ATTN)}")
-    if settings.repetitions < 1:
-        problems.append("repetitions must be >= 1")
-    if settings.warmup < 0:
-        problems.append("warmup must be >= 0")
-    if settings.prompt not in ("random", "text"):
-        problems.append("prompt must be 'random' or 'text'")
-    if any(x < 0 for x in plan.n_prompt + plan.n_gen + plan.n_depth):
-        problems.append("prompt, generation and depth lengths must be >= 0")
-    if not plan.tests():
-        problems.append("nothing to measure: give a prompt length (-p) or a generation length (-n)")
-    need = plan.n_ctx_needed()
-    if settings.n_ctx and settings.n_ctx < need:
-        problems.append(f"n_ctx {settings.n_ctx} is smaller than prompt + generation + depth = "
-                        f"{need}; raise --n-ctx or shorten the tests")
-    if problems:
-        raise SlmbenchError("bad settings: " + "; ".join(problems))
+    config.validate(settings, plan)
     if not os.path.exists(path):
-        raise SlmbenchError(f"{path}: no such model file")
+        raise ModelLoadError(f"{path}: no such model file")
 
 
 def _ggml_type(name: str) -> int:
@@ -131,7 +47,11 @@ def _ggml_type(name: str) -> int:
 class Session:
     """A loaded model and one context, plus pre-built inputs: everything a timed loop needs."""
 
-    def __init__(self, path: str, settings: Settings, n_ctx: int, info: GGUFInfo):
+    def __init__(self, path: str, settings: Settings, n_ctx: int, info: GGUFInfo, *,
+                 cb_eval: Any = None, share: "Session | None" = None):
+        """``cb_eval``: a ``ggml_backend_sched_eval_callback`` for the context (slmbench.profile;
+        kept alive as long as the context).  ``share``: a second context on that session's
+        loaded model and thread pool (same settings), which stay owned by ``share``."""
         self.lc = lc = llama()
         self.settings = settings
         self.info = info
@@ -139,18 +59,23 @@ class Session:
         self.ctx = None
         self.sampler = None
         self.threadpool = None
+        self._owns_model = share is None
+        self._cb_eval = cb_eval  # a freed ctypes callback crashes the context that calls it
         self._state_cache: dict[int, Any] = {}
         self.malloc_pinned = self._pin_malloc_layout()
         mark = log_mark()
-        mparams = lc.llama_model_default_params()
-        mparams.n_gpu_layers = int(settings.n_gpu_layers)
-        mparams.load_mode = LOAD_MODES[settings.load_mode]
         self.rss_before_load = rss_mib()
-        t0 = time.perf_counter_ns()
-        self.model = lc.llama_model_load_from_file(os.fsencode(path), mparams)
-        self.load_ms = (time.perf_counter_ns() - t0) / 1e6
+        if share is not None:
+            self.model, self.load_ms = share.model, 0.0
+        else:
+            mparams = lc.llama_model_default_params()
+            mparams.n_gpu_layers = int(settings.n_gpu_layers)
+            mparams.load_mode = LOAD_MODES[settings.load_mode]
+            t0 = time.perf_counter_ns()
+            self.model = lc.llama_model_load_from_file(os.fsencode(path), mparams)
+            self.load_ms = (time.perf_counter_ns() - t0) / 1e6
         if not self.model:
-            raise SlmbenchError(f"{path}: llama.cpp could not load the model: "
+            raise ModelLoadError(f"{path}: llama.cpp could not load the model: "
                                 f"{_last_error(log_since(mark))}")
         self.rss_after_load = rss_mib()
         cparams = lc.llama_context_default_params()
@@ -165,17 +90,23 @@ class Session:
         cparams.flash_attn_type = FLASH_ATTN[settings.flash_attn]
         cparams.swa_full = bool(settings.swa_full)
         cparams.no_perf = False
+        if cb_eval is not None:
+            cparams.cb_eval = cb_eval
+            cparams.cb_eval_user_data = None
         t0 = time.perf_counter_ns()
         self.ctx = lc.llama_init_from_model(self.model, cparams)
         self.ctx_ms = (time.perf_counter_ns() - t0) / 1e6
         if not self.ctx:
             self.close()
-            raise SlmbenchError(f"{path}: llama.cpp could not create a context with these settings"
+            raise ModelLoadError(f"{path}: llama.cpp could not create a context with these settings"
                                 f": {_last_error(log_since(mark))}")
         self.rss_after_ctx = rss_mib()
         # a persistent thread pool like llama-bench's (one pool; llama-bench uses one thread
         # count for both), instead of a throwaway pool per graph
-        if settings.n_threads == settings.n_threads_batch:
+        if share is not None:  # one pool: an idle second pool would spin beside this one
+            if share.threadpool:
+                attach_threadpool(self.ctx, settings.n_threads, pool=share.threadpool)
+        elif settings.n_threads == settings.n_threads_batch:
             self.threadpool = attach_threadpool(self.ctx, settings.n_threads)
         self.log_lines = log_since(mark)
         self.n_ctx = int(lc.llama_n_ctx(self.ctx))
@@ -226,9 +157,9 @@ class Session:
         if self.threadpool:
             free_threadpool(self.threadpool)
             self.threadpool = None
-        if self.model:
+        if self.model and self._owns_model:
             lc.llama_model_free(self.model)
-            self.model = None
+        self.model = None
 
     # ------------------------------------------------------------------ inputs (untimed)
 
@@ -251,7 +182,7 @@ class Session:
             buf = (ctypes.c_int32 * cap)()
             got = lc.llama_tokenize(self.vocab, data, len(data), buf, cap, True, False)
             if got < 0:
-                raise SlmbenchError("tokenizer failed on the text prompt")
+                raise MeasurementError("tokenizer failed on the text prompt")
             if got >= n:
                 arr = (ctypes.c_int32 * max(n, 1))()
                 ctypes.memmove(arr, buf, 4 * n)
@@ -301,7 +232,7 @@ class Session:
         for b in batches:
             rc = decode(ctx, b)
             if rc != 0:
-                raise SlmbenchError(f"llama_decode failed with code {rc} (context full or "
+                raise MeasurementError(f"llama_decode failed with code {rc} (context full or "
                                     "out of memory?)")
         self.lc.llama_synchronize(ctx)
 
@@ -317,17 +248,17 @@ class Session:
         t0 = time.perf_counter_ns()
         for b in batches:
             if decode(ctx, b) != 0:
-                raise SlmbenchError("llama_decode failed during prefill")
+                raise MeasurementError("llama_decode failed during prefill")
         sync(ctx)
         return time.perf_counter_ns() - t0
 
     def time_ttft(self, batches: list[Any]) -> int:
-        decode, sync, ctx = self.lc.llama_decode, self.lc.llama_synchronize, self.ctx
+        decode, ctx = self.lc.llama_decode, self.ctx
         sample, smpl = self.lc.llama_sampler_sample, self.sampler
         t0 = time.perf_counter_ns()
         for b in batches:
             if decode(ctx, b) != 0:
-                raise SlmbenchError("llama_decode failed during prefill")
+                raise MeasurementError("llama_decode failed during prefill")
         sample(smpl, ctx, -1)  # greedy pick of the first token (reads the logits: synchronises)
         return time.perf_counter_ns() - t0
 
@@ -337,7 +268,7 @@ class Session:
         t0 = prev = clock()
         for b in batches:
             if decode(ctx, b) != 0:
-                raise SlmbenchError("llama_decode failed during generation (context full?)")
+                raise MeasurementError("llama_decode failed during generation (context full?)")
             sync(ctx)
             now = clock()
             out_ns.append(now - prev)
@@ -386,9 +317,11 @@ def _run_test(sess: Session, kind: str, n_prompt: int, n_gen: int, n_depth: int,
             sess.run_batches(sess.batches(make_tokens(n_prompt), n_prompt, settings.n_batch))
         else:
             sess.run_batches(sess.batches(make_tokens(1), 1, 1))
-    for rep in range(reps):
+    t_first = time.monotonic()
+    rep = 0
+    while True:
         if progress:
-            progress(f"{name} {rep + 1}/{reps}")
+            progress(f"{name} {rep + 1}/{reps if not settings.auto else 'auto'}")
         sess.clear()
         sess.fill_depth(n_depth, rng)
         if kind == "tg":
@@ -412,7 +345,12 @@ def _run_test(sess: Session, kind: str, n_prompt: int, n_gen: int, n_depth: int,
         res.samples_ns.append(int(ns))
         n_timed = n_prompt if kind in ("pp", "ttft") else n_gen
         res.samples_ts.append(1e9 * n_timed / ns if ns > 0 else float("nan"))
+        rep += 1
+        res.stop_reason = _stop_reason(settings, res.samples_ns, time.monotonic() - t_first)
+        if res.stop_reason:
+            break
     t_window1 = time.monotonic()
+    reps = len(res.samples_ns)
     res.ms = summarize([ns / 1e6 for ns in res.samples_ns])
     res.ts = summarize(res.samples_ts)
     if token_ns_all:
@@ -421,37 +359,54 @@ def _run_test(sess: Session, kind: str, n_prompt: int, n_gen: int, n_depth: int,
         res.token_ms_median = round(percentile(pooled, 50), 5)
         res.token_ms_p90 = round(percentile(pooled, 90), 5)
         res.token_ms_p99 = round(percentile(pooled, 99), 5)
-        res.drift_pct = _drift(res.token_ms)
+        res.drift_pct = drift_pct(res.token_ms)
     warn = noise_warning(name, res.ms)
     if warn:
         res.warnings.append(warn)
+    if settings.auto and res.ms and res.ms.n >= 2:
+        res.ci_half_pct = round(100.0 * (res.ms.ci95_high - res.ms.mean) / res.ms.mean, 3)
+        if res.stop_reason != "target":
+            res.warnings.append(
+                f"{name}: 95% CI of the mean ±{res.ci_half_pct:.1f}% after {res.ms.n} "
+                f"repetitions, target ±{settings.target_ci_pct:g}% not reached "
+                f"({res.stop_reason.replace('_', ' ')}): noisy machine?")
     if sensor is not None:
         sensor.sample_now()
         try:
-            res.sensors = sensor.summary(
+            res.sensors = from_dict(SensorSummary, sensor.summary(
                 t_window0, t_window1,
                 n_prefill_tokens=(n_prompt * reps if kind != "tg" else 0),
                 n_decode_tokens=(n_gen * reps if kind == "tg" else 0),
-                token_ms=[x for rep in (res.token_ms or []) for x in rep] or None,
-                busy_s=sum(res.samples_ns) / 1e9)
-            if res.sensors and res.sensors.get("throttled"):
-                reasons = ", ".join(res.sensors.get("throttle_reasons") or [])
+                token_ms=res.token_ms, busy_s=sum(res.samples_ns) / 1e9))
+            if res.sensors and res.sensors.throttled:
+                reasons = ", ".join(res.sensors.throttle_reasons)
                 res.warnings.append(f"{name}: throttling detected ({reasons})")
         except Exception as exc:  # noqa: BLE001 - a sensor problem never loses a measurement
-            res.sensors = {"error": f"{exc.__class__.__name__}: {exc}"}
+            res.sensors = SensorSummary(error=f"{exc.__class__.__name__}: {exc}")
     return res
 
 
-def _drift(token_ms: list[list[float]]) -> float | None:
-    """Median of the last quarter of tokens vs the first quarter, pooled over repetitions."""
-    n = min(len(r) for r in token_ms)
-    if n < DRIFT_MIN_TOKENS:
-        return None
-    q = n // 4
-    first = [x for r in token_ms for x in r[:q]]
-    last = [x for r in token_ms for x in r[n - q:n]]
-    a, b = percentile(first, 50), percentile(last, 50)
-    return round(100.0 * (b - a) / a, 3) if a > 0 else None
+def _stop_reason(settings: Settings, samples_ns: list[int], elapsed_s: float) -> str | None:
+    """Why the repetitions of a test stop now, or None to go on.
+
+    A fixed count stops at ``repetitions`` ("fixed").  ``-r auto`` stops once at least
+    ``repetitions`` (3) samples put the 95 % Student-t CI half-width of the mean within
+    ``target_ci_pct`` % of the mean ("target"), else at ``max_repetitions`` or after
+    ``max_test_s`` seconds ("max_repetitions" / "max_time").
+    """
+    n = len(samples_ns)
+    if not settings.auto:
+        return "fixed" if n >= settings.repetitions else None
+    if n >= settings.repetitions:
+        stats = summarize(samples_ns)
+        if stats and stats.mean > 0 and \
+                100.0 * (stats.ci95_high - stats.mean) / stats.mean <= settings.target_ci_pct:
+            return "target"
+    if settings.max_repetitions is not None and n >= settings.max_repetitions:
+        return "max_repetitions"
+    if settings.max_test_s is not None and elapsed_s >= settings.max_test_s:
+        return "max_time"
+    return None
 
 
 def _start_sensors() -> Any | None:
@@ -478,11 +433,7 @@ def measure_model(path: str, settings: Settings, plan: TestPlan, *, model_id: st
     import numpy as np
 
     path = os.fspath(path)
-    settings = Settings(**asdict(settings))
-    if settings.n_threads == 0:
-        settings.n_threads = default_threads()
-    if settings.n_threads_batch == 0:
-        settings.n_threads_batch = settings.n_threads
+    settings = config.resolved(settings)
     validate(path, settings, plan)
     info = read_gguf(path)
     quant = quant or info.file_type

@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Any, Iterator
 
+from slmbench.config import Settings, TestPlan
 from slmbench.gguf_info import GGUFInfo, kv_cache_bytes, pad_ctx
 from slmbench.schema import Buffer, KVProjection, Memory
 
@@ -273,24 +274,21 @@ def breakdown(buffers: list[Buffer], *, n_ctx: int, peak_rss_mib: float, hwm: fl
     return mem
 
 
-def estimate_memory(info: GGUFInfo, settings: Any, plan: Any = None) -> dict[str, float]:
+def estimate_memory(info: GGUFInfo, settings: Settings,
+                    plan: TestPlan | None = None) -> dict[str, float]:
     """Predict what a config will need before loading it (for the runner's fits-in-RAM check).
 
     weights = tensor bytes; KV = analytic; compute ~ 4-byte activations for one micro-batch:
     logits (vocab x ubatch) + attention scores (heads x ctx x ubatch) + FFN/hidden scratch;
     overhead = runtime and Python (~150 MiB).  Deliberately generous: it only decides skips.
     """
-    n_ctx = int(getattr(settings, "n_ctx", 0) or 0)
-    if not n_ctx and plan is not None:
-        n_ctx = plan.n_ctx_needed()
+    n_ctx = settings.n_ctx or (plan.n_ctx_needed() if plan is not None else 0)
     n_ctx = pad_ctx(max(n_ctx, 1))
-    ubatch = int(getattr(settings, "n_ubatch", 512) or 512)
+    ubatch = settings.n_ubatch
     if plan is not None:
         ubatch = min(ubatch, max(max(plan.n_prompt or [1]), 1))
-    kv = kv_cache_bytes(info, n_ctx, getattr(settings, "type_k", "f16"),
-                        getattr(settings, "type_v", "f16"),
-                        swa_full=bool(getattr(settings, "swa_full", False)),
-                        n_ubatch=ubatch)["total_bytes"]
+    kv = kv_cache_bytes(info, n_ctx, settings.type_k, settings.type_v,
+                        swa_full=settings.swa_full, n_ubatch=ubatch)["total_bytes"]
     compute = 4 * ubatch * (info.n_vocab + info.n_head * n_ctx + 4 * info.n_embd
                             + 2 * (info.n_ff or 4 * info.n_embd))
     est = {"model_mib": info.model_size_bytes / MIB, "kv_mib": kv / MIB,
@@ -299,13 +297,11 @@ def estimate_memory(info: GGUFInfo, settings: Any, plan: Any = None) -> dict[str
     return {k: round(v, 1) for k, v in est.items()}
 
 
-def estimate_quality_memory(info: GGUFInfo, settings: Any,
+def estimate_quality_memory(info: GGUFInfo, settings: Settings,
                             reference: GGUFInfo | None = None) -> dict[str, float]:
     """Like estimate_memory, for a quality evaluation: one window of ``settings.n_ctx`` tokens
     in the model and, side by side, in the reference; plus the logits both hand to numpy
     (float32, ``n_batch`` rows x vocabulary each)."""
-    from slmbench.measure import TestPlan
-
     plan = TestPlan([settings.n_ctx], [], [0], False)
     est = estimate_memory(info, settings, plan)
     del est["total_mib"]

@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from slmbench.errors import SlmbenchError
+from slmbench.errors import ConfigError, MeasurementError, ModelLoadError
 from slmbench.llama_backend import llama, log_mark, log_since
 
 DEFAULT_CORPUS = "pride-and-prejudice-ch1-12.txt"
@@ -62,14 +62,14 @@ def read_corpus(corpus: str | None) -> tuple[str, str]:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
     except FileNotFoundError:
-        raise SlmbenchError(f"--corpus {path}: no such file") from None
+        raise ConfigError(f"--corpus {path}: no such file") from None
     except UnicodeDecodeError as exc:
-        raise SlmbenchError(f"--corpus {path}: not UTF-8 text ({exc.reason} at byte "
-                            f"{exc.start}); convert it to UTF-8") from None
+        raise ConfigError(f"--corpus {path}: not UTF-8 text ({exc.reason} at byte "
+                          f"{exc.start}); convert it to UTF-8") from None
     except OSError as exc:
-        raise SlmbenchError(f"--corpus {path}: cannot read it ({exc.strerror})") from None
+        raise ConfigError(f"--corpus {path}: cannot read it ({exc.strerror})") from None
     if not text.strip():
-        raise SlmbenchError(f"--corpus {path}: the file is empty")
+        raise ConfigError(f"--corpus {path}: the file is empty")
     return text, path
 
 
@@ -86,7 +86,7 @@ class _Evaluator:
 
     def __init__(self, path: str, n_ctx: int, n_batch: int, n_threads: int):
         if not os.path.isfile(path):
-            raise SlmbenchError(f"{path}: no such model file")
+            raise ModelLoadError(f"{path}: no such model file")
         self.path = path
         lc = self.lc = llama()
         self.model = self.ctx = self.batch = None
@@ -95,8 +95,8 @@ class _Evaluator:
                                                    lc.llama_model_default_params())
         if not self.model:
             tail = [ln.strip() for ln in log_since(mark) if ln.strip()]
-            raise SlmbenchError(f"{path}: llama.cpp could not load the model"
-                                + (f" ({tail[-1]})" if tail else ""))
+            raise ModelLoadError(f"{path}: llama.cpp could not load the model"
+                                 + (f" ({tail[-1]})" if tail else ""))
         cp = lc.llama_context_default_params()
         cp.n_ctx = n_ctx
         cp.n_batch = n_batch
@@ -106,8 +106,8 @@ class _Evaluator:
         self.ctx = lc.llama_init_from_model(self.model, cp)
         if not self.ctx:
             self.close()
-            raise SlmbenchError(f"{path}: llama.cpp could not create a context of {n_ctx} "
-                                "tokens (out of memory? try a smaller --n-ctx or --n-batch)")
+            raise ModelLoadError(f"{path}: llama.cpp could not create a context of {n_ctx} "
+                                 "tokens (out of memory? try a smaller --n-ctx or --n-batch)")
         self.vocab = lc.llama_model_get_vocab(self.model)
         self.n_vocab = int(lc.llama_vocab_n_tokens(self.vocab))
         self.add_bos = bool(lc.llama_vocab_get_add_bos(self.vocab))
@@ -124,7 +124,7 @@ class _Evaluator:
         buf = (ctypes.c_int32 * cap)()
         n = self.lc.llama_tokenize(self.vocab, data, len(data), buf, cap, True, False)
         if n < 0:
-            raise SlmbenchError(f"{self.path}: the tokenizer failed on the corpus")
+            raise MeasurementError(f"{self.path}: the tokenizer failed on the corpus")
         tokens = list(buf[:n])
         if self.add_eos and tokens and tokens[-1] == self.eos:
             tokens.pop()  # llama-perplexity refuses such vocabularies; scoring EOS is meaningless
@@ -155,8 +155,8 @@ class _Evaluator:
         b.n_tokens = len(tokens)
         rc = lc.llama_decode(self.ctx, b)
         if rc != 0:
-            raise SlmbenchError(f"{self.path}: llama_decode failed (code {rc}) while scoring "
-                                "the corpus")
+            raise MeasurementError(f"{self.path}: llama_decode failed (code {rc}) while scoring "
+                                   "the corpus")
         return n_out
 
     def logits(self, n_rows: int) -> Any:
@@ -205,9 +205,9 @@ def _target_nll(rows: Any, targets: Any) -> Any:
 def _check_same_vocab(model: _Evaluator, ref: _Evaluator, tokens: list[int], text: str) -> None:
     """Refuse a reference whose vocabulary differs: KL over different token sets is meaningless."""
     def refuse(why: str) -> None:
-        raise SlmbenchError(f"--reference {ref.path}: a different vocabulary from {model.path} "
-                            f"({why}); KL divergence needs two files of the same model, e.g. "
-                            "its F16 or Q8_0")
+        raise ConfigError(f"--reference {ref.path}: a different vocabulary from {model.path} "
+                          f"({why}); KL divergence needs two files of the same model, e.g. "
+                          "its F16 or Q8_0")
 
     if ref.n_vocab != model.n_vocab:
         refuse(f"{ref.n_vocab} vs {model.n_vocab} tokens")
@@ -231,6 +231,7 @@ class _Accumulator:
     p_diff: list[Any] = field(default_factory=list)
     same_top: int = 0
     n_bytes: int = 0
+    window_sizes: list[int] = field(default_factory=list)  # tokens scored per window
 
 
 def measure_quality(path: str, *, reference: str | None = None, corpus: str | None = None,
@@ -247,16 +248,16 @@ def measure_quality(path: str, *, reference: str | None = None, corpus: str | No
     """
     import numpy as np
 
-    from slmbench.measure import default_threads
-    from slmbench.schema import TestResult
+    from slmbench.config import default_threads
+    from slmbench.schema import QualityMetrics, TestResult
 
     if n_ctx < 8:
-        raise SlmbenchError(f"--n-ctx {n_ctx}: must be at least 8 (half of each window is "
-                            "context, the other half is scored)")
+        raise ConfigError(f"--n-ctx {n_ctx}: must be at least 8 (half of each window is "
+                          "context, the other half is scored)")
     if n_batch < 1:
-        raise SlmbenchError(f"--n-batch {n_batch}: must be at least 1")
+        raise ConfigError(f"--n-batch {n_batch}: must be at least 1")
     if max_windows < 0:
-        raise SlmbenchError(f"--chunks {max_windows}: must be >= 0 (0 = all windows)")
+        raise ConfigError(f"--chunks {max_windows}: must be >= 0 (0 = all windows)")
     n_batch = min(n_batch, n_ctx)
     threads = n_threads or default_threads()
     text, corpus_path = read_corpus(corpus)
@@ -269,10 +270,10 @@ def measure_quality(path: str, *, reference: str | None = None, corpus: str | No
     try:
         tokens = model.tokenize(text)
         if len(tokens) < 2 * n_ctx:
-            raise SlmbenchError(
-                f"corpus too short: {corpus_path} tokenizes to {len(tokens)} tokens for "
-                f"{os.path.basename(path)}, and --n-ctx {n_ctx} needs at least {2 * n_ctx} "
-                "(two windows, as llama-perplexity); use a longer --corpus or a smaller --n-ctx")
+            raise ConfigError(
+              f"corpus too short: {corpus_path} tokenizes to {len(tokens)} tokens for "
+              f"{os.path.basename(path)}, and --n-ctx {n_ctx} needs at least {2 * n_ctx} "
+              "(two windows, as llama-perplexity); use a longer --corpus or a smaller --n-ctx")
         if n_ctx > model.n_ctx_train > 0:
             warnings.append(f"n_ctx {n_ctx} > the model's training context {model.n_ctx_train}")
         if reference:
@@ -284,6 +285,7 @@ def measure_quality(path: str, *, reference: str | None = None, corpus: str | No
         pieces: dict[int, int] = {}
         rows_per_block = max(1, BLOCK_FLOATS // model.n_vocab)
         for w in range(n_windows):
+            scored_before = sum(len(a) for a in acc.nll)
             window = tokens[w * n_ctx:(w + 1) * n_ctx]
             if model.add_bos:
                 window[0] = model.bos
@@ -322,14 +324,15 @@ def measure_quality(path: str, *, reference: str | None = None, corpus: str | No
                     acc.p_diff.append(np.exp(lp[idx, targets]) - np.exp(rlp[idx, targets]))
                     acc.same_top += int((logits[r0:r1].argmax(axis=1)
                                          == ref_logits[r0:r1].argmax(axis=1)).sum())
+            acc.window_sizes.append(sum(len(a) for a in acc.nll) - scored_before)
             if progress is not None:
                 progress(w + 1, n_windows, math.exp(float(np.concatenate(acc.nll).mean())))
     finally:
         model.close()
         if ref is not None:
             ref.close()
-    metrics = _metrics(acc, n_ctx, n_windows)
-    return TestResult(test="quality", name=f"quality@{n_ctx}", n_prompt=int(metrics["n_tokens"]),
+    metrics = QualityMetrics(**_metrics(acc, n_ctx, n_windows))
+    return TestResult(test="quality", name=f"quality@{n_ctx}", n_prompt=int(metrics.n_tokens),
                       metrics=metrics, warnings=warnings)
 
 
@@ -353,7 +356,7 @@ def _metrics(acc: _Accumulator, n_ctx: int, n_windows: int) -> dict[str, float]:
         "nll": mean, "ppl": ppl, "ppl_err": ppl * err,
         "bits_per_byte": total / math.log(2) / acc.n_bytes if acc.n_bytes else float("nan"),
         "nll_sum": total, "n_tokens": n, "n_bytes": acc.n_bytes, "n_windows": n_windows,
-        "n_ctx": n_ctx,
+        "n_ctx": n_ctx, "window_nll": _window_means(nll, acc.window_sizes),
     }
     if acc.kl:
         ref_nll = np.concatenate(acc.ref_nll)
@@ -377,13 +380,24 @@ def _metrics(acc: _Accumulator, n_ctx: int, n_windows: int) -> dict[str, float]:
             delta_ppl_err=math.sqrt(max(0.0, (ppl * err) ** 2 + (ref_ppl * ref_err) ** 2
                                         - 2 * ppl * ref_ppl * cov)),
             ppl_ratio=ppl / ref_ppl,
+            window_ref_nll=_window_means(ref_nll, acc.window_sizes),
+            window_kl=_window_means(kl, acc.window_sizes),
         )
     return m
 
 
+def _window_means(values: Any, sizes: list[int]) -> list[float]:
+    """The mean of each window's values (``sizes``: values per window, in order)."""
+    out, start = [], 0
+    for n in sizes:
+        out.append(float(values[start:start + n].mean()) if n else float("nan"))
+        start += n
+    return out
+
+
 def quality_settings(n_ctx: int, n_batch: int) -> Any:
     """The Settings a quality record carries: what changes its numbers (window, batch)."""
-    from slmbench.schema import Settings
+    from slmbench.config import Settings
 
     n_batch = min(n_batch, n_ctx) if n_ctx else n_batch
     return Settings(n_ctx=n_ctx, n_batch=n_batch, n_ubatch=min(512, n_batch), prompt="text",
@@ -401,20 +415,20 @@ def quality_record(path: str, test: Any, *, reference: str | None = None,
     corpus (name, sha256) and the reference file go to ``Record.extra["quality"]``.
     """
     from slmbench.gguf_info import model_id_from_file, read_gguf
-    from slmbench.measure import TestPlan, config_id
-    from slmbench.results import utc_now
-    from slmbench.schema import Record
+    from slmbench.config import TestPlan, config_id
+    from slmbench.schema import utc_now
+    from slmbench.schema import QualityInput, Record
 
     info = read_gguf(path)
     model_id = model_id or model_id_from_file(path, quant or info.file_type)
-    settings = quality_settings(int(test.metrics.get("n_ctx", 0)), n_batch)
-    extra = {"quality": {**corpus_info(corpus),
-                         "reference": os.path.basename(reference) if reference else None,
-                         "n_threads": n_threads}}
-    key = (f"{model_id}:{info.file_type}:quality:{extra['quality']['corpus_sha256']}:"
-           f"{extra['quality']['reference']}")
+    settings = quality_settings(int(test.metrics.n_ctx or 0), n_batch)
+    scored = QualityInput(**corpus_info(corpus),
+                          reference=os.path.basename(reference) if reference else None,
+                          n_threads=n_threads)
+    key = f"{model_id}:{info.file_type}:quality:{scored.corpus_sha256}:{scored.reference}"
     rid = config_id(key, settings, TestPlan([], [], [0], False))
     now = utc_now()
     return Record(record_id=rid, run_id=None, model_id=model_id, quant=quant or info.file_type,
                   started_at=started_at or now, finished_at=now, model=info.to_facts(),
-                  settings=settings, tests=[test], warnings=list(test.warnings), extra=extra)
+                  settings=settings, tests=[test], warnings=list(test.warnings),
+                  quality_input=scored)

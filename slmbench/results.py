@@ -10,21 +10,19 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import warnings
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from slmbench.errors import SlmbenchError
-from slmbench.schema import Record, from_dict, to_dict
+from slmbench.errors import ResultsFormatError, warn
+from slmbench.schema import (SCHEMA_VERSION, EnvInfo, Manifest, Record, from_dict,
+                             record_from_dict, to_dict, upgrade_record)
 
 RESULTS_FILE = "results.jsonl"
 ENV_FILE = "env.json"
 MANIFEST_FILE = "manifest.json"
-
-
-def utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+SUSTAIN_DIR = "sustain"  # sustained configs: sustain/<record_id>.jsonl, a window a line
 
 
 def new_run_id(prefix: str = "run") -> str:
@@ -69,6 +67,11 @@ def iter_record_dicts(path: str | Path) -> Iterator[dict]:
 
     A runner killed mid-write can leave a torn last line; that must never break a reader.
     """
+    for _lineno, obj in _numbered_record_dicts(path):
+        yield obj
+
+
+def _numbered_record_dicts(path: str | Path) -> Iterator[tuple[int, dict]]:
     path = Path(path)
     with open(path, encoding="utf-8", errors="replace") as fh:
         for lineno, line in enumerate(fh, 1):
@@ -78,66 +81,97 @@ def iter_record_dicts(path: str | Path) -> Iterator[dict]:
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
-                warnings.warn(f"{path}:{lineno}: skipped malformed line ({exc.msg})", stacklevel=2)
+                warn(f"{path}:{lineno}: skipped malformed line ({exc.msg})")
                 continue
             if not isinstance(obj, dict):
-                warnings.warn(f"{path}:{lineno}: skipped line that is not a JSON object",
-                              stacklevel=2)
+                warn(f"{path}:{lineno}: skipped a line that is not a JSON object")
                 continue
-            yield obj
+            yield lineno, obj
 
 
 @dataclass
 class Run:
-    """One run directory loaded into memory."""
+    """One run directory loaded into memory (typed: see slmbench.schema)."""
 
     path: str
     run_id: str
-    env: dict = field(default_factory=dict)
-    manifest: dict = field(default_factory=dict)
+    env: EnvInfo = field(default_factory=EnvInfo)
+    manifest: Manifest = field(default_factory=Manifest)
     records: list[Record] = field(default_factory=list)
 
 
-def _read_json(path: Path) -> dict:
+def read_json_object(path: Path) -> dict:
+    """A JSON object file; {} when absent, a one-line warning (and {}) when unreadable."""
     if not path.exists():
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        warnings.warn(f"{path}: unreadable JSON ({exc}); ignored", stacklevel=2)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        warn(f"{path}: unreadable JSON ({exc}); ignored")
         return {}
     return data if isinstance(data, dict) else {}
 
 
+def read_env(run_dir: str | Path) -> EnvInfo:
+    return from_dict(EnvInfo, read_json_object(Path(run_dir) / ENV_FILE))
+
+
+def read_manifest(run_dir: str | Path) -> Manifest:
+    """manifest.json; a newer schema version is refused like a newer record."""
+    path = Path(run_dir) / MANIFEST_FILE
+    data = read_json_object(path)
+    version = data.get("schema_version", 1)
+    if isinstance(version, int) and version > SCHEMA_VERSION:
+        upgrade_record({"schema_version": version}, str(path))  # raises the one-line error
+    if isinstance(data.get("command"), str):  # version 1 imports wrote the command as text
+        data["command"] = shlex.split(data["command"])
+    return from_dict(Manifest, {**data, "schema_version": SCHEMA_VERSION})
+
+
 def read_run(run_dir: str | Path) -> Run:
-    """Load a run directory (or a bare results.jsonl file)."""
+    """Load a run directory (or a bare results.jsonl file); older records are migrated to
+    this schema version, a newer one is refused (ResultsFormatError, one line)."""
     p = Path(run_dir)
     if p.is_file() and p.suffix == ".jsonl":
         p, results = p.parent, p
     else:
         results = p / RESULTS_FILE
     if not p.exists():
-        raise SlmbenchError(f"{run_dir}: no such run directory")
-    if not results.exists():
-        raise SlmbenchError(f"{run_dir}: not a run directory (no {RESULTS_FILE} inside); "
-                            "pass a directory written by `slmbench run` or `slmbench import`")
+        raise ResultsFormatError(f"{run_dir}: no such run directory")
+    if not results.exists() and not (p / MANIFEST_FILE).exists():
+        raise ResultsFormatError(f"{run_dir}: not a run directory (no {RESULTS_FILE} inside); "
+                                 "pass a directory written by `slmbench run` or "
+                                 "`slmbench import`")
+    manifest = read_manifest(p)
     records = []
-    for lineno, obj in enumerate(iter_record_dicts(results), 1):
+    # a run stopped inside its first config has a manifest and no results yet
+    for lineno, obj in _numbered_record_dicts(results) if results.exists() else ():
         try:
-            records.append(from_dict(Record, obj))
+            records.append(record_from_dict(obj, f"{results}:{lineno}"))
         except TypeError as exc:
-            warnings.warn(f"{results}: record {lineno} does not match the schema ({exc}); skipped",
-                          stacklevel=2)
-    run_id = p.name
-    return Run(path=str(p), run_id=run_id, env=_read_json(p / ENV_FILE),
-               manifest=_read_json(p / MANIFEST_FILE), records=records)
+            warn(f"{results}:{lineno}: a record that does not match the schema ({exc}); skipped")
+    records += recover_sustained(p, records)
+    return Run(path=str(p), run_id=p.name, env=read_env(p), manifest=manifest, records=records)
 
 
 def read_runs(run_dirs: Iterable[str | Path]) -> list[Run]:
     runs = [read_run(d) for d in run_dirs]
     if not runs:
-        raise SlmbenchError("no run directories given")
+        raise ResultsFormatError("no run directories given")
     return runs
+
+
+def run_env(run_dir: str | Path, *, bandwidth: bool | Iterable[int] = False) -> EnvInfo:
+    """A run's env.json, collected and written once (a resume keeps the first): the device
+    profile, plus the memory-bandwidth probe for runs that measure speed (``bandwidth``: the
+    run's thread counts, or True for the default count)."""
+    path = Path(run_dir) / ENV_FILE
+    if not path.exists():
+        from slmbench.envinfo import collect_env
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, collect_env(bandwidth=bandwidth))
+    return read_env(run_dir)
 
 
 def measured_ids(run_dir: str | Path) -> set[str]:
@@ -146,3 +180,50 @@ def measured_ids(run_dir: str | Path) -> set[str]:
     if not results.exists():
         return set()
     return {obj["record_id"] for obj in iter_record_dicts(results) if obj.get("record_id")}
+
+
+def windows_file(record_id: str) -> str:
+    """Where a sustained config's windows are written, relative to its run directory."""
+    return f"{SUSTAIN_DIR}/{record_id}.jsonl"
+
+
+def recover_sustained(run_dir: str | Path, records: list[Record]) -> list[Record]:
+    """Sustained configs that left windows but no final record (a killed worker, an
+    interrupted sweep): the test is rebuilt from ``sustain/<record_id>.jsonl`` (every summary
+    is computable from the windows) and attached to the config's failed record, or returned
+    as a new failed record when the runner wrote none.  Records that carry their sustained
+    test already are left alone."""
+    d = Path(run_dir) / SUSTAIN_DIR
+    if not d.is_dir():
+        return []
+    from slmbench.schema import ModelFacts, Settings
+    from slmbench.sustained import read_windows_file
+
+    done = {r.record_id for r in records if any(t.sustained for t in r.tests)}
+    latest = {r.record_id: r for r in records}
+    new: list[Record] = []
+    for f in sorted(d.glob("*.jsonl")):
+        rid = f.stem
+        if rid in done:
+            continue
+        got = read_windows_file(str(f))
+        if got is None:
+            continue
+        header, test = got
+        n = sum(1 for w in test.sustained.windows if w.complete)
+        note = (f"{n} complete window(s) recovered from {windows_file(rid)} (stopped: "
+                f"{test.sustained.stop_reason})")
+        rec = latest.get(rid)
+        if rec is None:
+            rec = Record(record_id=rid, run_id=Path(run_dir).name, status="failed",
+                         reason=f"no final record (the run was interrupted or its worker "
+                                f"killed); {note}",
+                         model_id=header.get("model_id"), quant=header.get("quant"),
+                         device=header.get("device"), started_at=header.get("started_at"),
+                         model=from_dict(ModelFacts, header.get("model")),
+                         settings=from_dict(Settings, header.get("settings")))
+            new.append(rec)
+        else:
+            rec.warnings.append(note)
+        rec.tests.append(test)
+    return new

@@ -1,50 +1,39 @@
 """The sweep: every config of a suite measured in its own worker process, results appended safely.
 
 For each config the runner gets the model file (download, synthesize or local path), predicts its
-memory and skips it when it cannot fit, then starts ``python -m slmbench.worker`` and waits for
-it under a timeout.  Whatever happens - a result, bad settings, a segfault, an OOM kill, a hang -
-becomes one Record appended (and fsynced) to ``results.jsonl`` by the runner, and the sweep goes
-on.  A record is written only when its config is complete, so after any crash of the runner
+memory and skips it when it cannot fit, then runs it in a fresh worker process under a timeout
+(:func:`slmbench.isolate.run_isolated`: forked from a pre-imported fork server, or spawned).
+Whatever happens - a result, bad settings, a segfault, an OOM kill, a hang - becomes one Record
+appended (and fsynced) to ``results.jsonl`` by the runner, and the sweep goes on.  A record is written only when its config is complete, so after any crash of the runner
 ``--resume`` measures exactly the configs that are missing.
 """
 
 from __future__ import annotations
 
 import collections
-import json
 import os
 import signal
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, IO
+from typing import IO, Any
 
 from slmbench.errors import SlmbenchError
+from slmbench.isolate import run_isolated, shutdown
 from slmbench.progress import Progress
-from slmbench.results import (ENV_FILE, MANIFEST_FILE, RESULTS_FILE, append_record,
-                              iter_record_dicts, measured_ids, new_run_id, utc_now,
-                              write_json_atomic)
-from slmbench.schema import Record, from_dict
+from slmbench.results import (MANIFEST_FILE, RESULTS_FILE, append_record,
+                              measured_ids, new_run_id, read_manifest, read_run, run_env,
+                              windows_file, write_json_atomic)
+from slmbench.schema import (SCHEMA_VERSION, ConfigEntry, EnvInfo, Manifest, MemoryEstimate,
+                             Record, WorkerInfo, from_dict, to_dict, utc_now)
 from slmbench.suite import (Config, ModelRef, Suite, catalog_entry, expand, model_header,
                             parse_suite, synthetic_file)
 
 AVAILABLE_ENV = "SLMBENCH_AVAILABLE_MIB"  # override of available RAM (tests, what-if runs)
 MIB = 1024 * 1024
 MARGIN_MIB = 64.0  # plus 5% of what is available: the OS and page cache need room too
-KILL_GRACE_S = 2.0
 DEFAULT_SYNTH_DIR = Path.home() / ".cache" / "slmbench" / "synthetic"
-
-SIGNAL_NOTES = {
-    "SIGKILL": "killed by SIGKILL (out of memory? the kernel's OOM killer sends SIGKILL)",
-    "SIGSEGV": "crashed: SIGSEGV (segmentation fault)",
-    "SIGBUS": "crashed: SIGBUS (bus error: truncated or changed model file?)",
-    "SIGABRT": "crashed: SIGABRT (abort: a failed llama.cpp assertion?)",
-    "SIGILL": "crashed: SIGILL (illegal instruction: built for another CPU?)",
-}
 
 
 @dataclass
@@ -68,8 +57,9 @@ class RunResult:
         return 1 if self.counts["failed"] else 0
 
 
-class Interrupted(Exception):
-    """Ctrl-C or SIGTERM during a sweep."""
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM during a sweep (a BaseException like KeyboardInterrupt, so a config's
+    `except Exception` does not record it as that config's internal error)."""
 
 
 class Runner:
@@ -88,7 +78,7 @@ class Runner:
         self.tty = tty
         self.verbose = verbose
         self.run_id, self.run_dir = self._open_run_dir(run_id)
-        self.manifest: dict[str, Any] = self._read_manifest() if resume else {}
+        self.manifest = read_manifest(self.run_dir) if resume else Manifest()
         if suite is None:
             suite = self._suite_from_manifest()
         self.suite = suite
@@ -98,7 +88,7 @@ class Runner:
         self.bar: Progress | None = None
         self._paths: dict[str, str | SlmbenchError] = {}
         self._catalog: Any = None
-        self.env: dict[str, Any] = {}
+        self.env = EnvInfo()
 
     # ------------------------------------------------------------------ run directory
 
@@ -137,67 +127,45 @@ class Runner:
             raise SlmbenchError(f"cannot create {run_dir}: {exc.strerror}") from None
         return run_id, run_dir
 
-    def _read_manifest(self) -> dict[str, Any]:
-        path = self.run_dir / MANIFEST_FILE
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
     def _suite_from_manifest(self) -> Suite:
-        data = self.manifest.get("suite")
+        data = self.manifest.suite
         if not isinstance(data, dict):
             raise SlmbenchError(f"{self.run_dir / MANIFEST_FILE}: no suite recorded; pass the "
                                 "suite file again with --resume")
         return parse_suite(data, source=str(self.run_dir / MANIFEST_FILE))
 
     def _write_manifest(self, status: str) -> None:
-        m = self.manifest
-        now = utc_now()
-        if not m.get("started_at"):
-            m.update(run_id=self.run_id, started_at=now, command=self.argv, cwd=os.getcwd(),
-                     suite_yaml=_read_text(self.suite.source))
-        elif self.resume and status == "running":
-            m.setdefault("resumes", []).append({"at": now, "command": self.argv})
         from slmbench import __version__
 
-        m.update(status=status, updated_at=now, slmbench_version=__version__,
-                 suite_file=self.suite.source, suite=self.suite.to_dict(),
-                 n_configs=len(self.configs),
-                 configs=[{"index": c.index, "record_id": c.record_id, "model_id": c.model.model_id,
-                           "quant": c.model.quant, "label": c.label} for c in self.configs])
-        if status == "running":
-            m.pop("finished_at", None)
-        else:
-            m["finished_at"] = now
-        m["versions"] = self.env.get("versions")
+        m = self.manifest
+        now = utc_now()
+        if not m.started_at:
+            m.run_id, m.started_at, m.command, m.cwd = self.run_id, now, self.argv, os.getcwd()
+            m.suite_yaml = _read_text(self.suite.source)
+        elif self.resume and status == "running":
+            m.resumes.append({"at": now, "command": self.argv})
+        m.schema_version = SCHEMA_VERSION
+        m.status, m.updated_at, m.slmbench_version = status, now, __version__
+        m.suite_file, m.suite, m.n_configs = self.suite.source, self.suite.to_dict(), \
+            len(self.configs)
+        m.configs = [ConfigEntry(index=c.index, record_id=c.record_id, model_id=c.model.model_id,
+                                 quant=c.model.quant, label=c.label) for c in self.configs]
+        m.finished_at = None if status == "running" else now
+        m.versions = self.env.versions
         write_json_atomic(self.run_dir / MANIFEST_FILE, m)
-
-    def _env(self) -> dict[str, Any]:
-        """env.json: collected once per run (a resume keeps the first one)."""
-        path = self.run_dir / ENV_FILE
-        if path.exists():
-            try:
-                return json.loads(path.read_text(encoding="utf-8"))
-            except ValueError:
-                pass
-        from slmbench.envinfo import collect_env
-
-        env = collect_env(bandwidth=True)  # once per run: the decode roofline needs it
-        write_json_atomic(path, env)
-        return env
 
     # ------------------------------------------------------------------ the sweep
 
     def run(self) -> RunResult:
         done = measured_ids(self.run_dir)
         todo = [c for c in self.configs if c.record_id not in done]
-        self.env = env = self._env()
+        # the decode roofline needs the bandwidth at each thread count decode runs on
+        self.env = env = run_env(self.run_dir, bandwidth=sorted(
+            {c.settings.n_threads for c in self.configs if c.kind == "bench"}) or True)
         from slmbench.envinfo import device_label
 
         self.device = device_label(env)
-        self.unified_memory = bool((env.get("device") or {}).get("unified_memory"))
+        self.unified_memory = bool(env.device and env.device.unified_memory)
         self._write_manifest("running")
         self._say(f"run {self.run_id}: {len(self.configs)} configs"
                   + (f", {len(self.configs) - len(todo)} already measured" if self.resume else "")
@@ -220,6 +188,7 @@ class Runner:
         except (KeyboardInterrupt, Interrupted):
             status = "interrupted"
         finally:
+            shutdown()  # the fork server, if a worker started it
             _restore_sigterm(previous_signal)
             self.bar.close()
             self.bar = None
@@ -233,15 +202,7 @@ class Runner:
 
     def _records(self) -> list[Record]:
         """The latest record of every config of this suite, in suite order."""
-        by_id: dict[str, Record] = {}
-        path = self.run_dir / RESULTS_FILE
-        if path.exists():
-            for obj in iter_record_dicts(path):
-                try:
-                    rec = from_dict(Record, obj)
-                except TypeError:
-                    continue
-                by_id[rec.record_id] = rec
+        by_id = {rec.record_id: rec for rec in read_run(self.run_dir).records}
         return [by_id[c.record_id] for c in self.configs if c.record_id in by_id]
 
     def _cool_down(self, seconds: float) -> None:
@@ -264,19 +225,13 @@ class Runner:
     def run_config(self, cfg: Config) -> Record:
         """Everything for one config; never raises for a problem of that config."""
         started = utc_now()
-        extra: dict[str, Any] = {"config_index": cfg.index, "model_source": cfg.model.kind}
-        info = None
+        info = estimate = reference = trace = None
         try:
             path = self.model_path(cfg)
-            extra["path"] = path
             info = model_header(path)
-            reference = None
             if cfg.reference is not None:
                 reference = self.path_of(cfg.reference)
-                extra["reference_path"] = reference
             estimate, reason = self.memory_check(cfg, info, reference)
-            if estimate:
-                extra["memory_estimate"] = estimate
             if reason:
                 record = Record(record_id=cfg.record_id, status="skipped", reason=reason)
             else:
@@ -288,8 +243,8 @@ class Runner:
 
             record = Record(record_id=cfg.record_id, status="failed",
                             reason=f"internal error: {exc.__class__.__name__}: {exc} "
-                                   "(please report it; traceback in extra.traceback)")
-            extra["traceback"] = traceback.format_exc()
+                                   "(please report it; traceback in the record's traceback)")
+            trace = traceback.format_exc()
         # the runner's id is the resume key, whatever the worker computed
         record.record_id = cfg.record_id
         record.run_id = self.run_id
@@ -301,7 +256,10 @@ class Runner:
         record.finished_at = record.finished_at or utc_now()
         if record.model is None and info is not None:
             record.model = info.to_facts()
-        record.extra = {**record.extra, **extra}
+        record.config_index, record.model_source = cfg.index, cfg.model.kind
+        record.reference_path = reference
+        record.memory_estimate = from_dict(MemoryEstimate, estimate)
+        record.traceback = trace
         return record
 
     def model_path(self, cfg: Config) -> str:
@@ -379,6 +337,10 @@ class Runner:
                                           model_header(reference) if reference else None)
         else:
             est = estimate_memory(info, cfg.settings, cfg.plan)
+        if cfg.kind == "profile":  # a second context (KV + compute) for the unprofiled twin
+            extra = est["kv_mib"] + est["compute_mib"]
+            est = {**est, "kv_mib": 2 * est["kv_mib"], "compute_mib": 2 * est["compute_mib"],
+                   "total_mib": est["total_mib"] + extra}
         if cfg.settings.n_gpu_layers and not self.unified_memory:
             return est, None  # weights go to GPU memory; RAM is not the limit
         available = available_mib()
@@ -395,103 +357,14 @@ class Runner:
 
     def run_worker(self, cfg: Config, path: str, reference: str | None = None) -> Record:
         """Measure one config in a fresh process; a crash or hang becomes a failed Record."""
-        with tempfile.TemporaryDirectory(prefix="slmbench-worker-") as tmp:
-            cfg_file = os.path.join(tmp, "config.json")
-            out_file = os.path.join(tmp, "record.json")
-            with open(cfg_file, "w", encoding="utf-8") as fh:
-                json.dump(cfg.worker_payload(path, self.device, reference), fh)
-            env = dict(os.environ)
-            env["SLMBENCH_WORKER_PARENT"] = str(os.getpid())
-            t_spawn = time.monotonic()
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "slmbench.worker", cfg_file, out_file],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                start_new_session=True, env=env, text=True, encoding="utf-8", errors="replace",
-                bufsize=1)
-            state: dict[str, Any] = {"ready": None, "note": "", "eof": threading.Event()}
-            tail: collections.deque[str] = collections.deque(maxlen=40)
-            readers = [threading.Thread(target=self._read_protocol, args=(proc.stdout, state),
-                                        daemon=True),
-                       threading.Thread(target=self._read_stderr, args=(proc.stderr, tail),
-                                        daemon=True)]
-            for t in readers:
-                t.start()
-            timed_out = False
-            try:
-                deadline = t_spawn + cfg.timeout_s
-                while True:
-                    # sleep until the worker closes its protocol pipe (it is exiting), waking
-                    # once a second at most: polling would compete with the measurement
-                    remaining = deadline - time.monotonic()
-                    state["eof"].wait(min(max(remaining, 0.0), 1.0))
-                    if proc.poll() is None and state["eof"].is_set():
-                        try:
-                            proc.wait(timeout=max(0.0, min(remaining, 5.0)))
-                        except subprocess.TimeoutExpired:
-                            pass
-                    if proc.poll() is not None:
-                        break
-                    if time.monotonic() > deadline:
-                        timed_out = True
-                        _kill_group(proc)
-                        break
-            finally:
-                if proc.poll() is None:  # Ctrl-C or an error in the runner: no orphan
-                    _kill_group(proc)
-                else:
-                    _kill_group(proc, grace=0)  # helpers the worker may have started
-            for t in readers:
-                t.join(timeout=5)
-            proc.stdout.close()
-            proc.stderr.close()
-            wall = time.monotonic() - t_spawn
-            rc = proc.returncode
-            worker = {"exit_code": rc, "wall_s": round(wall, 3),
-                      "start_ms": (round(1000 * (state["ready"] - t_spawn), 1)
-                                   if state["ready"] else None)}
-            during = f" during {state['note']}" if state["note"] else ""
-            problem = None
-            if timed_out:
-                problem = f"timed out after {cfg.timeout_s:.0f} s{during}; the worker was killed"
-            elif rc is not None and rc < 0:
-                name = _signal_name(-rc)
-                problem = f"worker {SIGNAL_NOTES.get(name, f'killed by {name}')}{during}"
-            elif rc != 0:
-                last = next((x for x in reversed(tail) if x.strip()), "no error output")
-                problem = f"worker exited with code {rc}: {last.strip()[:300]}"
-            if os.path.exists(out_file):  # written atomically: a complete measurement
-                with open(out_file, encoding="utf-8") as fh:
-                    record = from_dict(Record, json.load(fh))
-                if problem:  # e.g. a crash in a backend's teardown at exit
-                    record.warnings.append(f"{problem}, after writing its result")
-            else:
-                record = self._failed(problem or "worker exited without writing a result")
-            if rc != 0 and tail:
-                worker["stderr_tail"] = [x.rstrip() for x in list(tail)[-10:]]
-            record.extra = {**record.extra, "worker": worker}
-            return record
-
-    @staticmethod
-    def _failed(reason: str) -> Record:
-        return Record(record_id="", status="failed", reason=reason)
-
-    def _read_protocol(self, pipe: IO[str], state: dict[str, Any]) -> None:
-        try:
-            for line in pipe:
-                line = line.rstrip("\n")
-                if line == "ready":
-                    state["ready"] = time.monotonic()
-                elif line.startswith("progress "):
-                    state["note"] = line[9:]
-                    self._note(state["note"])
-        finally:
-            state["eof"].set()
-
-    def _read_stderr(self, pipe: IO[str], tail: collections.deque) -> None:
-        for line in pipe:
-            tail.append(line)
-            if self.verbose:
-                self.stream.write(line)
+        job = cfg.job(path, self.device, reference)
+        if cfg.kind == "sustained":  # each window is fsynced there as it ends
+            job.windows_file = windows_file(cfg.record_id)
+            job.windows_path = str(self.run_dir / job.windows_file)
+        record, worker = run_isolated(to_dict(job), cfg.timeout_s, on_progress=self._note,
+                                      on_stderr=self.stream.write if self.verbose else None)
+        record.worker = from_dict(WorkerInfo, worker)
+        return record
 
 
 # --------------------------------------------------------------------------- helpers
@@ -524,35 +397,6 @@ def _read_text(path: str) -> str | None:
         return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None
-
-
-def _signal_name(num: int) -> str:
-    try:
-        return signal.Signals(num).name
-    except ValueError:
-        return f"signal {num}"
-
-
-def _kill_group(proc: subprocess.Popen, grace: float = KILL_GRACE_S) -> None:
-    """SIGTERM the worker's process group, then SIGKILL what is left."""
-    try:
-        pgid = os.getpgid(proc.pid)
-    except ProcessLookupError:
-        pgid = proc.pid  # already reaped: its group may still have members
-    if grace > 0:
-        try:
-            os.killpg(pgid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
 
 
 def _raise_interrupted(signum: int, frame: Any) -> None:
@@ -609,9 +453,23 @@ def summary_rows(result: RunResult) -> list[dict[str, Any]]:
             "reason": rec.reason if rec else None}
         if cfg.kind == "quality":
             test = _pick(rec, "quality", f"quality@{s.n_ctx}") if rec else None
-            m = test.metrics if test is not None and rec.status == "ok" else {}
+            m = test.metrics if test is not None and rec.status == "ok" else None
             row["reference"] = cfg.reference_label
-            row.update({k: m.get(k) for k in QUALITY_SUMMARY})
+            row.update({k: getattr(m, k) if m else None for k in QUALITY_SUMMARY})
+        elif cfg.kind == "sustained":
+            res = next((t.sustained for t in rec.tests if t.sustained), None) if rec else None
+            sp = (res.decode if res.primary == "decode" else res.prefill) if res else None
+            row.update(workload=(cfg.sustained or {}).get("workload"),
+                       stop_reason=res.stop_reason if res else None,
+                       **{k: getattr(sp, k) if sp else None for k in SUSTAINED_SUMMARY})
+        elif cfg.kind == "profile":
+            from slmbench.profile import headline
+
+            for t in rec.tests if rec is not None and rec.status == "ok" else []:
+                if t.profile is not None:
+                    row[f"{t.profile.phase}_test"] = t.name
+                    row[f"{t.profile.phase}_ms"] = t.profile.total_ms
+                    row[f"{t.profile.phase}_classes"] = headline(t.profile)
         elif rec is not None and rec.status == "ok":
             tp, tt, tf = _pick(rec, "pp", pp), _pick(rec, "tg", tg), _pick(rec, "ttft", ttft)
             row.update({
@@ -629,6 +487,30 @@ def summary_rows(result: RunResult) -> list[dict[str, Any]]:
 
 QUALITY_SUMMARY = ("ppl", "ppl_err", "bits_per_byte", "kl_mean", "kl_p99", "top1_pct",
                    "delta_ppl")
+SUSTAINED_SUMMARY = ("burst_ts", "sustained_ts", "retained_pct", "below_90_s", "cv_pct")
+
+
+def _sustained_table(rows: list[dict[str, Any]], notes: list[str]) -> str:
+    from slmbench.display import fmt, table
+
+    out = []
+    for r in rows:
+        status = r["status"] + (f" ({r['stop_reason']})" if r.get("stop_reason") not in
+                                (None, "duration") else "")
+        if r["reason"]:
+            notes.append(f"[{len(notes) + 1}] {r['model_id']} {r['quant'] or ''} sustained: "
+                         f"{r['reason']}")
+            status += f" [{len(notes)}]"
+        drop = r.get("below_90_s")
+        out.append([r["model_id"], r["quant"] or "?", str(r["threads"]), r.get("workload") or "?",
+                    fmt(r.get("burst_ts"), 1), fmt(r.get("sustained_ts"), 1),
+                    f"{fmt(r.get('retained_pct'), 1)}%" if r.get("retained_pct") else "-",
+                    "never" if drop is None and r.get("burst_ts") else
+                    (f"{drop:g} s" if drop is not None else "-"),
+                    f"{fmt(r.get('cv_pct'), 1)}%" if r.get("cv_pct") is not None else "-",
+                    status])
+    return table(out, ["model", "quant", "threads", "workload", "burst t/s", "sustained t/s",
+                       "retained", "< 90% at", "CV", "status"])
 
 
 def _quality_table(rows: list[dict[str, Any]], notes: list[str]) -> str:
@@ -650,6 +532,23 @@ def _quality_table(rows: list[dict[str, Any]], notes: list[str]) -> str:
                        "KL p99", "top-1 %", "Δ ppl", "status"])
 
 
+def _profile_table(rows: list[dict[str, Any]], notes: list[str]) -> str:
+    from slmbench.display import fmt, table
+
+    out = []
+    for r in rows:
+        status = r["status"]
+        if r["reason"]:
+            notes.append(f"[{len(notes) + 1}] {r['model_id']} {r['quant'] or ''} profile: "
+                         f"{r['reason']}")
+            status += f" [{len(notes)}]"
+        out.append([r["model_id"], r["quant"] or "?", str(r["threads"]),
+                    fmt(r.get("prefill_ms"), 3), fmt(r.get("decode_ms"), 3),
+                    r.get("decode_classes") or r.get("prefill_classes") or "-", status])
+    return table(out, ["model", "quant", "threads", "prefill ms/tok", "decode ms/tok",
+                       "largest classes (decode)", "status"])
+
+
 def summary_table(result: RunResult) -> str:
     from slmbench.display import fmt, table
 
@@ -657,6 +556,8 @@ def summary_table(result: RunResult) -> str:
     all_rows = summary_rows(result)
     rows = [r for r in all_rows if r["kind"] == "bench"]
     quality_rows = [r for r in all_rows if r["kind"] == "quality"]
+    sustained_rows = [r for r in all_rows if r["kind"] == "sustained"]
+    profile_rows = [r for r in all_rows if r["kind"] == "profile"]
     varying = [k for k, label in (("threads", "threads"), ("n_gpu_layers", "ngl"),
                                   ("cache", "kv cache"), ("flash_attn", "fa"))
                if len({r[k] for r in rows}) > 1]
@@ -686,4 +587,10 @@ def summary_table(result: RunResult) -> str:
     if quality_rows:
         parts += ["", "quality (lower perplexity, bits/byte and KL are better):",
                   _quality_table(quality_rows, notes)]
+    if sustained_rows:
+        parts += ["", "sustained (burst = first window, sustained = median of the last 20% of "
+                  "the windows):", _sustained_table(sustained_rows, notes)]
+    if profile_rows:
+        parts += ["", "where the time goes (profiled ms per token and the largest shares; "
+                  "`slmbench report` details them):", _profile_table(profile_rows, notes)]
     return "\n".join([*parts, *notes] if parts else ["(no configs)", *notes])

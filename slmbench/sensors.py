@@ -35,7 +35,8 @@ import time
 from bisect import bisect_left, bisect_right
 from typing import Any, Iterable, Sequence
 
-from slmbench.devices import find_binary
+from slmbench.devices import find_binary, read_text
+from slmbench.stats import drift_pct
 
 # --------------------------------------------------------------------------- thresholds
 
@@ -43,8 +44,7 @@ TEMP_THRESHOLD_C = 85.0          # a sensor at or above this during a test = the
 CLOCK_DROP_FRAC = 0.10           # clocks more than 10 % below the window's running maximum ...
 CLOCK_DROP_MIN_SAMPLES = 2       # ... for at least this many consecutive samples = throttled
 CLOCK_SETTLE_S = 0.5             # clocks in the window's first 0.5 s are ignored (turbo settling)
-LATENCY_DRIFT_FRAC = 0.10        # last-quarter median token latency > first quarter by 10 %
-DRIFT_MIN_TOKENS = 8             # fewer tokens than this: no drift verdict
+LATENCY_DRIFT_PCT = 10.0         # last-quarter median token latency > first quarter by 10 %
 GPU_BUSY_PCT = 50.0              # GPU clock drops only count while the GPU is this busy
 TEMP_VALID_C = (-40.0, 150.0)    # outside: a disabled sensor (Jetson reports -256 C) or garbage
 TEMP_IGNORED = ("pmic",)         # Jetson 'PMIC@100C' is a fixed trip point, not a measurement
@@ -231,11 +231,7 @@ def _p(root: str, path: str) -> str:
 
 
 def _read_small(path: str) -> str | None:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(256).decode("utf-8", "replace").strip()
-    except (OSError, ValueError):
-        return None
+    return read_text("/", path, limit=256)
 
 
 def _natural(path: str) -> list[Any]:
@@ -683,25 +679,6 @@ def _valid_temp(name: str, v: float) -> bool:
     return (TEMP_VALID_C[0] < v < TEMP_VALID_C[1]) and not any(x in low for x in TEMP_IGNORED)
 
 
-def _latency_drift(token_ms: Any) -> float | None:
-    """Median of the last quarter of tokens over the first quarter, minus 1 (a fraction).
-
-    A flat list is read in order; a list of lists (one per repetition) is pooled by position.
-    """
-    if token_ms is None or len(token_ms) == 0:
-        return None
-    reps = token_ms if isinstance(token_ms[0], (list, tuple)) else [token_ms]
-    reps = [[float(x) for x in r if x is not None] for r in reps]
-    n = min((len(r) for r in reps), default=0)
-    if n < DRIFT_MIN_TOKENS:
-        return None
-    q = n // 4
-    first = [x for r in reps for x in r[:q]]
-    last = [x for r in reps for x in r[n - q:n]]
-    a, b = statistics.median(first), statistics.median(last)
-    return (b - a) / a if a > 0 else None
-
-
 def _clock_drop(series: Sequence[float]) -> tuple[float, float] | None:
     """(peak, low) if the clock fell > CLOCK_DROP_FRAC below its running maximum for at least
     CLOCK_DROP_MIN_SAMPLES consecutive samples.  A ramp-up at the start is not a drop."""
@@ -744,9 +721,9 @@ def detect_throttle(*, cpu_mhz: Sequence[float] = (), gpu_mhz: Sequence[float] =
     if hot:
         v, n = max(hot)
         reasons.append(f"{n} reached {v:.1f} C (>= {temp_threshold_c:.0f} C)")
-    drift = _latency_drift(token_ms)
-    if drift is not None and drift > LATENCY_DRIFT_FRAC:
-        reasons.append(f"token latency drifted +{100 * drift:.0f}% (last vs first quarter)")
+    drift = drift_pct(token_ms)
+    if drift is not None and drift > LATENCY_DRIFT_PCT:
+        reasons.append(f"token latency drifted +{drift:.0f}% (last vs first quarter)")
     return bool(reasons), reasons
 
 
@@ -916,8 +893,8 @@ def summarize(samples: Sequence[dict[str, Any]], t_start: float, t_end: float,
         out["gpu_mhz_min"], out["gpu_mhz_max"] = min(gpu_all), max(gpu_all)
     flag, reasons = detect_throttle(cpu_mhz=cpu, gpu_mhz=gpu, temps_c=temps, token_ms=token_ms,
                                     temp_threshold_c=temp_threshold_c)
-    drift = _latency_drift(token_ms)
-    out["latency_drift_pct"] = _r(100 * drift, 2) if drift is not None else None
+    drift = drift_pct(token_ms)
+    out["latency_drift_pct"] = _r(drift, 2)
     out["throttled"], out["throttle_reasons"] = flag, reasons
     out["temp_threshold_c"] = temp_threshold_c
     return out

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Sequence
+from typing import Any, Sequence
 
 from slmbench.schema import Stats
 
 CV_WARN_PCT = 5.0  # above this coefficient of variation a result is flagged as noisy
+DRIFT_MIN_TOKENS = 8  # fewer generated tokens per repetition than this: no drift figure
 
 
 # Two-sided 95% Student-t critical values for 1..30 degrees of freedom; beyond 30 the
@@ -60,6 +61,28 @@ def percentile(samples: Sequence[float], q: float) -> float:
     lo = math.floor(pos)
     hi = min(lo + 1, len(xs) - 1)
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def drift_pct(token_ms: Sequence[Any] | None) -> float | None:
+    """Latency drift within a generation: the median latency of the last quarter of tokens
+    vs the first quarter, in percent (positive = slowing down, e.g. thermal throttling).
+
+    ``token_ms`` is one list per repetition (pooled by position: the first quarter of every
+    repetition against the last quarter of every repetition) or one flat list read in order.
+    None below DRIFT_MIN_TOKENS tokens per repetition.
+    """
+    if not token_ms:
+        return None
+    reps = token_ms if isinstance(token_ms[0], (list, tuple)) else [token_ms]
+    reps = [[float(x) for x in r if x is not None] for r in reps]
+    n = min((len(r) for r in reps), default=0)
+    if n < DRIFT_MIN_TOKENS:
+        return None
+    q = n // 4
+    first = [x for r in reps for x in r[:q]]
+    last = [x for r in reps for x in r[n - q:n]]
+    a, b = percentile(first, 50), percentile(last, 50)
+    return round(100.0 * (b - a) / a, 3) if a > 0 else None
 
 
 def noise_warning(label: str, stats: Stats | None) -> str | None:
@@ -158,3 +181,45 @@ def welch_log_p(base: Sequence[float], cand: Sequence[float]) -> float:
     from scipy import stats as sstats
 
     return float(sstats.ttest_ind(lc, lb, equal_var=False).pvalue)
+
+
+def mean_ci(samples: Sequence[float]) -> tuple[float, float, float, float]:
+    """(mean, standard error, low, high): the Student-t 95% CI of the mean; NaN bounds for
+    fewer than 2 samples."""
+    xs = [float(x) for x in samples]
+    n = len(xs)
+    if n == 0:
+        return float("nan"), float("nan"), float("nan"), float("nan")
+    mean = statistics.fmean(xs)
+    if n < 2:
+        return mean, float("nan"), float("nan"), float("nan")
+    se = statistics.stdev(xs) / math.sqrt(n)
+    half = t_quantile_975(n - 1) * se
+    return mean, se, mean - half, mean + half
+
+
+def paired_test(base: Sequence[float], cand: Sequence[float]) -> dict[str, float]:
+    """Paired comparison of two equally long series measured on the same units (quality
+    windows scored by two models on the same tokens): differences d = cand - base, their
+    mean, standard error and Student-t 95% CI, the paired t-test's two-sided p and the
+    Wilcoxon signed-rank test's (NaN when it cannot be computed)."""
+    if len(base) != len(cand):
+        raise ValueError("paired series must be equally long")
+    d = [float(c) - float(b) for b, c in zip(base, cand)]
+    mean, se, low, high = mean_ci(d)
+    n = len(d)
+    p_t = p_w = float("nan")
+    if n >= 2:
+        from scipy import stats as sstats
+
+        if se == 0:
+            p_t = 1.0 if mean == 0 else 0.0
+        else:
+            p_t = float(2 * sstats.t.sf(abs(mean / se), n - 1))
+        nonzero = [x for x in d if x != 0]
+        if not nonzero:
+            p_w = 1.0
+        elif len(nonzero) >= 2:
+            p_w = float(sstats.wilcoxon(nonzero).pvalue)
+    return {"n": n, "mean": mean, "se": se, "low": low, "high": high, "p_t": p_t,
+            "p_wilcoxon": p_w}

@@ -12,75 +12,23 @@ from __future__ import annotations
 import difflib
 import functools
 import hashlib
+import itertools
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from slmbench.errors import SlmbenchError
+from slmbench import config
+from slmbench.config import (FIELD, FIELDS, PROFILE_DEFAULTS, QUALITY_DEFAULTS, Settings,
+                             TestPlan, config_id, default_threads)
+from slmbench.errors import ConfigError, SlmbenchError
 from slmbench.gguf_info import model_id_from_file
-from slmbench.measure import (CACHE_TYPES, FLASH_ATTN, LOAD_MODES, TestPlan, config_id,
-                              default_threads)
-from slmbench.schema import Settings
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 DEFAULT_SUITE = "quick"
 
-# key -> (kind, default).  kinds: int, float, bool, str, ints (int or list of ints), strs,
-# models, optional float.  Defaults follow llama-bench (and `slmbench bench`).
-KEYS: dict[str, tuple[str, Any]] = {
-    "name": ("str", None),
-    "description": ("str", ""),
-    "models": ("models", None),
-    "quants": ("strs", []),
-    "n_prompt": ("ints", [512]),
-    "n_gen": ("ints", [128]),
-    "n_depth": ("ints", [0]),
-    "ttft": ("bool", True),
-    "threads": ("ints", [0]),
-    "threads_batch": ("int", 0),
-    "n_gpu_layers": ("ints", [0]),
-    "cache_type": ("strs", None),
-    "type_k": ("strs", None),
-    "type_v": ("strs", None),
-    "flash_attn": ("strs", ["auto"]),
-    "n_ctx": ("int", 0),
-    "n_batch": ("int", 2048),
-    "n_ubatch": ("int", 512),
-    "repetitions": ("int", 5),
-    "warmup": ("int", 1),
-    "prompt": ("str", "random"),
-    "seed": ("int", 42),
-    "load_mode": ("str", "auto"),
-    "swa_full": ("bool", False),
-    "cooldown_s": ("float", 0.0),
-    "max_temp_c": ("ofloat", None),
-    "timeout_s": ("float", 3600.0),
-    "quality": ("quality", None),
-}
-# suite key -> the `slmbench run` flag that overrides it
-FLAGS = {
-    "models": "--models", "quants": "--quants", "n_prompt": "--n-prompt", "n_gen": "--n-gen",
-    "n_depth": "--n-depth", "ttft": "--no-ttft", "threads": "--threads",
-    "threads_batch": "--threads-batch", "n_gpu_layers": "--n-gpu-layers",
-    "cache_type": "--cache-type", "type_k": "--cache-type-k", "type_v": "--cache-type-v",
-    "flash_attn": "--flash-attn", "n_ctx": "--n-ctx", "n_batch": "--batch-size",
-    "n_ubatch": "--ubatch-size", "repetitions": "--repetitions", "warmup": "--warmup",
-    "prompt": "--prompt", "seed": "--seed", "load_mode": "--load-mode",
-    "cooldown_s": "--cooldown", "max_temp_c": "--max-temp", "timeout_s": "--timeout",
-    "quality": "--quality",
-}
 MODEL_KEYS = {"id", "path", "synthetic", "name", "quants", "quality"}
-# `quality:` (suite-wide or per model): perplexity / bits per byte / KL against a reference quant,
-# one worker per model file, after the timing configs.  Keys and defaults (llama-perplexity's):
-QUALITY_DEFAULTS: dict[str, Any] = {
-    "n_ctx": 512,        # window in tokens (-c)
-    "n_batch": 512,      # tokens per decode (-b)
-    "chunks": 0,         # score only the first N windows; 0 = the whole corpus (--chunks)
-    "corpus": None,      # UTF-8 text file; None = the bundled Pride and Prejudice excerpt
-    "reference": None,   # quant of the same model (e.g. F16, Q8_0) or a .gguf path: adds KL
-}
 SYNTH_KEYS = {"n_embd", "n_layer", "n_head", "n_head_kv", "n_ff", "n_vocab", "n_ctx", "seed"}
 
 
@@ -121,7 +69,7 @@ class Suite:
     name: str
     source: str  # file it came from, or '<built-in>'
     models: list[ModelSpec]
-    values: dict[str, Any] = field(default_factory=dict)  # every KEYS entry except models
+    values: dict[str, Any] = field(default_factory=dict)  # every config.FIELDS key but models
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data that :func:`parse_suite` reads back to the same suite (the manifest copy)."""
@@ -158,9 +106,12 @@ class Config:
     cooldown_s: float = 0.0
     max_temp_c: float | None = None
     timeout_s: float = 3600.0
-    kind: str = "bench"  # 'bench' (timing + memory) or 'quality' (perplexity / KL)
+    kind: str = "bench"  # 'bench' (timing + memory), 'quality' (perplexity / KL), 'sustained'
+    #             or 'profile'
     quality: dict[str, Any] | None = None  # kind 'quality': QUALITY_DEFAULTS keys + n_threads
     reference: ModelRef | None = None  # kind 'quality': the KL reference file, if any
+    sustained: dict[str, Any] | None = None  # kind 'sustained': SUSTAINED_DEFAULTS keys
+    profile: dict[str, Any] | None = None  # kind 'profile': PROFILE_DEFAULTS keys
 
     @property
     def label(self) -> str:
@@ -168,6 +119,12 @@ class Config:
         if self.kind == "quality":
             vs = f" vs {self.reference_label}" if self.reference else ""
             return f"{self.model.key} quality{vs}"
+        if self.kind == "sustained":
+            sus = self.sustained or {}
+            return (f"{self.model.key} t{s.n_threads} sustained {sus.get('workload')} "
+                    f"{sus.get('duration'):g}s")
+        if self.kind == "profile":
+            return f"{self.model.key} t{s.n_threads} profile"
         bits = [self.model.key, f"t{s.n_threads}"]
         if s.n_gpu_layers:
             bits.append(f"ngl{s.n_gpu_layers}")
@@ -183,14 +140,45 @@ class Config:
         ref = self.reference
         return (ref.quant or ref.model_id) if ref else None
 
+    def job(self, path: str, device: str | None, reference_path: str | None = None) -> Job:
+        """What the worker process needs to measure this config."""
+        return Job(index=self.index, record_id=self.record_id, kind=self.kind, path=path,
+                   model_id=self.model.model_id, quant=self.model.quant, device=device,
+                   settings=self.settings, plan=self.plan, cooldown_s=self.cooldown_s,
+                   max_temp_c=self.max_temp_c, quality=self.quality,
+                   reference_path=reference_path, sustained=self.sustained,
+                   profile=self.profile)
+
     def worker_payload(self, path: str, device: str | None,
                        reference_path: str | None = None) -> dict[str, Any]:
-        """What the worker process needs (JSON)."""
-        return {"index": self.index, "record_id": self.record_id, "path": path,
-                "model_id": self.model.model_id, "quant": self.model.quant, "device": device,
-                "settings": asdict(self.settings), "plan": asdict(self.plan),
-                "cooldown_s": self.cooldown_s, "max_temp_c": self.max_temp_c,
-                "kind": self.kind, "quality": self.quality, "reference_path": reference_path}
+        """The job as JSON-able data: what crosses into the worker process."""
+        from slmbench.schema import to_dict
+
+        return to_dict(self.job(path, device, reference_path))
+
+
+@dataclass
+class Job:
+    """One config as a worker measures it (``worker.execute``); crosses the process boundary
+    as a dict (``to_dict`` / ``schema.from_dict``)."""
+
+    index: int
+    record_id: str
+    kind: str  # 'bench' | 'quality' | 'sustained' | 'profile'
+    path: str  # the local model file
+    model_id: str | None
+    quant: str | None
+    device: str | None
+    settings: Settings
+    plan: TestPlan
+    cooldown_s: float = 0.0
+    max_temp_c: float | None = None
+    quality: dict[str, Any] | None = None  # kind 'quality': QUALITY_DEFAULTS keys + n_threads
+    reference_path: str | None = None  # kind 'quality': the KL reference file
+    sustained: dict[str, Any] | None = None  # kind 'sustained': SUSTAINED_DEFAULTS keys
+    windows_path: str | None = None  # kind 'sustained': the file each window is fsynced to
+    windows_file: str | None = None  # ... as the record names it (relative to the run)
+    profile: dict[str, Any] | None = None  # kind 'profile': PROFILE_DEFAULTS keys
 
 
 # --------------------------------------------------------------------------- loading
@@ -205,7 +193,7 @@ def resolve_suite_path(name: str | None) -> Path:
     if shipped.exists() and p.parent == Path("."):
         return shipped
     known = ", ".join(sorted(x.stem for x in SUITES_DIR.glob("*.yaml")))
-    raise SlmbenchError(f"{name}: no such suite file (shipped suites: {known})")
+    raise ConfigError(f"{name}: no such suite file (shipped suites: {known})")
 
 
 def read_suite_file(path: str | Path) -> dict[str, Any]:
@@ -215,17 +203,17 @@ def read_suite_file(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise SlmbenchError(f"{path}: cannot read the suite ({exc.strerror})") from None
+        raise ConfigError(f"{path}: cannot read the suite ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SlmbenchError(f"{path}:{where}: not valid YAML ({problem})") from None
+        raise ConfigError(f"{path}:{where}: not valid YAML ({problem})") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise SlmbenchError(f"{path}: a suite must be a YAML mapping of keys (models:, n_prompt:, "
-                            "...), not a {type(data).__name__}")
+        raise ConfigError(f"{path}: a suite must be a YAML mapping of keys (models:, n_prompt:, "
+                          f"...), not a {type(data).__name__}")
     return data
 
 
@@ -252,31 +240,48 @@ def parse_suite(raw: dict[str, Any], *, source: str = "<built-in>",
     problems: list[str] = []
 
     def where(key: str) -> str:
-        return f"command line {FLAGS.get(key, key)}" if key in overrides else key
+        return config.where_on_command_line(key) if key in overrides else key
 
     for key in data:
-        if key not in KEYS:
-            close = difflib.get_close_matches(str(key), KEYS, n=1)
+        if key not in FIELD:
+            close = difflib.get_close_matches(str(key), FIELD, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             problems.append(f"unknown key '{key}'{hint}")
     values: dict[str, Any] = {}
     base = Path(base_dir) if base_dir is not None else Path.cwd()
-    if overrides.get("quality") is True and isinstance(raw.get("quality"), dict):
-        data["quality"] = raw["quality"]  # --quality turns on what the file configures
-    for key, (kind, default) in KEYS.items():
+    for key in ("quality", "profile"):  # --quality turns on what the file configures
+        if overrides.get(key) is True and isinstance(raw.get(key), dict):
+            data[key] = raw[key]
+    for f in FIELDS:
+        key = f.key
         if key == "models":
             continue
         if key not in data or data[key] is None:
-            values[key] = list(default) if isinstance(default, list) else default
+            values[key] = config.default(key)
             continue
-        if kind == "quality":
+        if key == "quality":
             values[key] = parse_quality(data[key], where(key), base, problems)
             continue
-        value, err = _coerce(kind, data[key])
+        if key == "targets":
+            values[key] = parse_targets(data[key], where(key),
+                                        Path.cwd() if key in overrides else base, problems)
+            continue
+        if key == "sustained":
+            values[key] = parse_sustained(data[key], where(key), problems)
+            continue
+        if key == "profile":
+            values[key] = parse_profile(data[key], where(key), problems)
+            continue
+        value, err = config.coerce(f.kind, data[key])
         if err:
             problems.append(f"{where(key)}: {err}")
         values[key] = value
-    _check_values(values, problems, where)
+    wanted = config.targets_workloads(config.parse_targets(values.get("targets"))[0])
+    if wanted and isinstance(values.get("workloads"), list):  # targets add their workloads
+        have = {config.workload_shape(w) for w in values["workloads"]}
+        values["workloads"] = values["workloads"] + [
+            w for w in wanted if config.workload_shape(w) not in have]
+    problems += config.check(values, where)
     models: list[ModelSpec] = []
     if "models" not in data or not data["models"]:
         problems.append("models: the suite lists no models (add `models: [smollm2-135m]` or "
@@ -302,99 +307,12 @@ def parse_suite(raw: dict[str, Any], *, source: str = "<built-in>",
         for m in models:
             m.quality = None  # --no-quality: no quality config at all
     _check_quants(models, values, problems, catalog)
-    name = values.pop("name") or (Path(source).stem if source != "<built-in>" else "suite")
-    if problems:
-        raise SlmbenchError(f"{source}: " + "; ".join(problems))
+    _check_target_needs(models, values, where, problems)
+    name = values.pop("name") or (Path(source).stem if source not in ("<built-in>", "")
+                                  else "suite")
+    if problems:  # source "" (the command line of `bench`): the problems name the flags
+        raise ConfigError((f"{source}: " if source else "") + "; ".join(problems))
     return Suite(name=name, source=source, models=models, values=values)
-
-
-def _coerce(kind: str, value: Any) -> tuple[Any, str | None]:
-    """(value in canonical form, problem or None)."""
-    def is_int(x: Any) -> bool:
-        return isinstance(x, int) and not isinstance(x, bool)
-
-    if kind == "int":
-        return (value, None) if is_int(value) else (value, f"expected an integer, got {value!r}")
-    if kind in ("float", "ofloat"):
-        if is_int(value) or isinstance(value, float):
-            return float(value), None
-        return value, f"expected a number, got {value!r}"
-    if kind == "bool":
-        return (value, None) if isinstance(value, bool) else (
-            value, f"expected true or false, got {value!r}")
-    if kind == "str":
-        return (value, None) if isinstance(value, str) else (value, f"expected text, got {value!r}")
-    if kind == "ints":
-        items = value if isinstance(value, list) else [value]
-        if isinstance(value, str):
-            items = [x.strip() for x in value.split(",") if x.strip()]
-            try:
-                items = [int(x) for x in items]
-            except ValueError:
-                return value, f"expected an integer or a list of integers, got {value!r}"
-        if not items or not all(is_int(x) for x in items):
-            return value, f"expected an integer or a list of integers, got {value!r}"
-        return list(items), None
-    if kind == "strs":
-        items = value if isinstance(value, list) else [value]
-        if isinstance(value, str):
-            items = [x.strip() for x in value.split(",") if x.strip()]
-        # YAML 1.1 reads bare on/off as booleans: flash_attn: on
-        items = [({True: "on", False: "off"}[x] if isinstance(x, bool) else x) for x in items]
-        if not items or not all(isinstance(x, str) for x in items):
-            return value, f"expected a name or a list of names, got {value!r}"
-        return list(items), None
-    raise AssertionError(kind)
-
-
-def _check_values(values: dict[str, Any], problems: list[str], where: Any) -> None:
-    """Range and vocabulary checks that need no catalog."""
-    def ints(key: str) -> list[int]:
-        v = values.get(key)
-        return v if isinstance(v, list) and all(isinstance(x, int) for x in v) else []
-
-    for key in ("n_prompt", "n_gen", "n_depth", "threads", "n_gpu_layers"):
-        if any(x < 0 for x in ints(key)):
-            problems.append(f"{where(key)}: values must be >= 0")
-    if ints("n_prompt") and ints("n_gen") and not any(ints("n_prompt") + ints("n_gen")):
-        problems.append(f"{where('n_prompt')}: nothing to measure (all prompt and generation "
-                        "lengths are 0)")
-    for key, low in (("repetitions", 1), ("warmup", 0), ("n_batch", 1), ("n_ubatch", 1),
-                     ("n_ctx", 0), ("threads_batch", 0)):
-        v = values.get(key)
-        if isinstance(v, int) and v < low:
-            problems.append(f"{where(key)}: must be >= {low}")
-    for key in ("cooldown_s", "timeout_s"):
-        v = values.get(key)
-        if isinstance(v, float) and (v < 0 or (key == "timeout_s" and v == 0)):
-            problems.append(f"{where(key)}: must be {'> 0' if key == 'timeout_s' else '>= 0'}")
-    for x in values.get("flash_attn") or []:
-        if isinstance(x, str) and x not in FLASH_ATTN:
-            problems.append(f"{where('flash_attn')}: '{x}' is not one of {', '.join(FLASH_ATTN)}")
-    for key, allowed in (("prompt", ("random", "text")), ("load_mode", LOAD_MODES)):
-        v = values.get(key)
-        if isinstance(v, str) and v not in allowed:
-            problems.append(f"{where(key)}: '{v}' is not one of {', '.join(allowed)}")
-    # cache types: cache_type entries are TYPE or K/V; type_k/type_v lists are crossed
-    ct, tk, tv = values.pop("cache_type"), values.pop("type_k"), values.pop("type_v")
-    pairs: list[list[str]] = []
-    if ct is not None and (tk is not None or tv is not None):
-        problems.append(f"{where('cache_type')}: give either cache_type or type_k/type_v, not both")
-    if isinstance(ct, list):
-        for x in ct:
-            if isinstance(x, str):
-                k, _, v = x.lower().partition("/")
-                pairs.append([k, v or k])
-    else:
-        ks = [x.lower() for x in tk] if isinstance(tk, list) else ["f16"]
-        vs = [x.lower() for x in tv] if isinstance(tv, list) else ["f16"]
-        pairs = [[k, v] for k in ks for v in vs]
-    for k, v in pairs:
-        for t in (k, v):
-            if t not in CACHE_TYPES:
-                problems.append(f"{where('cache_type')}: unknown KV cache type '{t}' "
-                                f"(known: {', '.join(CACHE_TYPES)})")
-    values["cache_type"] = [k if k == v else f"{k}/{v}" for k, v in pairs]
 
 
 def _parse_model(entry: Any, where: str, base: Path, problems: list[str]) -> ModelSpec | None:
@@ -424,7 +342,7 @@ def _parse_model(entry: Any, where: str, base: Path, problems: list[str]) -> Mod
         return None
     quants = entry.get("quants")
     if quants is not None:
-        quants, err = _coerce("strs", quants)
+        quants, err = config.coerce("strs", quants)
         if err:
             problems.append(f"{where}.quants: {err}")
             quants = None
@@ -524,6 +442,123 @@ def parse_quality(value: Any, where: str, base: Path, problems: list[str]) -> An
     return out
 
 
+def parse_targets(value: Any, where: str, base: Path, problems: list[str]) -> Any:
+    """`targets:` as written: a YAML file (path relative to the suite, or to the working
+    directory for --targets) or a mapping; returned as the checked mapping (what the manifest
+    keeps), None when it has problems (they are added)."""
+    if isinstance(value, list) and len(value) == 1:  # --targets FILE arrives as a list
+        value = value[0]
+    if isinstance(value, str):
+        p = Path(os.path.expanduser(value.strip()))
+        p = p if p.is_absolute() else base / p
+        if not p.is_file():
+            problems.append(f"{where}: no such targets file {value!r}")
+            return None
+        try:
+            value = read_targets_file(p)
+        except ConfigError as exc:
+            problems.append(str(exc))
+            return None
+        where = str(p)
+    _targets, found = config.parse_targets(value, where)
+    problems += found
+    if found:
+        return None
+    if isinstance(value, dict) and isinstance(value.get("targets"), dict) \
+            and not set(value) & set(config.TARGET_METRIC):
+        value = value["targets"]
+    return value
+
+
+def read_targets_file(path: str | Path) -> Any:
+    """The data of a targets YAML file (one-line ConfigError when unreadable)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the targets ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}:{at}: not valid YAML ({problem})") from None
+    return data
+
+
+def _check_target_needs(models: list[ModelSpec], values: dict[str, Any],
+                        where: Callable[[str], str], problems: list[str]) -> None:
+    """Targets on quality or sustained metrics need those tests in the suite: say so before a
+    long run rather than fail the gate at its end."""
+    targets, _ = config.parse_targets(values.get("targets"))
+    qualities = [effective_quality(values.get("quality"), m.quality) for m in models]
+    for t in targets:
+        need = config.TARGET_METRIC[t.metric].needs
+        if need == "quality" and not any(q is not None for q in qualities):
+            problems.append(f"{where('targets')}: {t.metric} needs quality tests (add "
+                            "`quality: true` to the suite, or --quality)")
+        elif need == "reference" and not any(q and q.get("reference") for q in qualities):
+            problems.append(f"{where('targets')}: {t.metric} needs quality tests with a KL "
+                            "reference (e.g. `quality: {reference: F16}`)")
+        elif need == "sustained" and not values.get("sustained"):
+            problems.append(f"{where('targets')}: {t.metric} needs a sustained test (suite "
+                            "key `sustained:`)")
+
+
+def parse_sustained(value: Any, where: str, problems: list[str]) -> dict[str, Any] | None:
+    """`sustained:` as written: true (every default), false, or a mapping of
+    SUSTAINED_DEFAULTS keys; returned checked and normalised (durations in seconds), or None."""
+    from slmbench.config import SUSTAINED_DEFAULTS
+    from slmbench.sustained import spec_from_values
+
+    if value is False or value is None:
+        return None
+    if value is True:
+        value = {}
+    if not isinstance(value, dict):
+        problems.append(f"{where}: expected true, false or a mapping of "
+                        f"{', '.join(SUSTAINED_DEFAULTS)}, got {value!r}")
+        return None
+    unknown = [k for k in value if k not in SUSTAINED_DEFAULTS]
+    for key in unknown:
+        close = difflib.get_close_matches(str(key), SUSTAINED_DEFAULTS, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        problems.append(f"{where}: unknown key '{key}'{hint} (known: "
+                        f"{', '.join(SUSTAINED_DEFAULTS)})")
+    try:
+        return spec_from_values(value).to_values()
+    except SlmbenchError as exc:
+        problems.append(f"{where}.{exc}")
+        return None
+
+
+def parse_profile(value: Any, where: str, problems: list[str]) -> Any:
+    """`profile:` as written: True / False, or a mapping of PROFILE_DEFAULTS keys; stored as
+    the full mapping (defaults filled in), or False."""
+    if isinstance(value, bool):
+        return dict(PROFILE_DEFAULTS) if value else False
+    if not isinstance(value, dict):
+        problems.append(f"{where}: expected true, false or a mapping of "
+                        f"{', '.join(PROFILE_DEFAULTS)}, got {value!r}")
+        return False
+    out = dict(PROFILE_DEFAULTS)
+    for key, v in value.items():
+        low = 1 if key == "repetitions" else 0
+        if key not in PROFILE_DEFAULTS:
+            close = difflib.get_close_matches(str(key), PROFILE_DEFAULTS, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(f"{where}: unknown key '{key}'{hint} (known: "
+                            f"{', '.join(PROFILE_DEFAULTS)})")
+        elif not isinstance(v, int) or isinstance(v, bool) or v < low:
+            problems.append(f"{where}.{key}: expected an integer >= {low}, got {v!r}")
+        else:
+            out[key] = v
+    if not out["n_prompt"] and not out["n_gen"]:
+        problems.append(f"{where}: nothing to profile (n_prompt and n_gen are both 0)")
+    return out
+
+
 def effective_quality(suite_value: Any, model_value: Any) -> dict[str, Any] | None:
     """The quality settings of one model entry (suite-wide ones, then the model's), or None."""
     if model_value is False or (model_value is None and not isinstance(suite_value, dict)):
@@ -612,7 +647,7 @@ def _load_catalog() -> Any:
     try:
         from slmbench.catalog import load_catalog
     except ImportError as exc:
-        raise SlmbenchError(f"the model catalog is not available ({exc}); use local .gguf paths") \
+        raise ConfigError(f"the model catalog is not available ({exc}); use local .gguf paths") \
             from None
     return load_catalog()
 
@@ -642,9 +677,7 @@ def _catalog_ids(cat: Any) -> list[str]:
 def expand(suite: Suite) -> list[Config]:
     """The configs of a suite, model-major, duplicates (same record_id) dropped."""
     v = suite.values
-    plan = TestPlan(n_prompt=[x for x in v["n_prompt"] if x > 0],
-                    n_gen=[x for x in v["n_gen"] if x > 0], n_depth=list(v["n_depth"]),
-                    ttft=bool(v["ttft"]))
+    plan = TestPlan.from_values(v)
     refs: list[ModelRef] = []
     quality_refs: list[tuple[ModelRef, dict[str, Any]]] = []
     for m in suite.models:
@@ -659,28 +692,16 @@ def expand(suite: Suite) -> list[Config]:
             quality_refs += [(r, q) for r in new]
     configs: list[Config] = []
     seen: set[str] = set()
-    for ref in refs:
-        for threads in v["threads"]:
-            for ngl in v["n_gpu_layers"]:
-                for cache in v["cache_type"]:
-                    type_k, _, type_v = cache.partition("/")
-                    for fa in v["flash_attn"]:
-                        n_threads = threads or default_threads()
-                        settings = Settings(
-                            n_threads=n_threads, n_threads_batch=v["threads_batch"] or n_threads,
-                            n_batch=v["n_batch"], n_ubatch=v["n_ubatch"], n_ctx=v["n_ctx"],
-                            n_gpu_layers=ngl, flash_attn=fa, type_k=type_k,
-                            type_v=type_v or type_k, load_mode=v["load_mode"],
-                            swa_full=v["swa_full"], prompt=v["prompt"], seed=v["seed"],
-                            repetitions=v["repetitions"], warmup=v["warmup"])
-                        rid = config_id(ref.key, settings, plan)
-                        if rid in seen:
-                            continue
-                        seen.add(rid)
-                        configs.append(Config(
-                            index=len(configs), model=ref, settings=settings, plan=plan,
-                            record_id=rid, cooldown_s=v["cooldown_s"],
-                            max_temp_c=v["max_temp_c"], timeout_s=v["timeout_s"]))
+    points = itertools.product(refs, *(v[key] for key in config.SWEPT)) if plan.tests() else ()
+    for ref, *point in points:
+        settings = config.settings_for(v, **dict(zip(config.SWEPT, point)))
+        rid = config_id(ref.key, settings, plan)
+        if rid in seen:
+            continue
+        seen.add(rid)
+        configs.append(Config(index=len(configs), model=ref, settings=settings, plan=plan,
+                              record_id=rid, cooldown_s=v["cooldown_s"],
+                              max_temp_c=v["max_temp_c"], timeout_s=v["timeout_s"]))
     # quality after all timing: one config per model file, whatever the settings sweep
     threads = v["threads"][0] or default_threads()
     for ref, q in quality_refs:
@@ -688,7 +709,51 @@ def expand(suite: Suite) -> list[Config]:
         if cfg.record_id not in seen:
             seen.add(cfg.record_id)
             configs.append(cfg)
+    # sustained last: one per model file, at the first point of the settings sweep
+    if v.get("sustained"):
+        settings = config.settings_for(v, **{key: v[key][0] for key in config.SWEPT})
+        for ref in refs:
+            cfg = sustained_config(len(configs), ref, v["sustained"], settings, v["timeout_s"])
+            if cfg.record_id not in seen:
+                seen.add(cfg.record_id)
+                configs.append(cfg)
+    # profiles last: one per model file, at the first value of every swept setting
+    if v.get("profile"):
+        first = {key: v[key][0] for key in config.SWEPT}
+        for ref in refs:
+            cfg = profile_config(len(configs), ref, config.settings_for(v, **first),
+                                 v["profile"], v["timeout_s"])
+            if cfg.record_id not in seen:
+                seen.add(cfg.record_id)
+                configs.append(cfg)
     return configs
+
+
+def sustained_config(index: int, ref: ModelRef, values: dict[str, Any], settings: Settings,
+                     timeout_s: float) -> Config:
+    """The sustained config of one model file (slmbench.sustained).  Its timeout adds the
+    duration and the cooling wait to the suite's: a 2 h sustained run is not a hang."""
+    from slmbench.sustained import spec_from_values
+
+    spec = spec_from_values(values)
+    plan = TestPlan([spec.n_prompt] if spec.n_prompt else [],
+                    [spec.n_gen] if spec.n_gen else [], [0], False)
+    wait = spec.start_cool_timeout_s if spec.start_cool_c is not None else 0.0
+    return Config(index=index, model=ref, settings=settings, plan=plan,
+                  record_id=config_id(f"{ref.key}:{spec.key()}", settings, plan),
+                  timeout_s=timeout_s + spec.duration_s + wait, kind="sustained",
+                  sustained=spec.to_values())
+def profile_config(index: int, ref: ModelRef, settings: Settings, prof: dict[str, Any],
+                   timeout_s: float) -> Config:
+    """The profile config of one model file (slmbench.profile): its settings are a timing
+    config's, its plan the profile's tests, its record id its own."""
+    from slmbench.profile import profile_plan, profile_record_id
+
+    settings.repetitions = prof["repetitions"]
+    p, g, d = prof["n_prompt"], prof["n_gen"], prof["n_depth"]
+    return Config(index=index, model=ref, settings=settings, plan=profile_plan(p, g, d),
+                  record_id=profile_record_id(ref.key, settings, p, g, d), timeout_s=timeout_s,
+                  kind="profile", profile=dict(prof))
 
 
 def quality_config(index: int, ref: ModelRef, q: dict[str, Any], n_threads: int,

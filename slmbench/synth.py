@@ -12,8 +12,9 @@ import itertools
 import os
 import string
 from dataclasses import dataclass
+from pathlib import Path
 
-from slmbench.errors import SlmbenchError
+from slmbench.errors import ConfigError
 
 N_SPECIAL = 3  # <unk> <s> </s>
 MIN_VOCAB = N_SPECIAL + 256  # plus one byte-fallback token per byte value
@@ -46,7 +47,7 @@ class SynthSpec:
         if self.n_vocab < MIN_VOCAB:
             problems.append(f"--n-vocab must be >= {MIN_VOCAB} (3 control + 256 byte tokens)")
         if problems:
-            raise SlmbenchError("bad synthetic model shape: " + "; ".join(problems))
+            raise ConfigError("bad synthetic model shape: " + "; ".join(problems))
 
 
 def _vocab(n_vocab: int) -> tuple[list[str], list[float], list[int]]:
@@ -75,8 +76,12 @@ def _vocab(n_vocab: int) -> tuple[list[str], list[float], list[int]]:
     return tokens, scores, [int(t) for t in types]
 
 
-def write_synthetic(path: str, spec: SynthSpec) -> str:
-    """Write an F16 llama GGUF with N(0, 0.02) weights; returns the path."""
+def write_synthetic(path: str, spec: SynthSpec, split_max_tensors: int = 0) -> str:
+    """Write an F16 llama GGUF with N(0, 0.02) weights; returns the path.
+
+    ``split_max_tensors`` > 0 writes a split model the way llama.cpp's converter and
+    llama-gguf-split do (``x-00001-of-0000N.gguf`` ..., at most that many tensors per shard, all
+    metadata in the first) and returns the first shard, the file llama.cpp is given."""
     import numpy as np
     from gguf import GGUFWriter, LlamaFileType
 
@@ -94,7 +99,7 @@ def write_synthetic(path: str, spec: SynthSpec) -> str:
     def norm() -> "np.ndarray":
         return np.ones(spec.n_embd, dtype=np.float32)
 
-    writer = GGUFWriter(path, "llama")
+    writer = GGUFWriter(path, "llama", split_max_tensors=split_max_tensors)
     writer.add_name(spec.name)
     writer.add_context_length(spec.n_ctx)
     writer.add_embedding_length(spec.n_embd)
@@ -135,8 +140,9 @@ def write_synthetic(path: str, spec: SynthSpec) -> str:
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
+    first = str(writer.format_shard_names(Path(path))[0])
     writer.close()
-    return path
+    return first
 
 
 def quant_path(base: str, quant: str) -> str:

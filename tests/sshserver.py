@@ -26,6 +26,18 @@ def available() -> str | None:
     return None
 
 
+def remote_slmbench() -> str:
+    """The command the "remote device" runs: this checkout's slmbench with this Python
+    (``env PYTHONPATH=<checkout> <python> -m slmbench``), whatever is installed."""
+    import shlex
+    import sys
+
+    import slmbench
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(slmbench.__file__)))
+    return f"env PYTHONPATH={shlex.quote(root)} {shlex.quote(sys.executable)} -m slmbench"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -67,6 +79,16 @@ class SSHServer:
     def client_opts(self) -> list[str]:
         return ["-i", str(self.client_key), "-o", "StrictHostKeyChecking=no",
                 "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
+
+    def inventory_vars(self) -> dict:
+        """Ansible host variables that reach this server."""
+        import getpass
+        import shlex
+
+        return {"ansible_host": "127.0.0.1", "ansible_port": self.port,
+                "ansible_user": getpass.getuser(),
+                "ansible_ssh_private_key_file": str(self.client_key),
+                "ansible_ssh_common_args": " ".join(shlex.quote(o) for o in self.client_opts[2:])}
 
     def start(self, timeout: float = 10.0) -> "SSHServer":
         self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config)],

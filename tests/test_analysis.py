@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import subprocess
 
@@ -14,7 +13,8 @@ from scipy import stats as sst
 from slmbench.analysis import correlate, load_table, loglog_fit, partial_correlation
 from slmbench.cli import main
 from slmbench.errors import SlmbenchError
-from slmbench.measure import TestPlan, measure_model
+from slmbench.config import TestPlan
+from slmbench.measure import measure_model
 from slmbench.results import append_record, write_json_atomic
 from slmbench.schema import Record, Settings
 from slmbench.synth import SynthSpec, synthesize
@@ -72,7 +72,7 @@ def test_family_findings(family_run):
 def test_report_and_analyze_cli(family_run, tmp_path, capsys):
     assert main(["analyze", family_run, "--csv", str(tmp_path / "t.csv")]) == 0
     out = capsys.readouterr().out
-    assert "grows as params^" in out and "Memory" in out
+    assert "∝ params^" in out and "Memory" in out
     assert main(["analyze", "--from-csv", str(tmp_path / "t.csv")]) == 0
     assert main(["report", family_run, "-o", str(tmp_path / "rep")]) == 0
     html_path = tmp_path / "rep" / "report.html"
@@ -90,7 +90,7 @@ def test_report_and_analyze_cli(family_run, tmp_path, capsys):
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-500:]
     assert proc.stdout.count("<img") == text.count("<img") >= 4
-    assert "<table>" in proc.stdout
+    assert "<table" in proc.stdout
     assert "CONSOLE" not in proc.stderr or "Uncaught" not in proc.stderr
 
 
@@ -161,3 +161,44 @@ def test_report_puts_devices_side_by_side(family_run, tmp_path, tiny_model):
     html_text = open(out["html"], encoding="utf-8").read()
     assert "Devices side by side" in html_text
     assert "Devices side by side" in open(out["markdown"], encoding="utf-8").read()
+
+
+def test_roofline_uses_the_probe_at_the_records_threads_and_marks_cache_residents(family_run,
+                                                                                   tmp_path):
+    """The figure at the record's thread count; weights within the last-level cache are
+    cache-resident, not a percentage; a version-1 probe (one thread) still serves."""
+    from slmbench.report import tables
+    from slmbench.results import read_run
+
+    run = tmp_path / "run-probe"
+    run.mkdir()
+    recs = [r for r in read_run(family_run).records if r.memory and r.memory.n_ctx == 512]
+    sizes = {r.model_id: r.model.model_size_bytes for r in recs}
+    llc = (sizes["fam-s"] + sizes["fam-m"]) // 2  # fam-s fits, the others do not
+    write_json_atomic(run / "env.json", {
+        "device": {"label": "cpu-test"},
+        "bandwidth": {"read_gbs": 20.0, "llc_bytes": llc, "array_mib": 256,
+                      # 1 thread: absurdly slow, so fam-s (in the cache) "beats" it
+                      "threads": [{"n_threads": 1, "read_gbs": 0.001, "kernel": "memchr"},
+                                  {"n_threads": 2, "read_gbs": 20.0, "kernel": "numpy-max"}]}})
+    for rec in recs:
+        rec.settings.n_threads = 2 if rec.model_id == "fam-l" else 1
+        append_record(run, rec)
+    df = load_table([str(run)])
+    tg = df[df["test"] == "tg"].set_index("model_id")
+    assert tg.loc["fam-l", "probe_gbs"] == 20.0 and tg.loc["fam-l", "probe_threads"] == 2
+    assert tg.loc["fam-m", "probe_gbs"] == 0.001
+    assert tg.loc["fam-l", "roofline_pct"] == pytest.approx(
+        100 * tg.loc["fam-l", "decode_gbs"] / 20.0)
+    assert bool(tg.loc["fam-s", "cache_resident"]) and not tg.loc["fam-l", "cache_resident"]
+    roof = next(v for k, v in tables(df).items() if k.startswith("Decode roofline"))
+    cells = {row[0]: row[-1] for row in roof[1:]}
+    assert cells["fam-s"].startswith("cache-resident") and cells["fam-l"].endswith("%")
+    from slmbench.findings import analyze
+
+    text = next(f["text"] for f in analyze(df)["findings"] if f["topic"] == "roofline")
+    assert "fam-s Q8_0: weights fit in the last-level cache - cache-resident" in text
+    assert "at 2 threads decode reaches" in text and "of the 20.0 GB/s probed" in text
+    # fam-m decodes faster than its (absurd) 1-thread probe: said to be a wrong limit
+    assert "above 100 %, so the probe is not this machine's limit" in text
+    assert cells["fam-m"].endswith("probe not the limit (Findings)")

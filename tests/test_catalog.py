@@ -140,6 +140,22 @@ def test_local_paths_resolve_against_the_catalog_file(tmp_path):
     ("models:\n  - {id: a, repo_id: o/r, files: {Q8_0: f.gguf, q8_0: g.gguf}}",
      "files.q8_0: quantization Q8_0 listed twice"),
     ("version: 2\nmodels: []", "version: 2 is not supported"),
+    ("models:\n  - {id: a, repo_id: o/r, files: {F16: x-00002-of-00002.gguf}}",
+     "files.F16: 'x-00002-of-00002.gguf' is shard 2 of 2; name the first one "
+     "(x-00001-of-00002.gguf)"),
+    ("models:\n  - {id: a, repo_id: o/r, files: {F16: [x-00001-of-00003.gguf, "
+     "x-00002-of-00003.gguf]}}",
+     "files.F16: a list names the shards of one split model, in order, as llama.cpp names "
+     "them: x-00001-of-00003.gguf, x-00002-of-00003.gguf, x-00003-of-00003.gguf (got 2 names)"),
+    ("models:\n  - {id: a, repo_id: o/r, files: {F16: [a.gguf, b.gguf]}}",
+     "them; 'a.gguf' does not end in -00001-of-00002.gguf"),
+    ("models:\n  - {id: a, repo_id: o/r, files: {F16: [x-00001-of-00002.gguf, y.bin]}}",
+     "files.F16: 'y.bin' is not a .gguf file name"),
+    ("models:\n  - {id: a, repo_id: o/r, files: {F16: x-00001-of-00002.gguf},\n"
+     "     sha256: {F16: %s}}" % ("ab" * 32),
+     "models.yaml:3: model 'a': sha256.F16: 1 digest for 2 files - give one per shard"),
+    ("models:\n  - {id: a, repo_id: o/r, files: {F16: []}}",
+     "files.F16: must be a non-empty string or a list of them (one per shard), got []"),
     ("models: {a: 1}", "models: must be a list"),
     ("- a\n- b\n", "expected a mapping with a top-level 'models:' list"),
 ])
@@ -228,3 +244,38 @@ def test_models_cli_uses_the_environment_catalog(capsys, tmp_path, monkeypatch):
     assert main(["models", "--json"]) == 0
     assert [m["id"] for m in json.loads(capsys.readouterr().out)] == ["a", "local", "both"]
     assert os.environ["SLMBENCH_CATALOG"].endswith("models.yaml")
+
+
+def test_split_files_by_pattern_or_list_with_a_digest_per_shard(tmp_path):
+    digests = ["ab" * 32, "CD" * 32]
+    cat = load_catalog(write(tmp_path, f"""\
+        models:
+          - id: big
+            repo_id: org/big-GGUF
+            files:
+              F16: sub/big-f16-00001-of-00002.gguf
+              Q8_0: [big-q8_0-00001-of-00003.gguf, big-q8_0-00002-of-00003.gguf,
+                     big-q8_0-00003-of-00003.gguf]
+              Q4_K_M: big-q4_k_m.gguf
+            sha256: {{F16: [{digests[0]}, {digests[1]}], Q4_K_M: {digests[0]}}}
+        """))
+    big = cat.get("big")
+    assert big.files == {"F16": "sub/big-f16-00001-of-00002.gguf",
+                         "Q8_0": "big-q8_0-00001-of-00003.gguf", "Q4_K_M": "big-q4_k_m.gguf"}
+    assert big.file_names("F16") == ["sub/big-f16-00001-of-00002.gguf",
+                                     "sub/big-f16-00002-of-00002.gguf"]
+    assert big.file_names("Q8_0")[-1] == "big-q8_0-00003-of-00003.gguf"
+    assert big.file_names("Q4_K_M") == ["big-q4_k_m.gguf"]
+    assert big.digests("F16") == ["ab" * 32, "cd" * 32]
+    assert big.digests("Q8_0") == [None, None, None]
+    assert big.digests("Q4_K_M") == ["ab" * 32] and big.sha256 == {"Q4_K_M": "ab" * 32}
+
+
+def test_shipped_catalog_pins_the_default_model_and_names_the_qwen_3b_shards():
+    cat = load_catalog(str(REPO / "models.yaml"))
+    smol = cat.get("smollm2-135m")
+    assert smol.revision == "09816acd5d99df7be770d85ea30822623dab342c"
+    assert set(smol.sha256) == {"Q8_0", "Q4_K_M"}
+    qwen = cat.get("qwen2.5-3b")
+    assert qwen.file_names("F16") == ["qwen2.5-3b-instruct-fp16-00001-of-00002.gguf",
+                                      "qwen2.5-3b-instruct-fp16-00002-of-00002.gguf"]

@@ -30,11 +30,14 @@ def test_quick_demo_runs_end_to_end_offline(tmp_path, capsys, monkeypatch):
                if r.tests and r.tests[0].test == "quality"}
     assert len(quality) == 8
     for model in {m for m, _ in quality}:
-        assert 0 < quality[model, "Q8_0"]["kl_mean"] < quality[model, "Q4_K_M"]["kl_mean"]
-    assert run.env and run.manifest["status"] == "finished"
+        assert 0 < quality[model, "Q8_0"].kl_mean < quality[model, "Q4_K_M"].kl_mean
+    assert run.env and run.manifest.status == "finished"
     # four findings: size, quantization, vocabulary, quality
     assert [f.split(":")[0] for f in out["findings"]] == ["size", "quantization", "vocabulary",
                                                           "quality"]
+    # the decision at the end: the suite's targets on its own run (autocomplete workload)
+    assert out["recommendation"].startswith("autocomplete: ")
+    assert "kl_mean <= 0.005" in out["recommendation"]
     # statistics and report wherever those modules are installed
     if importlib.util.find_spec("slmbench.analysis"):
         assert out["analysis"]

@@ -195,3 +195,33 @@ def test_sliding_window_kv_model():
     assert kv["swa_bytes"] == 15 * 1024 * per_cell_layer
     full = kv_cache_bytes(info, 4096, swa_full=True)
     assert full["swa_cells"] == 4096 and full["total_bytes"] == 18 * 4096 * per_cell_layer
+
+
+def test_split_model_is_read_and_loaded_from_its_first_shard(tmp_path):
+    """A model split like llama-gguf-split does it: header facts over every shard, equal to
+    the unsplit file and to what llama.cpp reports when it loads the first shard."""
+    import shutil
+
+    spec = SynthSpec(n_embd=128, n_layer=3, n_head=4, n_head_kv=2, n_ff=384, n_vocab=1000,
+                     n_ctx=512)
+    whole = read_gguf(write_synthetic(str(tmp_path / "whole.gguf"), spec))
+    first = write_synthetic(str(tmp_path / "m.gguf"), spec, split_max_tensors=12)
+    shards = sorted(p.name for p in tmp_path.glob("m-*"))
+    assert Path(first).name == "m-00001-of-00003.gguf" and len(shards) == 3
+    info = read_gguf(first)
+    assert (info.n_params, info.model_size_bytes, info.tensor_types, info.n_layer) == (
+        whole.n_params, whole.model_size_bytes, whole.tensor_types, whole.n_layer)
+    assert info.file_size_bytes == sum(p.stat().st_size for p in tmp_path.glob("m-*"))
+    assert llama_n_params(first) == (whole.n_params, whole.model_size_bytes)
+
+    with pytest.raises(SlmbenchError, match=r"m-00002-of-00003.gguf: shard 2 of a model split "
+                                            r"in 3 files; pass the first shard "
+                                            r"\(m-00001-of-00003.gguf\)"):
+        read_gguf(str(tmp_path / "m-00002-of-00003.gguf"))
+    shutil.copy(first, tmp_path / "renamed.gguf")
+    with pytest.raises(SlmbenchError, match=r"does not end in -00001-of-00003.gguf"):
+        read_gguf(str(tmp_path / "renamed.gguf"))
+    os.remove(tmp_path / "m-00003-of-00003.gguf")
+    with pytest.raises(SlmbenchError, match=r"split model, but m-00003-of-00003.gguf is missing "
+                                            r"beside it"):
+        read_gguf(first)

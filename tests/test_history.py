@@ -70,9 +70,9 @@ def test_history_memory_step_json_and_missing_versions(tmp_path, capsys):
 def test_run_version_is_tolerant():
     def run(env, extra=None):
         from slmbench.results import Run
-        from slmbench.schema import Record
+        from slmbench.schema import EnvInfo, Record, from_dict
 
-        return Run(path="x", run_id="x", env=env,
+        return Run(path="x", run_id="x", env=from_dict(EnvInfo, env),
                    records=[Record(record_id="r", run_id="x", model_id="m", quant="q",
                                    extra=extra or {})])
 

@@ -117,3 +117,44 @@ def test_unknown_model_and_quant_list_alternatives(tmp_path, hub):
     cat = catalog(tmp_path)
     rc, _, err = download(tmp_path, hub.url, cat, "tiny:Q2_K", "tnyi")
     assert rc == 2 and "available: Q8_0, Q4_K_M, Q4_0" in err and "known: tiny" in err
+
+
+def test_split_model_downloads_every_shard_beside_the_first(tmp_path, hub):
+    """llama.cpp's naming (x-00001-of-00002.gguf): `download` fetches both shards from one
+    commit into one snapshot directory, checks a digest per shard and prints the first, which
+    is what llama.cpp loads (and what the header reader reads over both shards)."""
+    from slmbench.gguf_info import read_gguf
+    from slmbench.synth import SynthSpec, write_synthetic
+
+    spec = SynthSpec(n_embd=64, n_layer=2, n_head=2, n_head_kv=1, n_ff=128, n_vocab=300,
+                     n_ctx=256)
+    src = tmp_path / "src"
+    whole = read_gguf(write_synthetic(str(src / "whole.gguf"), spec))
+    write_synthetic(str(src / "big-f16.gguf"), spec, split_max_tensors=11)
+    shards = {p.name: p.read_bytes() for p in sorted(src.glob("big-f16-*"))}
+    assert list(shards) == ["big-f16-00001-of-00002.gguf", "big-f16-00002-of-00002.gguf"]
+    hub.state.add("org/big-GGUF", C1, {f"F16/{k}": v for k, v in shards.items()})
+    digests = [hashlib.sha256(v).hexdigest() for v in shards.values()]
+
+    def cat(sha):
+        p = tmp_path / "split.yaml"
+        p.write_text("models:\n  - id: big\n    repo_id: org/big-GGUF\n"
+                     "    files: {F16: F16/big-f16-00001-of-00002.gguf}\n"
+                     f"    sha256: {{F16: ['{sha[0]}', '{sha[1]}']}}\n")
+        return str(p)
+
+    rc, out, err = download(tmp_path, hub.url, cat(digests), "big:F16")
+    assert rc == 0, err
+    assert out.endswith(f"snapshots/{C1}/F16/big-f16-00001-of-00002.gguf")
+    second = out.replace("00001-of", "00002-of")
+    assert open(second, "rb").read() == shards["big-f16-00002-of-00002.gguf"]
+    info = read_gguf(out)
+    assert (info.n_params, info.model_size_bytes) == (whole.n_params, whole.model_size_bytes)
+    from test_gguf_synth import llama_n_params
+
+    assert llama_n_params(out) == (whole.n_params, whole.model_size_bytes)  # via the cache links
+    gets = [p for m, p in hub.state.requests if m == "GET"]
+    assert len(gets) == 2 and all(f"/resolve/{C1}/" in p for p in gets[1:])
+
+    rc, _, err = download(tmp_path / "bad", hub.url, cat([digests[0], "0" * 64]), "big:F16")
+    assert rc == 2 and "big-f16-00002-of-00002.gguf: sha256 mismatch" in err, err

@@ -39,9 +39,9 @@ def write_rows(path: Path, rows: list[dict]) -> Path:
 def test_each_real_format_imports_and_agrees_with_the_file(fmt):
     path = DATA / f"tiny.{fmt}"
     records, env, manifest = import_llama_bench(str(path), catalog=None)
-    assert manifest["format"] == fmt and manifest["source"] == "llama-bench"
-    assert env["llama_cpp"]["build_commit"] == "0c1e570" and env["source"] == "llama-bench"
-    assert env["device"]["kind"] == "cpu" and env["cpu"]["model"].startswith("Intel")
+    assert manifest.format == fmt and manifest.source == "llama-bench"
+    assert env.llama_cpp.build_commit == "0c1e570" and env.source == "llama-bench"
+    assert env.device.kind == "cpu" and env.cpu.model.startswith("Intel")
     assert [(r.model_id, r.quant) for r in records] == [("tiny", "Q8_0"), ("tiny", "Q4_K_M")]
     for rec in records:
         assert [t.name for t in rec.tests] == NAMES and rec.source == "llama-bench"
@@ -87,13 +87,13 @@ def test_formats_agree_on_everything_but_timings():
 
 def test_phone_fixture_is_an_android_device():
     records, env, _ = import_llama_bench(str(DATA / "phone-edited.json"), catalog=None)
-    assert env["device"]["kind"] == "android" and env["device"]["gpu"] is None
-    assert env["device"]["label"] == "llama-bench-arm-cortex-a78"
+    assert env.device.kind == "android" and env.device.gpu is None
+    assert env.device.label == "llama-bench-arm-cortex-a78"
     assert records[0].model.path == "/data/local/tmp/tiny-Q8_0.gguf"
     assert records[0].model.file_name == "tiny-Q8_0.gguf" and records[0].model_id == "tiny"
     records, env, _ = import_llama_bench(str(DATA / "phone-edited.json"), device="pixel-8",
                                          catalog=None)
-    assert env["device"]["label"] == "pixel-8" and {r.device for r in records} == {"pixel-8"}
+    assert env.device.label == "pixel-8" and {r.device for r in records} == {"pixel-8"}
 
 
 def test_pg_rows_are_kept_as_pg():
@@ -153,7 +153,7 @@ def test_older_llama_bench_fields_and_unknown_columns(tmp_path):
     (rec,) = records
     s = rec.settings
     assert (s.load_mode, s.flash_attn, s.n_gpu_layers) == ("none", "on", 99)
-    assert env["device"]["kind"] == "cuda" and env["llama_cpp"]["backends"] == ["CUDA"]
+    assert env.device.kind == "cuda" and env.llama_cpp.backends == ["CUDA"]
     assert rec.extra["unknown_fields"] == {"energy_j": {"pp32": 1.5, "pp64": 1.5, "tg16": 1.5}}
     unknown_warnings = [w for w in rec.warnings if "energy_j" in w]
     assert len(unknown_warnings) == 1
@@ -244,10 +244,10 @@ def test_cli_writes_a_run_that_reads_back(tmp_path, capsys):
     assert run.records[0].source == "llama-bench" and run.records[0].run_id == "a"
     assert run.records[0].tests[0].samples_ns == json.loads(
         (DATA / "tiny.jsonl").read_text().splitlines()[0])["samples_ns"]
-    assert run.manifest["source"] == "llama-bench" and run.manifest["format"] == "jsonl"
-    assert run.manifest["imported_from"] == str(DATA / "tiny.jsonl")
-    assert run.manifest["command"].startswith("slmbench import llama-bench ")
-    assert run.env["device"]["label"].startswith("llama-bench-intel")
+    assert run.manifest.source == "llama-bench" and run.manifest.format == "jsonl"
+    assert run.manifest.imported_from == str(DATA / "tiny.jsonl")
+    assert run.manifest.command[:3] == ["slmbench", "import", "llama-bench"]
+    assert run.env.device.label.startswith("llama-bench-intel")
     # never overwrite a run
     assert main(["import", "llama-bench", str(DATA / "tiny.json"), "-o", str(run_dir)]) == 2
     assert "already holds a run" in capsys.readouterr().err

@@ -9,7 +9,8 @@ import pytest
 
 from slmbench.cli import main
 from slmbench.errors import SlmbenchError
-from slmbench.measure import TestPlan, measure_model
+from slmbench.config import TestPlan
+from slmbench.measure import measure_model
 from slmbench.memory import parse_buffers
 from slmbench.schema import Record, Settings, from_dict, to_dict
 from slmbench.stats import summarize
@@ -122,8 +123,8 @@ def test_bad_settings_are_one_line_errors(tiny_model, tmp_path):
     plan = TestPlan(n_prompt=[64], n_gen=[32], n_depth=[64])
     bad = [
         (Settings(n_ctx=100), "smaller than prompt + generation + depth"),
-        (Settings(n_threads=-1), "threads must be >= 1"),
-        (Settings(type_k="q9_9"), "unknown cache type"),
+        (Settings(n_threads=-1), "threads: must be >= 0"),
+        (Settings(type_k="q9_9"), "unknown KV cache type 'q9_9'"),
         (Settings(repetitions=0), "repetitions"),
     ]
     for settings, text in bad:
@@ -147,8 +148,9 @@ def test_bench_cli_json_and_errors(tiny_models, capsys):
     rc = main(["bench", tiny_models["Q4_0"], "-p", "16", "-n", "4", "-r", "2", "-t", "1"])
     text = capsys.readouterr().out
     assert rc == 0 and "tokens/s" in text and "KV share" in text
-    for argv, expected in ((["-t", "0"], "must be >= 1"), (["-p", "x"], "comma-separated"),
-                           (["--cache-type", "q9"], "unknown cache type"),
+    for argv, expected in ((["-t", "-1"], "--threads: must be >= 0"),
+                           (["-p", "x"], "a list of integers"),
+                           (["--cache-type", "q9"], "unknown KV cache type 'q9'"),
                            (["--n-ctx", "8", "-p", "16"], "smaller than")):
         assert main(["bench", tiny_models["Q4_0"], *argv]) == 2
         err = capsys.readouterr().err.strip()
@@ -192,21 +194,32 @@ def test_t_quantiles_match_scipy():
         assert t_quantile_975(df) == pytest.approx(sst.t.ppf(0.975, df), rel=1e-5)
 
 
-def test_append_record_closes_a_torn_line(tmp_path):
+def test_append_record_closes_a_torn_line(tmp_path, capsys):
     from slmbench.results import append_record, iter_record_dicts
 
     (tmp_path / "results.jsonl").write_text('{"record_id": "a"}\n{"record_id": "to')
     append_record(tmp_path, {"record_id": "b"})
-    with pytest.warns(UserWarning, match="results.jsonl:2: skipped malformed line"):
-        ids = [r["record_id"] for r in iter_record_dicts(tmp_path / "results.jsonl")]
+    ids = [r["record_id"] for r in iter_record_dicts(tmp_path / "results.jsonl")]
     assert ids == ["a", "b"]
+    err = capsys.readouterr().err  # one clean line, not a Python UserWarning with source
+    assert err.startswith("slmbench: warning: ") and err.count("\n") == 1
+    assert "results.jsonl:2: skipped malformed line" in err
 
 
 def test_bandwidth_probe():
+    """One figure per thread count, both kernels recorded, the faster kept; typed in env.json."""
     from slmbench.bandwidth import probe_bandwidth
+    from slmbench.schema import Bandwidth, from_dict
 
-    bw = probe_bandwidth(size_mib=16, repeats=3)
-    assert bw["read_gbs"] > 0.1 and bw["copy_gbs"] > 0.1 and "numpy" in bw["method"]
+    bw = probe_bandwidth([2, 1], size_mib=16, repeats=2)
+    assert [p["n_threads"] for p in bw["threads"]] == [1, 2] and bw["array_mib"] == 16
+    for p in bw["threads"]:
+        assert p["read_gbs"] == max(p["kernels_gbs"].values()) > 0.1
+        assert set(p["kernels_gbs"]) == set(bw["kernels"]) >= {"numpy-max"}
+    typed = from_dict(Bandwidth, bw)
+    assert typed.at_threads(2) == (bw["threads"][1]["read_gbs"], 2)
+    assert typed.at_threads(8)[1] == 2 and typed.read_gbs == bw["threads"][1]["read_gbs"]
+    assert from_dict(Bandwidth, {"read_gbs": 7.0}).at_threads(4) == (7.0, 1)  # version 1
 
 
 def test_rss_sampler_sleeps_in_timed_regions_and_keeps_the_peak():
@@ -232,3 +245,37 @@ def test_rss_sampler_sleeps_in_timed_regions_and_keeps_the_peak():
     from slmbench.memory import rss_mib
     assert peak_after_region >= rss_mib() - 1
     del block
+
+
+def test_auto_repetitions_stop_rule():
+    """-r auto: at least 3, then until the 95% CI half-width is within the target, else at the
+    repetition or time limit; a fixed count stops at the count."""
+    from slmbench.measure import _stop_reason
+
+    fixed = Settings(repetitions=5)
+    assert [_stop_reason(fixed, [100] * n, 0.0) for n in (4, 5)] == [None, "fixed"]
+    auto = Settings(repetitions=3, target_ci_pct=2.0, max_repetitions=8, max_test_s=10.0)
+    assert _stop_reason(auto, [100, 100], 0.0) is None            # never below the minimum
+    assert _stop_reason(auto, [100, 101, 100], 0.0) == "target"   # CI +-1.4 %
+    noisy = [100, 130] * 3                                         # CI ~ +-13 %
+    assert _stop_reason(auto, noisy, 0.0) is None
+    assert _stop_reason(auto, noisy + [100, 130], 0.0) == "max_repetitions"
+    assert _stop_reason(auto, noisy, 10.0) == "max_time"
+
+
+def test_auto_repetitions_end_to_end(tiny_model):
+    from slmbench import config
+
+    plan = TestPlan(n_prompt=[16], n_gen=[8], ttft=False)
+    loose = Settings(n_threads=1, repetitions=3, target_ci_pct=1000.0, max_repetitions=9,
+                     max_test_s=30.0)
+    rec = measure_model(tiny_model, loose, plan)
+    assert {t.stop_reason for t in rec.tests} == {"target"}
+    assert all(t.ms.n == 3 and t.ci_half_pct is not None for t in rec.tests)
+    strict = Settings(n_threads=1, repetitions=3, target_ci_pct=1e-9, max_repetitions=4,
+                      max_test_s=30.0)
+    rec = measure_model(tiny_model, strict, plan)
+    assert all(t.ms.n == 4 and t.stop_reason == "max_repetitions" for t in rec.tests)
+    assert any("target ±1e-09% not reached" in w for w in rec.warnings)
+    # a fixed count keeps the config ids it had before -r auto existed
+    assert config.config_id("m:Q8_0", Settings(), plan) == "5e918a3a95455b6a"

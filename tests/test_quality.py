@@ -57,22 +57,22 @@ class _Vocab:
 
 def test_self_reference_is_zero(tiny_models):
     m = measure_quality(tiny_models["Q8_0"], reference=tiny_models["Q8_0"], **FAST).metrics
-    assert m["kl_mean"] == pytest.approx(0, abs=1e-12)
-    assert m["kl_p99"] == pytest.approx(0, abs=1e-12) and m["kl_max"] == pytest.approx(0, abs=1e-12)
-    assert m["top1_pct"] == 100.0
-    assert m["delta_ppl"] == pytest.approx(0, abs=1e-9) and m["ppl_ratio"] == pytest.approx(1)
-    assert m["n_tokens"] == 6 * (N_CTX - N_CTX // 2 - 1)
+    assert m.kl_mean == pytest.approx(0, abs=1e-12)
+    assert m.kl_p99 == pytest.approx(0, abs=1e-12) and m.kl_max == pytest.approx(0, abs=1e-12)
+    assert m.top1_pct == 100.0
+    assert m.delta_ppl == pytest.approx(0, abs=1e-9) and m.ppl_ratio == pytest.approx(1)
+    assert m.n_tokens == 6 * (N_CTX - N_CTX // 2 - 1)
 
 
 def test_lower_bit_quant_diverges_more(tiny_models):
     q8 = measure_quality(tiny_models["Q8_0"], reference=tiny_models["F16"], **FAST).metrics
     q4 = measure_quality(tiny_models["Q4_0"], reference=tiny_models["F16"], **FAST).metrics
-    assert q4["kl_mean"] > q8["kl_mean"] > 0
-    assert q4["kl_p99"] > q8["kl_p99"] >= q8["kl_median"] > 0
-    assert q4["top1_pct"] <= q8["top1_pct"]
+    assert q4.kl_mean > q8.kl_mean > 0
+    assert q4.kl_p99 > q8.kl_p99 >= q8.kl_median > 0
+    assert q4.top1_pct <= q8.top1_pct
     # the reference's perplexity is the same whichever file is compared with it
-    assert q4["ref_ppl"] == pytest.approx(q8["ref_ppl"], rel=1e-9)
-    assert q4["delta_ppl"] == pytest.approx(q4["ppl"] - q4["ref_ppl"], rel=1e-9)
+    assert q4.ref_ppl == pytest.approx(q8.ref_ppl, rel=1e-9)
+    assert q4.delta_ppl == pytest.approx(q4.ppl - q4.ref_ppl, rel=1e-9)
 
 
 def test_scoring_matches_llama_cpp_high_level_api(tiny_models):
@@ -101,12 +101,12 @@ def test_scoring_matches_llama_cpp_high_level_api(tiny_models):
             total += math.log(np.exp(row).sum()) - row[window[pos + shift]]
         return total
 
-    assert m["n_tokens"] == N_CTX - 1 - first
+    assert m.n_tokens == N_CTX - 1 - first
     # random weights give flat distributions, so an off-by-one moves the sum by only ~3e-4
-    assert m["nll_sum"] == pytest.approx(nll_sum(range(first, N_CTX - 1)), rel=1e-5)
+    assert m.nll_sum == pytest.approx(nll_sum(range(first, N_CTX - 1)), rel=1e-5)
     for wrong in (nll_sum(range(first - 1, N_CTX - 2)), nll_sum(range(first + 1, N_CTX - 1)),
                   nll_sum(range(first, N_CTX - 1), shift=0)):
-        assert m["nll_sum"] != pytest.approx(wrong, rel=1e-4)
+        assert m.nll_sum != pytest.approx(wrong, rel=1e-4)
 
 
 def test_n_batch_does_not_change_the_numbers(tiny_models):
@@ -115,11 +115,11 @@ def test_n_batch_does_not_change_the_numbers(tiny_models):
     split = measure_quality(tiny_models["Q4_K_M"], reference=tiny_models["F16"], n_batch=24,
                             **FAST).metrics
     for key in ("n_tokens", "n_bytes", "n_windows"):
-        assert split[key] == whole[key]
+        assert getattr(split, key) == getattr(whole, key)
     # batch shapes change float rounding only: NLL to ~1e-5, the (tiny) KL to well under 1 %
     for key in ("nll", "ref_ppl"):
-        assert split[key] == pytest.approx(whole[key], rel=2e-4)
-    assert split["kl_mean"] == pytest.approx(whole["kl_mean"], rel=2e-2)
+        assert getattr(split, key) == pytest.approx(getattr(whole, key), rel=2e-4)
+    assert split.kl_mean == pytest.approx(whole.kl_mean, rel=2e-2)
 
 
 def test_bits_per_byte_counts_utf8_bytes_of_the_scored_text(tiny_models, tmp_path):
@@ -141,13 +141,13 @@ def test_bits_per_byte_counts_utf8_bytes_of_the_scored_text(tiny_models, tmp_pat
     for w in range(n_windows):
         scored += pieces[w * N_CTX + N_CTX // 2 + 1:(w + 1) * N_CTX]
     scored_text = b"".join(scored).decode("utf-8", errors="replace")
-    assert m["n_windows"] == n_windows and m["n_tokens"] == len(scored)
-    assert m["n_bytes"] == len(b"".join(scored))
-    assert m["n_bytes"] > len(scored_text) > 0 and m["n_bytes"] != m["n_tokens"]
-    assert m["bits_per_byte"] == pytest.approx(m["nll_sum"] / math.log(2) / m["n_bytes"],
+    assert m.n_windows == n_windows and m.n_tokens == len(scored)
+    assert m.n_bytes == len(b"".join(scored))
+    assert m.n_bytes > len(scored_text) > 0 and m.n_bytes != m.n_tokens
+    assert m.bits_per_byte == pytest.approx(m.nll_sum / math.log(2) / m.n_bytes,
                                                rel=1e-12)
-    assert m["nll_sum"] == pytest.approx(m["nll"] * m["n_tokens"], rel=1e-9)
-    assert m["ppl"] == pytest.approx(math.exp(m["nll"]), rel=1e-12)
+    assert m.nll_sum == pytest.approx(m.nll * m.n_tokens, rel=1e-9)
+    assert m.ppl == pytest.approx(math.exp(m.nll), rel=1e-12)
 
 
 def test_corpus_too_short_says_how_many_tokens(tiny_models, tmp_path):
@@ -182,9 +182,9 @@ def test_cli_json_and_results(tiny_models, tmp_path, capsys):
                 "top1_pct", "delta_ppl", "n_tokens", "n_bytes", "n_windows"):
         assert key in t["metrics"], key
     assert data[0]["model"]["n_vocab"] == 4096 and data[0]["settings"]["n_ctx"] == 64
-    assert data[0]["extra"]["quality"]["reference"].endswith(".gguf")
+    assert data[0]["quality_input"]["reference"].endswith(".gguf")
     recs = read_run(str(run)).records
-    assert len(recs) == 2 and recs[1].tests[0].metrics["kl_mean"] > 0
+    assert len(recs) == 2 and recs[1].tests[0].metrics.kl_mean > 0
 
 
 def test_cli_table_and_errors(tiny_models, tmp_path, capsys):

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,7 +17,8 @@ from slmbench.remote import run_remote
 
 reason = sshserver.available()
 pytestmark = pytest.mark.skipif(reason is not None, reason=reason or "")
-SLMBENCH = str(Path(sys.executable).with_name("slmbench"))
+# the remote side runs this checkout's slmbench with this Python (sshd does not pass PYTHONPATH)
+SLMBENCH = sshserver.remote_slmbench()
 
 
 @pytest.fixture()
@@ -58,10 +57,16 @@ def test_survives_a_dropped_connection(tmp_path, sshd, tiny_model):
     """sshd goes away mid-run and comes back: the run continues there and is fetched once."""
     out = io.StringIO()
 
+    manifest = tmp_path / "remote" / "results" / "run-remote-2" / "manifest.json"
+    seen_at_start: list = []
+
     def outage():
         deadline = time.monotonic() + 30
         while "started" not in out.getvalue() and time.monotonic() < deadline:
             time.sleep(0.05)
+        # the launch returns at once (it once waited for the whole run over its ssh session)
+        seen_at_start.append(json.loads(manifest.read_text())["status"]
+                             if manifest.exists() else None)
         sshd.stop()
         # stay down until the client has noticed (bounded), so the reconnect is always exercised
         deadline = time.monotonic() + 15
@@ -77,6 +82,7 @@ def test_survives_a_dropped_connection(tmp_path, sshd, tiny_model):
                        port=sshd.port, remote_slmbench=SLMBENCH,
                        remote_dir=str(tmp_path / "remote"), poll_s=0.3, out=out)
     t.join()
+    assert seen_at_start in ([None], ["running"])
     recs = records(local)
     assert len(recs) == 2 and len({r["record_id"] for r in recs}) == 2
     assert "connection lost" in out.getvalue()
@@ -126,7 +132,7 @@ def test_local_files_are_pushed_once(tmp_path, sshd, tiny_models):
                            push=push, out=out)
         recs = records(local)
         assert [r["status"] for r in recs] == ["ok"] * 4
-        assert all(r["extra"]["path"].startswith(str(remote_dir / "files")) for r in recs)
+        assert all(r["model"]["path"].startswith(str(remote_dir / "files")) for r in recs)
         assert {r["model_id"] for r in recs} == {"tiny"}
         copied = out.getvalue().count("copying")
         assert copied == (3 if i == 1 else 0), out.getvalue()

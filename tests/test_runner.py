@@ -15,6 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from slmbench import isolate
+from slmbench.errors import SlmbenchError
 from slmbench.results import iter_record_dicts, read_run
 from slmbench.runner import Runner, summary_table
 from slmbench.suite import expand, parse_suite
@@ -52,12 +54,12 @@ def test_sweep_writes_one_record_per_config_with_env_and_manifest(tmp_path, thre
     rec = run.records[0]
     assert rec.run_id == result.run_id and rec.device and rec.settings.n_threads == 1
     assert [t.name for t in rec.tests] == ["pp16", "ttft16", "tg4"]
-    assert rec.extra["worker"]["exit_code"] == 0 and rec.extra["worker"]["start_ms"] > 0
-    assert rec.extra["memory_estimate"]["total_mib"] > rec.extra["memory_estimate"]["model_mib"]
-    assert run.env.get("versions") and run.manifest["status"] == "finished"
-    assert run.manifest["n_configs"] == 3 and run.manifest["command"]
-    assert run.manifest["suite"]["n_prompt"] == [16] and run.manifest["suite_yaml"] is None
-    assert run.manifest["started_at"] <= run.manifest["finished_at"]
+    assert rec.worker.exit_code == 0 and rec.worker.start_ms > 0
+    assert rec.memory_estimate.total_mib > rec.memory_estimate.model_mib
+    assert run.env.versions and run.manifest.status == "finished"
+    assert run.manifest.n_configs == 3 and run.manifest.command
+    assert run.manifest.suite["n_prompt"] == [16] and run.manifest.suite_yaml is None
+    assert run.manifest.started_at <= run.manifest.finished_at
     table = summary_table(result)
     assert "pp16 t/s" in table and "tg4 t/s" in table and table.count(" ok") == 3
 
@@ -66,6 +68,7 @@ def test_crashes_and_hangs_do_not_stop_the_sweep(tmp_path, three_models, monkeyp
     # config 0 segfaults, config 1 hangs past the timeout, config 2 is killed like by the OOM
     # killer; the configs after them must still be measured
     monkeypatch.setenv("SLMBENCH_TEST_CRASH", "0:segv,1:hang,2:kill")
+    monkeypatch.delenv("SLMBENCH_WORKER_START", raising=False)  # fork, the default on Linux
     suite = parse_suite({"models": three_models, **FAST, "threads": [1, 2], "timeout_s": 6.0})
     runner = make_runner(suite, tmp_path)
     assert len(runner.configs) == 6
@@ -84,6 +87,11 @@ def test_crashes_and_hangs_do_not_stop_the_sweep(tmp_path, three_models, monkeyp
     assert not [p for p in psutil.process_iter(["cmdline"])
                 if "slmbench.worker" in " ".join(p.info["cmdline"] or [])
                 and p.ppid() == os.getpid()]
+    # so is the fork server that forked the workers, stopped at the end of the sweep
+    assert [r["worker"]["start_method"] for r in recs] == ["fork"] * 6
+    assert isolate._server is None
+    assert not [p for p in psutil.Process().children(recursive=True)
+                if p.status() != psutil.STATUS_ZOMBIE]
 
 
 def test_a_crash_after_the_result_is_written_keeps_the_measurement(tmp_path, tiny_model,
@@ -93,20 +101,25 @@ def test_a_crash_after_the_result_is_written_keeps_the_measurement(tmp_path, tin
     (rec,) = lines_of(result.run_dir)
     assert rec["status"] == "ok" and rec["tests"]
     assert any("SIGSEGV" in w and "after writing its result" in w for w in rec["warnings"])
-    assert rec["extra"]["worker"]["exit_code"] == -11
+    assert rec["worker"]["exit_code"] == -11
 
 
 def test_bad_settings_and_corrupt_files_are_failed_records(tmp_path, tiny_model):
     corrupt = tmp_path / "corrupt.gguf"
     corrupt.write_bytes(b"GGUF" + os.urandom(64))
-    # n_ctx 8 cannot hold a 16-token prompt: the worker's SlmbenchError becomes the reason
-    suite = parse_suite({"models": [str(corrupt), tiny_model], **FAST, "n_ctx": 8})
+    # a quantized V cache without flash attention: valid settings that llama.cpp refuses when
+    # the worker creates the context; its SlmbenchError becomes the reason
+    suite = parse_suite({"models": [str(corrupt), tiny_model], **FAST,
+                         "cache_type": "f16/q4_0", "flash_attn": "off"})
     result = make_runner(suite, tmp_path).run()
     recs = lines_of(result.run_dir)
     assert [r["status"] for r in recs] == ["failed", "failed"]
     assert "corrupt.gguf" in recs[0]["reason"]
-    assert "n_ctx 8 is smaller than" in recs[1]["reason"]
-    assert recs[1]["extra"]["worker"]["exit_code"] == 0  # a clean failure, not a crash
+    assert "could not create a context" in recs[1]["reason"]
+    assert recs[1]["worker"]["exit_code"] == 0  # a clean failure, not a crash
+    # settings that cannot work are refused before anything runs, naming the key
+    with pytest.raises(SlmbenchError, match="n_ctx: 8 is smaller than"):
+        parse_suite({"models": [tiny_model], **FAST, "n_ctx": 8})
 
 
 def test_memory_precheck_skips_what_cannot_fit(tmp_path, tiny_model, monkeypatch):
@@ -115,7 +128,7 @@ def test_memory_precheck_skips_what_cannot_fit(tmp_path, tiny_model, monkeypatch
     (rec,) = lines_of(result.run_dir)
     assert rec["status"] == "skipped"
     assert "does not fit in memory" in rec["reason"] and "100 MiB are available" in rec["reason"]
-    assert "worker" not in rec["extra"]  # nothing was loaded
+    assert rec["worker"] is None  # nothing was loaded
     assert rec["model"]["file_type"] == "Q8_0"
     assert result.exit_code == 0  # a skip is not a failure
     monkeypatch.setenv("SLMBENCH_AVAILABLE_MIB", "100000")
@@ -142,47 +155,66 @@ def _wait_for_records(run_dir: Path, n: int, proc: subprocess.Popen, timeout: fl
     raise AssertionError(f"no {n} records within {timeout} s")
 
 
-def _hung_worker(proc: subprocess.Popen, timeout: float = 30) -> psutil.Process:
+def _hung_worker(proc: subprocess.Popen,
+                 timeout: float = 30) -> tuple[psutil.Process, list[psutil.Process]]:
+    """The runner's worker and all its other descendants (the fork server, if any)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        kids = psutil.Process(proc.pid).children()
-        if kids:
-            return kids[0]
+        kids = psutil.Process(proc.pid).children(recursive=True)
+        for kid in kids:
+            try:
+                if kid.name() == "slmbench-worker" or "slmbench.worker" in kid.cmdline():
+                    return kid, [k for k in kids if k.pid != kid.pid]
+            except psutil.NoSuchProcess:
+                pass
         time.sleep(0.05)
     raise AssertionError("the runner started no worker")
 
 
-def test_sigkill_mid_sweep_then_resume_measures_each_config_once(tmp_path, three_models):
+def _all_gone(procs: list[psutil.Process], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if all(p.status() == psutil.STATUS_ZOMBIE for p in procs):
+                return True  # a zombie is dead (nobody may reap an orphan in a container)
+        except psutil.NoSuchProcess:
+            procs = [p for p in procs if p.is_running()]
+            continue
+        time.sleep(0.05)
+    return False
+
+
+def test_sigkill_mid_sweep_then_resume_measures_each_config_once(tmp_path, three_models,
+                                                                 capsys):
     suite_file = tmp_path / "suite.yaml"
     suite_file.write_text(json.dumps({"models": three_models, **FAST, "threads": [1, 2]}))
     run_dir = tmp_path / "results" / "killed"
     # config 2 hangs, so the runner is surely killed while a worker is busy
     proc = _start_runner(tmp_path, suite_file, "killed", crash="2:hang")
     _wait_for_records(run_dir, 2, proc)
-    worker = _hung_worker(proc)
+    worker, others = _hung_worker(proc)
     proc.kill()
     proc.communicate()
-    # the worker dies with its runner (no orphan keeps measuring)
-    worker.wait(timeout=10)
+    # the worker dies with its runner (no orphan keeps measuring), and so does the fork server
+    assert _all_gone([worker, *others])
     # a torn last line, as if the machine died mid-append, must not break the resume
     with open(run_dir / "results.jsonl", "a") as fh:
         fh.write('{"record_id": "torn')
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "running"
     runner = make_runner(None, tmp_path, run_id="killed", resume=True)  # suite from manifest
-    with pytest.warns(UserWarning, match="malformed"):
-        result = runner.run()
+    result = runner.run()
+    assert "malformed" in capsys.readouterr().err
     assert result.status == "finished" and result.measured_now == 4
-    with pytest.warns(UserWarning):
-        ids = [r["record_id"] for r in lines_of(run_dir)]
+    ids = [r["record_id"] for r in lines_of(run_dir)]
     expected = [c.record_id for c in expand(parse_suite(json.loads(suite_file.read_text())))]
     assert Counter(ids) == Counter(expected)  # every config exactly once
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "finished" and len(manifest["resumes"]) == 1
     # resuming a finished run measures nothing
     again = make_runner(None, tmp_path, run_id="killed", resume=True)
-    with pytest.warns(UserWarning):
-        assert again.run().measured_now == 0
+    assert again.run().measured_now == 0
+    assert "malformed" in capsys.readouterr().err
 
 
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path, three_models):
@@ -190,12 +222,12 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path, three_models):
     suite_file.write_text(json.dumps({"models": three_models, **FAST}))
     proc = _start_runner(tmp_path, suite_file, "stopped", crash="1:hang")
     _wait_for_records(tmp_path / "results" / "stopped", 1, proc)
-    worker = _hung_worker(proc)
+    worker, others = _hung_worker(proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert "slmbench run --resume stopped" in err
-    worker.wait(timeout=10)
+    assert _all_gone([worker, *others])
     manifest = json.loads((tmp_path / "results" / "stopped" / "manifest.json").read_text())
     assert manifest["status"] == "interrupted"
     assert len(lines_of(tmp_path / "results" / "stopped")) == 1  # the hung config is not recorded
@@ -257,7 +289,7 @@ models:
     assert [r["status"] for r in recs] == ["failed", "ok"]
     assert "ghost-1m-Q4_K_M.gguf" in recs[0]["reason"] and "offline" in recs[0]["reason"]
     assert recs[0]["model_id"] == "ghost-1m" and recs[0]["quant"] == "Q4_K_M"
-    assert "worker" not in recs[0]["extra"]
+    assert recs[0]["worker"] is None
 
 
 def test_suite_quality_configs_score_each_quant_against_the_reference(tmp_path):
@@ -280,10 +312,10 @@ def test_suite_quality_configs_score_each_quant_against_the_reference(tmp_path):
     assert q8.status == q4.status == "ok" and bad.status == "failed"
     assert "corpus too short" in bad.reason and result.exit_code == 1
     m8, m4 = q8.tests[0].metrics, q4.tests[0].metrics
-    assert q8.tests[0].name == "quality@64" and m8["n_windows"] == 2
-    assert 0 < m8["kl_mean"] < m4["kl_mean"] and m8["top1_pct"] > m4["top1_pct"]
-    assert q8.quant == "Q8_0" and q8.extra["quality"]["reference"].endswith(".gguf")
-    assert q8.extra["worker"]["exit_code"] == 0 and q8.device == result.records[0].device
+    assert q8.tests[0].name == "quality@64" and m8.n_windows == 2
+    assert 0 < m8.kl_mean < m4.kl_mean and m8.top1_pct > m4.top1_pct
+    assert q8.quant == "Q8_0" and q8.quality_input.reference.endswith(".gguf")
+    assert q8.worker.exit_code == 0 and q8.device == result.records[0].device
     text = summary_table(result)
     assert "quality (lower perplexity" in text and "F16" in text and "corpus too short" in text
     # resume from the manifest: the same configs, quality included, and nothing left to do

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from slmbench.cli import _command_parser, main
-from slmbench.cli.run import overrides_from_args
+from slmbench.config import overrides_from_args
 from slmbench.errors import SlmbenchError
-from slmbench.measure import default_threads
+from slmbench.config import default_threads
 from slmbench.suite import SUITES_DIR, expand, load_suite, parse_suite
 
 SYN = {"synthetic": {"n_embd": 256, "n_layer": 2, "n_vocab": 4096}, "name": "syn"}
@@ -43,7 +43,7 @@ cache_type: [q8_0, q3_x]
     assert msg.startswith(path + ":")
     assert "unknown key 'n_promt' (did you mean 'n_prompt'?)" in msg
     assert "n_gen: expected an integer or a list of integers, got 'lots'" in msg
-    assert "repetitions: expected an integer, got 2.5" in msg
+    assert "repetitions: expected a number of repetitions or 'auto', got 2.5" in msg
     assert "flash_attn: 'maybe' is not one of auto, off, on" in msg
     assert "unknown KV cache type 'q3_x'" in msg
 
@@ -209,7 +209,7 @@ def test_shipped_suites_are_valid():
 
 
 def test_overrides_travel_to_a_remote_run_as_flags():
-    from slmbench.cli.run import override_argv
+    from slmbench.config import override_argv
 
     parser, _ = _command_parser("run")
     argv = ["--models", "a,b:Q8_0", "-p", "64,256", "-t", "1,2", "--cache-type", "q8_0",
@@ -251,14 +251,14 @@ def test_quality_configs_follow_the_timing_one_per_model_file(tmp_path, tiny_mod
 def test_quality_keys_and_overrides(tmp_path, tiny_model):
     corpus = tmp_path / "text.txt"
     corpus.write_text("words " * 100, encoding="utf-8")
-    path = write(tmp_path, f"""
+    path = write(tmp_path, """
 models:
-  - {{synthetic: {{n_embd: 256, n_layer: 2, n_vocab: 4096}}, name: a, quants: [Q4_0]}}
-  - {{synthetic: {{n_embd: 256, n_layer: 2, n_vocab: 4096}}, name: b, quants: [Q4_0],
-     quality: false}}
-  - {{synthetic: {{n_embd: 256, n_layer: 2, n_vocab: 4096}}, name: c, quants: [Q4_0],
-     quality: {{chunks: 1}}}}
-quality: {{corpus: text.txt, n_ctx: 64}}
+  - {synthetic: {n_embd: 256, n_layer: 2, n_vocab: 4096}, name: a, quants: [Q4_0]}
+  - {synthetic: {n_embd: 256, n_layer: 2, n_vocab: 4096}, name: b, quants: [Q4_0],
+     quality: false}
+  - {synthetic: {n_embd: 256, n_layer: 2, n_vocab: 4096}, name: c, quants: [Q4_0],
+     quality: {chunks: 1}}
+quality: {corpus: text.txt, n_ctx: 64}
 """)
     quality = [c for c in expand(load_suite(path)) if c.kind == "quality"]
     assert [c.model.key for c in quality] == ["a:Q4_0", "c:Q4_0"]

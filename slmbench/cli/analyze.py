@@ -6,60 +6,106 @@ import argparse
 
 HELP = "tables and statistics over one or more runs"
 DESCRIPTION = """\
-Load run directories (or a CSV with the documented columns) into one table joined with the
-catalog's and the GGUF files' facts, and print: results with spread, the memory breakdown,
-log-log fits of latency vs parameters, correlations (Pearson and Spearman, p, n; none below
-n = 3, "weak" below n = 8), partial correlations net of model size, and quantization speedups.
+Load run directories (or a CSV table: the columns are in docs/analysis.md) into one table
+joined with the catalog's and the GGUF files' facts, and print: results with spread, the
+memory breakdown and its KV projection to 32k and the training context, the findings with
+their numbers (latency and memory vs parameters with fits, the spread around the size trend
+in prefill vs decode, the vocabulary effect net of size, KV share at 32k by attention type,
+each model's quantization study, the decode roofline, correlations confounded by attention
+type), the strongest correlations (Pearson and Spearman, p, n; none below n = 3, "weak"
+below n = 8) and quantization speedups. A fleet directory (`slmbench run --hosts`) stands
+for the runs of all its hosts.
 
 examples:
   slmbench analyze results/run-*
   slmbench analyze results/run-a --csv table.csv
-  slmbench analyze --from-csv published.csv
+  slmbench analyze --from-csv published.csv --catalog models.yaml
+  slmbench analyze --from-csv published.csv --json > stats.json
+  slmbench analyze results/run-a --stats-csv stats.csv --top 0
+  slmbench analyze hf://datasets/my-team/slm-results/runs/jetson-orin-nx   # shared runs
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("runs", nargs="*", metavar="RUN_DIR")
-    p.add_argument("--from-csv", metavar="FILE", help="analyse a CSV instead of run directories")
+    p.add_argument("runs", nargs="*", metavar="RUN_DIR",
+                   help="run directories, or hf://datasets/ORG/NAME[/runs/...] (see pull)")
+    p.add_argument("--from-csv", metavar="FILE",
+                   help="analyse a CSV table (columns: docs/analysis.md) instead of, or beside, "
+                        "run directories")
     p.add_argument("--csv", metavar="OUT", help="also write the tidy table as CSV")
-    p.add_argument("--catalog", metavar="PATH", help="catalog for model facts")
+    p.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                   help="write every statistic (fits, spread, partial correlations, memory "
+                        "split, KV projection, quantization study, roofline, confounders, all "
+                        "correlations, findings) as JSON to FILE, or alone to stdout")
+    p.add_argument("--stats-csv", metavar="FILE",
+                   help="write every statistic as one long CSV table (a row per statistic)")
+    p.add_argument("--top", type=int, default=20, metavar="N",
+                   help="correlations to print, strongest first (0: all; default 20)")
+    p.add_argument("--catalog", metavar="PATH",
+                   help="catalog whose facts are joined to the rows by model_id")
+    p.add_argument("--gguf", action="append", default=[], metavar="FILE",
+                   help="a GGUF file whose header facts fill the rows of its model id (the "
+                        "file name without the quant); repeatable")
 
 
 def run(args: argparse.Namespace) -> int:
-    from slmbench.analysis import (correlation_table, findings, load_csv, load_table,
-                                   quant_speedups)
+    import json
+    import sys
+
+    import pandas as pd
+
+    from slmbench.analysis import load_csv, load_table
+    from slmbench.api import run_paths
     from slmbench.catalog import load_catalog
     from slmbench.display import table
     from slmbench.errors import SlmbenchError
-    from slmbench.report import tables
+    from slmbench.findings import analyze, stats_rows
+    from slmbench.report import correlation_rows, speedup_table, tables
 
+    catalog = load_catalog(args.catalog) if args.catalog else None
+    frames = []
+    if args.runs:
+        frames.append(load_table(run_paths(args.runs), catalog, args.gguf))
     if args.from_csv:
-        df = load_csv(args.from_csv)
-    elif args.runs:
-        df = load_table(args.runs, load_catalog(args.catalog) if args.catalog else None)
-    else:
+        frames.append(load_csv(args.from_csv, catalog, args.gguf))
+    if not frames:
         raise SlmbenchError("give run directories or --from-csv FILE")
+    df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    result = analyze(df)
+    quiet = args.json == "-"  # stdout is the JSON alone
+    note = sys.stderr if quiet else sys.stdout
     if args.csv:
         df.drop(columns=["samples_ms"], errors="ignore").to_csv(args.csv, index=False)
-        print(f"wrote {args.csv}")
-    if "ms_median" in df and "model_mib" in df:
-        for title, rows in tables(df).items():
-            print(f"\n{title}\n" + table(rows[1:], rows[0]))
+        print(f"wrote {args.csv}", file=note)
+    if args.stats_csv:
+        pd.DataFrame(stats_rows(result)).to_csv(args.stats_csv, index=False)
+        print(f"wrote {args.stats_csv}", file=note)
+    if args.json:
+        text = json.dumps(result, indent=1, ensure_ascii=False)
+        if quiet:
+            print(text)
+            return 0
+        with open(args.json, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+        print(f"wrote {args.json}")
+    for title, rows in tables(df).items():
+        print(f"\n{title}\n" + table(rows[1:], rows[0]))
+    speed = speedup_table(pd.DataFrame([r for s in result["quant_study"]
+                                        for r in s["speedups"]]))
+    if speed:
+        print("\nQuantization speedup\n" + table(speed[1:], speed[0]))
+    if result["summary"]:
+        print("\nSummary")
+        for line in result["summary"]:
+            print(f"- {line}")
     print("\nFindings")
-    for line in findings(df) or ["not enough models for fits (need 3 or more per quant)"]:
-        print(f"- {line}")
-    corr = correlation_table(df)
-    if not corr.empty:
-        strong = corr.reindex(corr["spearman_rho"].abs().sort_values(ascending=False).index)
-        rows = [[r.test, str(r.quant), r.metric, r.fact, f"{r.pearson_r:+.2f}",
-                 f"{r.pearson_p:.3g}", f"{r.spearman_rho:+.2f}", f"{r.spearman_p:.3g}",
-                 str(r.n) + (" weak" if r.weak else "")] for r in strong.head(20).itertuples()]
-        print("\nStrongest correlations\n" + table(
-            rows, ["test", "quant", "metric", "fact", "pearson r", "p", "spearman", "p", "n"]))
-    speed = quant_speedups(df)
-    if not speed.empty:
-        rows = [[r.model_id, r.test, r.quant, r.reference, f"{r.speedup:.2f}x",
-                 f"{r.memory_saved_mib:.1f}"] for r in speed.itertuples()]
-        print("\nQuantization speedup\n" + table(
-            rows, ["model", "test", "quant", "vs", "speedup", "weights saved MiB"]))
+    for f in result["findings"]:
+        print(f"- {f['text']}")
+    corr = pd.DataFrame(result["correlations"])
+    rows = correlation_rows(corr, args.top or None)
+    if rows:
+        shown = len(rows) - 1
+        more = (f" ({shown} of {len(corr)}; --top 0 prints all, --json / --stats-csv hold "
+                "every one)" if shown < len(corr) else "")
+        print(f"\nStrongest correlations{more}\n" + table(rows[1:], rows[0]))
     return 0

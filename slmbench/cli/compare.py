@@ -23,6 +23,10 @@ Memory is judged without samples: "WORSE" = growth beyond the threshold and at l
 Quality metrics are single values: "WORSE" beyond the threshold. A config that is ok in the
 base run and failed in the candidate is a regression too.
 
+Fleet directories (`slmbench run --hosts`): each host's run is compared with the run of the
+same device label on the other side (a fleet directory or a single run); a device found on
+one side only is named in a warning. Exit 1 if any device has a regression.
+
 exit codes: 0 no regression, 1 at least one regression (a CI gate), 2 bad input.
 
 metrics (--metric, comma-separated): prefill, ttft, decode, decode_p90, peak_rss_mib,
@@ -35,12 +39,17 @@ examples:
   slmbench compare base/ cand/ --threshold 3% --alpha 0.05
   slmbench compare base/ cand/ --md --changes-only >> "$GITHUB_STEP_SUMMARY"
   slmbench compare base/ cand/ --metric decode,memory --json > compare.json
+  slmbench compare hf://datasets/team/slm-results/runs/cpu-x86_64/nightly-41 results/run-x
+  slmbench compare results/fleet-a results/fleet-b       # device by device
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("base", metavar="BASE_RUN", help="run directory of the reference")
-    p.add_argument("cand", metavar="CAND_RUN", help="run directory of the candidate")
+    p.add_argument("base", metavar="BASE_RUN",
+                   help="run directory of the reference (a fleet directory: device by "
+                        "device; or an hf://datasets/... run)")
+    p.add_argument("cand", metavar="CAND_RUN",
+                   help="run directory of the candidate (a fleet directory, or hf://...)")
     p.add_argument("--threshold", default="5%",
                    help="smallest relative change that matters, 5%% or 0.05 (default 5%%)")
     p.add_argument("--alpha", type=float, default=0.01,
@@ -59,18 +68,30 @@ def run(args: argparse.Namespace) -> int:
     from slmbench.compare import (compare_runs, parse_metrics, parse_threshold, render_markdown,
                                   render_text, to_json_dict)
     from slmbench.errors import SlmbenchError
+    from slmbench.fleet import run_pairs
     from slmbench.results import read_run
+    from slmbench.sharing import resolve_run_path
 
     threshold = parse_threshold(args.threshold)
     if not 0 < args.alpha < 1:
         raise SlmbenchError(f"--alpha {args.alpha:g}: must be between 0 and 1, e.g. 0.01")
     metrics = parse_metrics(args.metric.split(",")) if args.metric is not None else None
-    res = compare_runs(read_run(args.base), read_run(args.cand), threshold, args.alpha,
-                       sorted(metrics) if metrics is not None else None)
-    if args.json:
-        print(json.dumps(to_json_dict(res), indent=1))
-    elif args.md:
-        print(render_markdown(res, args.changes_only))
+    # two runs, or fleet directories: host by host, matched by device label
+    pairs = run_pairs(resolve_run_path(args.base), resolve_run_path(args.cand))
+    results = [(device, base, cand,
+                compare_runs(read_run(base), read_run(cand), threshold, args.alpha,
+                             sorted(metrics) if metrics is not None else None))
+               for device, base, cand in pairs]
+    if args.json and pairs[0][0] is None:
+        print(json.dumps(to_json_dict(results[0][3]), indent=1))
+    elif args.json:
+        print(json.dumps({"devices": [{"device": d, "base": b, "cand": c, **to_json_dict(r)}
+                                      for d, b, c, r in results]}, indent=1))
     else:
-        print(render_text(res, args.changes_only))
-    return 1 if res.regressions else 0
+        for i, (device, base, cand, res) in enumerate(results):
+            if device is not None:
+                print(("\n" if i else "") + ("## " if args.md else "")
+                      + f"device {device}: {base} -> {cand}\n")
+            print(render_markdown(res, args.changes_only) if args.md
+                  else render_text(res, args.changes_only))
+    return 1 if any(res.regressions for *_, res in results) else 0

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         json.dump({"run_id": result.run_id, "run_dir": str(result.run_dir),
                    "status": result.status, "counts": result.counts,
                    "seconds": round(demo.seconds, 1), "findings": demo.findings,
-                   "analysis": demo.analysis,
+                   "analysis": demo.analysis, "recommendation": demo.recommendation,
                    "report": demo.report, "configs": summary_rows(result)}, sys.stdout, indent=1)
         sys.stdout.write("\n")
         return result.exit_code
@@ -69,4 +69,6 @@ def run(args: argparse.Namespace) -> int:
     elif demo.report_note and result.status == "finished":
         print(f"no report: {demo.report_note}")
     print("next: `slmbench run` measures real models (downloads SmolLM2-135M)")
+    if demo.recommendation:
+        print(f"\nrecommendation (slmbench recommend {result.run_dir}): {demo.recommendation}")
     return result.exit_code

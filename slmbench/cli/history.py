@@ -21,11 +21,13 @@ examples:
   slmbench history results/run-*
   slmbench history results/run-* --metric decode,ttft --plot figures/
   slmbench history results/run-* --by date --json > trend.json
+  slmbench history hf://datasets/my-team/slm-results --by version   # a team's shared runs
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="two or more run directories")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                   help="two or more run directories, or hf://datasets/ORG/NAME[/runs/...]")
     p.add_argument("--by", choices=("version", "date"), default="version",
                    help="order of the runs (default version)")
     p.add_argument("--metric", metavar="M[,M...]",
@@ -39,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from slmbench.api import run_paths
     from slmbench.compare import parse_metrics, parse_threshold
     from slmbench.errors import SlmbenchError
     from slmbench.history import history, plot, render
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.alpha < 1:
         raise SlmbenchError(f"--alpha {args.alpha:g}: must be between 0 and 1, e.g. 0.01")
     metrics = parse_metrics(args.metric.split(",")) if args.metric is not None else None
-    res = history(read_runs(args.runs), args.by, threshold, args.alpha,
+    res = history(read_runs(run_paths(args.runs)), args.by, threshold, args.alpha,
                   sorted(metrics) if metrics is not None else None)
     paths = plot(res, args.plot) if args.plot else []
     if args.json:

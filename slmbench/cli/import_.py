@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 
 HELP = "import llama-bench output as a slmbench run"
 DESCRIPTION = """\
@@ -56,17 +55,17 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("-o", args.out), ("--format", args.format), ("--device", args.device)):
         if value:
             argv += [flag, value]
-    manifest["command"] = shlex.join(argv)
+    manifest.command = argv
     out = write_imported_run(records, env, manifest, args.out or default_out_dir())
     rows = summary_rows(records)
     if args.json:
-        print(json.dumps({"run_dir": out, "format": manifest["format"],
-                          "device": env["device"]["label"], "configs": len(records),
+        print(json.dumps({"run_dir": out, "format": manifest.format,
+                          "device": env.device_label, "configs": len(records),
                           "tests": n_tests(records), "records": rows}, indent=2))
         return 0
     print(f"imported {len(records)} configs, {n_tests(records)} tests from llama-bench "
-          f"{manifest['format']} (device {env['device']['label']}, llama.cpp "
-          f"{env['llama_cpp']['build_commit']})")
+          f"{manifest.format} (device {env.device_label}, llama.cpp "
+          f"{env.llama_cpp.build_commit})")
     for row in rows:
         tests = ", ".join(f"{name} {t['mean_ts']:.1f} t/s" if t["mean_ts"] is not None else name
                           for name, t in row["tests"].items())

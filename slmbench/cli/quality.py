@@ -42,52 +42,35 @@ examples:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from slmbench.config import QUALITY_DEFAULTS
+
     p.add_argument("files", nargs="+", metavar="FILE.gguf", help="model files to score")
     p.add_argument("--reference", metavar="FILE.gguf",
                    help="higher-precision file of the same model (F16, Q8_0) for KL divergence")
     p.add_argument("--corpus", metavar="PATH", help="UTF-8 text (default: the bundled corpus)")
-    p.add_argument("-c", "--n-ctx", type=int, default=512,
-                   help="window size in tokens, as llama-perplexity -c (default 512)")
-    p.add_argument("-b", "--n-batch", type=int, default=512,
+    p.add_argument("-c", "--n-ctx", type=int, default=QUALITY_DEFAULTS["n_ctx"],
+                   help="window size in tokens, as llama-perplexity -c (default %(default)s)")
+    p.add_argument("-b", "--n-batch", type=int, default=QUALITY_DEFAULTS["n_batch"],
                    help="tokens per decode; lower it to save memory with big vocabularies "
-                        "(slower; numbers change by float rounding at most; default 512)")
+                        "(slower; numbers change by float rounding at most; default %(default)s)")
     p.add_argument("-t", "--threads", type=int, default=0,
                    help="threads (default: physical cores)")
-    p.add_argument("--chunks", "--max-windows", dest="chunks", type=int, default=0,
+    p.add_argument("--chunks", "--max-windows", dest="chunks", type=int,
+                   default=QUALITY_DEFAULTS["chunks"],
                    metavar="N", help="score only the first N windows (default: all)")
     p.add_argument("--results", metavar="RUN_DIR", help="append the quality records to this run")
     p.add_argument("--json", action="store_true", help="print the records as JSON")
 
 
-def _progress(label: str):
+def _progress():
     if not sys.stderr.isatty():
         return None
 
-    def show(done: int, total: int, ppl: float) -> None:
+    def show(name: str, done: int, total: int, ppl: float) -> None:
         end = "\n" if done == total else ""
-        sys.stderr.write(f"\r{label}: window {done}/{total}  perplexity so far {ppl:.4f}{end}")
+        sys.stderr.write(f"\r{name}: window {done}/{total}  perplexity so far {ppl:.4f}{end}")
         sys.stderr.flush()
     return show
-
-
-def _run_env(run_dir: str) -> dict:
-    """The run's env.json; written (device profile, no bandwidth probe) when the run is new."""
-    from slmbench.results import ENV_FILE, write_json_atomic
-
-    path = os.path.join(run_dir, ENV_FILE)
-    if os.path.exists(path):
-        try:
-            with open(path, encoding="utf-8") as fh:
-                env = json.load(fh)
-        except (OSError, ValueError):
-            return {}
-        return env if isinstance(env, dict) else {}
-    from slmbench.envinfo import collect_env
-
-    os.makedirs(run_dir, exist_ok=True)
-    env = collect_env()
-    write_json_atomic(path, env)
-    return env
 
 
 def _f(value: float | None, fmt: str) -> str:
@@ -95,47 +78,35 @@ def _f(value: float | None, fmt: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from slmbench import api
     from slmbench.display import table
-    from slmbench.quality import measure_quality, quality_record
-    from slmbench.results import append_record, utc_now
+    from slmbench.errors import warn
     from slmbench.schema import to_dict
 
-    rows, out = [], []
+    records = api.score_quality(args.files, reference=args.reference, corpus=args.corpus,
+                          n_ctx=args.n_ctx, n_batch=args.n_batch, threads=args.threads,
+                          chunks=args.chunks, results_dir=args.results, progress=_progress())
+    rows = []
     ref_m = None
-    env: dict = {}
-    if args.results:
-        env = _run_env(args.results)
-    for path in args.files:
-        started = utc_now()
-        test = measure_quality(path, reference=args.reference, corpus=args.corpus,
-                               n_ctx=args.n_ctx, n_threads=args.threads, n_batch=args.n_batch,
-                               max_windows=args.chunks,
-                               progress=_progress(os.path.basename(path)))
-        rec = quality_record(path, test, reference=args.reference, corpus=args.corpus,
-                             n_threads=args.threads, n_batch=args.n_batch, started_at=started)
-        if args.results:
-            rec.run_id = os.path.basename(os.path.normpath(args.results))
-            rec.device = (env.get("device") or {}).get("label")
-            append_record(args.results, rec)
-        out.append(to_dict(rec))
+    for path, rec in zip(args.files, records):
+        test = rec.tests[0]
         m = test.metrics
-        ref_m = m if "ref_ppl" in m else ref_m
+        ref_m = m if m.ref_ppl is not None else ref_m
         rows.append([os.path.basename(path), rec.quant or "?",
-                     f"{m['ppl']:.4f} ± {m['ppl_err']:.4f}", f"{m['bits_per_byte']:.4f}",
-                     _f(m.get("kl_mean"), ".5f"), _f(m.get("kl_p99"), ".5f"),
-                     _f(m.get("top1_pct"), ".2f"), _f(m.get("delta_ppl"), "+.4f"),
-                     str(m["n_tokens"])])
+                     f"{m.ppl:.4f} ± {m.ppl_err:.4f}", f"{m.bits_per_byte:.4f}",
+                     _f(m.kl_mean, ".5f"), _f(m.kl_p99, ".5f"), _f(m.top1_pct, ".2f"),
+                     _f(m.delta_ppl, "+.4f"), str(m.n_tokens)])
         for w in test.warnings:
-            print(f"warning: {os.path.basename(path)}: {w}", file=sys.stderr)
+            warn(f"{os.path.basename(path)}: {w}")
     if args.json:
-        print(json.dumps(out, indent=1))
+        print(json.dumps([to_dict(r) for r in records], indent=1))
         return 0
     print(table(rows, ["file", "quant", "perplexity", "bits/byte", "KL mean", "KL p99",
                        "top-1 %", "Δ ppl", "tokens"]))
     if ref_m is not None:
         print(f"reference {os.path.basename(args.reference)}: perplexity "
-              f"{ref_m['ref_ppl']:.4f} ± {ref_m['ref_ppl_err']:.4f} on the same tokens")
-    first = out[0]["tests"][0]["metrics"]
-    print(f"{first['n_windows']} windows of {first['n_ctx']} tokens, the second half of each "
+              f"{ref_m.ref_ppl:.4f} ± {ref_m.ref_ppl_err:.4f} on the same tokens")
+    first = records[0].tests[0].metrics
+    print(f"{first.n_windows} windows of {first.n_ctx} tokens, the second half of each "
           "scored (llama-perplexity's method); bits/byte = NLL in bits / UTF-8 bytes scored")
     return 0

@@ -7,9 +7,6 @@ import json
 import os
 import sys
 
-from slmbench.cli.bench import int_list, positive_int
-from slmbench.errors import SlmbenchError
-
 HELP = "run a benchmark suite: models x quantizations x settings"
 DESCRIPTION = """\
 Run a benchmark suite: every model x quantization x setting of a suite file is one config,
@@ -30,6 +27,12 @@ can be overridden on the command line; lists are comma-separated (see docs/runne
 Quality: a suite's `quality:` key (or --quality) adds one config per model file, after the
 timing: perplexity and bits per byte on a text (llama-perplexity's method), and KL divergence
 against a reference quant of the same model, e.g. `quality: {reference: Q8_0, chunks: 20}`.
+Sustained performance: a suite's `sustained:` key adds one config per model file, last: its
+workload back to back for a duration, window by window, e.g. `sustained: {duration: 10m,
+workload: chat:512/128}` (see `slmbench sustain --help`).
+Profiles: a suite's `profile:` key (or --profile) adds one config per model file, last: where
+the time of a prefill and of decoding goes, operator class by class, e.g. `profile: {n_prompt:
+256, n_gen: 32}` (see `slmbench profile --help`).
 
 examples:
   slmbench run                                        # suites/quick.yaml
@@ -40,61 +43,34 @@ examples:
   slmbench run --resume run-20261122-153012-4242      # continue a stopped run
   slmbench run quick --quality                        # + perplexity of every model file
   slmbench run quick --dry-run                        # list the configs, measure nothing
+  slmbench run quick --workload chat --targets targets.yaml   # exit 1 when a target is missed
   slmbench run quick --host pi@raspberrypi            # run it on another device over ssh
   slmbench run my.yaml --host phone --port 8022 --push-files   # copy local .gguf files too
+  slmbench run quick --hosts inventory.yml --limit jetsons      # every host of a fleet at once
+  slmbench run --resume fleet-20261122-153012-4242              # continue a stopped fleet run
+
+Workloads and targets (docs/recommend.md): --workload chat (or autocomplete, summarize, rag,
+P/G) adds the tests of that use's end-to-end latency (ttft512 and tg128@d512 for chat);
+--targets FILE (or the suite key targets:) judges every config after the run, e.g.
+`ttft_ms: {chat: 1000}`, `peak_rss_mib: 2048`, `kl_mean: 0.02`, and adds the workloads it
+names. Exit code 1 when a config misses a target (uncertain verdicts are shown, not failed),
+2 on a bad targets file: a CI gate for "this model still fits this device".
+
+Fleet runs (--hosts, docs/fleet.md): the inventory is an Ansible inventory (YAML or INI; host
+variables ansible_host, ansible_port, ansible_user, ansible_ssh_private_key_file,
+ansible_ssh_common_args, slmbench_remote or slmbench_venv, slmbench_device). Every host runs the
+suite through the --host machinery, concurrently; stderr shows one line per host; results go to
+RESULTS/<fleet-id>/, one run per host, with fleet.json. `report`, `analyze` and `compare` take
+the fleet directory. Exit code 1 when any host or config failed.
 """
 
-def str_list(text: str) -> list[str]:
-    values = [x.strip() for x in text.split(",") if x.strip()]
-    if not values:
-        raise argparse.ArgumentTypeError("expected a comma-separated list")
-    return values
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from slmbench import config
+
     p.add_argument("suite", nargs="?", metavar="SUITE",
                    help="suite YAML file or shipped suite name (default: quick)")
-    m = p.add_argument_group("what to measure (override the suite)")
-    m.add_argument("--models", type=str_list, metavar="ID[:QUANT],PATH.gguf,...",
-                   help="catalog ids (optionally id:QUANT) or local GGUF files")
-    m.add_argument("--quants", type=str_list, metavar="Q[,Q...]",
-                   help="quantizations, e.g. Q8_0,Q4_K_M")
-    m.add_argument("-p", "--n-prompt", type=int_list, metavar="N[,N...]", help="prompt lengths")
-    m.add_argument("-n", "--n-gen", type=int_list, metavar="M[,M...]", help="generation lengths")
-    m.add_argument("-d", "--n-depth", type=int_list, metavar="D[,D...]",
-                   help="context depths (tokens already in the KV cache)")
-    m.add_argument("--no-ttft", action="store_true", help="skip the time-to-first-token tests")
-    q = m.add_mutually_exclusive_group()
-    q.add_argument("--quality", action="store_true", default=None,
-                   help="also score every model file's perplexity / bits per byte (the "
-                        "suite's `quality:` settings, or the defaults: bundled text, n_ctx 512)")
-    q.add_argument("--no-quality", dest="quality", action="store_false",
-                   help="skip the suite's quality tests")
-    m.add_argument("-r", "--repetitions", type=positive_int, help="timed repetitions per test")
-    m.add_argument("--warmup", type=int, help="untimed warm-up runs per test")
-    m.add_argument("--prompt", choices=("random", "text"), help="prompt tokens: random or text")
-    m.add_argument("--seed", type=int, help="seed of the random prompt tokens")
-    s = p.add_argument_group("llama.cpp settings (lists are swept)")
-    s.add_argument("-t", "--threads", type=int_list, metavar="T[,T...]",
-                   help="threads (0 = physical cores)")
-    s.add_argument("--threads-batch", type=int, help="threads for prompt processing")
-    s.add_argument("-ngl", "--n-gpu-layers", type=int_list, metavar="L[,L...]",
-                   help="layers offloaded to the GPU")
-    s.add_argument("--cache-type", type=str_list, metavar="TYPE[,TYPE...]",
-                   help="KV cache types, each TYPE (K and V) or K/V, e.g. f16,q8_0")
-    s.add_argument("-ctk", "--cache-type-k", type=str_list, metavar="TYPE[,TYPE...]")
-    s.add_argument("-ctv", "--cache-type-v", type=str_list, metavar="TYPE[,TYPE...]")
-    s.add_argument("-fa", "--flash-attn", type=str_list, metavar="auto|on|off[,...]")
-    s.add_argument("--n-ctx", type=int, help="context size (0 = the longest test)")
-    s.add_argument("-b", "--batch-size", type=positive_int, help="logical batch size")
-    s.add_argument("-ub", "--ubatch-size", type=positive_int, help="physical batch size")
-    s.add_argument("--load-mode", choices=("auto", "none", "mmap", "mlock", "mmap+mlock", "dio"))
-    r = p.add_argument_group("the sweep")
-    r.add_argument("--cooldown", type=float, metavar="S", help="seconds of rest between tests")
-    r.add_argument("--max-temp", type=float, metavar="C",
-                   help="wait before each test until the CPU is cooler than C degrees")
-    r.add_argument("--timeout", type=float, metavar="S",
-                   help="seconds a config may take before its worker is killed (default 3600)")
+    config.add_arguments(p, "run")
+    r = p.add_argument_group("the run")
     r.add_argument("--results", default="results", metavar="DIR",
                    help="results directory (default ./results)")
     r.add_argument("--resume", metavar="RUN_ID",
@@ -106,7 +82,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--synth-dir", metavar="DIR",
                    help="cache of synthetic models (default ~/.cache/slmbench/synthetic)")
     r.add_argument("--dry-run", action="store_true", help="list the configs, measure nothing")
-    r.add_argument("--verbose", action="store_true", help="show the workers' stderr")
+    r.add_argument("--verbose", action="store_true",
+                   help="show the workers' stderr and llama.cpp's log")
     r.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     h = p.add_argument_group("remote (run the suite on another device over ssh)")
     h.add_argument("--host", metavar="[USER@]HOST", help="run on HOST over ssh, copy results back")
@@ -117,62 +94,51 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="copy the suite's local files (models, quality corpus and reference) "
                         "to the host first, skipping those already there; without it, local "
                         "paths must exist on the host")
-
-
-def overrides_from_args(args: argparse.Namespace) -> dict:
-    """Suite keys given on the command line (None = not given)."""
-    o = {
-        "models": args.models, "quants": args.quants, "n_prompt": args.n_prompt,
-        "n_gen": args.n_gen, "n_depth": args.n_depth, "threads": args.threads,
-        "threads_batch": args.threads_batch, "n_gpu_layers": args.n_gpu_layers,
-        "cache_type": args.cache_type, "type_k": args.cache_type_k, "type_v": args.cache_type_v,
-        "flash_attn": args.flash_attn, "n_ctx": args.n_ctx, "n_batch": args.batch_size,
-        "n_ubatch": args.ubatch_size, "repetitions": args.repetitions, "warmup": args.warmup,
-        "prompt": args.prompt, "seed": args.seed, "load_mode": args.load_mode,
-        "cooldown_s": args.cooldown, "max_temp_c": args.max_temp, "timeout_s": args.timeout,
-        "ttft": False if args.no_ttft else None,
-        "quality": getattr(args, "quality", None),
-    }
-    return {k: v for k, v in o.items() if v is not None}
-
-
-def override_argv(overrides: dict) -> list[str]:
-    """The flags that reproduce ``overrides`` (for a remote run)."""
-    from slmbench.suite import FLAGS
-
-    out: list[str] = []
-    for key, value in overrides.items():
-        if key == "ttft":
-            out.append(FLAGS[key])
-            continue
-        if key == "quality":
-            out.append("--quality" if value else "--no-quality")
-            continue
-        text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
-        out += [FLAGS[key], text]
-    return out
+    f = p.add_argument_group("fleet (run the suite on every host of an Ansible inventory)")
+    f.add_argument("--hosts", metavar="INVENTORY",
+                   help="Ansible inventory (YAML or INI); results go to RESULTS/<fleet-id>/")
+    f.add_argument("--limit", metavar="PATTERN",
+                   help="only these hosts or groups (Ansible pattern: jetsons,!jetson-02)")
+    f.add_argument("--parallel", type=int, metavar="N",
+                   help="at most N hosts at a time (default: all)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from slmbench.suite import load_suite
+    from slmbench import api, config
 
-    overrides = overrides_from_args(args)
+    overrides = config.overrides_from_args(args)
+    from slmbench.fleet import is_fleet_dir
+
+    if args.hosts or (args.resume and is_fleet_dir(os.path.join(args.results, args.resume))):
+        targets = _local_targets(overrides)
+        code, fleet_dir = _run_fleet(args, overrides)
+        return _gate(code, args, targets, lambda: [fleet_dir] if fleet_dir else [])
+    if args.limit or args.parallel:
+        from slmbench.errors import ConfigError
+
+        raise ConfigError("--limit and --parallel go with --hosts INVENTORY")
     if args.host:
-        return _run_remote(args, overrides)
-    if args.resume and args.run_id and args.resume != args.run_id:
-        raise SlmbenchError("give either --resume RUN_ID or --run-id RUN_ID, not both")
-    suite = None  # --resume alone: the suite recorded in the run's manifest
-    if args.suite or overrides or not args.resume:
-        suite = load_suite(args.suite, overrides)
+        from slmbench.remote import run_suite_remote
+
+        targets = _local_targets(overrides)
+        local = run_suite_remote(args.host, args.suite, overrides, results_dir=args.results,
+                                 run_id=args.run_id, resume=args.resume, offline=args.offline,
+                                 port=args.port, remote_slmbench=args.remote_slmbench,
+                                 push_files=args.push_files)
+        print(f"results in {local}")
+        return _gate(0, args, targets, lambda: [local])
     if args.dry_run:
-        return _dry_run(suite, args)
+        return _print_plan(api.plan_suite(args.suite, overrides, resume=args.resume,
+                                          results_dir=args.results), args.json)
+    if args.verbose:
+        from slmbench.llama_backend import LOG_ENV
 
-    from slmbench.runner import Runner, summary_rows, summary_table
+        os.environ[LOG_ENV] = "1"  # the workers copy llama.cpp's log to their stderr
+    from slmbench.runner import summary_rows, summary_table
 
-    runner = Runner(suite, results_dir=args.results, run_id=args.resume or args.run_id,
-                    resume=bool(args.resume), offline=True if args.offline else None,
-                    synth_dir=args.synth_dir, argv=sys.argv, verbose=args.verbose)
-    result = runner.run()
+    result = api.run_suite(args.suite, overrides, results_dir=args.results, resume=args.resume,
+                           run_id=args.run_id, offline=True if args.offline else None,
+                           synth_dir=args.synth_dir, argv=sys.argv, verbose=args.verbose)
     if args.json:
         json.dump({"run_id": result.run_id, "run_dir": str(result.run_dir),
                    "status": result.status, "counts": result.counts,
@@ -183,24 +149,92 @@ def run(args: argparse.Namespace) -> int:
         c = result.counts
         print(f"\n{c['ok']} ok, {c['failed']} failed, {c['skipped']} skipped; "
               f"results in {result.run_dir}/results.jsonl")
-    return result.exit_code
+    if result.status != "finished":
+        return result.exit_code
+    return _gate(result.exit_code, args, None, lambda: [result.run_dir])
 
 
-def _dry_run(suite, args: argparse.Namespace) -> int:
-    from slmbench.measure import test_name
-    from slmbench.runner import Runner
-    from slmbench.suite import expand
+def _local_targets(overrides: dict) -> object:
+    """--targets of a remote or fleet run: checked now, judged here when the results are back
+    (the file need not exist on the hosts)."""
+    from slmbench.verdict import load_targets
 
-    if suite is None:  # --resume without a suite: read it from the manifest
-        configs = Runner(None, results_dir=args.results, run_id=args.resume, resume=True).configs
+    spec = overrides.pop("targets", None)
+    return load_targets(spec) if spec else None
+
+
+def _gate(code: int, args: argparse.Namespace, targets: object, run_dirs) -> int:
+    """`run --targets` (or a suite's targets:): print the verdicts; exit 1 when a config
+    misses a target (or failed), else the run's own exit code."""
+    from slmbench import api
+
+    if code == 130:
+        return code
+    dirs = [d for d in run_dirs() if d]
+    verdict = api.targets_verdict(dirs, targets) if dirs else None
+    if verdict is None:
+        return code
+    from slmbench.verdict import render_text
+
+    failed = verdict.failed_configs
+    if not args.json:  # JSON: `slmbench recommend RUN --json` gives the verdicts as data
+        print("\n" + render_text(verdict))
+    if failed:
+        print(f"\ntargets: {len(failed)} config(s) miss a target: "
+              + ", ".join(f"{label} on {device}" for device, label in failed),
+              file=sys.stderr)
+        return max(code, 1)
+    return code
+
+
+def _run_fleet(args: argparse.Namespace, overrides: dict) -> tuple[int, str | None]:
+    from slmbench.errors import ConfigError
+    from slmbench.fleet import run_fleet, summary_table
+
+    if args.host:
+        raise ConfigError("--host does not go with --hosts (a fleet run); the inventory names "
+                          "the hosts")
+    if args.dry_run:
+        from slmbench.display import table
+        from slmbench.fleet import plan_fleet
+
+        if not args.hosts:
+            raise ConfigError("--dry-run of a fleet run needs --hosts INVENTORY")
+        rows = plan_fleet(args.hosts, args.limit)
+        if args.json:
+            json.dump(rows, sys.stdout, indent=1)
+            sys.stdout.write("\n")
+        else:
+            print(table([[r["name"], r["target"], str(r["port"] or 22),
+                          r["device_label"] or "(detected)", r["remote_slmbench"]]
+                         for r in rows], ["host", "ssh", "port", "device", "slmbench there"]))
+        return 0, None
+    result = run_fleet(args.suite, overrides, inventory=args.hosts, limit=args.limit,
+                       parallel=args.parallel, results_dir=args.results, fleet_id=args.run_id,
+                       resume=args.resume, offline=args.offline, push_files=args.push_files,
+                       argv=sys.argv)
+    if args.json:
+        json.dump(result.manifest, sys.stdout, indent=1)
+        sys.stdout.write("\n")
     else:
-        configs = expand(suite)
+        print(summary_table(result))
+        print(f"\nresults in {result.fleet_dir} (side by side: slmbench report "
+              f"{result.fleet_dir} -o report/)")
+        if any(h.get("status") != "ok" for h in result.hosts):
+            print(f"hosts that failed: fix them, then slmbench run --resume {result.fleet_id} "
+                  f"--results {args.results} (hosts that finished are kept)")
+    return result.exit_code, str(result.fleet_dir)
+
+
+def _print_plan(configs: list, as_json: bool) -> int:
+    from slmbench.config import test_name
+
     bench = [c for c in configs if c.kind == "bench"]
     tests = [test_name(*t) for t in bench[0].plan.tests()] if bench else []
-    if args.json:
+    if as_json:
         json.dump([{"index": c.index, "record_id": c.record_id, "label": c.label,
                     "model": c.model.key, "kind": c.kind,
-                    "tests": tests if c.kind == "bench" else [f"quality@{c.settings.n_ctx}"]}
+                    "tests": tests if c.kind == "bench" else _other_tests(c)}
                    for c in configs], sys.stdout, indent=1)
         sys.stdout.write("\n")
         return 0
@@ -208,38 +242,35 @@ def _dry_run(suite, args: argparse.Namespace) -> int:
         print(f"{c.index:3d}  {c.record_id}  {c.label}")
     if bench:
         print(f"{len(bench)} timing configs; each runs: {', '.join(tests)}")
-    if len(bench) < len(configs):
-        print(f"{len(configs) - len(bench)} quality configs (perplexity, bits per byte; KL "
+    quality = sum(c.kind == "quality" for c in configs)
+    if quality:
+        print(f"{quality} quality configs (perplexity, bits per byte; KL "
               "where a reference is set), after the timing")
+    sustained = [c for c in configs if c.kind == "sustained"]
+    if sustained:
+        print(f"{len(sustained)} sustained configs, last: {_other_tests(sustained[0])[0]}")
+    profiles = [c for c in configs if c.kind == "profile"]
+    if profiles:
+        print(f"{len(profiles)} profile configs, last: "
+              f"{', '.join(_other_tests(profiles[0]))}")
     return 0
 
 
-def _run_remote(args: argparse.Namespace, overrides: dict) -> int:
-    from slmbench.remote import run_remote, ssh_options_from_env
-    from slmbench.results import new_run_id
-    from slmbench.suite import resolve_suite_path
+def _other_tests(c) -> list[str]:
+    """The tests of a quality, sustained or profile config."""
+    if c.kind == "profile":
+        from slmbench.profile import profile_name
 
-    run_id = args.resume or args.run_id or new_run_id()
-    offline = ["--offline"] if args.offline else []
-    if not args.push_files:
-        local = run_remote(args.host, str(resolve_suite_path(args.suite)),
-                           override_argv(overrides) + offline, args.results, run_id,
-                           ssh_opts=ssh_options_from_env(), port=args.port,
-                           remote_slmbench=args.remote_slmbench)
-        print(f"results in {local}")
-        return 0
-    import tempfile
+        p = c.profile
+        return [profile_name(phase, p["n_prompt"], p["n_gen"], p["n_depth"])
+                for phase, n in (("prefill", p["n_prompt"]), ("decode", p["n_gen"])) if n]
+    return [_other_test(c)]
 
-    from slmbench.remote import pushed_suite
-    from slmbench.suite import load_suite
 
-    # the suite with its overrides applied, its local files pointing at the pushed copies
-    suite = load_suite(args.suite, overrides)
-    with tempfile.TemporaryDirectory() as tmp:
-        suite_path = os.path.join(tmp, "suite.yaml")
-        push = pushed_suite(suite, suite_path)
-        local = run_remote(args.host, suite_path, offline, args.results, run_id,
-                           ssh_opts=ssh_options_from_env(), port=args.port,
-                           remote_slmbench=args.remote_slmbench, push=push)
-    print(f"results in {local}")
-    return 0
+def _other_test(c) -> str:
+    """The one test of a quality or sustained config."""
+    if c.kind == "sustained":
+        from slmbench.sustained import spec_from_values
+
+        return spec_from_values(c.sustained).test_name
+    return f"quality@{c.settings.n_ctx}"
