@@ -142,7 +142,8 @@ def jittered_path(path: str, workdir: str) -> str:
     process a different heap layout without touching the file.
     """
     os.makedirs(os.path.join(workdir, "links"), exist_ok=True)
-    link = os.path.join(workdir, "links", "m" + "x" * random.randrange(0, 256) + ".gguf")
+    # a file name has at most 255 bytes: "m" + up to 248 + ".gguf"
+    link = os.path.join(workdir, "links", "m" + "x" * random.randrange(0, 249) + ".gguf")
     if os.path.lexists(link):
         os.remove(link)
     os.symlink(os.path.abspath(path), link)
