@@ -22,7 +22,8 @@ process-dependent and its range over processes covers the other tool's median.
 
 Load.  Before every run the script waits for the machine to be quiet (other processes < 15 %
 CPU), and after it measures how much CPU other processes used during the run; a run with more
-than 10 % foreign load is repeated (up to 3 times), and the load of the runs kept is reported.
+than 10 % foreign load is repeated (up to 3 times, --retries), and the load of the runs kept is
+reported.
 
     LLAMA_BENCH=/path/to/llama-bench python benchmarks/fidelity.py            # synthetic models
     LLAMA_BENCH=... python benchmarks/fidelity.py --gemma                      # + Gemma-3-270M
@@ -157,14 +158,14 @@ def run_side(make_cmd, path: str, parse, env_extra: dict, args: argparse.Namespa
     env.pop(PAD_VAR, None)
     env.update(env_extra)
     jitter = not args.no_layout_jitter
-    for attempt in range(RETRIES + 1):
+    for attempt in range(args.retries + 1):
         run_path = path
         if jitter:  # a different stack / heap layout for every process
             env[PAD_VAR] = "x" * random.randrange(0, 4096, 16)
             run_path = jittered_path(path, args.workdir)
         wait_quiet(args.quiet_timeout)
         out, foreign = run_measured(make_cmd(run_path), env)
-        if foreign <= MAX_FOREIGN or attempt == RETRIES:
+        if foreign <= MAX_FOREIGN or attempt == args.retries:
             log.append(foreign)
             return parse(out)
         print(f"  (busy machine: {100 * foreign:.0f} % foreign CPU during the run; repeating)",
@@ -247,6 +248,9 @@ def main() -> int:
                     "(SLMBENCH_MALLOC=dynamic, the behaviour before the pin)")
     ap.add_argument("--quiet-timeout", type=float, default=600.0,
                     help="longest wait for a quiet machine before a run (s, default 600)")
+    ap.add_argument("--retries", type=int, default=RETRIES,
+                    help=f"repeat a run with more than {100 * MAX_FOREIGN:.0f} %% foreign load up to "
+                    f"this many times (default {RETRIES}; 0 keeps every run and reports its load)")
     ap.add_argument("--json-out", help="also write every sample and run load here (JSON)")
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "slmbench-fidelity"))
     args = ap.parse_args()
@@ -326,7 +330,7 @@ def main() -> int:
                   f"{verdict}", flush=True)
             dump.append({"model": name, "test": key, "ratio_median": med, "ratios": ratios,
                          "ours": ours_runs[key], "ref": ref_runs[key], "max_foreign_load":
-                         max(loads), "ours_between_cv": ob, "ours_within_cv": ow,
+                         max(loads), "foreign_loads": loads, "ours_between_cv": ob, "ours_within_cv": ow,
                          "ref_between_cv": rb, "ref_within_cv": rw, "flags": flags})
     print(f"largest deviation of a median ratio from 1: {100 * worst:.1f}%")
     print(f"load at end: {os.getloadavg()[0]:.2f} (1 min). ref CV = llama-bench's spread over the "
