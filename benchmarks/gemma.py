@@ -26,10 +26,12 @@ def q4_k_m(missing: str) -> str:
     return str(gem.assemble())
 
 
-def requantized(workdir: str, quants: tuple[str, ...], missing: str) -> dict[str, str]:
-    """{"gemma3-270m-Q4_K_M": path, "gemma3-270m-Q8_0": path, ...}: the Q4_K_M file first,
-    then each of ``quants`` made from it in ``workdir`` (kept there for the next run)."""
-    base = q4_k_m(missing)
+def requantized(workdir: str, quants: tuple[str, ...], missing: str,
+                base: str | None = None) -> dict[str, str]:
+    """{"gemma3-270m-Q4_K_M": path, "gemma3-270m-Q8_0": path, ...}: the Q4_K_M file first
+    (``base``, else the PyPI package's), then each of ``quants`` made from it in ``workdir``
+    (kept there for the next run)."""
+    base = base or q4_k_m(missing)
     from slmbench.llama_backend import quantize
 
     out = {"gemma3-270m-Q4_K_M": base}

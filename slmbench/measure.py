@@ -62,6 +62,7 @@ class Session:
         self._owns_model = share is None
         self._cb_eval = cb_eval  # a freed ctypes callback crashes the context that calls it
         self._state_cache: dict[int, Any] = {}
+        self.malloc_pinned = self._pin_malloc_layout()
         mark = log_mark()
         self.rss_before_load = rss_mib()
         if share is not None:
@@ -116,6 +117,34 @@ class Session:
         self.add_bos = bool(lc.llama_vocab_get_add_bos(vocab))
         self.bos = int(lc.llama_vocab_bos(vocab))
         self.sampler = lc.llama_sampler_init_greedy()
+
+    # glibc's M_MMAP_THRESHOLD (malloc.h) and its starting value
+    _M_MMAP_THRESHOLD = -3
+    _MMAP_THRESHOLD = 128 * 1024
+
+    @classmethod
+    def _pin_malloc_layout(cls) -> bool:
+        """Give llama.cpp's large buffers the same place in every process (glibc only).
+
+        glibc raises its mmap threshold (up to 32 MiB) each time a large mapped block is freed;
+        after that, buffers llama.cpp allocates with malloc/new -- the CPU backend's work buffer,
+        the KV cache, the graph buffers -- come from the heap at an offset that depends on
+        everything the process allocated before: the Python start-up, argv, the environment, a
+        warm-up.  The work buffer's offset within a 64-byte cache line alone moves
+        Gemma-3-270M Q4_0 pp64@d2048 by 5 % (1 thread) to 20 % (2 threads); see docs/fidelity.md.
+        A fixed threshold (which also turns the adjustment off) maps every buffer >= 128 KiB
+        afresh: page start + 16 bytes for malloc, + 64 for 64-byte-aligned allocations, in every
+        process.  SLMBENCH_MALLOC=dynamic keeps glibc's default.  Returns True when pinned.
+        """
+        if os.environ.get("SLMBENCH_MALLOC", "").lower() == "dynamic":
+            return False
+        try:
+            libc = ctypes.CDLL(None)
+            if not hasattr(libc, "gnu_get_libc_version"):  # musl, macOS: another allocator
+                return False
+            return bool(libc.mallopt(cls._M_MMAP_THRESHOLD, cls._MMAP_THRESHOLD))
+        except (OSError, AttributeError):
+            return False
 
     def close(self) -> None:
         lc = self.lc
