@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
@@ -65,7 +66,7 @@ PROBE_GEN = 16
 PROBE_REPETITIONS = 5
 PROBE_MAX_CV = 5.0  # % : a probe measurement noisier than this is taken again (twice at most)
 PROBE_DEPTH = 1024
-DEEP_MODELS = ("tiny-l12", "tiny-gqa8")  # also measured at PROBE_DEPTH
+DEEP_MODELS = ("tiny-l12", "tiny-hd64", "tiny-hd128", "tiny-hd256")  # also at PROBE_DEPTH
 DEFAULT_BAND_PCT = {"decode": 10.0, "prefill": 25.0, "memory": 10.0}  # until validated
 
 
@@ -80,9 +81,13 @@ def probe_specs() -> dict[str, Any]:
         "tiny-l2": SynthSpec(n_layer=2, n_vocab=1024, name="probe-tiny-l2", **tiny),
         "tiny-l12": SynthSpec(n_layer=12, n_vocab=1024, name="probe-tiny-l12", **tiny),
         "tiny-v32k": SynthSpec(n_layer=2, n_vocab=32768, name="probe-tiny-v32k", **tiny),
-        # 8 query heads on one KV head: attention work apart from the KV bytes it reads
-        "tiny-gqa8": SynthSpec(n_embd=256, n_layer=12, n_head=8, n_head_kv=1, n_ff=512,
-                               n_vocab=1024, n_ctx=4096, name="probe-tiny-gqa8"),
+        # attention at depth: GQA at head dims 64, 128 and 256 (with tiny-l12: MHA at 64)
+        "tiny-hd64": SynthSpec(n_embd=512, n_layer=8, n_head=8, n_head_kv=2, n_ff=512,
+                               n_vocab=1024, n_ctx=4096, name="probe-tiny-hd64"),
+        "tiny-hd128": SynthSpec(n_embd=512, n_layer=8, n_head=4, n_head_kv=1, n_ff=512,
+                                n_vocab=1024, n_ctx=4096, name="probe-tiny-hd128"),
+        "tiny-hd256": SynthSpec(n_embd=512, n_layer=8, n_head=2, n_head_kv=1, n_ff=512,
+                                n_vocab=1024, n_ctx=4096, name="probe-tiny-hd256"),
         # ~155M parameters (310 MB at F16): weights well beyond what a core's share of the
         # last-level cache holds, like the real SLMs predicted
         "wide": SynthSpec(n_embd=1024, n_layer=8, n_head=16, n_head_kv=4, n_ff=4096,
@@ -100,10 +105,23 @@ class PhaseFit:
     per_type: dict[str, float] = field(default_factory=dict)  # decode: s/byte; prefill: s/FLOP
     per_token_s: float = 0.0
     per_layer_s: float = 0.0
-    per_kv_s: float = 0.0      # decode: s per KV byte read; prefill: s per attention FLOP
-    per_score_s: float = 0.0   # decode: s per attention score (query head x cell x layer)
+    per_kv_s: float = 0.0      # decode: s per KV byte read (prefill: 0)
+    # attention by head-dimension class ("64", "128", "256"): decode s per score (query head x
+    # cell x layer), prefill s per attention FLOP - llama.cpp's CPU attention (flash attention
+    # with the default 'auto') costs per score 3-6x more at head dim 64 than at 128 here
+    attention: dict[str, float] = field(default_factory=dict)
     rms_rel_err: float | None = None  # of the fit on the probe's own measurements
     n_obs: int = 0
+
+    def attention_rate(self, cls: str) -> float:
+        """Seconds per unit of attention at head-dimension class ``cls`` (the nearest class the
+        probe measured when it did not measure this one)."""
+        if cls in self.attention:
+            return self.attention[cls]
+        if not self.attention:
+            return 0.0
+        near = min(self.attention, key=lambda c: abs(math.log2(int(c) / int(cls))))
+        return self.attention[near]
 
     def rate(self, qtype: str) -> tuple[float, str]:
         """(seconds per unit of ``qtype``, the type whose figure serves): a type the probe did
@@ -273,9 +291,19 @@ def decode_features(info: GGUFInfo, n_depth: int, type_k: str = "f16",
     feats["kv"] = kv_read_bytes(info, n_depth + 1, type_k, type_v)
     # the scores: every query head against every cell it sees (GQA shares the KV bytes between
     # heads, not this work: softmax, scale and mask run per head)
-    feats["scores"] = info.n_head * kv_read_bytes(info, n_depth + 1, "f32", "f32") / (
-        4.0 * (info.n_embd_head_k + info.n_embd_head_v) * max(info.n_head_kv, 1))
+    feats[f"scores@{head_class(info)}"] = info.n_head * kv_read_bytes(
+        info, n_depth + 1, "f32", "f32") / (4.0 * (info.n_embd_head_k + info.n_embd_head_v)
+                                            * max(info.n_head_kv, 1))
     return feats
+
+
+HEAD_CLASSES = (64, 128, 256)  # the probe's deep models have these head dimensions
+
+
+def head_class(info: GGUFInfo) -> str:
+    """The head-dimension class of a model: the nearest of HEAD_CLASSES (log scale)."""
+    hd = max(info.n_embd_head_k, 1)
+    return str(min(HEAD_CLASSES, key=lambda c: abs(math.log2(hd / c))))
 
 
 def kv_read_bytes(info: GGUFInfo, cells: int, type_k: str = "f16", type_v: str = "f16") -> float:
@@ -311,7 +339,7 @@ def prefill_features(info: GGUFInfo, n_prompt: int, n_depth: int) -> dict[str, f
         else:
             seen = n_prompt * (n_depth + (n_prompt + 1) / 2)
         att += 2.0 * heads * dim * seen
-    feats["attention"] = att
+    feats[f"attention@{head_class(info)}"] = att
     return feats
 
 
@@ -361,11 +389,13 @@ def _apply(fit: PhaseFit, feats: dict[str, float], unit_prefix: str, notes: list
     if unit_prefix == "decode":
         parts["per-token overhead"] = fit.per_token_s + feats["layers"] * fit.per_layer_s
         parts["KV read"] = feats["kv"] * fit.per_kv_s
-        parts["attention scores"] = feats["scores"] * fit.per_score_s
+        parts["attention scores"] = sum(v * fit.attention_rate(k.split("@")[1])
+                                        for k, v in feats.items() if k.startswith("scores@"))
     else:
         parts["per-token overhead"] = (feats["tokens"] * fit.per_token_s
                                        + feats["token_layers"] * fit.per_layer_s)
-        parts["attention"] = feats["attention"] * fit.per_kv_s
+        parts["attention"] = sum(v * fit.attention_rate(k.split("@")[1])
+                                 for k, v in feats.items() if k.startswith("attention@"))
     return sum(parts.values()), parts
 
 
@@ -538,11 +568,12 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
             rows.append({**f, "one": 1.0})
             ys.append(o["seconds"])
     wkeys = sorted({k for r in rows for k in r if k.startswith("w:")})
-    keys = wkeys + ["one", "layers", "kv", "scores"]
+    akeys = sorted({k for r in rows for k in r if k.startswith("scores@")})
+    keys = wkeys + ["one", "layers", "kv"] + akeys
     coef, err = _nnls_fit(rows, ys, keys)
     costs.decode = PhaseFit(per_type={k[2:]: coef[k] for k in wkeys}, per_token_s=coef["one"],
                             per_layer_s=coef["layers"], per_kv_s=coef["kv"],
-                            per_score_s=coef["scores"],
+                            attention={k.split("@")[1]: coef[k] for k in akeys},
                             rms_rel_err=err, n_obs=len(rows))
     # prefill: the output projection at the decode rates just fitted (one token)
     rows, ys = [], []
@@ -554,11 +585,13 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
             rows.append({k: v for k, v in f.items() if not k.startswith("w:")})
             ys.append(max(o["seconds"] - out_s, o["seconds"] * 0.05))
     fkeys = sorted({k for r in rows for k in r if k.startswith("f:")})
-    keys = fkeys + ["tokens", "token_layers", "attention"]
+    akeys = sorted({k for r in rows for k in r if k.startswith("attention@")})
+    keys = fkeys + ["tokens", "token_layers"] + akeys
     coef, err = _nnls_fit(rows, ys, keys)
     costs.prefill = PhaseFit(per_type={k[2:]: coef[k] for k in fkeys},
                              per_token_s=coef["tokens"], per_layer_s=coef["token_layers"],
-                             per_kv_s=coef["attention"], rms_rel_err=err, n_obs=len(rows))
+                             attention={k.split("@")[1]: coef[k] for k in akeys},
+                             rms_rel_err=err, n_obs=len(rows))
     # memory: peak RSS - weights - KV (allocated) against the activation sizes
     mem = [o for o in obs if o["test"] == "memory"]
     if mem:
@@ -740,11 +773,14 @@ def format_probe(probe: DeviceProbe) -> str:
         lines.append(f"  decode: {c.decode.per_token_s * 1e6:.1f} us per token + "
                      f"{c.decode.per_layer_s * 1e6:.1f} us per layer; KV read at "
                      f"{1e-9 / c.decode.per_kv_s if c.decode.per_kv_s else float('nan'):.2f} "
-                     "GB/s")
+                     "GB/s; attention " + ", ".join(
+                         f"{v * 1e9:.0f} ns per score at head dim {k}"
+                         for k, v in c.decode.attention.items()))
         lines.append(f"  prefill: {c.prefill.per_token_s * 1e6:.1f} us per token + "
                      f"{c.prefill.per_layer_s * 1e6:.1f} us per token-layer; attention "
-                     f"{1e-9 / c.prefill.per_kv_s if c.prefill.per_kv_s else float('nan'):.1f}"
-                     " GFLOP/s")
+                     + ", ".join(
+                         f"{1e-9 / v if v else float('nan'):.1f} GFLOP/s at head dim {k}"
+                         for k, v in c.prefill.attention.items()))
         m = c.memory
         if m:
             lines.append(f"  memory besides weights and KV: {m.get('one', 0):.0f} MiB runtime + "

@@ -27,9 +27,10 @@ def planted_costs(n_threads: int = 2) -> P.ThreadCosts:
         n_threads=n_threads, bandwidth_gbs=8.0,
         decode=P.PhaseFit(per_type=dict(PLANT_DEC), per_token_s=PLANT["dec_tok"],
                           per_layer_s=PLANT["dec_layer"], per_kv_s=PLANT["dec_kv"],
-                          per_score_s=PLANT["dec_score"]),
+                          attention={"64": PLANT["dec_score"], "128": PLANT["dec_score"] / 3}),
         prefill=P.PhaseFit(per_type=dict(PLANT_PP), per_token_s=PLANT["pp_tok"],
-                           per_layer_s=PLANT["pp_layer"], per_kv_s=PLANT["pp_att"]),
+                           per_layer_s=PLANT["pp_layer"],
+                           attention={"64": PLANT["pp_att"], "128": PLANT["pp_att"] / 2}),
         memory=dict(PLANT_MEM))
 
 
@@ -77,8 +78,10 @@ def test_the_fit_recovers_planted_costs_and_predicts_an_unseen_shape():
     assert fitted.decode.per_token_s == pytest.approx(PLANT["dec_tok"], rel=1e-3)
     assert fitted.decode.per_layer_s == pytest.approx(PLANT["dec_layer"], rel=1e-3)
     assert fitted.decode.per_kv_s == pytest.approx(PLANT["dec_kv"], rel=1e-3)
-    assert fitted.prefill.per_kv_s == pytest.approx(PLANT["pp_att"], rel=1e-3)
-    assert fitted.decode.per_score_s == pytest.approx(PLANT["dec_score"], rel=1e-3)
+    assert fitted.prefill.attention["64"] == pytest.approx(PLANT["pp_att"], rel=1e-3)
+    assert fitted.prefill.attention["128"] == pytest.approx(PLANT["pp_att"] / 2, rel=1e-3)
+    assert fitted.decode.attention["64"] == pytest.approx(PLANT["dec_score"], rel=1e-3)
+    assert fitted.decode.attention["128"] == pytest.approx(PLANT["dec_score"] / 3, rel=1e-3)
     for k, v in PLANT_MEM.items():
         assert fitted.memory[k] == pytest.approx(v, rel=1e-3), k
     assert fitted.decode.rms_rel_err < 1e-6
