@@ -798,7 +798,8 @@ def format_predictions(preds: list[Prediction]) -> str:
     rows = [["model", "source", "t", "decode t/s", "ms/token", "prefill t/s", "TTFT ms",
              "e2e s", "peak MiB", "size/bw ms"]]
     for p in preds:
-        rows.append([p.model, p.source, str(p.n_threads),
+        name = p.model if len(p.model) <= 40 else p.model[:39] + "~"
+        rows.append([name, p.source, str(p.n_threads),
                      "-" if p.decode_ts is None else f"{p.decode_ts:,.1f}", _ms(p.decode_ms),
                      "-" if p.prefill_ts is None else f"{p.prefill_ts:,.1f}", _ms(p.ttft_ms),
                      "-" if p.e2e_ms is None else f"{p.e2e_ms / 1e3:,.2f}",
