@@ -490,17 +490,25 @@ QUALITY_SUMMARY = ("ppl", "ppl_err", "bits_per_byte", "kl_mean", "kl_p99", "top1
 SUSTAINED_SUMMARY = ("burst_ts", "sustained_ts", "retained_pct", "below_90_s", "cv_pct")
 
 
+def _status_noted(r: dict[str, Any], notes: list[str], what: str, extra: str = "") -> str:
+    """A row's status (+ ``extra``), with a [n] pointing at the note that says why it did not
+    run."""
+    status = r["status"] + extra
+    if r["reason"]:
+        notes.append(f"[{len(notes) + 1}] {r['model_id']} {r['quant'] or ''} {what}: "
+                     f"{r['reason']}")
+        status += f" [{len(notes)}]"
+    return status
+
+
 def _sustained_table(rows: list[dict[str, Any]], notes: list[str]) -> str:
     from slmbench.display import fmt, table
 
     out = []
     for r in rows:
-        status = r["status"] + (f" ({r['stop_reason']})" if r.get("stop_reason") not in
-                                (None, "duration") else "")
-        if r["reason"]:
-            notes.append(f"[{len(notes) + 1}] {r['model_id']} {r['quant'] or ''} sustained: "
-                         f"{r['reason']}")
-            status += f" [{len(notes)}]"
+        status = _status_noted(r, notes, "sustained",
+                               f" ({r['stop_reason']})" if r.get("stop_reason") not in
+                               (None, "duration") else "")
         drop = r.get("below_90_s")
         out.append([r["model_id"], r["quant"] or "?", str(r["threads"]), r.get("workload") or "?",
                     fmt(r.get("burst_ts"), 1), fmt(r.get("sustained_ts"), 1),
@@ -518,11 +526,7 @@ def _quality_table(rows: list[dict[str, Any]], notes: list[str]) -> str:
 
     out = []
     for r in rows:
-        status = r["status"]
-        if r["reason"]:
-            notes.append(f"[{len(notes) + 1}] {r['model_id']} {r['quant'] or ''} quality: "
-                         f"{r['reason']}")
-            status += f" [{len(notes)}]"
+        status = _status_noted(r, notes, "quality")
         ppl = (f"{fmt(r['ppl'], 3)} ± {fmt(r['ppl_err'], 3)}" if r.get("ppl") is not None
                else "-")
         out.append([r["model_id"], r["quant"] or "?", ppl, fmt(r.get("bits_per_byte"), 4),
@@ -537,11 +541,7 @@ def _profile_table(rows: list[dict[str, Any]], notes: list[str]) -> str:
 
     out = []
     for r in rows:
-        status = r["status"]
-        if r["reason"]:
-            notes.append(f"[{len(notes) + 1}] {r['model_id']} {r['quant'] or ''} profile: "
-                         f"{r['reason']}")
-            status += f" [{len(notes)}]"
+        status = _status_noted(r, notes, "profile")
         out.append([r["model_id"], r["quant"] or "?", str(r["threads"]),
                     fmt(r.get("prefill_ms"), 3), fmt(r.get("decode_ms"), 3),
                     r.get("decode_classes") or r.get("prefill_classes") or "-", status])

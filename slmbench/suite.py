@@ -196,19 +196,26 @@ def resolve_suite_path(name: str | None) -> Path:
     raise ConfigError(f"{name}: no such suite file (shipped suites: {known})")
 
 
-def read_suite_file(path: str | Path) -> dict[str, Any]:
+def read_yaml(path: str | Path, what: str) -> Any:
+    """The data of a YAML file; a one-line ConfigError naming the file (and the line of a
+    syntax error) when it cannot be read - ``what`` says what the file is ("the suite")."""
     import yaml
 
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the suite ({exc.strerror})") from None
+        raise ConfigError(f"{path}: cannot read {what} ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}:{where}: not valid YAML ({problem})") from None
+
+
+def read_suite_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    data = read_yaml(path, "the suite")
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -472,19 +479,7 @@ def parse_targets(value: Any, where: str, base: Path, problems: list[str]) -> An
 
 def read_targets_file(path: str | Path) -> Any:
     """The data of a targets YAML file (one-line ConfigError when unreadable)."""
-    import yaml
-
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the targets ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}:{at}: not valid YAML ({problem})") from None
-    return data
+    return read_yaml(path, "the targets")
 
 
 def _check_target_needs(models: list[ModelSpec], values: dict[str, Any],
