@@ -5,6 +5,7 @@ probe fitted on real llama.cpp measurements of tiny models predicts another tiny
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -155,21 +156,31 @@ def _write_probe(tmp_path, n_threads: int = 2) -> str:
     return str(path)
 
 
-def test_catalog_models_predict_offline_from_facts(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # nothing cached
+def test_catalog_models_predict_offline_from_facts(tmp_path):
+    """In a fresh process (huggingface_hub reads HF_HOME / HF_HUB_OFFLINE when imported), with
+    an empty cache and offline mode: catalog facts alone."""
+    import subprocess
+    import sys
+
     probe = _write_probe(tmp_path)
-    rc = main(["predict", "smollm2-135m:Q4_K_M", "qwen2.5-0.5b", "-t", "2", "-p", "64",
-               "-n", "16", "--probe", probe, "--offline", "--json"])
-    assert rc == 0
-    preds = json.loads(capsys.readouterr().out)
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1",
+           "HF_HUB_DISABLE_TELEMETRY": "1"}
+
+    def predict(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "slmbench", "predict", *args, "-t", "2",
+                               "--probe", probe, "--offline"], capture_output=True, text=True,
+                              env=env, timeout=120, check=False)
+
+    out = predict("smollm2-135m:Q4_K_M", "qwen2.5-0.5b", "-p", "64", "-n", "16", "--json")
+    assert out.returncode == 0, out.stderr
+    preds = json.loads(out.stdout)
     assert [p["source"] for p in preds] == ["catalog facts", "catalog facts"]
     assert all(p["decode_ts"] > 0 and p["peak_mib"] > 0 for p in preds)
     # the bigger model is predicted slower
     assert preds[0]["decode_ms"] < preds[1]["decode_ms"]
-    rc = main(["predict", "smollm2-135m:Q4_K_M", "-t", "2", "--probe", probe, "--offline"])
-    out = capsys.readouterr().out
-    assert rc == 0 and "catalog facts" in out and "approximate" in out and "+-" in out
+    out = predict("smollm2-135m:Q4_K_M")
+    assert out.returncode == 0 and "catalog facts" in out.stdout
+    assert "approximate" in out.stdout and "+-" in out.stdout
 
 
 def test_bad_header_missing_probe_and_bad_shape_are_one_line_errors(tmp_path, monkeypatch,
