@@ -124,18 +124,20 @@ def parse_duration(value: Any, what: str = "duration") -> float:
 
 
 def parse_workload(text: Any) -> tuple[str, int, int]:
-    """'tg128' -> ('tg128', 0, 128); 'pp512' -> ('pp512', 512, 0); 'chat:512/128' ->
-    ('chat:512/128', 512, 128)."""
+    """'tg128' -> ('tg128', 0, 128); 'pp512' -> ('pp512', 512, 0); 'chat:512/128' (or 'P/G',
+    or a preset of config.WORKLOADS: 'chat', 'rag' ...) -> ('chat:512/128', 512, 128)."""
+    from slmbench.config import WORKLOAD, workload_shape
+
     s = str(text).strip().lower() if isinstance(text, (str, int)) else ""
     m = re.fullmatch(r"(tg|pp)(\d+)", s)
     if m and int(m.group(2)) > 0:
         n = int(m.group(2))
         return s, (n if m.group(1) == "pp" else 0), (n if m.group(1) == "tg" else 0)
-    m = re.fullmatch(r"chat:(\d+)/(\d+)", s)
-    if m and int(m.group(1)) > 0 and int(m.group(2)) > 0:
-        return s, int(m.group(1)), int(m.group(2))
-    raise ConfigError(f"workload: unknown workload {text!r} (use tgN, ppN or chat:P/G, e.g. "
-                      "tg128, pp512, chat:512/128)")
+    shape = workload_shape(s[5:] if s.startswith("chat:") else s)
+    if shape:
+        return f"chat:{shape[0]}/{shape[1]}", shape[0], shape[1]
+    raise ConfigError(f"workload: unknown workload {text!r} (use tgN, ppN, chat:P/G or a preset "
+                      f"({', '.join(WORKLOAD)}), e.g. tg128, pp512, chat:512/128, rag)")
 
 
 def make_spec(duration: Any = None, window: Any = None, workload: Any = None,

@@ -46,6 +46,10 @@ def test_workloads():
     assert parse_workload("tg128") == ("tg128", 0, 128)
     assert parse_workload("PP512") == ("pp512", 512, 0)
     assert parse_workload("chat:512/128") == ("chat:512/128", 512, 128)
+    # the presets of config.WORKLOADS (recommend's workloads) and P/G mean the same here
+    assert parse_workload("chat") == ("chat:512/128", 512, 128)
+    assert parse_workload("rag") == ("chat:4096/128", 4096, 128)
+    assert parse_workload("64/16") == ("chat:64/16", 64, 16)
     for bad in ("tg0", "chat:512", "chat:0/5", "decode", "tg-1", "pp"):
         with pytest.raises(ConfigError, match="unknown workload"):
             parse_workload(bad)

@@ -17,7 +17,8 @@ decode speed within seconds to minutes; this answers "what speed do I get after 
 workloads (each iteration starts from an empty KV cache):
   tgN         generate N tokens one by one (llama-bench's tgN)
   ppN         prefill N prompt tokens
-  chat:P/G    prefill P tokens, then generate G tokens after them (what an assistant does)
+  chat:P/G    prefill P tokens, then generate G tokens after them (what an assistant does);
+              P/G or a preset (autocomplete, chat, summarize, rag) means the same
 
 Reported: burst speed (the first window), sustained speed (median of the last 20% of the
 windows, at least 3), % of burst retained, when the speed first fell below 90% of burst (or
