@@ -62,11 +62,14 @@ LABEL_TYPE = {"F16": "F16", "BF16": "BF16", "F32": "F32", "Q8_0": "Q8_0", "Q6_K"
               "IQ4_XS": "IQ4_XS", "IQ4_NL": "IQ4_NL"}
 TINY_PREFIX = "tiny"  # probe models whose weights fit in the caches
 SMALL = "@cache"     # suffix of their weight types in a fit
+CACHED_PREFIX = "small-"  # the per-type probe models of cache size (~10-40 MB)
+CACHED = "@small"    # suffix of their weight types in a fit
 PROBE_PROMPT = 128   # prefill batch of the probe's pp test
 PROBE_GEN = 16
 PROBE_REPETITIONS = 5
 PROBE_MAX_CV = 5.0  # % : a probe measurement noisier than this is taken again (twice at most)
 PROBE_DEPTH = 1024
+PER_TYPE_MODELS = ("wide", "small")  # quantized --pure to every probed type
 DEEP_MODELS = ("tiny-l12", "tiny-hd64", "tiny-hd128", "tiny-hd256")  # also at PROBE_DEPTH
 # the expected error band: the P90 absolute error of benchmarks/predict.py's probe-only
 # validation on this project's 2-vCPU VM (88 held-out decode / prefill configs, 44 memory;
@@ -96,6 +99,9 @@ def probe_specs() -> dict[str, Any]:
         # last-level cache holds, like the real SLMs predicted
         "wide": SynthSpec(n_embd=1024, n_layer=8, n_head=16, n_head_kv=4, n_ff=4096,
                           n_vocab=16384, n_ctx=4096, name="probe-wide"),
+        # ~19M parameters (10-38 MB): the same types where the weights stay in the caches
+        "small": SynthSpec(n_embd=512, n_layer=4, n_head=8, n_head_kv=2, n_ff=2048,
+                           n_vocab=4096, n_ctx=4096, name="probe-small"),
     }
     return specs
 
@@ -114,6 +120,9 @@ class PhaseFit:
     # cell x layer), prefill s per attention FLOP - llama.cpp's CPU attention (flash attention
     # with the default 'auto') costs per score 3-6x more at head dim 64 than at 128 here
     attention: dict[str, float] = field(default_factory=dict)
+    # decode: weight bytes of the small and the wide probe model of each type: between them
+    # the per-byte cost moves (in log size) from the small model's to the wide model's
+    sizes: dict[str, list[float]] = field(default_factory=dict)
     rms_rel_err: float | None = None  # of the fit on the probe's own measurements
     n_obs: int = 0
 
@@ -127,17 +136,32 @@ class PhaseFit:
         near = min(self.attention, key=lambda c: abs(math.log2(int(c) / int(cls))))
         return self.attention[near]
 
-    def rate(self, qtype: str) -> tuple[float, str]:
+    def rate(self, qtype: str, model_bytes: float | None = None) -> tuple[float, str]:
         """(seconds per unit of ``qtype``, the type whose figure serves): a type the probe did
-        not measure borrows the probed type of the nearest bits per weight."""
+        not measure borrows the probed type of the nearest bits per weight.  With
+        ``model_bytes`` (a decode), a model no bigger than the small probe model of the type
+        gets its cache-resident cost, one as big as the wide one the wide one's, log-linear in
+        between."""
         if qtype in self.per_type:
-            return self.per_type[qtype], qtype
-        real = [t for t in self.per_type if SMALL not in t]
-        if not real:
-            raise ConfigError("the probe holds no matmul costs; run `slmbench probe --force`")
-        bpw = _bits(qtype)
-        near = min(real, key=lambda t: (abs(_bits(t) - bpw), t))
-        return self.per_type[near], near
+            used = qtype
+        else:
+            real = [t for t in self.per_type if "@" not in t]
+            if not real:
+                raise ConfigError("the probe holds no matmul costs; run `slmbench probe "
+                                  "--force`")
+            bpw = _bits(qtype)
+            used = min(real, key=lambda t: (abs(_bits(t) - bpw), t))
+        big = self.per_type[used]
+        small = self.per_type.get(used + CACHED)
+        if model_bytes is None or small is None or used not in self.sizes:
+            return big, used
+        lo, hi = self.sizes[used]
+        if model_bytes <= lo:
+            return small, used
+        if model_bytes >= hi or hi <= lo:
+            return big, used
+        frac = math.log(model_bytes / lo) / math.log(hi / lo)
+        return small + (big - small) * frac, used
 
 
 @dataclass
@@ -373,14 +397,15 @@ class Prediction:
 
 
 def _apply(fit: PhaseFit, feats: dict[str, float], unit_prefix: str, notes: list[str],
-           decode_fit: PhaseFit | None = None) -> tuple[float, dict[str, float]]:
+           decode_fit: PhaseFit | None = None, model_bytes: float | None = None
+           ) -> tuple[float, dict[str, float]]:
     """Seconds for ``feats`` under ``fit``: 'w:' features at decode rates (bytes),
     'f:' features at prefill rates (FLOPs)."""
     parts: dict[str, float] = {}
     for k, v in feats.items():
         if k.startswith("w:"):
             src = decode_fit or fit
-            rate, used = src.rate(k[2:])
+            rate, used = src.rate(k[2:], model_bytes)
             if used != k[2:]:
                 notes.append(f"{k[2:]} was not probed: {used}'s figure used")
             parts[f"weights {k[2:]}"] = parts.get(f"weights {k[2:]}", 0.0) + v * rate
@@ -435,8 +460,9 @@ def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int
         raise ModelLoadError(f"{label or info.path}: no tensor table to predict from")
     costs = probe.at(n_threads)
     notes: list[str] = []
+    size = float(info.model_size_bytes)
     dec_s, parts = _apply(costs.decode, decode_features(info, n_depth, type_k, type_v),
-                          "decode", notes)
+                          "decode", notes, model_bytes=size)
     pred = Prediction(model=label or info.name or os.path.basename(info.path) or "?",
                       n_threads=n_threads, n_prompt=n_prompt, n_gen=n_gen, n_depth=n_depth,
                       source=source, band_pct=dict(BAND_PCT))
@@ -445,12 +471,12 @@ def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int
     pred.decode_parts_ms = {k: round(v * 1e3, 4) for k, v in parts.items()}
     if n_prompt:
         pp_s, _ = _apply(costs.prefill, prefill_features(info, n_prompt, n_depth), "prefill",
-                         notes, decode_fit=costs.decode)
+                         notes, decode_fit=costs.decode, model_bytes=size)
         pred.prefill_ms = pp_s * 1e3
         pred.prefill_ts = n_prompt / pp_s if pp_s > 0 else None
         pred.ttft_ms = pred.prefill_ms
         dec_at = _apply(costs.decode, decode_features(info, n_depth + n_prompt, type_k, type_v),
-                        "decode", [])[0]
+                        "decode", [], model_bytes=size)[0]
         pred.e2e_ms = pred.ttft_ms + max(n_gen - 1, 0) * dec_at * 1e3
     n_ctx = n_depth + n_prompt + n_gen
     mem = predict_memory(info, costs, n_ctx, min(n_ubatch, max(n_prompt, 1)), type_k, type_v)
@@ -559,9 +585,11 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
     def own(model: str, feats: dict[str, float]) -> dict[str, float]:
         # the tiny models' weights sit in the caches: their bytes get their own rate, so they
         # pin the fixed costs without lending their cache speed to real models' weights
-        if not model.startswith(TINY_PREFIX):
+        suffix = (SMALL if model.startswith(TINY_PREFIX) else
+                  CACHED if model.startswith(CACHED_PREFIX) else "")
+        if not suffix:
             return feats
-        return {(k + SMALL if k[:2] in ("w:", "f:") else k): v for k, v in feats.items()}
+        return {(k + suffix if k[:2] in ("w:", "f:") else k): v for k, v in feats.items()}
 
     # decode
     rows, ys = [], []
@@ -578,6 +606,11 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
                             per_layer_s=coef["layers"], per_kv_s=coef["kv"],
                             attention={k.split("@")[1]: coef[k] for k in akeys},
                             rms_rel_err=err, n_obs=len(rows))
+    for name, info in infos.items():  # the sizes between which a type's cost moves
+        if name.startswith(CACHED_PREFIX) and f"wide-{name[len(CACHED_PREFIX):]}" in infos:
+            qtype = name[len(CACHED_PREFIX):]
+            costs.decode.sizes[qtype] = [float(info.model_size_bytes),
+                                         float(infos[f"wide-{qtype}"].model_size_bytes)]
     # prefill: the output projection at the decode rates just fitted (one token)
     rows, ys = [], []
     for o in obs:
@@ -646,19 +679,20 @@ def build_probe_models(work_dir: str, types: Iterable[str] = PROBE_TYPES,
             progress(f"writing {name}")
             write_synthetic(path + ".tmp", spec)
             os.replace(path + ".tmp", path)
-        if name != "wide":
+        if name not in PER_TYPE_MODELS:
             paths[name] = path
-    wide = os.path.join(work_dir, "wide.gguf")
-    for qtype in types:
-        path = os.path.join(work_dir, f"wide-{qtype}.gguf")
-        if qtype == "F16":
-            paths["wide-F16"] = wide
-            continue
-        if not os.path.exists(path):
-            progress(f"quantizing wide to {qtype} (pure)")
-            quantize(wide, path + ".tmp", PURE_LABEL[qtype], pure=True)
-            os.replace(path + ".tmp", path)
-        paths[f"wide-{qtype}"] = path
+    for base in PER_TYPE_MODELS:
+        src = os.path.join(work_dir, f"{base}.gguf")
+        for qtype in types:
+            path = os.path.join(work_dir, f"{base}-{qtype}.gguf")
+            if qtype == "F16":
+                paths[f"{base}-F16"] = src
+                continue
+            if not os.path.exists(path):
+                progress(f"quantizing {base} to {qtype} (pure)")
+                quantize(src, path + ".tmp", PURE_LABEL[qtype], pure=True)
+                os.replace(path + ".tmp", path)
+            paths[f"{base}-{qtype}"] = path
     return paths
 
 

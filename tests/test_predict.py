@@ -262,3 +262,12 @@ def test_a_probe_of_real_measurements_predicts_another_model(tmp_path, monkeypat
     out = write_report([str(run)], str(tmp_path / "rep"))
     md = open(out["markdown"], encoding="utf-8").read()
     assert "## Predicted vs measured" in md and "peak memory" in md
+
+
+def test_a_decode_cost_moves_from_the_small_to_the_wide_probe_model_with_size():
+    fit = P.PhaseFit(per_type={"Q8_0": 2.0, "Q8_0" + P.CACHED: 1.0}, sizes={"Q8_0": [10, 1000]})
+    assert fit.rate("Q8_0", 5)[0] == 1.0          # within the caches
+    assert fit.rate("Q8_0", 1000)[0] == 2.0       # as big as the wide probe model
+    assert fit.rate("Q8_0", 100)[0] == pytest.approx(1.5)  # half way in log size
+    assert fit.rate("Q8_0")[0] == 2.0             # no size (prefill's output row): the wide one
+    assert fit.rate("Q6_K", 5)[1] == "Q8_0"       # a type not probed borrows, size and all
