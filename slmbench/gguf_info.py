@@ -297,6 +297,10 @@ class _HeaderError(ValueError):
     """A header that does not parse; read_gguf turns it into a one-line SlmbenchError."""
 
 
+class _HeaderEnds(_HeaderError):
+    """The bytes end inside the header (a truncated file, or the start of one read so far)."""
+
+
 class _Header:
     """A minimal GGUF v2/v3 header parser: metadata and tensor infos, no tensor data.
 
@@ -315,7 +319,7 @@ class _Header:
 
     def _need(self, n: int) -> None:
         if n < 0 or self.off + n > len(self.buf):
-            raise _HeaderError("header ends early")
+            raise _HeaderEnds("header ends early")
 
     def u32(self) -> int:
         self._need(4)
@@ -364,10 +368,10 @@ class _Header:
             unpack, buf, off, end = self._u64.unpack_from, self.buf, self.off, len(self.buf)
             for _ in range(count):
                 if off + 8 > end:
-                    raise _HeaderError("header ends early")
+                    raise _HeaderEnds("header ends early")
                 off += 8 + unpack(buf, off)[0]
             if off > end:
-                raise _HeaderError("header ends early")
+                raise _HeaderEnds("header ends early")
             self.off = off
         else:
             for _ in range(count):
@@ -407,6 +411,11 @@ def model_id_from_file(filename: str, quant: str | None) -> str:
     return stem
 
 
+def _first_line(exc: Exception) -> str:
+    """The first line of an exception's message, or its class name when it has none."""
+    return str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+
+
 def _read_header(path: str) -> tuple[int, _Header]:
     """(file size, parsed header) of one GGUF file; any defect is a one-line SlmbenchError."""
     size, endian, n_tensors, n_kv = _check_header(path)
@@ -414,8 +423,8 @@ def _read_header(path: str) -> tuple[int, _Header]:
         with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             return size, _Header(mm, endian).parse(n_tensors, n_kv)
     except Exception as exc:  # noqa: BLE001 - bad bytes surface as many kinds of error
-        detail = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        raise ModelLoadError(f"{path}: unreadable or truncated GGUF file ({detail})") from None
+        raise ModelLoadError(f"{path}: unreadable or truncated GGUF file ({_first_line(exc)})"
+                             ) from None
 
 
 class HeaderTooShort(ModelLoadError):
@@ -429,20 +438,15 @@ def read_gguf_bytes(buf: bytes, label: str, file_size: int) -> GGUFInfo:
     endian, n_tensors, n_kv = _check_fixed(label, bytes(buf[:24]), file_size)
     try:
         reader = _Header(buf, endian, file_size).parse(n_tensors, n_kv)
-    except _HeaderError as exc:
-        if "ends early" in str(exc) and len(buf) < file_size:
-            raise HeaderTooShort(f"{label}: header longer than the {len(buf)} bytes read") from None
-        raise ModelLoadError(f"{label}: unreadable GGUF header ({exc})") from None
-    except Exception as exc:  # noqa: BLE001 - bad bytes surface as many kinds of error
-        detail = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        raise ModelLoadError(f"{label}: unreadable GGUF header ({detail})") from None
-    try:
         return _info_from_reader([(label, file_size, reader)])
     except SlmbenchError:
         raise
-    except Exception as exc:  # noqa: BLE001
-        detail = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        raise ModelLoadError(f"{label}: unreadable GGUF header ({detail})") from None
+    except _HeaderEnds:
+        if len(buf) < file_size:
+            raise HeaderTooShort(f"{label}: header longer than the {len(buf)} bytes read") from None
+        raise ModelLoadError(f"{label}: unreadable GGUF header (header ends early)") from None
+    except Exception as exc:  # noqa: BLE001 - bad bytes surface as many kinds of error
+        raise ModelLoadError(f"{label}: unreadable GGUF header ({_first_line(exc)})") from None
 
 
 def _split_shards(path: str, reader: _Header) -> list[str]:
@@ -484,8 +488,8 @@ def read_gguf(path: str) -> GGUFInfo:
     except SlmbenchError:
         raise
     except Exception as exc:  # noqa: BLE001 - odd metadata values surface as many kinds of error
-        detail = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        raise ModelLoadError(f"{path}: unreadable or truncated GGUF file ({detail})") from None
+        raise ModelLoadError(f"{path}: unreadable or truncated GGUF file ({_first_line(exc)})"
+                             ) from None
 
 
 def _info_from_reader(parts: list[tuple[str, int, _Header]]) -> GGUFInfo:
