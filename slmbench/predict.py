@@ -40,11 +40,13 @@ import hashlib
 import json
 import math
 import os
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
 from slmbench.errors import ConfigError, ModelLoadError, SlmbenchError
-from slmbench.gguf_info import GGUFInfo, TensorInfo, _layer_kv_bytes, bytes_for, kv_cache_bytes
+from slmbench.gguf_info import (GGUFInfo, TensorInfo, _layer_kv_bytes, bytes_for, ggml_type_size,
+                                kv_cache_bytes)
 
 MIB = 1024 * 1024
 PROBE_VERSION = 1
@@ -196,14 +198,8 @@ class DeviceProbe:
 
 
 def _bits(qtype: str) -> float:
-    block, size = _type_size(qtype)
+    block, size = ggml_type_size(qtype)
     return 8.0 * size / block
-
-
-def _type_size(qtype: str) -> tuple[int, int]:
-    from slmbench.gguf_info import ggml_type_size
-
-    return ggml_type_size(qtype)
 
 
 def probe_from_dict(data: dict[str, Any]) -> DeviceProbe:
@@ -304,6 +300,14 @@ def output_tensor(info: GGUFInfo) -> TensorInfo | None:
     return by_name.get("output.weight") or by_name.get("token_embd.weight")
 
 
+def _add_output(feats: dict[str, float], info: GGUFInfo) -> None:
+    """The output projection's bytes, read once per token in decode and once per prompt in
+    prefill (llama.cpp computes the logits of the last token only)."""
+    out = output_tensor(info)
+    if out is not None:
+        feats[f"w:{out.type}"] = feats.get(f"w:{out.type}", 0.0) + out.n_bytes
+
+
 def decode_features(info: GGUFInfo, n_depth: int, type_k: str = "f16",
                     type_v: str = "f16") -> dict[str, float]:
     """What one decoded token reads: weight bytes per type (the output projection included),
@@ -312,16 +316,13 @@ def decode_features(info: GGUFInfo, n_depth: int, type_k: str = "f16",
     for t in info.tensors:
         if _is_matmul_weight(t):
             feats[f"w:{t.type}"] = feats.get(f"w:{t.type}", 0.0) + t.n_bytes
-    out = output_tensor(info)
-    if out is not None:
-        feats[f"w:{out.type}"] = feats.get(f"w:{out.type}", 0.0) + out.n_bytes
+    _add_output(feats, info)
     feats["layers"] = float(info.n_layer)
     feats["kv"] = kv_read_bytes(info, n_depth + 1, type_k, type_v)
     # the scores: every query head against every cell it sees (GQA shares the KV bytes between
     # heads, not this work: softmax, scale and mask run per head)
-    feats[f"scores@{head_class(info)}"] = info.n_head * kv_read_bytes(
-        info, n_depth + 1, "f32", "f32") / (4.0 * (info.n_embd_head_k + info.n_embd_head_v)
-                                            * max(info.n_head_kv, 1))
+    feats[f"scores@{head_class(info)}"] = info.n_head * sum(
+        _cells_seen(info, il, n_depth + 1) for il in range(info.n_layer))
     return feats
 
 
@@ -334,14 +335,19 @@ def head_class(info: GGUFInfo) -> str:
     return str(min(HEAD_CLASSES, key=lambda c: abs(math.log2(hd / c))))
 
 
+def _is_swa(info: GGUFInfo, il: int) -> bool:
+    return bool(info.sliding_window) and il < len(info.swa_layers) and info.swa_layers[il]
+
+
+def _cells_seen(info: GGUFInfo, il: int, cells: int) -> int:
+    """The cells a query of layer ``il`` attends to with ``cells`` in the cache: at most the
+    window on a sliding-window layer."""
+    return min(cells, info.sliding_window) if _is_swa(info, il) else cells
+
+
 def kv_read_bytes(info: GGUFInfo, cells: int, type_k: str = "f16", type_v: str = "f16") -> float:
-    window = info.sliding_window
-    total = 0.0
-    for il in range(info.n_layer):
-        c = min(cells, window) if window and il < len(info.swa_layers) and info.swa_layers[il] \
-            else cells
-        total += _layer_kv_bytes(info, il, c, type_k, type_v)
-    return total
+    return sum(_layer_kv_bytes(info, il, _cells_seen(info, il, cells), type_k, type_v)
+               for il in range(info.n_layer))
 
 
 def prefill_features(info: GGUFInfo, n_prompt: int, n_depth: int) -> dict[str, float]:
@@ -352,22 +358,16 @@ def prefill_features(info: GGUFInfo, n_prompt: int, n_depth: int) -> dict[str, f
     for t in info.tensors:
         if _is_matmul_weight(t):
             feats[f"f:{t.type}"] = feats.get(f"f:{t.type}", 0.0) + 2.0 * t.n_elements * n_prompt
-    out = output_tensor(info)
-    if out is not None:
-        feats[f"w:{out.type}"] = feats.get(f"w:{out.type}", 0.0) + out.n_bytes
+    _add_output(feats, info)
     feats["tokens"] = float(n_prompt)
     feats["token_layers"] = float(n_prompt * info.n_layer)
-    att = 0.0
-    window = info.sliding_window
-    for il in range(info.n_layer):
-        heads = info.n_head
-        dim = info.n_embd_head_k + info.n_embd_head_v
-        if window and il < len(info.swa_layers) and info.swa_layers[il]:
-            seen = sum(min(n_depth + i + 1, window) for i in range(0, n_prompt, 16)) * 16
-        else:
-            seen = n_prompt * (n_depth + (n_prompt + 1) / 2)
-        att += 2.0 * heads * dim * seen
-    feats[f"attention@{head_class(info)}"] = att
+    # cells seen by the n_prompt queries: n_depth + i + 1 for query i, at most the window
+    full = n_prompt * (n_depth + (n_prompt + 1) / 2)
+    windowed = (sum(min(n_depth + i + 1, info.sliding_window) for i in range(n_prompt))
+                if info.sliding_window else full)
+    seen = sum(windowed if _is_swa(info, il) else full for il in range(info.n_layer))
+    feats[f"attention@{head_class(info)}"] = (2.0 * info.n_head * seen
+                                              * (info.n_embd_head_k + info.n_embd_head_v))
     return feats
 
 
@@ -514,14 +514,13 @@ def info_from_shape(*, n_params: int | None = None, n_layer: int, n_embd: int, n
         per_layer = (n_params - emb * (1 if tied else 2)) / n_layer - attn
         n_ff = max(int(per_layer / (3 * n_embd)), 1)
     out_type = qtype if qtype in ("F16", "BF16", "F32", "Q8_0") else "Q6_K"
-    tensors = [TensorInfo("token_embd.weight", (n_embd, n_vocab), qtype,
-                          int(bytes_for(qtype, emb)))]
+    # a tied embedding is the output projection too, and gets its type
+    embd_type = out_type if tied else qtype
+    tensors = [TensorInfo("token_embd.weight", (n_embd, n_vocab), embd_type,
+                          int(bytes_for(embd_type, emb)))]
     if not tied:
         tensors.append(TensorInfo("output.weight", (n_embd, n_vocab), out_type,
                                   int(bytes_for(out_type, emb))))
-    else:
-        tensors[0] = TensorInfo("token_embd.weight", (n_embd, n_vocab), out_type,
-                                int(bytes_for(out_type, emb)))
     shapes = {"attn_q": (n_embd, n_head * hd), "attn_k": (n_embd, n_head_kv * hd),
               "attn_v": (n_embd, n_head_kv * hd), "attn_output": (n_head * hd, n_embd),
               "ffn_gate": (n_embd, n_ff), "ffn_up": (n_embd, n_ff), "ffn_down": (n_ff, n_embd)}
@@ -537,7 +536,7 @@ def info_from_shape(*, n_params: int | None = None, n_layer: int, n_embd: int, n
                     n_head=n_head, n_head_kv_layers=[n_head_kv] * n_layer, n_embd_head_k=hd,
                     n_embd_head_v=hd, n_ff=n_ff, n_ctx_train=0,
                     sliding_window=sliding_window if n_swa_layers else None, swa_layers=swa,
-                    tensor_types={qtype: 7 * n_layer}, tensors=tensors)
+                    tensor_types=dict(Counter(t.type for t in tensors)), tensors=tensors)
 
 
 def info_from_catalog(entry: Any, quant: str) -> GGUFInfo:
