@@ -111,8 +111,9 @@ def measure(models: dict[str, str], threads: int, reps: int) -> list[dict]:
     from slmbench.api import bench_steady
 
     by_path = {os.path.abspath(p): mid for mid, p in models.items()}
-    recs = bench_steady(list(models.values()), 5.0, threads=[threads], repetitions=reps,
-                        n_prompt=[PROMPT], n_gen=[GEN], n_depth=[0, DEPTH], ttft=False,
+    recs = bench_steady(list(models.values()), P.PROBE_MAX_CV, threads=[threads],
+                        repetitions=reps, n_prompt=[PROMPT], n_gen=[GEN],
+                        n_depth=[0, DEPTH], ttft=False,
                         progress=lambda m: print("  ", m, flush=True))
     rows = []
     for r in recs:
@@ -266,7 +267,8 @@ def main() -> int:
                       f"{r.get('n_prompt') or r.get('n_gen') or ''}@d{r.get('n_depth', 0)}: "
                       f"{r['truth'] * unit:.2f} vs {r['pred_ours'] * unit:.2f} "
                       f"({r['err_ours']:+.1f} %)"
-                      + (f" CV {r['cv']:.0f} %" if r.get("cv") and r["cv"] > 5 else ""))
+                      + (f" CV {r['cv']:.0f} %" if (r.get("cv") or 0) > P.PROBE_MAX_CV
+                         else ""))
     print("\n".join(report))
     print(f"\ntotal {time.monotonic() - t0:.0f} s; load average after: "
           f"{open('/proc/loadavg').read().split()[:3]}")

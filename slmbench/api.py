@@ -411,17 +411,19 @@ def predict_models(models: Sequence[str], *, threads: int | None = None, n_promp
 
 def bench_steady(paths: Sequence[str | os.PathLike], max_cv: float, *, tries: int = 2,
                  progress: Progress | None = None, **settings: Any) -> list[Record]:
-    """``bench``, then each file whose noisiest pp / tg test has a CV above ``max_cv`` % is
-    measured again (``tries`` times at most) and the steadier record kept."""
+    """``bench`` of one config per file, then the files whose noisiest pp / tg test has a CV
+    above ``max_cv`` % are measured again together (``tries`` times at most) and the steadier
+    record of each kept."""
     recs = bench(paths, **settings)
+    if len(recs) != len(paths):
+        raise ConfigError("bench_steady measures one config per file: sweep settings outside it")
     for _ in range(tries):
         noisy = [i for i, r in enumerate(recs) if worst_cv(r) > max_cv]
         if not noisy:
             break
         if progress:
             progress(f"{len(noisy)} noisy measurement(s) (CV > {max_cv:g} %) taken again")
-        for i in noisy:
-            again = bench([recs[i].model.path if recs[i].model else paths[i]], **settings)[0]
+        for i, again in zip(noisy, bench([paths[i] for i in noisy], **settings)):
             if worst_cv(again) < worst_cv(recs[i]):
                 recs[i] = again
     return recs

@@ -47,6 +47,7 @@ from typing import Any, Callable, Iterable
 from slmbench.errors import ConfigError, ModelLoadError, SlmbenchError
 from slmbench.gguf_info import (GGUFInfo, TensorInfo, _layer_kv_bytes, bytes_for, ggml_type_size,
                                 kv_cache_bytes)
+from slmbench.stats import CV_WARN_PCT
 
 MIB = 1024 * 1024
 PROBE_VERSION = 1
@@ -69,7 +70,7 @@ CACHED = "@small"    # suffix of their weight types in a fit
 PROBE_PROMPT = 128   # prefill batch of the probe's pp test
 PROBE_GEN = 16
 PROBE_REPETITIONS = 5
-PROBE_MAX_CV = 5.0  # % : a probe measurement noisier than this is taken again (twice at most)
+PROBE_MAX_CV = CV_WARN_PCT  # a probe measurement this noisy is taken again (twice at most)
 PROBE_DEPTH = 1024
 PER_TYPE_MODELS = ("wide", "small")  # quantized --pure to every probed type
 DEEP_MODELS = ("tiny-l12", "tiny-hd64", "tiny-hd128", "tiny-hd256")  # also at PROBE_DEPTH

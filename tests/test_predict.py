@@ -271,3 +271,17 @@ def test_a_decode_cost_moves_from_the_small_to_the_wide_probe_model_with_size():
     assert fit.rate("Q8_0", 100)[0] == pytest.approx(1.5)  # half way in log size
     assert fit.rate("Q8_0")[0] == 2.0             # no size (prefill's output row): the wide one
     assert fit.rate("Q6_K", 5)[1] == "Q8_0"       # a type not probed borrows, size and all
+
+
+def test_bench_steady_measures_noisy_files_again_and_refuses_sweeps(tiny_model):
+    from slmbench.api import bench_steady
+
+    said: list[str] = []
+    common = dict(repetitions=2, n_prompt=[16], n_gen=[4], ttft=False)
+    # a CV limit below 0 makes every record "noisy": measured again once, one record kept
+    recs = bench_steady([tiny_model], -1.0, tries=1, progress=said.append, threads=[1],
+                        **common)
+    assert len(recs) == 1 and recs[0].status == "ok"
+    assert said == ["1 noisy measurement(s) (CV > -1 %) taken again"]
+    with pytest.raises(ConfigError, match="one config per file"):
+        bench_steady([tiny_model], 5.0, threads=[1, 2], **common)
