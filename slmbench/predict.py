@@ -36,6 +36,7 @@ count, and reused until one of them changes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -217,6 +218,13 @@ def probe_from_dict(data: dict[str, Any]) -> DeviceProbe:
 
 def device_key(n_threads: int) -> tuple[str, str | None, str | None]:
     """(key, CPU model, llama.cpp build) of this machine at ``n_threads``."""
+    digest, cpu, build = _device()
+    return f"{digest}-t{n_threads}", cpu, build
+
+
+@functools.lru_cache(maxsize=1)
+def _device() -> tuple[str, str | None, str | None]:
+    """(digest, CPU model, llama.cpp build): read once per process (the build asks llama.cpp)."""
     from slmbench.devices import cpu_model
     from slmbench.envinfo import versions
     from slmbench.llama_backend import system_info
@@ -227,7 +235,7 @@ def device_key(n_threads: int) -> tuple[str, str | None, str | None]:
     except Exception:  # noqa: BLE001 - a key without the build still separates CPUs
         build = None
     digest = hashlib.sha256(f"{cpu}|{build}|{PROBE_VERSION}".encode()).hexdigest()[:12]
-    return f"{digest}-t{n_threads}", cpu, build
+    return digest, cpu, build
 
 
 def probe_dir() -> str:
@@ -258,6 +266,8 @@ def load_probe(path: str) -> DeviceProbe:
 
 def cached_probe(threads: Iterable[int]) -> DeviceProbe | None:
     """This machine's stored probe covering every thread count, or None."""
+    if not os.path.isdir(probe_dir()):  # no probe yet: do not start llama.cpp to name one
+        return None
     merged: DeviceProbe | None = None
     for t in threads:
         key, _, _ = device_key(t)

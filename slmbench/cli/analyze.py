@@ -61,11 +61,13 @@ def run(args: argparse.Namespace) -> int:
     from slmbench.errors import SlmbenchError
     from slmbench.findings import analyze, stats_rows
     from slmbench.report import correlation_rows, speedup_table, tables
+    from slmbench.results import read_run
 
     catalog = load_catalog(args.catalog) if args.catalog else None
+    runs = [read_run(p) for p in run_paths(args.runs)] if args.runs else []
     frames = []
-    if args.runs:
-        frames.append(load_table(run_paths(args.runs), catalog, args.gguf))
+    if runs:
+        frames.append(load_table(runs, catalog, args.gguf))
     if args.from_csv:
         frames.append(load_csv(args.from_csv, catalog, args.gguf))
     if not frames:
@@ -73,11 +75,10 @@ def run(args: argparse.Namespace) -> int:
     df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     result = analyze(df)
     versus: list[list[str]] = []
-    if args.runs:  # predicted vs measured, when this machine holds a probe of their device
+    if runs:  # predicted vs measured, when this machine holds a probe of their device
         from slmbench.predict import against_runs, against_table
-        from slmbench.results import read_run
 
-        rows, why = against_runs([read_run(p) for p in run_paths(args.runs)])
+        rows, why = against_runs(runs)
         result["predicted_vs_measured"] = {"rows": rows, "note": why}
         versus = against_table(rows) if rows else []
     quiet = args.json == "-"  # stdout is the JSON alone
