@@ -223,6 +223,23 @@ def _nll_se(m: QualityMetrics) -> float | None:
     return None
 
 
+def _spread(est: Estimate, windows: list[float] | None, se: float | None, n_tokens: int,
+            se_name: str, scale: float = 1.0) -> Estimate:
+    """``est`` with its 95 % CI: Student t over per-window values (their spread around their
+    mean, times ``scale``, set around est.value), else +-Z95 x the token-level standard error
+    ``se`` (x ``scale``); neither leaves ``est`` without a CI."""
+    if windows:
+        mean, _se, low, high = mean_ci(windows)
+        est.low = est.value + (low - mean) * scale
+        est.high = est.value + (high - mean) * scale
+        est.n, est.method = len(windows), f"Student t over {len(windows)} windows"
+    elif se is not None:
+        half = Z95 * se * scale
+        est.low, est.high = est.value - half, est.value + half
+        est.n, est.method = n_tokens, f"token-level standard error ({se_name})"
+    return est
+
+
 def bits_per_byte(q: _Quality) -> Estimate | None:
     m = q.m
     if not _finite(m.bits_per_byte):
@@ -231,44 +248,24 @@ def bits_per_byte(q: _Quality) -> Estimate | None:
     if not (m.n_tokens and m.n_bytes):
         return est
     scale = m.n_tokens / (LN2 * m.n_bytes)  # bits per byte per nat of mean NLL
-    w = _windows(m, "window_nll")
-    if w:
-        mean, _se, low, high = mean_ci(w)
-        est.low, est.high = m.bits_per_byte + (low - mean) * scale, \
-            m.bits_per_byte + (high - mean) * scale
-        est.n, est.method = len(w), f"Student t over {len(w)} windows"
-    elif _nll_se(m) is not None:
-        half = Z95 * _nll_se(m) * scale
-        est.low, est.high = m.bits_per_byte - half, m.bits_per_byte + half
-        est.n, est.method = m.n_tokens, "token-level standard error (ppl_err)"
-    return est
+    return _spread(est, _windows(m, "window_nll"), _nll_se(m), m.n_tokens, "ppl_err", scale)
 
 
 def kl_mean(q: _Quality) -> Estimate | None:
     m = q.m
     if not _finite(m.kl_mean):
         return None
-    est = Estimate(m.kl_mean)
-    w = _windows(m, "window_kl")
-    if w:
-        mean, _se, low, high = mean_ci(w)
-        est.low, est.high = m.kl_mean + (low - mean), m.kl_mean + (high - mean)
-        est.n, est.method = len(w), f"Student t over {len(w)} windows"
-    elif _finite(m.kl_mean_err):
-        est.low, est.high = m.kl_mean - Z95 * m.kl_mean_err, m.kl_mean + Z95 * m.kl_mean_err
-        est.n, est.method = m.n_tokens, "token-level standard error (kl_mean_err)"
-    return est
+    return _spread(Estimate(m.kl_mean), _windows(m, "window_kl"),
+                   m.kl_mean_err if _finite(m.kl_mean_err) else None, m.n_tokens,
+                   "kl_mean_err")
 
 
 def top1_pct(q: _Quality) -> Estimate | None:
     m = q.m
     if not _finite(m.top1_pct):
         return None
-    est = Estimate(m.top1_pct)
-    if _finite(m.top1_err):
-        est.low, est.high = m.top1_pct - Z95 * m.top1_err, m.top1_pct + Z95 * m.top1_err
-        est.n, est.method = m.n_tokens, "token-level standard error (top1_err)"
-    return est
+    return _spread(Estimate(m.top1_pct), None, m.top1_err if _finite(m.top1_err) else None,
+                   m.n_tokens, "top1_err")
 
 
 def quality_change(cand: _Quality, base: _Quality | None, metric: str) -> Estimate | None:
