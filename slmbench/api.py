@@ -392,15 +392,10 @@ def predict_models(models: Sequence[str], *, threads: int | None = None, n_promp
     ``probe``: a DeviceProbe or a probe file; default the stored probe of this machine at
     ``threads`` (an error naming `slmbench probe` when there is none)."""
     from slmbench.config import default_threads
-    from slmbench.predict import cached_probe, load_probe, predict, resolve_model
+    from slmbench.predict import predict, resolve_model, resolve_probe
 
     threads = threads or default_threads()
-    if isinstance(probe, (str, os.PathLike)):
-        probe = load_probe(os.fspath(probe))
-    probe = probe or cached_probe([threads])
-    if probe is None:
-        raise ConfigError(f"no device probe for this machine at {threads} threads: run "
-                          f"`slmbench probe -t {threads}` first (about a minute)")
+    probe = resolve_probe(probe, [threads])
     out = []
     for spec in models:
         info, label, source = resolve_model(spec, catalog, header=header, offline=offline)

@@ -282,6 +282,22 @@ def cached_probe(threads: Iterable[int]) -> DeviceProbe | None:
     return merged
 
 
+def resolve_probe(probe: Any, threads: Iterable[int]) -> DeviceProbe:
+    """``probe`` as given (a DeviceProbe, or a probe file), else this machine's stored probe
+    at ``threads``; a one-line error naming `slmbench probe` when there is none."""
+    if isinstance(probe, DeviceProbe):
+        return probe
+    if probe:
+        return load_probe(os.fspath(probe))
+    threads = list(threads)
+    stored = cached_probe(threads)
+    if stored is None:
+        counts = ",".join(map(str, threads))
+        raise ConfigError(f"no device probe for this machine at {counts} threads: run "
+                          f"`slmbench probe -t {counts}` first (about a minute per count)")
+    return stored
+
+
 def save_probe(probe: DeviceProbe) -> list[str]:
     """One file per thread count (each is reused on its own); the paths written."""
     from slmbench.results import write_json_atomic

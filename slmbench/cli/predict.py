@@ -90,8 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _against(args: argparse.Namespace) -> int:
     from slmbench.api import run_paths
-    from slmbench.errors import ConfigError
-    from slmbench.predict import against_records, cached_probe, format_against, load_probe
+    from slmbench.predict import against_records, format_against, resolve_probe
     from slmbench.results import read_run
 
     runs = [read_run(p) for p in run_paths(args.against)]
@@ -99,11 +98,7 @@ def _against(args: argparse.Namespace) -> int:
     threads = sorted({r.settings.n_threads for r in records if r.settings})
     if args.threads:
         threads = [args.threads]
-    probe = load_probe(args.probe) if args.probe else cached_probe(threads)
-    if probe is None:
-        raise ConfigError(f"no device probe for this machine at {threads} threads: run "
-                          f"`slmbench probe -t {','.join(map(str, threads))}` first")
-    rows = against_records(records, probe)
+    rows = against_records(records, resolve_probe(args.probe, threads))
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
