@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
+import tempfile
 import time
 from typing import Any, Callable
 
@@ -61,7 +63,8 @@ class Session:
         self.threadpool = None
         self._owns_model = share is None
         self._cb_eval = cb_eval  # a freed ctypes callback crashes the context that calls it
-        self._state_cache: dict[int, Any] = {}
+        self._state_cache: dict[int, str] = {}  # depth -> KV snapshot file
+        self._snap_dir: str | None = None
         self.malloc_pinned = self._pin_malloc_layout()
         mark = log_mark()
         self.rss_before_load = rss_mib()
@@ -160,6 +163,10 @@ class Session:
         if self.model and self._owns_model:
             lc.llama_model_free(self.model)
         self.model = None
+        if self._snap_dir is not None:
+            shutil.rmtree(self._snap_dir, ignore_errors=True)
+            self._snap_dir = None
+            self._state_cache.clear()
 
     # ------------------------------------------------------------------ inputs (untimed)
 
@@ -214,17 +221,24 @@ class Session:
         lc = self.lc
         if depth <= 0:
             return
+        # the snapshot lives in a file, not in this process: a copy of the KV cache in memory
+        # would be counted in the peak RSS (it doubled the KV cache of a run at depth); the
+        # file is read back through one tensor-sized buffer
         snap = self._state_cache.get(depth)
         if snap is not None:
-            buf, size = snap
-            if lc.llama_state_seq_set_data(self.ctx, buf, size, 0):
+            n_tok = ctypes.c_size_t(0)
+            if lc.llama_state_seq_load_file(self.ctx, os.fsencode(snap), 0,
+                                            (ctypes.c_int32 * 1)(), 1, ctypes.byref(n_tok)):
                 return
+            self.clear()
         toks = self.random_tokens(depth, rng)
         self.run_batches(self.batches(toks, depth, self.settings.n_batch))
-        size = int(lc.llama_state_seq_get_size(self.ctx, 0))
-        buf = (ctypes.c_uint8 * size)()
-        lc.llama_state_seq_get_data(self.ctx, buf, size, 0)
-        self._state_cache[depth] = (buf, size)
+        if self._snap_dir is None:
+            self._snap_dir = tempfile.mkdtemp(prefix="slmbench-kv-")
+        path = os.path.join(self._snap_dir, f"depth-{depth}.bin")
+        if lc.llama_state_seq_save_file(self.ctx, os.fsencode(path), 0,
+                                        (ctypes.c_int32 * 1)(), 0):
+            self._state_cache[depth] = path  # else: filled again next time
 
     def run_batches(self, batches: list[Any]) -> None:
         decode = self.lc.llama_decode

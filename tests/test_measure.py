@@ -279,3 +279,27 @@ def test_auto_repetitions_end_to_end(tiny_model):
     assert any("target ±1e-09% not reached" in w for w in rec.warnings)
     # a fixed count keeps the config ids it had before -r auto existed
     assert config.config_id("m:Q8_0", Settings(), plan) == "5e918a3a95455b6a"
+
+
+def test_a_run_at_depth_does_not_hold_a_copy_of_the_kv_cache(tmp_path):
+    """The context filled to a depth is snapshotted to a file, not into the process: the
+    peak RSS of a run at depth grows by the KV cache llama.cpp allocates, not by a second
+    copy of it (a 52 MiB snapshot here)."""
+    from slmbench.synth import SynthSpec, write_synthetic
+
+    path = write_synthetic(str(tmp_path / "deep.gguf"), SynthSpec(
+        n_embd=256, n_layer=16, n_head=4, n_head_kv=4, n_ff=512, n_vocab=1024, n_ctx=4096))
+    settings = Settings(n_threads=1, repetitions=2, warmup=0)
+    shallow = measure_model(path, settings, TestPlan(n_prompt=[16], n_gen=[4], n_depth=[0]),
+                            model_id="deep", quant="F16")
+    deep = measure_model(path, settings, TestPlan(n_prompt=[16], n_gen=[4], n_depth=[3300]),
+                         model_id="deep", quant="F16")
+    # the KV of the 3300 cells filled: 16 layers x 2 x 256 x 2 bytes per cell
+    snapshot_mib = 3300 * 16 * 2 * 256 * 2 / 2**20
+    assert snapshot_mib > 50
+    growth = (deep.memory.peak_rss_mib - shallow.memory.peak_rss_mib
+              - (deep.memory.kv_mib - shallow.memory.kv_mib))
+    assert growth < snapshot_mib / 2.5, (growth, deep.memory, shallow.memory)
+    # the repetitions after the first restored the snapshot: same context, same decode work
+    tg = next(t for t in deep.tests if t.test == "tg")
+    assert all(p.n_eval == 4 for p in tg.perf)
