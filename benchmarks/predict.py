@@ -132,8 +132,8 @@ def measure(models: dict[str, str], threads: int, reps: int) -> list[dict]:
             rows.append({"model": mid, "threads": threads, "test": "memory",
                          "peak_mib": r.memory.peak_rss_mib, "n_ctx": r.memory.n_ctx,
                          "weights_mib": r.model.model_size_bytes / P.MIB,
-                         "kv_mib": r.memory.kv_mib,
-                         "n_ubatch": min(r.settings.n_ubatch, PROMPT)})
+                         "kv_mib": r.memory.kv_mib, "step": P.record_step(r),
+                         "n_ubatch": r.settings.n_ubatch})
     return rows
 
 
@@ -154,7 +154,7 @@ def predicted(row: dict, info, costs: P.ThreadCosts) -> dict[str, float | None]:
     flops = peak_flops(costs.n_threads)
     if row["test"] == "memory":
         n_ctx = row["n_ctx"]
-        mem = P.predict_memory(info, costs, n_ctx, row["n_ubatch"])
+        mem = P.predict_memory(info, costs, n_ctx, row["step"], n_ubatch=row["n_ubatch"])
         plain = info.model_size_bytes / P.MIB + mem["kv_mib"]
         return {"ours": mem["peak_mib"], "size_bw": plain, "roofline": plain}
     pred = P.predict(info, probe, n_threads=costs.n_threads, n_prompt=row["n_prompt"] or 0,

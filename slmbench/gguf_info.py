@@ -73,6 +73,7 @@ class TensorInfo:
     dims: tuple[int, ...]
     type: str
     n_bytes: int
+    offset: int | None = None  # absolute byte offset of its data in its file (part)
 
     @property
     def n_elements(self) -> int:
@@ -519,7 +520,8 @@ def _info_from_reader(parts: list[tuple[str, int, _Header]]) -> GGUFInfo:
             n_params += n_elements
             model_bytes += n_bytes
             tensor_types[qtype.name] = tensor_types.get(qtype.name, 0) + 1
-            tensors.append(TensorInfo(name, tuple(int(d) for d in dims), qtype.name, n_bytes))
+            tensors.append(TensorInfo(name, tuple(int(d) for d in dims), qtype.name, n_bytes,
+                                      int(offset) if len(parts) == 1 else None))
             data_end = max(data_end, offset + n_bytes)
             if name == "token_embd.weight" and len(dims) == 2:
                 vocab_from_embd = int(dims[1])

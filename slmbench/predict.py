@@ -51,7 +51,7 @@ from slmbench.gguf_info import (GGUFInfo, TensorInfo, _layer_kv_bytes, bytes_for
 from slmbench.stats import CV_WARN_PCT
 
 MIB = 1024 * 1024
-PROBE_VERSION = 1
+PROBE_VERSION = 2  # 2: repacked weights measured (memory 'repack:TYPE')
 # Q5_0 and Q8_0 are also what a K-quant falls back to for rows not a multiple of 256 (Gemma-3's
 # 640-wide tensors in a Q4_K_M file are mostly Q5_0 and Q8_0)
 PROBE_TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K", "Q5_0", "Q4_K", "Q4_0", "Q3_K")
@@ -68,6 +68,7 @@ TINY_PREFIX = "tiny"  # probe models whose weights fit in the caches
 SMALL = "@cache"     # suffix of their weight types in a fit
 CACHED_PREFIX = "small-"  # the per-type probe models of cache size (~10-40 MB)
 CACHED = "@small"    # suffix of their weight types in a fit
+MEMORY_ONLY_PREFIX = "mem-"  # probe models whose timings the fits do not use
 PROBE_PROMPT = 128   # prefill batch of the probe's pp test
 PROBE_GEN = 16
 PROBE_REPETITIONS = 5
@@ -100,6 +101,11 @@ def probe_specs() -> dict[str, Any]:
                                 n_vocab=1024, n_ctx=4096, name="probe-tiny-hd128"),
         "tiny-hd256": SynthSpec(n_embd=512, n_layer=8, n_head=2, n_head_kv=1, n_ff=512,
                                 n_vocab=1024, n_ctx=4096, name="probe-tiny-hd256"),
+        # memory only (no timing): a real SLM's vocabulary (Gemma 3's 262k entries) in a
+        # model of 64 MiB - the tokenizer's tables cost memory per entry
+        MEMORY_ONLY_PREFIX + "v256k": SynthSpec(n_embd=64, n_layer=1, n_head=1, n_head_kv=1,
+                                                n_ff=64, n_vocab=262144, n_ctx=4096,
+                                                name="probe-mem-v256k"),
         # ~155M parameters (310 MB at F16): weights well beyond what a core's share of the
         # last-level cache holds, like the real SLMs predicted
         "wide": SynthSpec(n_embd=1024, n_layer=8, n_head=16, n_head_kv=4, n_ff=4096,
@@ -415,6 +421,7 @@ class Prediction:
     e2e_ms: float | None = None            # ttft + (n_gen - 1) decode at depth
     peak_mib: float | None = None
     weights_mib: float | None = None
+    repacked_mib: float | None = None      # weights the backend also holds repacked
     kv_mib: float | None = None
     rest_mib: float | None = None          # besides weights and KV: activations, runtime
     band_pct: dict[str, float] = field(default_factory=dict)
@@ -455,29 +462,78 @@ def _apply(fit: PhaseFit, feats: dict[str, float], unit_prefix: str, notes: list
     return sum(parts.values()), parts
 
 
+def _matmul_bytes(info: GGUFInfo) -> dict[str, float]:
+    """Bytes per type of the weights llama.cpp multiplies (the blocks' matrices and an untied
+    output.weight; not the embedding, which is only looked up): what the CPU backend may copy
+    into a repacked layout."""
+    out: dict[str, float] = {}
+    for t in info.tensors:
+        if _is_matmul_weight(t) or (t.name == "output.weight" and len(t.dims) == 2):
+            out[t.type] = out.get(t.type, 0.0) + t.n_bytes
+    return out
+
+
+def _repacked(t: TensorInfo, memory: dict[str, float]) -> bool:
+    return (_is_matmul_weight(t) or t.name == "output.weight") and \
+        memory.get(f"repack:{t.type}", 0.0) >= 0.5
+
+
+def mapped_mib(info: GGUFInfo, memory: dict[str, float]) -> float:
+    """MiB of the file that stays mapped and resident: llama.cpp unmaps the file's head and
+    tail where only repacked tensors lie (a repacked output.weight at the end), so the span
+    from the first to the end of the last tensor used in place (the whole of the weights when
+    the header has no offsets, e.g. a split model or a shape)."""
+    used = [t for t in info.tensors if not _repacked(t, memory)]
+    if not used or any(t.offset is None for t in info.tensors):
+        return info.model_size_bytes / MIB
+    return (max(t.offset + t.n_bytes for t in used) - min(t.offset for t in used)) / MIB
+
+
+def repacked_mib(info: GGUFInfo, memory: dict[str, float]) -> float:
+    """MiB the CPU backend holds a second time in a repacked layout (its CPU_REPACK buffer):
+    the probe measured, per weight type, the share of the multiplied weights it copies (about
+    1 for Q4_0 and Q4_K with AVX2, 0 for the rest); the file stays mapped and resident too."""
+    return sum(v * memory.get(f"repack:{k}", 0.0)
+               for k, v in _matmul_bytes(info).items()) / MIB
+
+
+def largest_step(n_ubatch: int, n_prompt: int, n_depth: int = 0) -> int:
+    """Tokens of the largest micro-batch a run computes: a prompt, or the context filled to
+    the depth (in micro-batches of ``n_ubatch`` like any long prompt), whichever is longer;
+    the compute buffer is touched as far as that step reaches."""
+    return max(1, min(n_ubatch, max(n_prompt, n_depth)))
+
+
 def memory_features(info: GGUFInfo, n_ctx: int, n_ubatch: int) -> dict[str, float]:
-    """What the memory besides weights and KV grows with (MiB of 4-byte activations): the
-    hidden and FFN activations of a micro-batch, its attention scores over the context, one
-    row of logits; 'one' is the runtime (libraries, Python, llama.cpp's fixed buffers)."""
+    """What the memory besides weights and KV grows with (MiB of 4-byte activations of the
+    largest micro-batch computed, ``n_ubatch`` tokens, see largest_step): the
+    hidden and FFN activations of a micro-batch, its attention scores over the context, the
+    vocabulary (per 100k entries: the tokenizer's tables and a row of logits); 'one' is the
+    runtime (libraries, Python, llama.cpp's fixed buffers)."""
     cells = kv_cache_bytes(info, n_ctx)["n_ctx"]
     return {"one": 1.0, "hidden": n_ubatch * info.n_embd * 4 / MIB,
             "ffn": n_ubatch * (info.n_ff or 4 * info.n_embd) * 4 / MIB,
             "scores": n_ubatch * info.n_head * cells * 4 / MIB,
-            "vocab": info.n_vocab * 4 / MIB}
+            "vocab": info.n_vocab / 1e5}
 
 
-def predict_memory(info: GGUFInfo, costs: ThreadCosts, n_ctx: int, n_ubatch: int,
-                   type_k: str = "f16", type_v: str = "f16") -> dict[str, float]:
-    """Peak resident memory: weights (mapped and read) + the KV cache as llama.cpp allocates
-    it + the rest fitted by the probe (what of the compute buffer is touched, the runtime).
+def predict_memory(info: GGUFInfo, costs: ThreadCosts, n_ctx: int, step: int,
+                   type_k: str = "f16", type_v: str = "f16", n_ubatch: int = 512
+                   ) -> dict[str, float]:
+    """Peak resident memory: weights (mapped and read) + their repacked copies + the KV cache
+    as llama.cpp allocates it + the rest fitted by the probe (what of the compute buffer is
+    touched, the runtime).
     The compute buffer llama.cpp reserves is bigger than what a run touches (it is sized for
-    a full micro-batch of logits), so its reserved size is not what is resident."""
+    a full micro-batch of logits), so its reserved size is not what is resident. ``step``:
+    the largest micro-batch computed (largest_step); ``n_ubatch``: the context's setting (a
+    sliding-window cache holds the window + n_ubatch cells)."""
     kv = kv_cache_bytes(info, n_ctx, type_k, type_v, n_ubatch=n_ubatch)["total_bytes"] / MIB
-    feats = memory_features(info, n_ctx, n_ubatch)
+    feats = memory_features(info, n_ctx, step)
     rest = sum(costs.memory.get(k, 0.0) * v for k, v in feats.items())
-    weights = info.model_size_bytes / MIB
-    return {"weights_mib": weights, "kv_mib": kv, "rest_mib": rest,
-            "peak_mib": weights + kv + rest}
+    weights = mapped_mib(info, costs.memory)
+    repacked = repacked_mib(info, costs.memory)
+    return {"weights_mib": weights, "repacked_mib": repacked, "kv_mib": kv, "rest_mib": rest,
+            "peak_mib": weights + repacked + kv + rest}
 
 
 def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int = 512,
@@ -507,8 +563,10 @@ def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int
                         "decode", [], model_bytes=size)[0]
         pred.e2e_ms = pred.ttft_ms + max(n_gen - 1, 0) * dec_at * 1e3
     n_ctx = n_depth + n_prompt + n_gen
-    mem = predict_memory(info, costs, n_ctx, min(n_ubatch, max(n_prompt, 1)), type_k, type_v)
+    mem = predict_memory(info, costs, n_ctx, largest_step(n_ubatch, n_prompt, n_depth),
+                         type_k, type_v, n_ubatch=n_ubatch)
     pred.weights_mib, pred.kv_mib = mem["weights_mib"], mem["kv_mib"]
+    pred.repacked_mib = mem["repacked_mib"]
     pred.rest_mib, pred.peak_mib = mem["rest_mib"], mem["peak_mib"]
     if costs.bandwidth_gbs:
         pred.baseline_decode_ms = info.model_size_bytes / (costs.bandwidth_gbs * 1e9) * 1e3
@@ -585,9 +643,11 @@ def info_from_catalog(entry: Any, quant: str) -> GGUFInfo:
 
 # --------------------------------------------------------------------------- calibration
 
-def _nnls_fit(rows: list[dict[str, float]], targets: list[float], keys: list[str]
-              ) -> tuple[dict[str, float], float]:
-    """Non-negative least squares in relative error: minimise sum ((x.a - t) / t)^2."""
+def _nnls_fit(rows: list[dict[str, float]], targets: list[float], keys: list[str],
+              relative: bool = True) -> tuple[dict[str, float], float]:
+    """Non-negative least squares in relative error: minimise sum ((x.a - t) / t)^2 (with
+    ``relative`` False: in absolute error, for targets that may be 0; the error returned is
+    then the RMS of the residuals)."""
     import numpy as np
     from scipy.optimize import nnls
 
@@ -595,10 +655,10 @@ def _nnls_fit(rows: list[dict[str, float]], targets: list[float], keys: list[str
     t = np.array(targets, dtype=float)
     scale = a.max(axis=0)
     scale[scale == 0] = 1.0
-    w = 1.0 / t
+    w = 1.0 / t if relative else np.ones_like(t)
     x, _ = nnls((a / scale) * w[:, None], t * w, maxiter=10_000)
     coef = x / scale
-    rel = (a @ coef - t) / t
+    rel = (a @ coef - t) * w
     return dict(zip(keys, coef.tolist())), float(np.sqrt(np.mean(rel ** 2)))
 
 
@@ -655,14 +715,39 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
                              per_token_s=coef["tokens"], per_layer_s=coef["token_layers"],
                              attention={k.split("@")[1]: coef[k] for k in akeys},
                              rms_rel_err=err, n_obs=len(rows))
-    # memory: peak RSS - weights - KV (allocated) against the activation sizes
+    # memory: the share of each type's multiplied weights the backend repacks (its extra
+    # model buffers), then peak RSS - weights - repacked - KV (allocated) against the
+    # activation sizes
     mem = [o for o in obs if o["test"] == "memory"]
     if mem:
-        rows = [memory_features(infos[o["model"]], o["n_ctx"], o["n_ubatch"]) for o in mem]
-        ys = [max(o["peak_mib"] - o["weights_mib"] - o["kv_mib"], 1.0) for o in mem]
+        repack: dict[str, float] = {}
+        with_buffers = [o for o in mem if o.get("repacked_mib") is not None]
+        if with_buffers:
+            rows = [{k: v / MIB for k, v in _matmul_bytes(infos[o["model"]]).items()}
+                    for o in with_buffers]
+            types = sorted({k for r in rows for k in r})
+            shares, _ = _nnls_fit(rows, [o["repacked_mib"] for o in with_buffers], types,
+                                  relative=False)
+            repack = {f"repack:{k}": round(v, 3) for k, v in shares.items() if v >= 0.01}
+        rows = [memory_features(infos[o["model"]], o["n_ctx"], o["step"]) for o in mem]
+        ys = [max(o["peak_mib"] - mapped_mib(infos[o["model"]], repack) - o["kv_mib"]
+                  - repacked_mib(infos[o["model"]], repack), 1.0) for o in mem]
         coef, err = _nnls_fit(rows, ys, ["one", "hidden", "ffn", "scores", "vocab"])
-        costs.memory = {**coef, "rms_rel_err": err}
+        costs.memory = {**coef, **repack, "rms_rel_err": err}
     return costs
+
+
+def extra_model_mib(memory: Any) -> float:
+    """MiB of model buffers besides the mapped file (CPU_REPACK and other extra buffer types:
+    weights the backend copied into its own layout) of a measured Memory."""
+    return sum(b.mib for b in memory.buffers
+               if b.kind == "model" and not b.device.endswith("_Mapped"))
+
+
+def record_step(rec: Any) -> int:
+    """The largest micro-batch a measured record computed (largest_step over its tests)."""
+    n_ubatch = rec.settings.n_ubatch if rec.settings else 512
+    return max((largest_step(n_ubatch, t.n_prompt, t.n_depth) for t in rec.tests), default=1)
 
 
 def observations(records: list[Any], infos: dict[str, GGUFInfo]) -> list[dict[str, Any]]:
@@ -674,7 +759,7 @@ def observations(records: list[Any], infos: dict[str, GGUFInfo]) -> list[dict[st
             raise SlmbenchError(f"probe model {rec.model_id} failed: {rec.error or rec.status}")
         model = rec.model_id
         for t in rec.tests:
-            if t.test not in ("pp", "tg") or not t.ms:
+            if t.test not in ("pp", "tg") or not t.ms or model.startswith(MEMORY_ONLY_PREFIX):
                 continue
             secs = t.ms.median / 1e3  # robust to a disturbed repetition
             if t.test == "tg":
@@ -684,10 +769,12 @@ def observations(records: list[Any], infos: dict[str, GGUFInfo]) -> list[dict[st
         m = rec.memory
         if m is not None and m.peak_rss_mib:
             out.append({"model": model, "test": "memory", "peak_mib": m.peak_rss_mib,
+                        "repacked_mib": extra_model_mib(m),
                         "weights_mib": infos[model].model_size_bytes / MIB,
-                        "kv_mib": kv_cache_bytes(infos[model], m.n_ctx)["total_bytes"] / MIB,
-                        "n_ubatch": min(rec.settings.n_ubatch, PROBE_PROMPT) if rec.settings
-                        else PROBE_PROMPT, "n_ctx": m.n_ctx})
+                        "kv_mib": kv_cache_bytes(infos[model], m.n_ctx, n_ubatch=(
+                            rec.settings.n_ubatch if rec.settings else 512))["total_bytes"] / MIB,
+                        "step": record_step(rec), "n_ctx": m.n_ctx,
+                        "n_ubatch": rec.settings.n_ubatch if rec.settings else 512})
     return out
 
 
@@ -850,8 +937,12 @@ def format_probe(probe: DeviceProbe) -> str:
             lines.append(f"  memory besides weights and KV: {m.get('one', 0):.0f} MiB runtime + "
                          f"{m.get('hidden', 0):.2f} x hidden + {m.get('ffn', 0):.2f} x FFN + "
                          f"{m.get('scores', 0):.2f} x score activations + "
-                         f"{m.get('vocab', 0):.1f} x a logits row "
+                         f"{m.get('vocab', 0):.1f} per 100k vocabulary entries "
                          f"(fit error {100 * m.get('rms_rel_err', 0):.1f} %)")
+            rep = {k.split(":", 1)[1]: v for k, v in m.items() if k.startswith("repack:")}
+            lines.append("  weights held twice (repacked copy besides the mapped file): "
+                         + (", ".join(f"{k} {100 * v:.0f} %" for k, v in rep.items())
+                            or "none"))
     return "\n".join(lines)
 
 
@@ -916,9 +1007,8 @@ def against_records(records: list[Any], probe: DeviceProbe) -> list[dict[str, An
                 meas, mine, band = test.ms.mean, pred.prefill_ms, "prefill"
             out.append(_versus(label, test.name, t, meas, mine, BAND_PCT[band], "ms"))
         if rec.memory and rec.memory.peak_rss_mib:
-            n_prompt = max((x.n_prompt for x in rec.tests), default=0)
             mem = predict_memory(info, probe.at(t), rec.memory.n_ctx,
-                                 min(rec.settings.n_ubatch, max(n_prompt, 1)))
+                                 record_step(rec), n_ubatch=rec.settings.n_ubatch)
             out.append(_versus(label, "peak memory", t, rec.memory.peak_rss_mib,
                                mem["peak_mib"], BAND_PCT["memory"], "MiB"))
     return out

@@ -20,7 +20,8 @@ PLANT_PP = {"F16": 1 / 70e9, "Q8_0": 1 / 85e9, "Q4_0": 1 / 130e9, "Q4_K": 1 / 15
             "Q6_K": 1 / 200e9}
 PLANT = dict(dec_tok=30e-6, dec_layer=12e-6, dec_kv=1 / 2e9, dec_score=2e-9, pp_tok=5e-6,
              pp_layer=20e-6, pp_att=1 / 30e9)
-PLANT_MEM = {"one": 60.0, "hidden": 1.5, "ffn": 1.2, "scores": 0.5, "vocab": 3.0}
+PLANT_MEM = {"one": 60.0, "hidden": 1.5, "ffn": 1.2, "scores": 0.5, "vocab": 3.0,
+             "repack:Q4_0": 1.0, "repack:Q4_K": 1.0}  # weights held twice: repacked copies
 
 
 def planted_costs(n_threads: int = 2) -> P.ThreadCosts:
@@ -64,7 +65,8 @@ def planted_observations(infos: dict, costs: P.ThreadCosts) -> list[dict]:
             mem = P.predict_memory(info, costs, n_ctx, ub)
             obs.append({"model": name, "test": "memory", "peak_mib": mem["peak_mib"],
                         "weights_mib": mem["weights_mib"], "kv_mib": mem["kv_mib"],
-                        "n_ubatch": ub, "n_ctx": n_ctx})
+                        "repacked_mib": mem["repacked_mib"], "step": ub, "n_ubatch": 512,
+                        "n_ctx": n_ctx})
     return obs
 
 
@@ -285,3 +287,41 @@ def test_bench_steady_measures_noisy_files_again_and_refuses_sweeps(tiny_model):
     assert said == ["1 noisy measurement(s) (CV > -1 %) taken again"]
     with pytest.raises(ConfigError, match="one config per file"):
         bench_steady([tiny_model], 5.0, threads=[1, 2], **common)
+
+
+def test_repacked_and_mapped_weights_match_llama_cpps_buffers(tmp_path):
+    """The probe learns which weight types the CPU backend copies into a repacked layout
+    (CPU_REPACK: Q4_0 and Q4_K with AVX2 - none on a CPU without); a held-out Q4_K_M mix then
+    gets its repacked MiB, and the span of the file that stays mapped, from its header as
+    llama.cpp's own buffers say."""
+    from slmbench.api import bench
+    from slmbench.gguf_info import read_gguf
+    from slmbench.llama_backend import quantize
+    from slmbench.synth import SynthSpec, write_synthetic
+
+    spec = dict(n_head=8, n_head_kv=2, n_vocab=4096, n_ctx=1024)
+    base = write_synthetic(str(tmp_path / "p.gguf"), SynthSpec(n_embd=512, n_layer=2,
+                                                               n_ff=1024, **spec))
+    held = write_synthetic(str(tmp_path / "h.gguf"), SynthSpec(n_embd=768, n_layer=3,
+                                                               n_ff=2048, **spec))
+    paths = {}
+    for q in ("Q4_0", "Q4_K", "Q8_0"):
+        paths[f"p-{q}"] = str(tmp_path / f"p-{q}.gguf")
+        quantize(base, paths[f"p-{q}"], P.PURE_LABEL[q], pure=True)
+    paths["h"] = str(tmp_path / "h-Q4_K_M.gguf")
+    quantize(held, paths["h"], "Q4_K_M")
+    recs = bench(list(paths.values()), threads=[1], repetitions=1, n_prompt=[16], n_gen=[2],
+                 n_depth=[0], ttft=False)
+    infos = {k: read_gguf(p) for k, p in paths.items()}
+    for r, k in zip(recs, paths):
+        r.model_id = k
+    obs = P.observations(recs, infos)
+    fitted = P.fit_costs([o for o in obs if o["model"] != "h"], infos, 1)
+    shares = {k: v for k, v in fitted.memory.items() if k.startswith("repack:")}
+    assert set(shares) <= {"repack:Q4_0", "repack:Q4_K"}
+    assert all(v == pytest.approx(1.0, abs=0.02) for v in shares.values()), shares
+    h = recs[-1].memory
+    mapped = sum(b.mib for b in h.buffers if b.device.endswith("_Mapped"))
+    assert P.repacked_mib(infos["h"], fitted.memory) == pytest.approx(
+        P.extra_model_mib(h), abs=0.1)
+    assert P.mapped_mib(infos["h"], fitted.memory) == pytest.approx(mapped, abs=0.1)
