@@ -350,7 +350,7 @@ def probe_device(threads: Sequence[int] = (1,), *, force: bool = False,
     count; the first time also ~1 min to write the probe models) and stored."""
     import time
 
-    from slmbench.bandwidth import probe_bandwidth
+    from slmbench.bandwidth import cache_curve, probe_bandwidth
     from slmbench.predict import (DEEP_MODELS, PROBE_DEPTH, PROBE_GEN, PROBE_MAX_CV,
                                   PROBE_PROMPT, PROBE_REPETITIONS, build_probe_models,
                                   cached_probe, fit_probe, probe_model_dir, save_probe)
@@ -369,8 +369,13 @@ def probe_device(threads: Sequence[int] = (1,), *, force: bool = False,
     except Exception:  # noqa: BLE001 - the folk-rule baseline is optional, the fit is not
         bandwidth = None
     measured = {}
+    curves: dict[int, list] = {}
     for t in threads:
-        say(f"{t} thread{'s' if t > 1 else ''}: {len(paths)} models")
+        say(f"{t} thread{'s' if t > 1 else ''}: the caches, then {len(paths)} models")
+        try:  # how far the caches reach at this thread count, right before its models
+            curves[t] = cache_curve(t)
+        except Exception:  # noqa: BLE001 - without it sizes interpolate in log size
+            curves[t] = []
         common = dict(threads=[t], repetitions=PROBE_REPETITIONS, n_prompt=[PROBE_PROMPT],
                       n_gen=[PROBE_GEN], ttft=False)
         deep = [paths[m] for m in DEEP_MODELS]
@@ -379,7 +384,8 @@ def probe_device(threads: Sequence[int] = (1,), *, force: bool = False,
                                     PROBE_MAX_CV, progress=say, n_depth=[0], **common)
                        + bench_steady(deep, PROBE_MAX_CV, progress=say,
                                       n_depth=[0, PROBE_DEPTH], **common))
-    probe = fit_probe(measured, paths, bandwidth, round(time.monotonic() - t0, 1))
+    probe = fit_probe(measured, paths, {**(bandwidth or {}), "cache_curves": curves},
+                      round(time.monotonic() - t0, 1))
     save_probe(probe)
     return probe
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import math
 import mmap
 import os
 import threading
@@ -228,3 +229,67 @@ def probe_bandwidth(threads: Iterable[int] = (1,), *, size_mib: int | None = Non
         "touch_ms": round(touch_ms, 1),
         "probe_ms": round(1000 * (time.perf_counter() - t_start), 1),
     }
+
+
+CURVE_MIB = (4, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 96, 128, 192, 256)
+
+
+def cache_curve(n_threads: int = 1, sizes_mib: Iterable[int] = CURVE_MIB, *,
+                min_read_mib: int = 1024, repeats: int = 3) -> list[list[float]]:
+    """[[MiB, GB/s], ...]: the read bandwidth of a working set of each size read over and
+    over by ``n_threads`` threads (disjoint slices) - fast while it stays in the caches, the
+    DRAM figure once it does not.  Where it drops is the cache a workload really gets (on a
+    VM a share of what sysfs reports: 260 MiB L3 reported, the drop at 56-64 MiB here).
+    Each size: the best of ``repeats`` timings, each of enough passes to read
+    ``min_read_mib``."""
+    import numpy as np
+
+    sizes = sorted({int(s) for s in sizes_mib})
+    n = max(1, int(n_threads))
+    buf = _zeroed_pages(sizes[-1] * MIB)
+    kernel = _kernels().get("memchr") or _kernels()["numpy-max"]
+    out = []
+    try:
+        a = np.frombuffer(buf, dtype=np.uint8)
+        for mib in sizes:
+            chunk = (mib * MIB // n) // 4096 * 4096
+            chunks = [a[i * chunk:(i + 1) * chunk] for i in range(n)]
+            passes = max(2, -(-min_read_mib // mib))
+            _read_pass(chunks, kernel)  # into the caches
+            best = 0.0
+            for _ in range(repeats):
+                secs = sum(_read_pass(chunks, kernel) for _ in range(passes))
+                best = max(best, passes * n * chunk / secs / 1e9)
+            out.append([float(mib), round(best, 2)])
+        del a, chunks
+    finally:
+        try:
+            buf.close()
+        except BufferError:
+            pass
+    return out
+
+
+def miss_share(curve: list[list[float]], nbytes: float) -> float:
+    """0..1: how far a working set of ``nbytes`` read over and over is from the cache speed
+    toward the DRAM speed, in time per byte (0 = every byte from the caches, 1 = as from
+    DRAM), from a cache_curve; log-linear between its sizes, 0 below and 1 above them."""
+    if not curve:
+        return 1.0
+    fast = 1.0 / max(g for m, g in curve if m <= curve[-1][0] / 4)  # (threads start late
+    # on the smallest sizes: the best of the first quarter is the cache figure)
+    slow = 1.0 / curve[-1][1]
+    if slow <= fast:
+        return 1.0
+
+    def share(gbs: float) -> float:
+        return min(1.0, max(0.0, (1.0 / gbs - fast) / (slow - fast)))
+
+    mib = nbytes / MIB
+    if mib <= curve[0][0]:
+        return share(curve[0][1])
+    for (m0, g0), (m1, g1) in zip(curve, curve[1:]):
+        if mib <= m1:
+            f = math.log(mib / m0) / math.log(m1 / m0)
+            return share(g0) + (share(g1) - share(g0)) * f
+    return 1.0

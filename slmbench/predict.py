@@ -51,7 +51,7 @@ from slmbench.gguf_info import (GGUFInfo, TensorInfo, _layer_kv_bytes, bytes_for
 from slmbench.stats import CV_WARN_PCT
 
 MIB = 1024 * 1024
-PROBE_VERSION = 2  # 2: repacked weights measured (memory 'repack:TYPE')
+PROBE_VERSION = 3  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 80/96/160, caches
 # Q5_0 and Q8_0 are also what a K-quant falls back to for rows not a multiple of 256 (Gemma-3's
 # 640-wide tensors in a Q4_K_M file are mostly Q5_0 and Q8_0)
 PROBE_TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K", "Q5_0", "Q4_K", "Q4_0", "Q3_K")
@@ -73,9 +73,11 @@ PROBE_PROMPT = 128   # prefill batch of the probe's pp test
 PROBE_GEN = 16
 PROBE_REPETITIONS = 5
 PROBE_MAX_CV = CV_WARN_PCT  # a probe measurement this noisy is taken again (twice at most)
-PROBE_DEPTH = 1024
+PROBE_DEPTH = 2048
 PER_TYPE_MODELS = ("wide", "small")  # quantized --pure to every probed type
-DEEP_MODELS = ("tiny-l12", "tiny-hd64", "tiny-hd128", "tiny-hd256")  # also at PROBE_DEPTH
+# also at PROBE_DEPTH: attention per head dimension (HEAD_CLASSES) and KV bytes (MHA)
+DEEP_MODELS = ("tiny-l12", "tiny-mha64", "tiny-hd64", "tiny-hd80", "tiny-hd96", "tiny-hd128",
+               "tiny-hd160", "tiny-hd256")
 # the expected error band: the P90 absolute error of benchmarks/predict.py's probe-only
 # validation on this project's 2-vCPU VM (88 held-out decode / prefill configs, 44 memory;
 # docs/prediction.md) - decode is wide mostly because of noisy 2-thread runs and attention at
@@ -94,9 +96,20 @@ def probe_specs() -> dict[str, Any]:
         "tiny-l2": SynthSpec(n_layer=2, n_vocab=1024, name="probe-tiny-l2", **tiny),
         "tiny-l12": SynthSpec(n_layer=12, n_vocab=1024, name="probe-tiny-l12", **tiny),
         "tiny-v32k": SynthSpec(n_layer=2, n_vocab=32768, name="probe-tiny-v32k", **tiny),
-        # attention at depth: GQA at head dims 64, 128 and 256 (with tiny-l12: MHA at 64)
+        # attention at depth: GQA at every head dim of HEAD_CLASSES (llama.cpp's CPU flash
+        # attention costs per score ~5x more at 64, 80, 96 and 160 than at 128 here: its
+        # vector loops leave what is not a multiple of their step to scalar code); MHA at 64
+        # with KV bytes beyond the caches (tiny-mha64: 32 MiB per token at PROBE_DEPTH)
         "tiny-hd64": SynthSpec(n_embd=512, n_layer=8, n_head=8, n_head_kv=2, n_ff=512,
                                n_vocab=1024, n_ctx=4096, name="probe-tiny-hd64"),
+        "tiny-mha64": SynthSpec(n_embd=512, n_layer=8, n_head=8, n_head_kv=8, n_ff=256,
+                                n_vocab=1024, n_ctx=4096, name="probe-tiny-mha64"),
+        "tiny-hd80": SynthSpec(n_embd=320, n_layer=8, n_head=4, n_head_kv=1, n_ff=256,
+                               n_vocab=1024, n_ctx=4096, name="probe-tiny-hd80"),
+        "tiny-hd96": SynthSpec(n_embd=384, n_layer=8, n_head=4, n_head_kv=1, n_ff=256,
+                               n_vocab=1024, n_ctx=4096, name="probe-tiny-hd96"),
+        "tiny-hd160": SynthSpec(n_embd=640, n_layer=8, n_head=4, n_head_kv=1, n_ff=256,
+                                n_vocab=1024, n_ctx=4096, name="probe-tiny-hd160"),
         "tiny-hd128": SynthSpec(n_embd=512, n_layer=8, n_head=4, n_head_kv=1, n_ff=512,
                                 n_vocab=1024, n_ctx=4096, name="probe-tiny-hd128"),
         "tiny-hd256": SynthSpec(n_embd=512, n_layer=8, n_head=2, n_head_kv=1, n_ff=512,
@@ -127,6 +140,8 @@ class PhaseFit:
     per_token_s: float = 0.0
     per_layer_s: float = 0.0
     per_kv_s: float = 0.0      # decode: s per KV byte read (prefill: 0)
+    per_spill_s: float = 0.0   # decode: s per KV byte of a layer beyond the L2 caches
+    l2_bytes: float = 0.0      # decode: one core's L2 (sysfs; 0 = unknown, no spill term)
     # attention by head-dimension class ("64", "128", "256"): decode s per score (query head x
     # cell x layer), prefill s per attention FLOP - llama.cpp's CPU attention (flash attention
     # with the default 'auto') costs per score 3-6x more at head dim 64 than at 128 here
@@ -134,6 +149,10 @@ class PhaseFit:
     # decode: weight bytes of the small and the wide probe model of each type: between them
     # the per-byte cost moves (in log size) from the small model's to the wide model's
     sizes: dict[str, list[float]] = field(default_factory=dict)
+    # decode: [[MiB, GB/s], ...] read bandwidth by working-set size at this thread count
+    # (slmbench.bandwidth.cache_curve): where between the two sizes a model's cost per byte
+    # sits follows how far its weights spill out of the caches the probe found
+    cache_curve: list[list[float]] = field(default_factory=list)
     rms_rel_err: float | None = None  # of the fit on the probe's own measurements
     n_obs: int = 0
 
@@ -172,6 +191,13 @@ class PhaseFit:
         if model_bytes >= hi or hi <= lo:
             return big, used
         frac = math.log(model_bytes / lo) / math.log(hi / lo)
+        if self.cache_curve:
+            from slmbench.bandwidth import miss_share
+
+            f_lo, f_hi = (miss_share(self.cache_curve, b) for b in (lo, hi))
+            if f_hi - f_lo >= 0.2:  # the curve separates the two sizes: follow it
+                f_w = miss_share(self.cache_curve, model_bytes)
+                frac = min(1.0, max(0.0, (f_w - f_lo) / (f_hi - f_lo)))
         return small + (big - small) * frac, used
 
 
@@ -342,9 +368,13 @@ def _add_output(feats: dict[str, float], info: GGUFInfo) -> None:
 
 
 def decode_features(info: GGUFInfo, n_depth: int, type_k: str = "f16",
-                    type_v: str = "f16") -> dict[str, float]:
+                    type_v: str = "f16", cache_bytes: float = 0.0) -> dict[str, float]:
     """What one decoded token reads: weight bytes per type (the output projection included),
-    n_layer, and KV bytes attended at ``n_depth`` (sliding-window layers at most the window)."""
+    n_layer, and KV bytes attended at ``n_depth`` (sliding-window layers at most the window);
+    with ``cache_bytes`` (the threads' L2 caches together) also the KV bytes of each layer
+    beyond them ('kv_spill'): flash attention walks a layer's cache once per query head,
+    each head's rows strided between the other heads', fast while the layer's cache stays in
+    L2 (MHA on this VM: 0.1 ms per MiB within it, ~0.6 beyond)."""
     feats: dict[str, float] = {}
     for t in info.tensors:
         if _is_matmul_weight(t):
@@ -352,6 +382,9 @@ def decode_features(info: GGUFInfo, n_depth: int, type_k: str = "f16",
     _add_output(feats, info)
     feats["layers"] = float(info.n_layer)
     feats["kv"] = kv_read_bytes(info, n_depth + 1, type_k, type_v)
+    if cache_bytes > 0:
+        feats["kv_spill"] = sum(max(0.0, _layer_kv_bytes(info, il, _cells_seen(
+            info, il, n_depth + 1), type_k, type_v) - cache_bytes) for il in range(info.n_layer))
     # the scores: every query head against every cell it sees (GQA shares the KV bytes between
     # heads, not this work: softmax, scale and mask run per head)
     feats[f"scores@{head_class(info)}"] = info.n_head * sum(
@@ -359,7 +392,7 @@ def decode_features(info: GGUFInfo, n_depth: int, type_k: str = "f16",
     return feats
 
 
-HEAD_CLASSES = (64, 128, 256)  # the probe's deep models have these head dimensions
+HEAD_CLASSES = (64, 80, 96, 128, 160, 256)  # the probe's deep models have these head dims
 
 
 def head_class(info: GGUFInfo) -> str:
@@ -452,6 +485,7 @@ def _apply(fit: PhaseFit, feats: dict[str, float], unit_prefix: str, notes: list
     if unit_prefix == "decode":
         parts["per-token overhead"] = fit.per_token_s + feats["layers"] * fit.per_layer_s
         parts["KV read"] = feats["kv"] * fit.per_kv_s
+        parts["KV beyond L2"] = feats.get("kv_spill", 0.0) * fit.per_spill_s
         parts["attention scores"] = sum(v * fit.attention_rate(k.split("@")[1])
                                         for k, v in feats.items() if k.startswith("scores@"))
     else:
@@ -536,6 +570,24 @@ def predict_memory(info: GGUFInfo, costs: ThreadCosts, n_ctx: int, step: int,
             "peak_mib": weights + repacked + kv + rest}
 
 
+def cache_edge_note(fit: PhaseFit, model_bytes: float) -> str | None:
+    """A note when a model's weights are about as big as the cache the probe found (within a
+    factor of 2 of where reads fall from cache to DRAM speed): there decode speed depends on
+    what else uses the cache at run time (on a shared VM, 1.8x between two runs of one model)."""
+    curve = fit.cache_curve
+    if not curve:
+        return None
+    from slmbench.bandwidth import miss_share
+
+    reach = max((m for m, _ in curve if miss_share(curve, m * MIB) < 0.5), default=0.0)
+    mib = model_bytes / MIB
+    if not reach or not reach / 2 <= mib <= 2 * reach:
+        return None
+    return (f"its weights ({mib:.0f} MiB) are about the size of the cache this device had at "
+            f"the probe (reads at cache speed up to ~{reach:.0f} MiB): its decode speed swings "
+            "with what else uses the cache - expect more than the usual error")
+
+
 def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int = 512,
             n_gen: int = 128, n_depth: int = 0, n_ubatch: int = 512, type_k: str = "f16",
             type_v: str = "f16", label: str | None = None, source: str = "header") -> Prediction:
@@ -545,7 +597,8 @@ def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int
     costs = probe.at(n_threads)
     notes: list[str] = []
     size = float(info.model_size_bytes)
-    dec_s, parts = _apply(costs.decode, decode_features(info, n_depth, type_k, type_v),
+    l2 = costs.decode.l2_bytes * n_threads
+    dec_s, parts = _apply(costs.decode, decode_features(info, n_depth, type_k, type_v, l2),
                           "decode", notes, model_bytes=size)
     pred = Prediction(model=label or info.name or os.path.basename(info.path) or "?",
                       n_threads=n_threads, n_prompt=n_prompt, n_gen=n_gen, n_depth=n_depth,
@@ -559,8 +612,8 @@ def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int
         pred.prefill_ms = pp_s * 1e3
         pred.prefill_ts = n_prompt / pp_s if pp_s > 0 else None
         pred.ttft_ms = pred.prefill_ms
-        dec_at = _apply(costs.decode, decode_features(info, n_depth + n_prompt, type_k, type_v),
-                        "decode", [], model_bytes=size)[0]
+        dec_at = _apply(costs.decode, decode_features(info, n_depth + n_prompt, type_k, type_v,
+                                                      l2), "decode", [], model_bytes=size)[0]
         pred.e2e_ms = pred.ttft_ms + max(n_gen - 1, 0) * dec_at * 1e3
     n_ctx = n_depth + n_prompt + n_gen
     mem = predict_memory(info, costs, n_ctx, largest_step(n_ubatch, n_prompt, n_depth),
@@ -570,6 +623,9 @@ def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int
     pred.rest_mib, pred.peak_mib = mem["rest_mib"], mem["peak_mib"]
     if costs.bandwidth_gbs:
         pred.baseline_decode_ms = info.model_size_bytes / (costs.bandwidth_gbs * 1e9) * 1e3
+    edge = cache_edge_note(costs.decode, size)
+    if edge:
+        notes.append(edge)
     pred.notes = sorted(set(notes))
     return pred
 
@@ -663,7 +719,7 @@ def _nnls_fit(rows: list[dict[str, float]], targets: list[float], keys: list[str
 
 
 def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: int,
-              bandwidth_gbs: float | None = None) -> ThreadCosts:
+              bandwidth_gbs: float | None = None, l2_bytes: float = 0.0) -> ThreadCosts:
     """Fit a ThreadCosts from probe observations: dicts with model, test ('tg'/'pp'), n_prompt,
     n_depth, seconds (per token for tg, whole prompt for pp), and for memory records peak_mib,
     n_ubatch, n_ctx."""
@@ -682,15 +738,17 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
     rows, ys = [], []
     for o in obs:
         if o["test"] == "tg":
-            f = own(o["model"], decode_features(infos[o["model"]], o["n_depth"]))
+            f = own(o["model"], decode_features(infos[o["model"]], o["n_depth"],
+                                                cache_bytes=l2_bytes * n_threads))
             rows.append({**f, "one": 1.0})
             ys.append(o["seconds"])
     wkeys = sorted({k for r in rows for k in r if k.startswith("w:")})
     akeys = sorted({k for r in rows for k in r if k.startswith("scores@")})
-    keys = wkeys + ["one", "layers", "kv"] + akeys
+    keys = wkeys + ["one", "layers", "kv", "kv_spill"] + akeys
     coef, err = _nnls_fit(rows, ys, keys)
     costs.decode = PhaseFit(per_type={k[2:]: coef[k] for k in wkeys}, per_token_s=coef["one"],
                             per_layer_s=coef["layers"], per_kv_s=coef["kv"],
+                            per_spill_s=coef["kv_spill"], l2_bytes=float(l2_bytes),
                             attention={k.split("@")[1]: coef[k] for k in akeys},
                             rms_rel_err=err, n_obs=len(rows))
     for name, info in infos.items():  # the sizes between which a type's cost moves
@@ -828,12 +886,16 @@ def fit_probe(records_by_threads: dict[int, list[Any]], paths: dict[str, str],
     key, cpu, build = device_key(threads[0])
     probe = DeviceProbe(key=key, created=utc_now(), cpu=cpu, llama_build=build,
                         llc_bytes=(bandwidth or {}).get("llc_bytes"), duration_s=duration_s)
+    curves = (bandwidth or {}).get("cache_curves") or {}
     for t in threads:
         records = records_by_threads[t]
         for r in records:
             if r.model is not None:
                 r.model_id = by_path.get(os.path.abspath(r.model.path), r.model_id)
-        probe.costs.append(fit_costs(observations(records, infos), infos, t, bw_at.get(t)))
+        costs = fit_costs(observations(records, infos), infos, t, bw_at.get(t),
+                          ((bandwidth or {}).get("cache_bytes") or {}).get("L2") or 0.0)
+        costs.decode.cache_curve = curves.get(t) or []
+        probe.costs.append(costs)
     return probe
 
 
@@ -921,17 +983,30 @@ def format_probe(probe: DeviceProbe) -> str:
             p = c.prefill.per_type.get(t)
             lines.append(f"  {t:<10} {1e-9 / d if d else float('nan'):>12.1f} "
                          f"{1e-9 / p if p else float('nan'):>16.1f}")
+        spill = c.decode.per_spill_s
         lines.append(f"  decode: {c.decode.per_token_s * 1e6:.1f} us per token + "
                      f"{c.decode.per_layer_s * 1e6:.1f} us per layer; KV read at "
                      f"{1e-9 / c.decode.per_kv_s if c.decode.per_kv_s else float('nan'):.2f} "
-                     "GB/s; attention " + ", ".join(
+                     f"GB/s (+{spill * MIB * 1e3:.2f} ms per MiB of a layer's cache beyond "
+                     f"{c.decode.l2_bytes * c.n_threads / MIB:.0f} MiB of L2); attention "
+                     + ", ".join(
                          f"{v * 1e9:.0f} ns per score at head dim {k}"
-                         for k, v in c.decode.attention.items()))
+                         for k, v in sorted(c.decode.attention.items(),
+                                            key=lambda kv: int(kv[0]))))
+        if c.decode.cache_curve:
+            from slmbench.bandwidth import miss_share
+
+            reach = max((m for m, _ in c.decode.cache_curve
+                         if miss_share(c.decode.cache_curve, m * MIB) < 0.5), default=0)
+            lines.append(f"  caches: reads stay at cache speed up to ~{reach:.0f} MiB "
+                         f"(DRAM {c.decode.cache_curve[-1][1]:.1f} GB/s beyond); a model's "
+                         "cost per byte moves from the small to the wide probe model's with it")
         lines.append(f"  prefill: {c.prefill.per_token_s * 1e6:.1f} us per token + "
                      f"{c.prefill.per_layer_s * 1e6:.1f} us per token-layer; attention "
                      + ", ".join(
                          f"{1e-9 / v if v else float('nan'):.1f} GFLOP/s at head dim {k}"
-                         for k, v in c.prefill.attention.items()))
+                         for k, v in sorted(c.prefill.attention.items(),
+                                            key=lambda kv: int(kv[0]))))
         m = c.memory
         if m:
             lines.append(f"  memory besides weights and KV: {m.get('one', 0):.0f} MiB runtime + "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from slmbench.bandwidth import cache_sizes, last_level_cache, probe_size_mib
 
 
@@ -47,3 +49,19 @@ def test_the_run_env_probes_each_thread_count_of_the_run(tmp_path, monkeypatch):
     assert [p.n_threads for p in env.bandwidth.threads] == [1, 4]
     assert env.bandwidth.at_threads(4)[1] == 4 and env.bandwidth.array_mib == 16
     assert env.bandwidth.cache_bytes == cache_sizes()
+
+
+def test_cache_curve_and_the_miss_share_it_gives():
+    """A real read-bandwidth-by-size curve, and the 0..1 share between cache and DRAM speed
+    that slmbench.predict uses to place a model's cost per byte."""
+    from slmbench.bandwidth import cache_curve, miss_share
+
+    curve = cache_curve(1, (1, 4, 64), min_read_mib=64, repeats=1)
+    assert [m for m, _ in curve] == [1.0, 4.0, 64.0] and all(g > 0 for _, g in curve)
+    planted = [[8.0, 30.0], [32.0, 30.0], [64.0, 30.0], [96.0, 20.0], [128.0, 15.0],
+               [256.0, 12.0]]
+    shares = [miss_share(planted, m * 2**20) for m in (4, 32, 64, 80, 96, 128, 256, 1024)]
+    assert shares[:3] == [0.0, 0.0, 0.0] and shares[-2:] == [1.0, 1.0]
+    assert shares == sorted(shares) and 0 < shares[3] < shares[4] < shares[5] < 1
+    # at 96 MiB: 1/20 GB/s is a third of the way from 1/30 to 1/12
+    assert shares[4] == pytest.approx((1 / 20 - 1 / 30) / (1 / 12 - 1 / 30))

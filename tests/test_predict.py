@@ -19,7 +19,8 @@ PLANT_DEC = {"F16": 1 / 9e9, "Q8_0": 1 / 8e9, "Q4_0": 1 / 10e9, "Q4_K": 1 / 12e9
 PLANT_PP = {"F16": 1 / 70e9, "Q8_0": 1 / 85e9, "Q4_0": 1 / 130e9, "Q4_K": 1 / 150e9,
             "Q6_K": 1 / 200e9}
 PLANT = dict(dec_tok=30e-6, dec_layer=12e-6, dec_kv=1 / 2e9, dec_score=2e-9, pp_tok=5e-6,
-             pp_layer=20e-6, pp_att=1 / 30e9)
+             pp_layer=20e-6, pp_att=1 / 30e9, dec_spill=1 / 0.5e9)
+L2 = 2**18  # a planted L2 of 256 KiB per core: the MHA shape's layers spill beyond it
 PLANT_MEM = {"one": 60.0, "hidden": 1.5, "ffn": 1.2, "scores": 0.5, "vocab": 3.0,
              "repack:Q4_0": 1.0, "repack:Q4_K": 1.0}  # weights held twice: repacked copies
 
@@ -29,10 +30,11 @@ def planted_costs(n_threads: int = 2) -> P.ThreadCosts:
         n_threads=n_threads, bandwidth_gbs=8.0,
         decode=P.PhaseFit(per_type=dict(PLANT_DEC), per_token_s=PLANT["dec_tok"],
                           per_layer_s=PLANT["dec_layer"], per_kv_s=PLANT["dec_kv"],
-                          attention={"64": PLANT["dec_score"], "128": PLANT["dec_score"] / 3}),
+                          per_spill_s=PLANT["dec_spill"], l2_bytes=L2,
+                          attention={"64": PLANT["dec_score"], "160": PLANT["dec_score"] / 3}),
         prefill=P.PhaseFit(per_type=dict(PLANT_PP), per_token_s=PLANT["pp_tok"],
                            per_layer_s=PLANT["pp_layer"],
-                           attention={"64": PLANT["pp_att"], "128": PLANT["pp_att"] / 2}),
+                           attention={"64": PLANT["pp_att"], "160": PLANT["pp_att"] / 2}),
         memory=dict(PLANT_MEM))
 
 
@@ -54,7 +56,8 @@ def planted_observations(infos: dict, costs: P.ThreadCosts) -> list[dict]:
     obs = []
     for name, info in infos.items():
         for depth in (0, 1024):
-            dec, _ = P._apply(costs.decode, P.decode_features(info, depth), "decode", [])
+            dec, _ = P._apply(costs.decode, P.decode_features(
+                info, depth, cache_bytes=L2 * costs.n_threads), "decode", [])
             obs.append({"model": name, "test": "tg", "n_prompt": 0, "n_gen": 16,
                         "n_depth": depth, "seconds": dec})
             pp, _ = P._apply(costs.prefill, P.prefill_features(info, 128, depth), "prefill",
@@ -73,7 +76,7 @@ def planted_observations(infos: dict, costs: P.ThreadCosts) -> list[dict]:
 def test_the_fit_recovers_planted_costs_and_predicts_an_unseen_shape():
     infos = shapes()
     truth = planted_costs()
-    fitted = P.fit_costs(planted_observations(infos, truth), infos, 2, 8.0)
+    fitted = P.fit_costs(planted_observations(infos, truth), infos, 2, 8.0, L2)
     for t, v in PLANT_DEC.items():
         assert fitted.decode.per_type[t] == pytest.approx(v, rel=1e-3), t
     for t, v in PLANT_PP.items():
@@ -82,9 +85,10 @@ def test_the_fit_recovers_planted_costs_and_predicts_an_unseen_shape():
     assert fitted.decode.per_layer_s == pytest.approx(PLANT["dec_layer"], rel=1e-3)
     assert fitted.decode.per_kv_s == pytest.approx(PLANT["dec_kv"], rel=1e-3)
     assert fitted.prefill.attention["64"] == pytest.approx(PLANT["pp_att"], rel=1e-3)
-    assert fitted.prefill.attention["128"] == pytest.approx(PLANT["pp_att"] / 2, rel=1e-3)
+    assert fitted.prefill.attention["160"] == pytest.approx(PLANT["pp_att"] / 2, rel=1e-3)
     assert fitted.decode.attention["64"] == pytest.approx(PLANT["dec_score"], rel=1e-3)
-    assert fitted.decode.attention["128"] == pytest.approx(PLANT["dec_score"] / 3, rel=1e-3)
+    assert fitted.decode.attention["160"] == pytest.approx(PLANT["dec_score"] / 3, rel=1e-3)
+    assert fitted.decode.per_spill_s == pytest.approx(PLANT["dec_spill"], rel=1e-3)
     for k, v in PLANT_MEM.items():
         assert fitted.memory[k] == pytest.approx(v, rel=1e-3), k
     assert fitted.decode.rms_rel_err < 1e-6
@@ -99,7 +103,8 @@ def test_the_fit_recovers_planted_costs_and_predicts_an_unseen_shape():
     assert a.prefill_ms == pytest.approx(b.prefill_ms, rel=1e-3)
     assert a.peak_mib == pytest.approx(b.peak_mib, rel=1e-3)
     # the composite: TTFT + (G - 1) decode tokens at depth + prompt
-    dec_at = P._apply(truth.decode, P.decode_features(new, 2048 + 512), "decode", [])[0]
+    dec_at = P._apply(truth.decode, P.decode_features(new, 2048 + 512, cache_bytes=L2 * 2),
+                      "decode", [])[0]
     assert b.e2e_ms == pytest.approx(b.ttft_ms + 63 * dec_at * 1e3, rel=1e-9)
 
 
@@ -325,3 +330,20 @@ def test_repacked_and_mapped_weights_match_llama_cpps_buffers(tmp_path):
     assert P.repacked_mib(infos["h"], fitted.memory) == pytest.approx(
         P.extra_model_mib(h), abs=0.1)
     assert P.mapped_mib(infos["h"], fitted.memory) == pytest.approx(mapped, abs=0.1)
+
+
+def test_a_decode_cost_follows_the_cache_curve_between_the_probe_sizes():
+    """With the probe's cache curve, a model's cost per byte moves from the small probe
+    model's to the wide one's as its weights spill from the caches (not in log size), and a
+    model about the cache's size gets a note."""
+    mib = 2**20
+    curve = [[8.0, 30.0], [32.0, 30.0], [64.0, 30.0], [96.0, 20.0], [128.0, 15.0],
+             [256.0, 12.0]]
+    fit = P.PhaseFit(per_type={"Q8_0": 2.0, "Q8_0" + P.CACHED: 1.0},
+                     sizes={"Q8_0": [16 * mib, 300 * mib]}, cache_curve=curve)
+    assert fit.rate("Q8_0", 40 * mib)[0] == pytest.approx(1.0)   # in the caches
+    assert fit.rate("Q8_0", 256 * mib)[0] == pytest.approx(2.0)  # from DRAM
+    assert 1.0 < fit.rate("Q8_0", 96 * mib)[0] < fit.rate("Q8_0", 128 * mib)[0] < 2.0
+    assert "cache" in P.cache_edge_note(fit, 90 * mib)
+    assert P.cache_edge_note(fit, 500 * mib) is None
+    assert P.cache_edge_note(P.PhaseFit(), 90 * mib) is None
