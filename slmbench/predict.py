@@ -98,7 +98,7 @@ def probe_specs() -> dict[str, Any]:
         "tiny-l12": SynthSpec(n_layer=12, n_vocab=1024, name="probe-tiny-l12", **tiny),
         "tiny-v32k": SynthSpec(n_layer=2, n_vocab=32768, name="probe-tiny-v32k", **tiny),
         # attention at depth: GQA at every head dim of HEAD_CLASSES (llama.cpp's CPU flash
-        # attention costs per score ~5x more at 64, 80, 96 and 160 than at 128 here: its
+        # attention costs per score ~10x more at 64, 80, 96 and 160 than at 128 here: its
         # vector loops leave what is not a multiple of their step to scalar code); MHA at 64
         # with each layer's KV beyond the L2 caches (tiny-mha64: 8 MiB per layer at
         # PROBE_DEPTH, beyond 1 or 2 cores' 2 MiB here)
@@ -372,7 +372,7 @@ def decode_features(info: GGUFInfo, n_depth: int, type_k: str = "f16",
     with ``cache_bytes`` (the threads' L2 caches together) also the KV bytes of each layer
     beyond them ('kv_spill'): flash attention walks a layer's cache once per query head,
     each head's rows strided between the other heads', fast while the layer's cache stays in
-    L2 (MHA on this VM: 0.1 ms per MiB within it, ~0.6 beyond)."""
+    L2 (MHA on this VM at 1 thread: 0.09 ms per MiB within it, +0.45 beyond)."""
     feats: dict[str, float] = {}
     for t in info.tensors:
         if _is_matmul_weight(t):
@@ -577,12 +577,12 @@ def cache_reach_mib(curve: list[list[float]]) -> float:
 
 
 def cache_edge_note(fit: PhaseFit, model_bytes: float) -> str | None:
-    """A note when a model's weights are about as big as the cache the probe found (within a
-    factor of 2 of where reads fall from cache to DRAM speed): there decode speed depends on
+    """A note when a model's weights are about as big as the cache the probe found (half to
+    1.5 times where reads fall from cache to DRAM speed): there decode speed depends on
     what else uses the cache at run time (on a shared VM, 1.8x between two runs of one model)."""
     reach = cache_reach_mib(fit.cache_curve)
     mib = model_bytes / MIB
-    if not reach or not reach / 2 <= mib <= 2 * reach:
+    if not reach or not reach / 2 <= mib <= 1.5 * reach:
         return None
     return (f"its weights ({mib:.0f} MiB) are about the size of the cache this device had at "
             f"the probe (reads at cache speed up to ~{reach:.0f} MiB): its decode speed swings "
