@@ -485,6 +485,14 @@ def test_name(kind: str, n_prompt: int, n_gen: int, n_depth: int) -> str:
     return f"{base}@d{n_depth}" if n_depth else base
 
 
+def cache_root() -> str:
+    """slmbench's own cache (synthetic and demo models, device probes and their models):
+    $SLMBENCH_CACHE, else $XDG_CACHE_HOME/slmbench, else ~/.cache/slmbench.  Hub downloads
+    live in huggingface_hub's cache (HF_HOME) instead."""
+    return os.environ.get("SLMBENCH_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "slmbench")
+
+
 def default_threads() -> int:
     """Physical cores, like llama-bench's default."""
     try:

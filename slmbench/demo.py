@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from slmbench.config import cache_root
 from slmbench.runner import RunResult, Runner
 from slmbench.schema import QualityMetrics, Record
 from slmbench.suite import load_suite
 
-DEFAULT_CACHE = Path.home() / ".cache" / "slmbench" / "demo"
 # --quick: the same models, shorter tests, one thread (robust on a busy machine; the test
 # suite runs this)
 QUICK = {"n_prompt": [32], "n_gen": [8], "repetitions": 2, "warmup": 0, "threads": [1]}
@@ -43,7 +43,7 @@ def run_demo(results_dir: str | Path = "results", *, quick: bool = False,
              report: bool = True) -> DemoResult:
     t0 = time.monotonic()
     suite = load_suite("demo", QUICK if quick else None)
-    runner = Runner(suite, results_dir=results_dir, synth_dir=cache_dir or DEFAULT_CACHE,
+    runner = Runner(suite, results_dir=results_dir, synth_dir=cache_dir or Path(cache_root()) / "demo",
                     stream=stream, tty=tty, argv=argv or ["slmbench", "demo"])
     result = runner.run()
     demo = DemoResult(run=result, seconds=0.0, findings=findings(result.records))

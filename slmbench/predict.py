@@ -269,9 +269,9 @@ def _device() -> tuple[str, str | None, str | None]:
 
 
 def probe_dir() -> str:
-    base = os.environ.get("SLMBENCH_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "slmbench")
-    return os.path.join(base, "probes")
+    from slmbench.config import cache_root
+
+    return os.path.join(cache_root(), "probes")
 
 
 def load_probe(path: str) -> DeviceProbe:
@@ -894,7 +894,9 @@ def build_probe_models(work_dir: str, types: Iterable[str] = PROBE_TYPES,
 
 
 def probe_model_dir() -> str:
-    return os.path.join(os.path.dirname(probe_dir()), "probe-models")
+    from slmbench.config import cache_root
+
+    return os.path.join(cache_root(), "probe-models")
 
 
 def fit_probe(records_by_threads: dict[int, list[Any]], paths: dict[str, str],

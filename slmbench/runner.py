@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from slmbench.config import cache_root
 from slmbench.errors import SlmbenchError
 from slmbench.isolate import run_isolated, shutdown
 from slmbench.progress import Progress
@@ -33,7 +34,6 @@ from slmbench.suite import (Config, ModelRef, Suite, catalog_entry, expand, mode
 AVAILABLE_ENV = "SLMBENCH_AVAILABLE_MIB"  # override of available RAM (tests, what-if runs)
 MIB = 1024 * 1024
 MARGIN_MIB = 64.0  # plus 5% of what is available: the OS and page cache need room too
-DEFAULT_SYNTH_DIR = Path.home() / ".cache" / "slmbench" / "synthetic"
 
 
 @dataclass
@@ -72,7 +72,7 @@ class Runner:
         self.results_dir = Path(results_dir)
         self.resume = resume
         self.offline = offline
-        self.synth_dir = Path(synth_dir) if synth_dir else DEFAULT_SYNTH_DIR
+        self.synth_dir = Path(synth_dir) if synth_dir else Path(cache_root()) / "synthetic"
         self.argv = list(sys.argv if argv is None else argv)
         self.stream = stream or sys.stderr
         self.tty = tty

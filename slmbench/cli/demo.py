@@ -33,7 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="shorter tests: 1 prompt length, 8 generated tokens, 2 repetitions, "
                         "1 thread")
     p.add_argument("--cache-dir", metavar="DIR",
-                   help="where the synthetic models live (default ~/.cache/slmbench/demo)")
+                   help="where the synthetic models live (default $SLMBENCH_CACHE/demo, "
+                        "~/.cache/slmbench/demo)")
     p.add_argument("--no-report", action="store_true", help="skip the report")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
 

@@ -80,7 +80,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--offline", action="store_true",
                    help="never download: use models already in the cache")
     r.add_argument("--synth-dir", metavar="DIR",
-                   help="cache of synthetic models (default ~/.cache/slmbench/synthetic)")
+                   help="cache of synthetic models (default $SLMBENCH_CACHE/synthetic, "
+                        "~/.cache/slmbench/synthetic)")
     r.add_argument("--dry-run", action="store_true", help="list the configs, measure nothing")
     r.add_argument("--verbose", action="store_true",
                    help="show the workers' stderr and llama.cpp's log")
