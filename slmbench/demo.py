@@ -43,7 +43,8 @@ def run_demo(results_dir: str | Path = "results", *, quick: bool = False,
              report: bool = True) -> DemoResult:
     t0 = time.monotonic()
     suite = load_suite("demo", QUICK if quick else None)
-    runner = Runner(suite, results_dir=results_dir, synth_dir=cache_dir or Path(cache_root()) / "demo",
+    runner = Runner(suite, results_dir=results_dir,
+                    synth_dir=cache_dir or Path(cache_root()) / "demo",
                     stream=stream, tty=tty, argv=argv or ["slmbench", "demo"])
     result = runner.run()
     demo = DemoResult(run=result, seconds=0.0, findings=findings(result.records))

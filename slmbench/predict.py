@@ -1,32 +1,37 @@
 """Predict before you download: decode, prefill and memory of a GGUF model on this device.
 
-A **device probe** (``slmbench probe``, about a minute) measures, through llama.cpp itself, what
+A **device probe** (``slmbench probe``, 1-2 minutes) measures, through llama.cpp itself, what
 a model's cost is made of on this machine, at each thread count:
 
 - the read bandwidth (slmbench.bandwidth) - for the baseline and the report, not the model;
 - per weight type (F16, Q8_0, Q6_K, Q5_K, Q5_0, Q4_K, Q4_0, Q3_K): a synthetic model whose every
   weight tensor has that type (quantized ``--pure`` by llama.cpp's quantizer) is decoded and
-  prefilled; with tiny models beside them (2 and 12 layers, a big and a small vocabulary,
-  deep KV caches at head dims 64, 128 and 256) one least-squares fit per phase gives
+  prefilled, and again at cache size; with tiny models beside them (2 and 12 layers, a big
+  and a small vocabulary, deep KV caches at head dims 64 to 256, MHA beyond the L2 caches)
+  one least-squares fit per phase gives
   - decode: seconds per byte of weights of each type for a matrix-vector product (the inverse
     of its effective GB/s), a fixed cost per token and per layer (the dispatch of every
-    operator of a block), seconds per byte of KV cache read at depth and per attention score
-    of each head-dimension class;
+    operator of a block), seconds per byte of KV cache read at depth (and beyond the L2
+    caches) and per attention score of each head-dimension class;
   - prefill: seconds per FLOP of each type for a matrix-matrix product at a 128-token batch,
     a fixed cost per token and per token x layer, and seconds per attention FLOP of each
     head-dimension class;
-  - memory: peak RSS - weights - KV against the activations of a micro-batch (hidden, FFN,
-    attention scores), a logits row and a constant (the runtime).
+  - memory: the share of each type's weights the CPU backend holds a second time,
+    repacked (from llama.cpp's buffers), then peak RSS - mapped weights - repacked - KV
+    against the activations of the largest micro-batch (hidden, FFN, attention scores), the
+    vocabulary and a constant (the runtime).
 
 **Prediction** for any model whose tensor table is known (a local GGUF, a header read as byte
 ranges from the hub, or a shape from catalog facts):
 
     decode per token  = sum over matmul weights  bytes / B[type]  + o_tok + n_layer o_layer
-                        + KV bytes attended at depth d x a_kv + scores x a_score[head dim]
+                        + KV bytes attended at depth d x a_kv (+ beyond L2 x a_spill)
+                        + scores x a_score[head dim]
     prefill of N      = sum over block weights  2 N elements / F[type]  + output matmul (one
                         token: llama.cpp computes logits for the last token only)
                         + N (p_tok + n_layer p_layer) + attention FLOPs x a_att[head dim]
-    peak memory       = weights + KV (llama.cpp's allocation rules, exact) + the fitted rest
+    peak memory       = mapped weights + repacked copies + KV (llama.cpp's allocation
+                        rules, exact) + the fitted rest
 
 The probe calibrates these few numbers per device and thread count on its own synthetic models
 only; benchmarks/predict.py validates them on models the probe never saw (docs/prediction.md).
@@ -89,46 +94,46 @@ BAND_PCT = {"decode": 37.0, "prefill": 14.0, "memory": 5.0}
 # --------------------------------------------------------------------------- the probe's shapes
 
 def probe_specs() -> dict[str, Any]:
-    """name -> SynthSpec of every probe model (the same on every device)."""
+    """name -> SynthSpec of every probe model (the same on every device); each is named
+    probe-<name> in its file."""
     from slmbench.synth import SynthSpec
+
+    def deep(n_embd: int, n_head: int, n_head_kv: int, n_ff: int = 256,
+             n_layer: int = 8) -> Any:
+        return SynthSpec(n_embd=n_embd, n_layer=n_layer, n_head=n_head, n_head_kv=n_head_kv,
+                         n_ff=n_ff, n_vocab=1024, n_ctx=4096)
 
     tiny = dict(n_embd=256, n_head=4, n_head_kv=4, n_ff=512, n_ctx=4096)
     specs = {
-        "tiny-l2": SynthSpec(n_layer=2, n_vocab=1024, name="probe-tiny-l2", **tiny),
-        "tiny-l12": SynthSpec(n_layer=12, n_vocab=1024, name="probe-tiny-l12", **tiny),
-        "tiny-v32k": SynthSpec(n_layer=2, n_vocab=32768, name="probe-tiny-v32k", **tiny),
+        "tiny-l2": SynthSpec(n_layer=2, n_vocab=1024, **tiny),
+        "tiny-l12": SynthSpec(n_layer=12, n_vocab=1024, **tiny),
+        "tiny-v32k": SynthSpec(n_layer=2, n_vocab=32768, **tiny),
         # attention at depth: GQA at every head dim of HEAD_CLASSES (llama.cpp's CPU flash
         # attention costs per score ~10x more at 64, 80, 96 and 160 than at 128 here: its
         # vector loops leave what is not a multiple of their step to scalar code); MHA at 64
         # with each layer's KV beyond the L2 caches (tiny-mha64: 8 MiB per layer at
         # PROBE_DEPTH, beyond 1 or 2 cores' 2 MiB here)
-        "tiny-hd64": SynthSpec(n_embd=512, n_layer=8, n_head=8, n_head_kv=2, n_ff=512,
-                               n_vocab=1024, n_ctx=4096, name="probe-tiny-hd64"),
-        "tiny-mha64": SynthSpec(n_embd=1024, n_layer=2, n_head=16, n_head_kv=16, n_ff=256,
-                                n_vocab=1024, n_ctx=4096, name="probe-tiny-mha64"),
-        "tiny-hd80": SynthSpec(n_embd=320, n_layer=8, n_head=4, n_head_kv=1, n_ff=256,
-                               n_vocab=1024, n_ctx=4096, name="probe-tiny-hd80"),
-        "tiny-hd96": SynthSpec(n_embd=384, n_layer=8, n_head=4, n_head_kv=1, n_ff=256,
-                               n_vocab=1024, n_ctx=4096, name="probe-tiny-hd96"),
-        "tiny-hd160": SynthSpec(n_embd=640, n_layer=8, n_head=4, n_head_kv=1, n_ff=256,
-                                n_vocab=1024, n_ctx=4096, name="probe-tiny-hd160"),
-        "tiny-hd128": SynthSpec(n_embd=512, n_layer=8, n_head=4, n_head_kv=1, n_ff=512,
-                                n_vocab=1024, n_ctx=4096, name="probe-tiny-hd128"),
-        "tiny-hd256": SynthSpec(n_embd=512, n_layer=8, n_head=2, n_head_kv=1, n_ff=512,
-                                n_vocab=1024, n_ctx=4096, name="probe-tiny-hd256"),
+        "tiny-hd64": deep(512, 8, 2, n_ff=512),
+        "tiny-mha64": deep(1024, 16, 16, n_layer=2),
+        "tiny-hd80": deep(320, 4, 1),
+        "tiny-hd96": deep(384, 4, 1),
+        "tiny-hd160": deep(640, 4, 1),
+        "tiny-hd128": deep(512, 4, 1, n_ff=512),
+        "tiny-hd256": deep(512, 2, 1, n_ff=512),
         # memory only (no timing): a real SLM's vocabulary (Gemma 3's 262k entries) in a
         # model of 64 MiB - the tokenizer's tables cost memory per entry
         MEMORY_ONLY_PREFIX + "v256k": SynthSpec(n_embd=64, n_layer=1, n_head=1, n_head_kv=1,
-                                                n_ff=64, n_vocab=262144, n_ctx=4096,
-                                                name="probe-mem-v256k"),
+                                                n_ff=64, n_vocab=262144, n_ctx=4096),
         # ~155M parameters (310 MB at F16): weights well beyond what a core's share of the
         # last-level cache holds, like the real SLMs predicted
         "wide": SynthSpec(n_embd=1024, n_layer=8, n_head=16, n_head_kv=4, n_ff=4096,
-                          n_vocab=16384, n_ctx=4096, name="probe-wide"),
+                          n_vocab=16384, n_ctx=4096),
         # ~19M parameters (10-38 MB): the same types where the weights stay in the caches
         "small": SynthSpec(n_embd=512, n_layer=4, n_head=8, n_head_kv=2, n_ff=2048,
-                           n_vocab=4096, n_ctx=4096, name="probe-small"),
+                           n_vocab=4096, n_ctx=4096),
     }
+    for name, spec in specs.items():
+        spec.name = f"probe-{name}"
     return specs
 
 
@@ -144,9 +149,9 @@ class PhaseFit:
     per_kv_s: float = 0.0      # decode: s per KV byte read (prefill: 0)
     per_spill_s: float = 0.0   # decode: s per KV byte of a layer beyond the L2 caches
     l2_bytes: float = 0.0      # decode: one core's L2 (sysfs; 0 = unknown, no spill term)
-    # attention by head-dimension class ("64", "128", "256"): decode s per score (query head x
-    # cell x layer), prefill s per attention FLOP - llama.cpp's CPU attention (flash attention
-    # with the default 'auto') costs per score 3-6x more at head dim 64 than at 128 here
+    # attention by head-dimension class (HEAD_CLASSES: "64" ... "256"): decode s per score
+    # (query head x cell x layer), prefill s per attention FLOP - llama.cpp's CPU flash
+    # attention (the default 'auto') costs per score ~10x more at head dim 64 than at 128 here
     attention: dict[str, float] = field(default_factory=dict)
     # decode: weight bytes of the small and the wide probe model of each type: between them
     # the per-byte cost moves (in log size) from the small model's to the wide model's
@@ -324,7 +329,7 @@ def resolve_probe(probe: Any, threads: Iterable[int]) -> DeviceProbe:
     if stored is None:
         counts = ",".join(map(str, threads))
         raise ConfigError(f"no device probe for this machine at {counts} threads: run "
-                          f"`slmbench probe -t {counts}` first (about a minute per count)")
+                          f"`slmbench probe -t {counts}` first (1-2 minutes per count)")
     return stored
 
 
@@ -379,10 +384,10 @@ def decode_features(info: GGUFInfo, n_depth: int, type_k: str = "f16",
             feats[f"w:{t.type}"] = feats.get(f"w:{t.type}", 0.0) + t.n_bytes
     _add_output(feats, info)
     feats["layers"] = float(info.n_layer)
-    feats["kv"] = kv_read_bytes(info, n_depth + 1, type_k, type_v)
+    per_layer = _kv_read_per_layer(info, n_depth + 1, type_k, type_v)
+    feats["kv"] = sum(per_layer)
     if cache_bytes > 0:
-        feats["kv_spill"] = sum(max(0.0, _layer_kv_bytes(info, il, _cells_seen(
-            info, il, n_depth + 1), type_k, type_v) - cache_bytes) for il in range(info.n_layer))
+        feats["kv_spill"] = sum(max(0.0, b - cache_bytes) for b in per_layer)
     # the scores: every query head against every cell it sees (GQA shares the KV bytes between
     # heads, not this work: softmax, scale and mask run per head)
     feats[f"scores@{head_class(info)}"] = info.n_head * sum(
@@ -409,9 +414,14 @@ def _cells_seen(info: GGUFInfo, il: int, cells: int) -> int:
     return min(cells, info.sliding_window) if _is_swa(info, il) else cells
 
 
+def _kv_read_per_layer(info: GGUFInfo, cells: int, type_k: str, type_v: str) -> list[float]:
+    """KV bytes a query reads in each layer with ``cells`` in the cache."""
+    return [_layer_kv_bytes(info, il, _cells_seen(info, il, cells), type_k, type_v)
+            for il in range(info.n_layer)]
+
+
 def kv_read_bytes(info: GGUFInfo, cells: int, type_k: str = "f16", type_v: str = "f16") -> float:
-    return sum(_layer_kv_bytes(info, il, _cells_seen(info, il, cells), type_k, type_v)
-               for il in range(info.n_layer))
+    return sum(_kv_read_per_layer(info, cells, type_k, type_v))
 
 
 def prefill_features(info: GGUFInfo, n_prompt: int, n_depth: int) -> dict[str, float]:
@@ -494,20 +504,24 @@ def _apply(fit: PhaseFit, feats: dict[str, float], unit_prefix: str, notes: list
     return sum(parts.values()), parts
 
 
+def _multiplied(t: TensorInfo) -> bool:
+    """A weight llama.cpp multiplies (the blocks' matrices and an untied output.weight; not
+    the embedding, which is only looked up): what the CPU backend may copy into a repacked
+    layout."""
+    return _is_matmul_weight(t) or (t.name == "output.weight" and len(t.dims) == 2)
+
+
 def _matmul_bytes(info: GGUFInfo) -> dict[str, float]:
-    """Bytes per type of the weights llama.cpp multiplies (the blocks' matrices and an untied
-    output.weight; not the embedding, which is only looked up): what the CPU backend may copy
-    into a repacked layout."""
+    """Bytes per type of the multiplied weights."""
     out: dict[str, float] = {}
     for t in info.tensors:
-        if _is_matmul_weight(t) or (t.name == "output.weight" and len(t.dims) == 2):
+        if _multiplied(t):
             out[t.type] = out.get(t.type, 0.0) + t.n_bytes
     return out
 
 
 def _repacked(t: TensorInfo, memory: dict[str, float]) -> bool:
-    return (_is_matmul_weight(t) or t.name == "output.weight") and \
-        memory.get(f"repack:{t.type}", 0.0) >= 0.5
+    return _multiplied(t) and memory.get(f"repack:{t.type}", 0.0) >= 0.5
 
 
 def mapped_mib(info: GGUFInfo, memory: dict[str, float]) -> float:
@@ -808,10 +822,14 @@ def extra_model_mib(memory: Any) -> float:
                if b.kind == "model" and not b.device.endswith("_Mapped"))
 
 
+def _n_ubatch(rec: Any) -> int:
+    return rec.settings.n_ubatch if rec.settings else 512
+
+
 def record_step(rec: Any) -> int:
     """The largest micro-batch a measured record computed (largest_step over its tests)."""
-    n_ubatch = rec.settings.n_ubatch if rec.settings else 512
-    return max((largest_step(n_ubatch, t.n_prompt, t.n_depth) for t in rec.tests), default=1)
+    return max((largest_step(_n_ubatch(rec), t.n_prompt, t.n_depth) for t in rec.tests),
+               default=1)
 
 
 def observations(records: list[Any], infos: dict[str, GGUFInfo]) -> list[dict[str, Any]]:
@@ -835,10 +853,9 @@ def observations(records: list[Any], infos: dict[str, GGUFInfo]) -> list[dict[st
             out.append({"model": model, "test": "memory", "peak_mib": m.peak_rss_mib,
                         "repacked_mib": extra_model_mib(m),
                         "weights_mib": infos[model].model_size_bytes / MIB,
-                        "kv_mib": kv_cache_bytes(infos[model], m.n_ctx, n_ubatch=(
-                            rec.settings.n_ubatch if rec.settings else 512))["total_bytes"] / MIB,
-                        "step": record_step(rec), "n_ctx": m.n_ctx,
-                        "n_ubatch": rec.settings.n_ubatch if rec.settings else 512})
+                        "kv_mib": kv_cache_bytes(infos[model], m.n_ctx, n_ubatch=_n_ubatch(
+                            rec))["total_bytes"] / MIB,
+                        "step": record_step(rec), "n_ctx": m.n_ctx, "n_ubatch": _n_ubatch(rec)})
     return out
 
 
