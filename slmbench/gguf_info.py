@@ -135,6 +135,27 @@ class GGUFInfo:
         )
 
 
+def is_matmul_weight(t: TensorInfo) -> bool:
+    """A 2-D weight of a block (attention and FFN matrices)."""
+    return len(t.dims) == 2 and t.name.startswith("blk.") and t.name.endswith(".weight")
+
+
+def is_multiplied(t: TensorInfo) -> bool:
+    """A weight llama.cpp multiplies (the blocks' matrices and an untied output.weight; not
+    the embedding, which is only looked up): what the CPU backend may copy into a repacked
+    layout."""
+    return is_matmul_weight(t) or (t.name == "output.weight" and len(t.dims) == 2)
+
+
+def multiplied_bytes(info: GGUFInfo) -> dict[str, float]:
+    """Bytes per type of the multiplied weights."""
+    out: dict[str, float] = {}
+    for t in info.tensors:
+        if is_multiplied(t):
+            out[t.type] = out.get(t.type, 0.0) + t.n_bytes
+    return out
+
+
 # --------------------------------------------------------------------------- type sizes
 
 def ggml_type_size(type_name: str) -> tuple[int, int]:

@@ -16,7 +16,7 @@ import time
 from typing import Any, Callable, Iterator
 
 from slmbench.config import Settings, TestPlan
-from slmbench.gguf_info import GGUFInfo, kv_cache_bytes, pad_ctx
+from slmbench.gguf_info import GGUFInfo, kv_cache_bytes, multiplied_bytes, pad_ctx
 from slmbench.schema import Buffer, KVProjection, Memory
 
 MIB = 1024 * 1024
@@ -282,11 +282,42 @@ def breakdown(buffers: list[Buffer], *, n_ctx: int, peak_rss_mib: float, hwm: fl
     return mem
 
 
+# Weight types llama.cpp's CPU backend copies into a repacked layout (its CPU_REPACK buffer)
+# when the CPU has the instructions for them, per architecture (ggml-cpu/repack.cpp of the
+# llama.cpp in llama-cpp-python 0.3.x: AVX2 / AVX-512 on x86; NEON with dot product or int8
+# matmul on ARM).  The mapped file stays resident too, so these weights count twice.  A
+# generous list (a CPU without the instructions repacks less): it decides skips.  The probe
+# measures the real shares of a device (slmbench.predict.repack_shares).
+REPACKED_TYPES = {
+    "x86_64": ("Q4_0", "Q4_K", "Q2_K", "IQ4_NL", "MXFP4"),
+    "aarch64": ("Q4_0", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "MXFP4", "Q8_0"),
+    "riscv64": ("Q4_0", "Q4_K", "Q2_K", "IQ4_NL", "Q8_0"),
+}
+_MACHINE_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64"}
+
+
+def repack_rule(machine: str | None = None) -> dict[str, float]:
+    """{weight type: 1.0} for the types the CPU backend repacks on this (or ``machine``'s)
+    architecture, from REPACKED_TYPES."""
+    import platform
+
+    m = (machine or platform.machine()).lower()
+    return {t: 1.0 for t in REPACKED_TYPES.get(_MACHINE_ALIASES.get(m, m), ())}
+
+
+def repacked_mib(info: GGUFInfo, shares: dict[str, float]) -> float:
+    """MiB of the multiplied weights the CPU backend holds a second time in a repacked layout,
+    given the share it repacks of each weight type."""
+    return sum(v * shares.get(k, 0.0) for k, v in multiplied_bytes(info).items()) / MIB
+
+
 def estimate_memory(info: GGUFInfo, settings: Settings,
                     plan: TestPlan | None = None) -> dict[str, float]:
     """Predict what a config will need before loading it (for the runner's fits-in-RAM check).
 
-    weights = tensor bytes; KV = analytic; compute ~ 4-byte activations for one micro-batch:
+    weights = tensor bytes; repacked = the copies the CPU backend makes of some weight types
+    (repack_rule; none when layers are offloaded to a GPU); KV = analytic; compute ~ 4-byte
+    activations for one micro-batch:
     logits (vocab x ubatch) + attention scores (heads x ctx x ubatch) + FFN/hidden scratch;
     overhead = runtime and Python (~150 MiB).  Deliberately generous: it only decides skips.
     """
@@ -299,7 +330,8 @@ def estimate_memory(info: GGUFInfo, settings: Settings,
                         swa_full=settings.swa_full, n_ubatch=ubatch)["total_bytes"]
     compute = 4 * ubatch * (info.n_vocab + info.n_head * n_ctx + 4 * info.n_embd
                             + 2 * (info.n_ff or 4 * info.n_embd))
-    est = {"model_mib": info.model_size_bytes / MIB, "kv_mib": kv / MIB,
+    repacked = 0.0 if settings.n_gpu_layers else repacked_mib(info, repack_rule())
+    est = {"model_mib": info.model_size_bytes / MIB, "repacked_mib": repacked, "kv_mib": kv / MIB,
            "compute_mib": compute / MIB, "overhead_mib": 150.0}
     est["total_mib"] = sum(est.values())
     return {k: round(v, 1) for k, v in est.items()}
@@ -315,7 +347,7 @@ def estimate_quality_memory(info: GGUFInfo, settings: Settings,
     del est["total_mib"]
     if reference is not None:
         ref = estimate_memory(reference, settings, plan)
-        for k in ("model_mib", "kv_mib", "compute_mib"):
+        for k in ("model_mib", "repacked_mib", "kv_mib", "compute_mib"):
             est[k] += ref[k]
     est["overhead_mib"] += 2 * 4 * settings.n_batch * info.n_vocab / MIB
     est["total_mib"] = sum(est.values())

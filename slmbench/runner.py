@@ -349,8 +349,10 @@ class Runner:
         margin = MARGIN_MIB + 0.05 * available
         if est["total_mib"] <= available - margin:
             return est, None
+        repacked = (f" + their repacked copy {est['repacked_mib']:.0f}"
+                    if est.get("repacked_mib") else "")
         return est, (f"does not fit in memory: needs ~{est['total_mib']:.0f} MiB (weights "
-                     f"{est['model_mib']:.0f} + KV {est['kv_mib']:.0f} + compute "
+                     f"{est['model_mib']:.0f}{repacked} + KV {est['kv_mib']:.0f} + compute "
                      f"{est['compute_mib']:.0f} + runtime {est['overhead_mib']:.0f}) but "
                      f"{available:.0f} MiB are available and {margin:.0f} MiB are kept free; "
                      "try a smaller quant, a smaller --n-ctx or a q8_0 KV cache")

@@ -25,7 +25,7 @@ from slmbench.config import Settings  # noqa: F401 - part of the schema (Record.
 from slmbench.config import doc_field as _f
 from slmbench.errors import ResultsFormatError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def utc_now() -> str:
@@ -505,6 +505,10 @@ class MemoryEstimate:
     """The runner's memory prediction before a config is loaded (slmbench.memory)."""
 
     model_mib: float = _f("weights", unit="MiB")
+    repacked_mib: float | None = _f(
+        "weights the CPU backend holds a second time in a repacked layout (Q4_0, Q4_K, ... "
+        "by architecture: slmbench.memory.REPACKED_TYPES; 0 with GPU layers; null in "
+        "records before schema 3, whose total left them out)", unit="MiB")
     kv_mib: float = _f("analytic KV cache", unit="MiB")
     compute_mib: float = _f("compute buffer (generous)", unit="MiB")
     overhead_mib: float = _f("runtime, Python, logits", unit="MiB")
@@ -870,8 +874,15 @@ def _update_to_2(rec: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
+def _update_to_3(rec: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 -> 3: ``memory_estimate.repacked_mib`` is new (the runner's estimate counts
+    the repacked copies of weights); a version-2 estimate did not, so it stays null there and
+    its total is what it was."""
+    return rec
+
+
 # version N -> the function that turns a version-N record into a version N+1 record
-_UPDATES = {1: _update_to_2}
+_UPDATES = {1: _update_to_2, 2: _update_to_3}
 
 
 def upgrade_record(data: dict[str, Any], where: str = "record") -> dict[str, Any]:
@@ -927,6 +938,10 @@ def schema_markdown() -> str:
         "(`slmbench.schema.upgrade_record`) and refuse a newer version with a one-line error "
         "(upgrade slmbench to read it).",
         "",
+        "- **3**: `MemoryEstimate.repacked_mib`: the runner's fits-in-RAM estimate counts the "
+        "weights llama.cpp's CPU backend copies into a repacked layout (Q4_0 and Q4_K on "
+        "x86 with AVX2; most 4-8-bit types on ARM), which stay resident next to the mapped "
+        "file; version-2 estimates left them out (null there).",
         "- **2**: the runner's bookkeeping has typed fields instead of `extra` keys "
         "(`worker`, `memory_estimate`, `config_index`, `model_source`, `reference_path`, "
         "`quality_input` (was `extra.quality`), `traceback`); `TestResult.sensors` and "

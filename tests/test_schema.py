@@ -58,6 +58,7 @@ def test_a_version_1_run_is_migrated_on_read():
     # the runner's bookkeeping moved out of extra into typed fields, nothing lost
     assert bench.worker.exit_code == 0 and bench.worker.start_ms > 0
     assert bench.memory_estimate.total_mib > bench.memory_estimate.model_mib > 0
+    assert bench.memory_estimate.repacked_mib is None  # not estimated before version 3
     assert bench.config_index == 0 and bench.model_source == "synthetic"
     assert "worker" not in bench.extra and "path" not in bench.extra  # model.path has it
     assert bench.tests[0].sensors.throttled is False and bench.tests[0].sensors.window_s > 0
@@ -69,6 +70,15 @@ def test_a_version_1_run_is_migrated_on_read():
     assert run.manifest.status == "finished" and run.manifest.n_configs == 4
     assert run.manifest.configs[3].label.endswith("quality vs Q8_0")
     assert run.manifest.suite["quality"]["reference"] == "Q8_0"
+
+
+def test_a_version_2_estimate_keeps_its_total_and_has_no_repacked_copy():
+    est = {"model_mib": 200.0, "kv_mib": 10.0, "compute_mib": 5.0, "overhead_mib": 150.0,
+           "total_mib": 365.0}
+    rec = schema.record_from_dict({"record_id": "r", "schema_version": 2,
+                                   "memory_estimate": est})
+    assert rec.schema_version == SCHEMA_VERSION == 3
+    assert rec.memory_estimate.total_mib == 365.0 and rec.memory_estimate.repacked_mib is None
 
 
 def test_a_newer_version_is_refused_in_one_line(tmp_path):
