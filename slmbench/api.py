@@ -351,7 +351,7 @@ def probe_device(threads: Sequence[int] = (1,), *, force: bool = False,
     import time
 
     from slmbench.bandwidth import cache_curve, probe_bandwidth
-    from slmbench.predict import (DEEP_MODELS, PROBE_DEPTH, PROBE_GEN, PROBE_MAX_CV,
+    from slmbench.predict import (BIG_PREFIX, DEEP_MODELS, PROBE_DEPTH, PROBE_GEN, PROBE_MAX_CV,
                                   PROBE_PROMPT, PROBE_REPETITIONS, build_probe_models,
                                   cached_probe, fit_probe, probe_model_dir, save_probe)
 
@@ -379,11 +379,14 @@ def probe_device(threads: Sequence[int] = (1,), *, force: bool = False,
         common = dict(threads=[t], repetitions=PROBE_REPETITIONS, n_prompt=[PROBE_PROMPT],
                       n_gen=[PROBE_GEN], ttft=False)
         deep = [paths[m] for m in DEEP_MODELS]
+        big = [p for m, p in paths.items() if m.startswith(BIG_PREFIX)]
         # each probe model pins a cost of every prediction: a disturbed one is taken again
-        measured[t] = (bench_steady([p for p in paths.values() if p not in deep],
+        measured[t] = (bench_steady([p for p in paths.values() if p not in deep + big],
                                     PROBE_MAX_CV, progress=say, n_depth=[0], **common)
                        + bench_steady(deep, PROBE_MAX_CV, progress=say,
-                                      n_depth=[0, PROBE_DEPTH], **common))
+                                      n_depth=[0, PROBE_DEPTH], **common)
+                       + bench_steady(big, PROBE_MAX_CV, progress=say, n_depth=[0],
+                                      **{**common, "n_prompt": [0]}))  # decode only
     probe = fit_probe(measured, paths, {**(bandwidth or {}), "cache_curves": curves},
                       round(time.monotonic() - t0, 1))
     save_probe(probe)

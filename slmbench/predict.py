@@ -52,11 +52,14 @@ from typing import Any, Callable, Iterable
 
 from slmbench.errors import ConfigError, ModelLoadError, SlmbenchError
 from slmbench.gguf_info import (GGUFInfo, TensorInfo, _layer_kv_bytes, bytes_for, ggml_type_size,
-                                kv_cache_bytes)
+                                is_matmul_weight, is_multiplied, kv_cache_bytes,
+                                multiplied_bytes)
+from slmbench.memory import repacked_mib
 from slmbench.stats import CV_WARN_PCT
 
 MIB = 1024 * 1024
-PROBE_VERSION = 3  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 80/96/160, caches
+PROBE_VERSION = 4  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 80/96/160, caches;
+# 4: per-type decode models beyond the caches (big-*)
 # Q5_0 and Q8_0 are also what a K-quant falls back to for rows not a multiple of 256 (Gemma-3's
 # 640-wide tensors in a Q4_K_M file are mostly Q5_0 and Q8_0)
 PROBE_TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K", "Q5_0", "Q4_K", "Q4_0", "Q3_K")
@@ -73,13 +76,15 @@ TINY_PREFIX = "tiny"  # probe models whose weights fit in the caches
 SMALL = "@cache"     # suffix of their weight types in a fit
 CACHED_PREFIX = "small-"  # the per-type probe models of cache size (~10-40 MB)
 CACHED = "@small"    # suffix of their weight types in a fit
+BIG_PREFIX = "big-"  # the per-type probe models beyond the caches (~150-850 MB; decode only)
+BIG = "@big"         # suffix of their weight types in the decode fit
 MEMORY_ONLY_PREFIX = "mem-"  # probe models whose timings the fits do not use
 PROBE_PROMPT = 128   # prefill batch of the probe's pp test
 PROBE_GEN = 16
 PROBE_REPETITIONS = 5
 PROBE_MAX_CV = CV_WARN_PCT  # a probe measurement this noisy is taken again (twice at most)
 PROBE_DEPTH = 2048
-PER_TYPE_MODELS = ("wide", "small")  # quantized --pure to every probed type
+PER_TYPE_MODELS = ("big", "wide", "small")  # quantized --pure to every probed type
 # also at PROBE_DEPTH: attention per head dimension (HEAD_CLASSES) and KV bytes (MHA)
 DEEP_MODELS = ("tiny-l12", "tiny-mha64", "tiny-hd64", "tiny-hd80", "tiny-hd96", "tiny-hd128",
                "tiny-hd160", "tiny-hd256")
@@ -124,10 +129,14 @@ def probe_specs() -> dict[str, Any]:
         # model of 64 MiB - the tokenizer's tables cost memory per entry
         MEMORY_ONLY_PREFIX + "v256k": SynthSpec(n_embd=64, n_layer=1, n_head=1, n_head_kv=1,
                                                 n_ff=64, n_vocab=262144, n_ctx=4096),
-        # ~155M parameters (310 MB at F16): weights well beyond what a core's share of the
-        # last-level cache holds, like the real SLMs predicted
+        # ~155M parameters (64-310 MB): where the caches end on this VM - its decode cost per
+        # byte moves with how much cache the VM gets (1 thread: DRAM-like; 2: cache-like)
         "wide": SynthSpec(n_embd=1024, n_layer=8, n_head=16, n_head_kv=4, n_ff=4096,
                           n_vocab=16384, n_ctx=4096),
+        # the wide shape 3x deeper (~430M parameters, 165-860 MB): weights beyond any cache,
+        # like the real SLMs predicted; decode only (prefill is compute-bound: wide serves)
+        "big": SynthSpec(n_embd=1024, n_layer=24, n_head=16, n_head_kv=4, n_ff=4096,
+                         n_vocab=16384, n_ctx=4096),
         # ~19M parameters (10-38 MB): the same types where the weights stay in the caches
         "small": SynthSpec(n_embd=512, n_layer=4, n_head=8, n_head_kv=2, n_ff=2048,
                            n_vocab=4096, n_ctx=4096),
@@ -153,8 +162,8 @@ class PhaseFit:
     # (query head x cell x layer), prefill s per attention FLOP - llama.cpp's CPU flash
     # attention (the default 'auto') costs per score ~10x more at head dim 64 than at 128 here
     attention: dict[str, float] = field(default_factory=dict)
-    # decode: weight bytes of the small and the wide probe model of each type: between them
-    # the per-byte cost moves (in log size) from the small model's to the wide model's
+    # decode: weight bytes of the small, the wide and the big probe model of each type:
+    # between them the per-byte cost moves (log-linear in size) from one model's to the next's
     sizes: dict[str, list[float]] = field(default_factory=dict)
     # decode: [[MiB, GB/s], ...] read bandwidth by working-set size at this thread count
     # (slmbench.bandwidth.cache_curve) at the probe: where the caches ended then (a model
@@ -177,8 +186,9 @@ class PhaseFit:
         """(seconds per unit of ``qtype``, the type whose figure serves): a type the probe did
         not measure borrows the probed type of the nearest bits per weight.  With
         ``model_bytes`` (a decode), a model no bigger than the small probe model of the type
-        gets its cache-resident cost, one as big as the wide one the wide one's, log-linear in
-        between."""
+        gets its cache-resident cost, one as big as the big one (beyond the caches) the big
+        one's, log-linear in size between two neighbouring probe models (small, wide, big);
+        without, the wide one's (prefill's output row)."""
         if qtype in self.per_type:
             used = qtype
         else:
@@ -188,20 +198,22 @@ class PhaseFit:
                                   "--force`")
             bpw = _bits(qtype)
             used = min(real, key=lambda t: (abs(_bits(t) - bpw), t))
-        big = self.per_type[used]
+        wide = self.per_type[used]
         small = self.per_type.get(used + CACHED)
         if model_bytes is None or small is None or used not in self.sizes:
-            return big, used
-        lo, hi = self.sizes[used]
-        if model_bytes <= lo:
-            return small, used
-        if model_bytes >= hi or hi <= lo:
-            return big, used
+            return wide, used
+        rates = [small, wide, self.per_type.get(used + BIG)]
+        points = [(b, r) for b, r in zip(self.sizes[used], rates) if r is not None]
+        if model_bytes <= points[0][0]:
+            return points[0][1], used
         # log-linear in size: placing the model by the cache curve the probe measured did
         # worse in validation (the cache a shared VM gets moves between ~60 and ~190 MiB
         # within minutes; docs/prediction.md), so the curve only marks models near the edge
-        frac = math.log(model_bytes / lo) / math.log(hi / lo)
-        return small + (big - small) * frac, used
+        for (lo, r_lo), (hi, r_hi) in zip(points, points[1:]):
+            if model_bytes < hi and hi > lo:
+                frac = math.log(model_bytes / lo) / math.log(hi / lo)
+                return r_lo + (r_hi - r_lo) * frac, used
+        return points[-1][1], used
 
 
 @dataclass
@@ -352,10 +364,6 @@ def save_probe(probe: DeviceProbe) -> list[str]:
 
 # --------------------------------------------------------------------------- cost features
 
-def _is_matmul_weight(t: TensorInfo) -> bool:
-    return len(t.dims) == 2 and t.name.startswith("blk.") and t.name.endswith(".weight")
-
-
 def output_tensor(info: GGUFInfo) -> TensorInfo | None:
     """The output projection (the vocabulary matmul): output.weight, else the tied embedding."""
     by_name = {t.name: t for t in info.tensors}
@@ -380,7 +388,7 @@ def decode_features(info: GGUFInfo, n_depth: int, type_k: str = "f16",
     L2 (MHA on this VM at 1 thread: 0.09 ms per MiB within it, +0.45 beyond)."""
     feats: dict[str, float] = {}
     for t in info.tensors:
-        if _is_matmul_weight(t):
+        if is_matmul_weight(t):
             feats[f"w:{t.type}"] = feats.get(f"w:{t.type}", 0.0) + t.n_bytes
     _add_output(feats, info)
     feats["layers"] = float(info.n_layer)
@@ -430,7 +438,7 @@ def prefill_features(info: GGUFInfo, n_prompt: int, n_depth: int) -> dict[str, f
     per-token-layer counts, attention FLOPs (QK and AV over the cells each query sees)."""
     feats: dict[str, float] = {}
     for t in info.tensors:
-        if _is_matmul_weight(t):
+        if is_matmul_weight(t):
             feats[f"f:{t.type}"] = feats.get(f"f:{t.type}", 0.0) + 2.0 * t.n_elements * n_prompt
     _add_output(feats, info)
     feats["tokens"] = float(n_prompt)
@@ -504,24 +512,8 @@ def _apply(fit: PhaseFit, feats: dict[str, float], unit_prefix: str, notes: list
     return sum(parts.values()), parts
 
 
-def _multiplied(t: TensorInfo) -> bool:
-    """A weight llama.cpp multiplies (the blocks' matrices and an untied output.weight; not
-    the embedding, which is only looked up): what the CPU backend may copy into a repacked
-    layout."""
-    return _is_matmul_weight(t) or (t.name == "output.weight" and len(t.dims) == 2)
-
-
-def _matmul_bytes(info: GGUFInfo) -> dict[str, float]:
-    """Bytes per type of the multiplied weights."""
-    out: dict[str, float] = {}
-    for t in info.tensors:
-        if _multiplied(t):
-            out[t.type] = out.get(t.type, 0.0) + t.n_bytes
-    return out
-
-
 def _repacked(t: TensorInfo, memory: dict[str, float]) -> bool:
-    return _multiplied(t) and memory.get(f"repack:{t.type}", 0.0) >= 0.5
+    return is_multiplied(t) and memory.get(f"repack:{t.type}", 0.0) >= 0.5
 
 
 def mapped_mib(info: GGUFInfo, memory: dict[str, float]) -> float:
@@ -535,12 +527,10 @@ def mapped_mib(info: GGUFInfo, memory: dict[str, float]) -> float:
     return (max(t.offset + t.n_bytes for t in used) - min(t.offset for t in used)) / MIB
 
 
-def repacked_mib(info: GGUFInfo, memory: dict[str, float]) -> float:
-    """MiB the CPU backend holds a second time in a repacked layout (its CPU_REPACK buffer):
-    the probe measured, per weight type, the share of the multiplied weights it copies (about
-    1 for Q4_0 and Q4_K with AVX2, 0 for the rest); the file stays mapped and resident too."""
-    return sum(v * memory.get(f"repack:{k}", 0.0)
-               for k, v in _matmul_bytes(info).items()) / MIB
+def repack_shares(memory: dict[str, float]) -> dict[str, float]:
+    """{weight type: share of its multiplied weights the CPU backend repacks} as the probe
+    measured it (its memory costs' ``repack:<type>`` keys)."""
+    return {k.split(":", 1)[1]: v for k, v in memory.items() if k.startswith("repack:")}
 
 
 def largest_step(n_ubatch: int, n_prompt: int, n_depth: int = 0) -> int:
@@ -577,7 +567,7 @@ def predict_memory(info: GGUFInfo, costs: ThreadCosts, n_ctx: int, step: int,
     feats = memory_features(info, n_ctx, step)
     rest = sum(costs.memory.get(k, 0.0) * v for k, v in feats.items())
     weights = mapped_mib(info, costs.memory)
-    repacked = repacked_mib(info, costs.memory)
+    repacked = repacked_mib(info, repack_shares(costs.memory))
     return {"weights_mib": weights, "repacked_mib": repacked, "kv_mib": kv, "rest_mib": rest,
             "peak_mib": weights + repacked + kv + rest}
 
@@ -744,7 +734,8 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
         # the tiny models' weights sit in the caches: their bytes get their own rate, so they
         # pin the fixed costs without lending their cache speed to real models' weights
         suffix = (SMALL if model.startswith(TINY_PREFIX) else
-                  CACHED if model.startswith(CACHED_PREFIX) else "")
+                  CACHED if model.startswith(CACHED_PREFIX) else
+                  BIG if model.startswith(BIG_PREFIX) else "")
         if not suffix:
             return feats
         return {(k + suffix if k[:2] in ("w:", "f:") else k): v for k, v in feats.items()}
@@ -774,8 +765,9 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
     for name, info in infos.items():  # the sizes between which a type's cost moves
         if name.startswith(CACHED_PREFIX) and f"wide-{name[len(CACHED_PREFIX):]}" in infos:
             qtype = name[len(CACHED_PREFIX):]
-            costs.decode.sizes[qtype] = [float(info.model_size_bytes),
-                                         float(infos[f"wide-{qtype}"].model_size_bytes)]
+            costs.decode.sizes[qtype] = [float(infos[f"{m}{qtype}"].model_size_bytes)
+                                         for m in (CACHED_PREFIX, "wide-", BIG_PREFIX)
+                                         if f"{m}{qtype}" in infos]
     # prefill: the output projection at the decode rates just fitted (one token)
     rows, ys = [], []
     for o in obs:
@@ -801,7 +793,7 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
         repack: dict[str, float] = {}
         with_buffers = [o for o in mem if o.get("repacked_mib") is not None]
         if with_buffers:
-            rows = [{k: v / MIB for k, v in _matmul_bytes(infos[o["model"]]).items()}
+            rows = [{k: v / MIB for k, v in multiplied_bytes(infos[o["model"]]).items()}
                     for o in with_buffers]
             types = sorted({k for r in rows for k in r})
             shares, _ = _nnls_fit(rows, [o["repacked_mib"] for o in with_buffers], types,
@@ -809,7 +801,7 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
             repack = {f"repack:{k}": round(v, 3) for k, v in shares.items() if v >= 0.01}
         rows = [memory_features(infos[o["model"]], o["n_ctx"], o["step"]) for o in mem]
         ys = [max(o["peak_mib"] - mapped_mib(infos[o["model"]], repack) - o["kv_mib"]
-                  - repacked_mib(infos[o["model"]], repack), 1.0) for o in mem]
+                  - repacked_mib(infos[o["model"]], repack_shares(repack)), 1.0) for o in mem]
         coef, err = _nnls_fit(rows, ys, ["one", "hidden", "ffn", "scores", "vocab"])
         costs.memory = {**coef, **repack, "rms_rel_err": err}
     return costs
@@ -1021,12 +1013,16 @@ def format_probe(probe: DeviceProbe) -> str:
                      f"{c.bandwidth_gbs or float('nan'):.1f} GB/s; fit error (RMS, probe models)"
                      f" decode {100 * (c.decode.rms_rel_err or 0):.1f} %, prefill "
                      f"{100 * (c.prefill.rms_rel_err or 0):.1f} %")
-        lines.append(f"  {'type':<10} {'decode GB/s':>12} {'prefill GFLOP/s':>16}")
+        def gbs(v: float | None, width: int) -> str:
+            return f"{1e-9 / v if v else float('nan'):>{width}.1f}"
+
+        lines.append(f"  {'type':<6} {'decode GB/s: small':>18} {'wide':>6} {'big':>6}"
+                     f" {'prefill GFLOP/s':>16}   (weights of the probe's small / wide / big"
+                     " models)")
         for t in PROBE_TYPES:
-            d = c.decode.per_type.get(t)
-            p = c.prefill.per_type.get(t)
-            lines.append(f"  {t:<10} {1e-9 / d if d else float('nan'):>12.1f} "
-                         f"{1e-9 / p if p else float('nan'):>16.1f}")
+            d = c.decode.per_type
+            lines.append(f"  {t:<6} {gbs(d.get(t + CACHED), 18)} {gbs(d.get(t), 6)} "
+                         f"{gbs(d.get(t + BIG), 6)} {gbs(c.prefill.per_type.get(t), 16)}")
         spill = c.decode.per_spill_s
         lines.append(f"  decode: {c.decode.per_token_s * 1e6:.1f} us per token + "
                      f"{c.decode.per_layer_s * 1e6:.1f} us per layer; KV read at "
@@ -1055,7 +1051,7 @@ def format_probe(probe: DeviceProbe) -> str:
                          f"{m.get('scores', 0):.2f} x score activations + "
                          f"{m.get('vocab', 0):.1f} per 100k vocabulary entries "
                          f"(fit error {100 * m.get('rms_rel_err', 0):.1f} %)")
-            rep = {k.split(":", 1)[1]: v for k, v in m.items() if k.startswith("repack:")}
+            rep = repack_shares(m)
             lines.append("  weights held twice (repacked copy besides the mapped file): "
                          + (", ".join(f"{k} {100 * v:.0f} %" for k, v in rep.items())
                             or "none"))

@@ -278,6 +278,14 @@ def test_a_decode_cost_moves_from_the_small_to_the_wide_probe_model_with_size():
     assert fit.rate("Q8_0", 100)[0] == pytest.approx(1.5)  # half way in log size
     assert fit.rate("Q8_0")[0] == 2.0             # no size (prefill's output row): the wide one
     assert fit.rate("Q6_K", 5)[1] == "Q8_0"       # a type not probed borrows, size and all
+    # with a big probe model beyond the caches: on from the wide one's cost to the big one's
+    fit = P.PhaseFit(per_type={"Q8_0": 2.0, "Q8_0" + P.CACHED: 1.0, "Q8_0" + P.BIG: 4.0},
+                     sizes={"Q8_0": [10, 1000, 10000]})
+    assert fit.rate("Q8_0", 100)[0] == pytest.approx(1.5)   # small..wide as before
+    assert fit.rate("Q8_0", 1000)[0] == pytest.approx(2.0)
+    assert fit.rate("Q8_0", 3162.3)[0] == pytest.approx(3.0, abs=1e-3)  # wide..big half way
+    assert fit.rate("Q8_0", 1e6)[0] == 4.0        # beyond the big one: the big one's
+    assert fit.rate("Q8_0")[0] == 2.0
 
 
 def test_bench_steady_measures_noisy_files_again_and_refuses_sweeps(tiny_model):
@@ -300,8 +308,10 @@ def test_repacked_and_mapped_weights_match_llama_cpps_buffers(tmp_path):
     gets its repacked MiB, and the span of the file that stays mapped, from its header as
     llama.cpp's own buffers say."""
     from slmbench.api import bench
+    from slmbench.config import Settings
     from slmbench.gguf_info import read_gguf
     from slmbench.llama_backend import quantize
+    from slmbench.memory import estimate_memory, repacked_mib
     from slmbench.synth import SynthSpec, write_synthetic
 
     spec = dict(n_head=8, n_head_kv=2, n_vocab=4096, n_ctx=1024)
@@ -327,9 +337,39 @@ def test_repacked_and_mapped_weights_match_llama_cpps_buffers(tmp_path):
     assert all(v == pytest.approx(1.0, abs=0.02) for v in shares.values()), shares
     h = recs[-1].memory
     mapped = sum(b.mib for b in h.buffers if b.device.endswith("_Mapped"))
-    assert P.repacked_mib(infos["h"], fitted.memory) == pytest.approx(
+    assert repacked_mib(infos["h"], P.repack_shares(fitted.memory)) == pytest.approx(
         P.extra_model_mib(h), abs=0.1)
     assert P.mapped_mib(infos["h"], fitted.memory) == pytest.approx(mapped, abs=0.1)
+    # the runner's fits-in-RAM estimate (no probe: the architecture's rule) counts at least
+    # what llama.cpp copied, for every file
+    for r, k in zip(recs, paths):
+        est = estimate_memory(infos[k], Settings())
+        assert est["repacked_mib"] >= P.extra_model_mib(r.memory) - 0.1, k
+        assert est["total_mib"] >= r.memory.peak_rss_mib, k
+
+
+def test_the_runners_estimate_counts_repacked_weights_by_architecture():
+    """A phone (ARM with dot product) repacks every K-quant of a Q4_K_M file, x86 only its
+    Q4_K part; weights on a GPU are not repacked.  A 3B Q4_0 model on a phone needs its
+    weights twice: leaving that out would let the runner start a config that cannot fit."""
+    from slmbench.config import Settings
+    from slmbench.gguf_info import multiplied_bytes
+    from slmbench.memory import estimate_memory, repack_rule, repacked_mib
+
+    km = P.info_from_shape(n_layer=28, n_embd=2048, n_head=16, n_head_kv=8, n_vocab=151936,
+                           n_ff=11008, quant="Q4_K_M", tied=False)
+    by_type = multiplied_bytes(km)
+    assert set(by_type) == {"Q4_K", "Q6_K"}
+    assert repacked_mib(km, repack_rule("arm64")) == pytest.approx(
+        sum(by_type.values()) / P.MIB)
+    assert repacked_mib(km, repack_rule("x86_64")) == pytest.approx(by_type["Q4_K"] / P.MIB)
+    assert repack_rule("sparc") == {}
+    q40 = P.info_from_shape(n_params=3_000_000_000, n_layer=36, n_embd=2560, n_head=32,
+                            n_head_kv=8, n_vocab=151936, quant="Q4_0")
+    cpu = estimate_memory(q40, Settings())
+    gpu = estimate_memory(q40, Settings(n_gpu_layers=999))
+    assert gpu["repacked_mib"] == 0 and cpu["repacked_mib"] > 0.8 * cpu["model_mib"]
+    assert cpu["total_mib"] == pytest.approx(gpu["total_mib"] + cpu["repacked_mib"], abs=0.2)
 
 
 def test_a_model_about_the_size_of_the_probed_cache_gets_a_note():
