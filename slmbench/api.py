@@ -346,13 +346,13 @@ def targets_verdict(paths: Sequence[str | os.PathLike], targets: Any = None) -> 
 def probe_device(threads: Sequence[int] = (1,), *, force: bool = False,
                  progress: Progress | None = None) -> Any:
     """This device's probe at ``threads`` (slmbench.predict.DeviceProbe): the stored one when
-    the CPU, llama.cpp build and thread counts match, else measured (about a minute per thread
-    count; the first time also ~1 min to write the probe models) and stored."""
+    the CPU, llama.cpp build and thread counts match, else measured (1.5-2.5 minutes per thread
+    count; the first time also ~2 min to write the probe models) and stored."""
     import time
 
     from slmbench.bandwidth import cache_curve, probe_bandwidth
-    from slmbench.predict import (BIG_PREFIX, DEEP_MODELS, PROBE_DEPTH, PROBE_GEN, PROBE_MAX_CV,
-                                  PROBE_PROMPT, PROBE_REPETITIONS, build_probe_models,
+    from slmbench.predict import (DECODE_ONLY_PREFIXES, DEEP_MODELS, PROBE_DEPTH, PROBE_GEN,
+                                  PROBE_MAX_CV, PROBE_PROMPT, PROBE_REPETITIONS, build_probe_models,
                                   cached_probe, fit_probe, probe_model_dir, save_probe)
 
     threads = sorted({int(t) for t in threads})
@@ -379,7 +379,7 @@ def probe_device(threads: Sequence[int] = (1,), *, force: bool = False,
         common = dict(threads=[t], repetitions=PROBE_REPETITIONS, n_prompt=[PROBE_PROMPT],
                       n_gen=[PROBE_GEN], ttft=False)
         deep = [paths[m] for m in DEEP_MODELS]
-        big = [p for m, p in paths.items() if m.startswith(BIG_PREFIX)]
+        big = [p for m, p in paths.items() if m.startswith(DECODE_ONLY_PREFIXES)]
         # each probe model pins a cost of every prediction: a disturbed one is taken again
         measured[t] = (bench_steady([p for p in paths.values() if p not in deep + big],
                                     PROBE_MAX_CV, progress=say, n_depth=[0], **common)

@@ -1,13 +1,14 @@
 """Predict before you download: decode, prefill and memory of a GGUF model on this device.
 
-A **device probe** (``slmbench probe``, 1-2 minutes) measures, through llama.cpp itself, what
+A **device probe** (``slmbench probe``, 1.5-2.5 minutes) measures, through llama.cpp itself, what
 a model's cost is made of on this machine, at each thread count:
 
 - the read bandwidth (slmbench.bandwidth) - for the baseline and the report, not the model;
 - per weight type (F16, Q8_0, Q6_K, Q5_K, Q5_0, Q4_K, Q4_0, Q3_K): a synthetic model whose every
   weight tensor has that type (quantized ``--pure`` by llama.cpp's quantizer) is decoded and
-  prefilled, and again at cache size; with tiny models beside them (2 and 12 layers, a big
-  and a small vocabulary, deep KV caches at head dims 64 to 256, MHA beyond the L2 caches)
+  prefilled, and decoded at four sizes from cache size to beyond the caches; with tiny models
+  beside them (2 and 12 layers, a big and a small vocabulary, deep KV caches at head dims 64
+  to 256, MHA beyond the L2 caches)
   one least-squares fit per phase gives
   - decode: seconds per byte of weights of each type for a matrix-vector product (the inverse
     of its effective GB/s), a fixed cost per token and per layer (the dispatch of every
@@ -58,8 +59,8 @@ from slmbench.memory import repacked_mib
 from slmbench.stats import CV_WARN_PCT
 
 MIB = 1024 * 1024
-PROBE_VERSION = 4  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 80/96/160, caches;
-# 4: per-type decode models beyond the caches (big-*)
+PROBE_VERSION = 5  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 80/96/160, caches;
+# 4: per-type decode models beyond the caches (big-*); 5: and at 2.5x cache size (mid-*)
 # Q5_0 and Q8_0 are also what a K-quant falls back to for rows not a multiple of 256 (Gemma-3's
 # 640-wide tensors in a Q4_K_M file are mostly Q5_0 and Q8_0)
 PROBE_TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K", "Q5_0", "Q4_K", "Q4_0", "Q3_K")
@@ -76,15 +77,21 @@ TINY_PREFIX = "tiny"  # probe models whose weights fit in the caches
 SMALL = "@cache"     # suffix of their weight types in a fit
 CACHED_PREFIX = "small-"  # the per-type probe models of cache size (~10-40 MB)
 CACHED = "@small"    # suffix of their weight types in a fit
+MID_PREFIX = "mid-"  # the per-type probe models 2.5x the small ones (~25-90 MB; decode only)
+MID = "@mid"         # suffix of their weight types in the decode fit
 BIG_PREFIX = "big-"  # the per-type probe models beyond the caches (~150-850 MB; decode only)
 BIG = "@big"         # suffix of their weight types in the decode fit
+# the per-type decode models by size, smallest first: (file prefix, suffix of their weight
+# types in the decode fit); a model's cost per byte is log-linear in size between two of them
+SIZE_LADDER = ((CACHED_PREFIX, CACHED), (MID_PREFIX, MID), ("wide-", ""), (BIG_PREFIX, BIG))
+DECODE_ONLY_PREFIXES = (MID_PREFIX, BIG_PREFIX)  # their prefill would add nothing
 MEMORY_ONLY_PREFIX = "mem-"  # probe models whose timings the fits do not use
 PROBE_PROMPT = 128   # prefill batch of the probe's pp test
 PROBE_GEN = 16
 PROBE_REPETITIONS = 5
 PROBE_MAX_CV = CV_WARN_PCT  # a probe measurement this noisy is taken again (twice at most)
 PROBE_DEPTH = 2048
-PER_TYPE_MODELS = ("big", "wide", "small")  # quantized --pure to every probed type
+PER_TYPE_MODELS = ("big", "wide", "mid", "small")  # quantized --pure to every probed type
 # also at PROBE_DEPTH: attention per head dimension (HEAD_CLASSES) and KV bytes (MHA)
 DEEP_MODELS = ("tiny-l12", "tiny-mha64", "tiny-hd64", "tiny-hd80", "tiny-hd96", "tiny-hd128",
                "tiny-hd160", "tiny-hd256")
@@ -140,6 +147,11 @@ def probe_specs() -> dict[str, Any]:
         # ~19M parameters (10-38 MB): the same types where the weights stay in the caches
         "small": SynthSpec(n_embd=512, n_layer=4, n_head=8, n_head_kv=2, n_ff=2048,
                            n_vocab=4096, n_ctx=4096),
+        # the small shape with 10 layers (~45M parameters, 25-90 MB): how far the cache speed
+        # holds (a held-out 27-43 MB model decoded at the small models' speed, 1.5x faster
+        # than log-size interpolation from small to wide said); decode only
+        "mid": SynthSpec(n_embd=512, n_layer=10, n_head=8, n_head_kv=2, n_ff=2048,
+                         n_vocab=4096, n_ctx=4096),
     }
     for name, spec in specs.items():
         spec.name = f"probe-{name}"
@@ -187,8 +199,8 @@ class PhaseFit:
         not measure borrows the probed type of the nearest bits per weight.  With
         ``model_bytes`` (a decode), a model no bigger than the small probe model of the type
         gets its cache-resident cost, one as big as the big one (beyond the caches) the big
-        one's, log-linear in size between two neighbouring probe models (small, wide, big);
-        without, the wide one's (prefill's output row)."""
+        one's, log-linear in size between two neighbouring probe models (SIZE_LADDER: small,
+        mid, wide, big); without, the wide one's (prefill's output row)."""
         if qtype in self.per_type:
             used = qtype
         else:
@@ -199,11 +211,11 @@ class PhaseFit:
             bpw = _bits(qtype)
             used = min(real, key=lambda t: (abs(_bits(t) - bpw), t))
         wide = self.per_type[used]
-        small = self.per_type.get(used + CACHED)
-        if model_bytes is None or small is None or used not in self.sizes:
+        if model_bytes is None or used + CACHED not in self.per_type or used not in self.sizes:
             return wide, used
-        rates = [small, wide, self.per_type.get(used + BIG)]
-        points = [(b, r) for b, r in zip(self.sizes[used], rates) if r is not None]
+        rates = [self.per_type[used + suffix] for _, suffix in SIZE_LADDER
+                 if used + suffix in self.per_type]
+        points = list(zip(self.sizes[used], rates))
         if model_bytes <= points[0][0]:
             return points[0][1], used
         # log-linear in size: placing the model by the cache curve the probe measured did
@@ -341,7 +353,7 @@ def resolve_probe(probe: Any, threads: Iterable[int]) -> DeviceProbe:
     if stored is None:
         counts = ",".join(map(str, threads))
         raise ConfigError(f"no device probe for this machine at {counts} threads: run "
-                          f"`slmbench probe -t {counts}` first (1-2 minutes per count)")
+                          f"`slmbench probe -t {counts}` first (1.5-2.5 minutes per count)")
     return stored
 
 
@@ -734,8 +746,8 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
         # the tiny models' weights sit in the caches: their bytes get their own rate, so they
         # pin the fixed costs without lending their cache speed to real models' weights
         suffix = (SMALL if model.startswith(TINY_PREFIX) else
-                  CACHED if model.startswith(CACHED_PREFIX) else
-                  BIG if model.startswith(BIG_PREFIX) else "")
+                  next((suffix for prefix, suffix in SIZE_LADDER if model.startswith(prefix)),
+                       ""))
         if not suffix:
             return feats
         return {(k + suffix if k[:2] in ("w:", "f:") else k): v for k, v in feats.items()}
@@ -765,9 +777,10 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
     for name, info in infos.items():  # the sizes between which a type's cost moves
         if name.startswith(CACHED_PREFIX) and f"wide-{name[len(CACHED_PREFIX):]}" in infos:
             qtype = name[len(CACHED_PREFIX):]
-            costs.decode.sizes[qtype] = [float(infos[f"{m}{qtype}"].model_size_bytes)
-                                         for m in (CACHED_PREFIX, "wide-", BIG_PREFIX)
-                                         if f"{m}{qtype}" in infos]
+            costs.decode.sizes[qtype] = [float(infos[f"{prefix}{qtype}"].model_size_bytes)
+                                         for prefix, suffix in SIZE_LADDER
+                                         if f"{prefix}{qtype}" in infos
+                                         and qtype + suffix in costs.decode.per_type]
     # prefill: the output projection at the decode rates just fitted (one token)
     rows, ys = [], []
     for o in obs:
@@ -1016,13 +1029,14 @@ def format_probe(probe: DeviceProbe) -> str:
         def gbs(v: float | None, width: int) -> str:
             return f"{1e-9 / v if v else float('nan'):>{width}.1f}"
 
-        lines.append(f"  {'type':<6} {'decode GB/s: small':>18} {'wide':>6} {'big':>6}"
-                     f" {'prefill GFLOP/s':>16}   (weights of the probe's small / wide / big"
-                     " models)")
+        lines.append(f"  {'type':<6} {'decode GB/s: small':>18} {'mid':>6} {'wide':>6} "
+                     f"{'big':>6} {'prefill GFLOP/s':>16}   (decode: weights of the probe's "
+                     "small / mid / wide / big models)")
         for t in PROBE_TYPES:
             d = c.decode.per_type
-            lines.append(f"  {t:<6} {gbs(d.get(t + CACHED), 18)} {gbs(d.get(t), 6)} "
-                         f"{gbs(d.get(t + BIG), 6)} {gbs(c.prefill.per_type.get(t), 16)}")
+            lines.append(f"  {t:<6} {gbs(d.get(t + CACHED), 18)} {gbs(d.get(t + MID), 6)} "
+                         f"{gbs(d.get(t), 6)} {gbs(d.get(t + BIG), 6)} "
+                         f"{gbs(c.prefill.per_type.get(t), 16)}")
         spill = c.decode.per_spill_s
         lines.append(f"  decode: {c.decode.per_token_s * 1e6:.1f} us per token + "
                      f"{c.decode.per_layer_s * 1e6:.1f} us per layer; KV read at "

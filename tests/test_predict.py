@@ -286,6 +286,12 @@ def test_a_decode_cost_moves_from_the_small_to_the_wide_probe_model_with_size():
     assert fit.rate("Q8_0", 3162.3)[0] == pytest.approx(3.0, abs=1e-3)  # wide..big half way
     assert fit.rate("Q8_0", 1e6)[0] == 4.0        # beyond the big one: the big one's
     assert fit.rate("Q8_0")[0] == 2.0
+    # and a mid one: the cache speed holds further (all four rungs of SIZE_LADDER)
+    fit.per_type["Q8_0" + P.MID] = 1.0
+    fit.sizes["Q8_0"] = [10, 100, 1000, 10000]
+    assert fit.rate("Q8_0", 100)[0] == 1.0
+    assert fit.rate("Q8_0", 316.23)[0] == pytest.approx(1.5, abs=1e-3)
+    assert fit.rate("Q8_0", 3162.3)[0] == pytest.approx(3.0, abs=1e-3)
 
 
 def test_bench_steady_measures_noisy_files_again_and_refuses_sweeps(tiny_model):

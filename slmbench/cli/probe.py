@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "measure this device once (1-2 minutes) for `slmbench predict`"
+HELP = "measure this device once (1.5-2.5 minutes) for `slmbench predict`"
 DESCRIPTION = """\
 Measure what a model's cost is made of on this device, through llama.cpp itself: the read
 bandwidth, and - on synthetic models whose every weight has one type (F16, Q8_0, Q6_K, Q5_K,
