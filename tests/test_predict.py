@@ -271,6 +271,41 @@ def test_a_probe_of_real_measurements_predicts_another_model(tmp_path, monkeypat
     assert "## Predicted vs measured" in md and "peak memory" in md
 
 
+def test_the_fit_recovers_each_rung_of_the_size_ladder():
+    """Planted decode costs per byte that differ by model size (small, mid, wide, big probe
+    models of one type, as a cache makes them): the fit recovers each rung's rate and size,
+    and a held-out model between two rungs gets the log-size interpolation."""
+    infos = shapes()
+    truth = planted_costs()
+    rung_rate = {"small-": 0.5, "mid-": 0.6, "wide-": 1.0, "big-": 1.5}  # x PLANT_DEC's
+    for layers, (prefix, _) in zip((2, 6, 12, 36), P.SIZE_LADDER):
+        infos[f"{prefix}Q8_0"] = P.info_from_shape(n_layer=layers, n_embd=512, n_head=8,
+                                                   n_head_kv=2, n_vocab=4096, n_ff=2048,
+                                                   quant="Q8_0", name=f"{prefix}Q8_0")
+    for prefix, suffix in P.SIZE_LADDER:
+        if suffix:
+            truth.decode.per_type["Q8_0" + suffix] = PLANT_DEC["Q8_0"] * rung_rate[prefix]
+    obs = [o for o in planted_observations(infos, truth)
+           if not o["model"].startswith(tuple(p for p, _ in P.SIZE_LADDER))]
+    for prefix, suffix in P.SIZE_LADDER:  # the probe's own models: their rung's rate
+        info = infos[f"{prefix}Q8_0"]
+        for depth in (0, 1024):
+            feats = {(k + suffix if k.startswith("w:") else k): v for k, v in
+                     P.decode_features(info, depth, cache_bytes=L2 * 2).items()}
+            obs.append({"model": f"{prefix}Q8_0", "test": "tg", "n_prompt": 0, "n_gen": 16,
+                        "n_depth": depth, "seconds": P._apply(truth.decode, feats, "decode",
+                                                               [])[0]})
+    fitted = P.fit_costs(obs, infos, 2, 8.0, L2)
+    for prefix, suffix in P.SIZE_LADDER:
+        assert fitted.decode.per_type["Q8_0" + suffix] == pytest.approx(
+            PLANT_DEC["Q8_0"] * rung_rate[prefix], rel=1e-3), prefix
+    sizes = fitted.decode.sizes["Q8_0"]
+    assert sizes == [float(infos[f"{p}Q8_0"].model_size_bytes) for p, _ in P.SIZE_LADDER]
+    between = (sizes[1] * sizes[2]) ** 0.5  # half way from mid to wide in log size
+    assert fitted.decode.rate("Q8_0", between)[0] == pytest.approx(
+        PLANT_DEC["Q8_0"] * 0.8, rel=1e-3)
+
+
 def test_a_decode_cost_moves_from_the_small_to_the_wide_probe_model_with_size():
     fit = P.PhaseFit(per_type={"Q8_0": 2.0, "Q8_0" + P.CACHED: 1.0}, sizes={"Q8_0": [10, 1000]})
     assert fit.rate("Q8_0", 5)[0] == 1.0          # within the caches
