@@ -212,6 +212,48 @@ def test_bad_header_missing_probe_and_bad_shape_are_one_line_errors(tmp_path, mo
         predict_models([str(bad)], threads=2, probe=probe)
 
 
+def test_probe_device_end_to_end_on_a_small_ladder(tmp_path, monkeypatch):
+    """slmbench.probe_device as `slmbench probe` runs it, on scaled-down probe models (every
+    rung of the size ladder, two types, fewer repetitions): the decode-only models (mid,
+    big) are measured without a prompt, the fit holds every rung, and the probe is stored
+    and found again."""
+    import functools
+
+    from slmbench.api import probe_device
+    from slmbench.synth import SynthSpec
+
+    monkeypatch.setenv("SLMBENCH_CACHE", str(tmp_path / "cache"))
+
+    def spec(n_layer: int, n_embd: int = 128, n_vocab: int = 512) -> SynthSpec:
+        return SynthSpec(n_embd=n_embd, n_layer=n_layer, n_head=2, n_head_kv=1,
+                         n_ff=2 * n_embd, n_vocab=n_vocab, n_ctx=1024)
+
+    specs = {"tiny-l2": spec(2), "tiny-l12": spec(6), "small": spec(2, 256),
+             "mid": spec(5, 256), "wide": spec(2, 512), "big": spec(6, 512)}
+    for name, sp in specs.items():
+        sp.name = f"probe-{name}"
+    monkeypatch.setattr(P, "probe_specs", lambda: specs)
+    monkeypatch.setattr(P, "build_probe_models",
+                        functools.partial(P.build_probe_models, types=("F16", "Q8_0")))
+    monkeypatch.setattr(P, "DEEP_MODELS", ("tiny-l12",))
+    for name, value in (("PROBE_REPETITIONS", 2), ("PROBE_PROMPT", 16), ("PROBE_GEN", 4),
+                        ("PROBE_DEPTH", 256)):
+        monkeypatch.setattr(P, name, value)
+    said: list[str] = []
+    probe = probe_device([1], force=True, progress=said.append)
+    costs = probe.at(1)
+    pp_models = {o["model"] for o in costs.measured if o["test"] == "pp"}
+    tg_models = {o["model"] for o in costs.measured if o["test"] == "tg"}
+    assert {"mid-Q8_0", "big-Q8_0", "small-Q8_0", "wide-Q8_0"} <= tg_models
+    assert not any(m.startswith(P.DECODE_ONLY_PREFIXES) for m in pp_models)  # decode only
+    assert {"Q8_0", "Q8_0" + P.CACHED, "Q8_0" + P.MID, "Q8_0" + P.BIG} <= set(
+        costs.decode.per_type)
+    sizes = costs.decode.sizes["Q8_0"]
+    assert len(sizes) == 4 and sizes == sorted(sizes)
+    assert any("writing big" in m for m in said)
+    assert P.cached_probe([1]) is not None  # stored, and found again by its key
+
+
 def test_a_probe_of_real_measurements_predicts_another_model(tmp_path, monkeypatch):
     """Real llama.cpp runs at 1 thread: a small probe (tiny models and two pure types) fitted
     and checked against a held-out model it never saw - within 35 % (a loose bound for a busy
