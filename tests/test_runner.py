@@ -141,7 +141,10 @@ def _start_runner(tmp_path: Path, suite_file: Path, run_id: str, crash: str) -> 
     return subprocess.Popen(
         [sys.executable, "-m", "slmbench", "run", str(suite_file), "--results",
          str(tmp_path / "results"), "--run-id", run_id],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # as from a terminal: a test run started in the background (`cmd &` without job
+        # control) ignores SIGINT, and a child would inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_records(run_dir: Path, n: int, proc: subprocess.Popen, timeout: float = 60) -> None:
