@@ -379,14 +379,14 @@ def probe_device(threads: Sequence[int] = (1,), *, force: bool = False,
         common = dict(threads=[t], repetitions=PROBE_REPETITIONS, n_prompt=[PROBE_PROMPT],
                       n_gen=[PROBE_GEN], ttft=False)
         deep = [paths[m] for m in DEEP_MODELS]
-        big = [p for m, p in paths.items() if m.startswith(DECODE_ONLY_PREFIXES)]
+        decode_only = [p for m, p in paths.items() if m.startswith(DECODE_ONLY_PREFIXES)]
         # each probe model pins a cost of every prediction: a disturbed one is taken again
-        measured[t] = (bench_steady([p for p in paths.values() if p not in deep + big],
+        measured[t] = (bench_steady([p for p in paths.values() if p not in deep + decode_only],
                                     PROBE_MAX_CV, progress=say, n_depth=[0], **common)
                        + bench_steady(deep, PROBE_MAX_CV, progress=say,
                                       n_depth=[0, PROBE_DEPTH], **common)
-                       + bench_steady(big, PROBE_MAX_CV, progress=say, n_depth=[0],
-                                      **{**common, "n_prompt": [0]}))  # decode only
+                       + bench_steady(decode_only, PROBE_MAX_CV, progress=say, n_depth=[0],
+                                      **{**common, "n_prompt": [0]}))
     probe = fit_probe(measured, paths, {**(bandwidth or {}), "cache_curves": curves},
                       round(time.monotonic() - t0, 1))
     save_probe(probe)

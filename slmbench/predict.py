@@ -77,13 +77,14 @@ TINY_PREFIX = "tiny"  # probe models whose weights fit in the caches
 SMALL = "@cache"     # suffix of their weight types in a fit
 CACHED_PREFIX = "small-"  # the per-type probe models of cache size (~10-40 MB)
 CACHED = "@small"    # suffix of their weight types in a fit
+WIDE_PREFIX = "wide-"  # the per-type probe models where this VM's caches end (~65-300 MB)
 MID_PREFIX = "mid-"  # the per-type probe models 2.5x the small ones (~25-90 MB; decode only)
 MID = "@mid"         # suffix of their weight types in the decode fit
 BIG_PREFIX = "big-"  # the per-type probe models beyond the caches (~150-850 MB; decode only)
 BIG = "@big"         # suffix of their weight types in the decode fit
 # the per-type decode models by size, smallest first: (file prefix, suffix of their weight
 # types in the decode fit); a model's cost per byte is log-linear in size between two of them
-SIZE_LADDER = ((CACHED_PREFIX, CACHED), (MID_PREFIX, MID), ("wide-", ""), (BIG_PREFIX, BIG))
+SIZE_LADDER = ((CACHED_PREFIX, CACHED), (MID_PREFIX, MID), (WIDE_PREFIX, ""), (BIG_PREFIX, BIG))
 DECODE_ONLY_PREFIXES = (MID_PREFIX, BIG_PREFIX)  # their prefill would add nothing
 MEMORY_ONLY_PREFIX = "mem-"  # probe models whose timings the fits do not use
 PROBE_PROMPT = 128   # prefill batch of the probe's pp test
@@ -524,16 +525,13 @@ def _apply(fit: PhaseFit, feats: dict[str, float], unit_prefix: str, notes: list
     return sum(parts.values()), parts
 
 
-def _repacked(t: TensorInfo, memory: dict[str, float]) -> bool:
-    return is_multiplied(t) and memory.get(f"repack:{t.type}", 0.0) >= 0.5
-
-
-def mapped_mib(info: GGUFInfo, memory: dict[str, float]) -> float:
+def mapped_mib(info: GGUFInfo, shares: dict[str, float]) -> float:
     """MiB of the file that stays mapped and resident: llama.cpp unmaps the file's head and
     tail where only repacked tensors lie (a repacked output.weight at the end), so the span
     from the first to the end of the last tensor used in place (the whole of the weights when
-    the header has no offsets, e.g. a split model or a shape)."""
-    used = [t for t in info.tensors if not _repacked(t, memory)]
+    the header has no offsets, e.g. a split model or a shape).  ``shares``: the share of each
+    weight type the CPU backend repacks (repack_shares)."""
+    used = [t for t in info.tensors if not (is_multiplied(t) and shares.get(t.type, 0.0) >= 0.5)]
     if not used or any(t.offset is None for t in info.tensors):
         return info.model_size_bytes / MIB
     return (max(t.offset + t.n_bytes for t in used) - min(t.offset for t in used)) / MIB
@@ -578,8 +576,9 @@ def predict_memory(info: GGUFInfo, costs: ThreadCosts, n_ctx: int, step: int,
     kv = kv_cache_bytes(info, n_ctx, type_k, type_v, n_ubatch=n_ubatch)["total_bytes"] / MIB
     feats = memory_features(info, n_ctx, step)
     rest = sum(costs.memory.get(k, 0.0) * v for k, v in feats.items())
-    weights = mapped_mib(info, costs.memory)
-    repacked = repacked_mib(info, repack_shares(costs.memory))
+    shares = repack_shares(costs.memory)
+    weights = mapped_mib(info, shares)
+    repacked = repacked_mib(info, shares)
     return {"weights_mib": weights, "repacked_mib": repacked, "kv_mib": kv, "rest_mib": rest,
             "peak_mib": weights + repacked + kv + rest}
 
@@ -775,7 +774,7 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
                             attention={k.split("@")[1]: coef[k] for k in akeys},
                             rms_rel_err=err, n_obs=len(rows))
     for name, info in infos.items():  # the sizes between which a type's cost moves
-        if name.startswith(CACHED_PREFIX) and f"wide-{name[len(CACHED_PREFIX):]}" in infos:
+        if name.startswith(CACHED_PREFIX) and f"{WIDE_PREFIX}{name[len(CACHED_PREFIX):]}" in infos:
             qtype = name[len(CACHED_PREFIX):]
             costs.decode.sizes[qtype] = [float(infos[f"{prefix}{qtype}"].model_size_bytes)
                                          for prefix, suffix in SIZE_LADDER
@@ -803,20 +802,21 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
     # activation sizes
     mem = [o for o in obs if o["test"] == "memory"]
     if mem:
-        repack: dict[str, float] = {}
+        shares: dict[str, float] = {}
         with_buffers = [o for o in mem if o.get("repacked_mib") is not None]
         if with_buffers:
             rows = [{k: v / MIB for k, v in multiplied_bytes(infos[o["model"]]).items()}
                     for o in with_buffers]
             types = sorted({k for r in rows for k in r})
-            shares, _ = _nnls_fit(rows, [o["repacked_mib"] for o in with_buffers], types,
+            fitted, _ = _nnls_fit(rows, [o["repacked_mib"] for o in with_buffers], types,
                                   relative=False)
-            repack = {f"repack:{k}": round(v, 3) for k, v in shares.items() if v >= 0.01}
+            shares = {k: round(v, 3) for k, v in fitted.items() if v >= 0.01}
         rows = [memory_features(infos[o["model"]], o["n_ctx"], o["step"]) for o in mem]
-        ys = [max(o["peak_mib"] - mapped_mib(infos[o["model"]], repack) - o["kv_mib"]
-                  - repacked_mib(infos[o["model"]], repack_shares(repack)), 1.0) for o in mem]
+        ys = [max(o["peak_mib"] - mapped_mib(infos[o["model"]], shares) - o["kv_mib"]
+                  - repacked_mib(infos[o["model"]], shares), 1.0) for o in mem]
         coef, err = _nnls_fit(rows, ys, ["one", "hidden", "ffn", "scores", "vocab"])
-        costs.memory = {**coef, **repack, "rms_rel_err": err}
+        costs.memory = {**coef, **{f"repack:{k}": v for k, v in shares.items()},
+                        "rms_rel_err": err}
     return costs
 
 
@@ -1018,6 +1018,11 @@ def _ms(x: float | None) -> str:
     return "-" if x is None else f"{x:,.2f}"
 
 
+def _gbs(seconds_per_unit: float | None, width: int) -> str:
+    """A fitted rate (seconds per byte or per FLOP) as G-units per second, right-aligned."""
+    return f"{1e-9 / seconds_per_unit if seconds_per_unit else float('nan'):>{width}.1f}"
+
+
 def format_probe(probe: DeviceProbe) -> str:
     lines = [f"device probe {probe.key.rsplit('-t', 1)[0]} ({probe.cpu or '?'}), "
              f"{probe.created[:19]}, {probe.duration_s or 0:.0f} s"]
@@ -1026,17 +1031,14 @@ def format_probe(probe: DeviceProbe) -> str:
                      f"{c.bandwidth_gbs or float('nan'):.1f} GB/s; fit error (RMS, probe models)"
                      f" decode {100 * (c.decode.rms_rel_err or 0):.1f} %, prefill "
                      f"{100 * (c.prefill.rms_rel_err or 0):.1f} %")
-        def gbs(v: float | None, width: int) -> str:
-            return f"{1e-9 / v if v else float('nan'):>{width}.1f}"
-
         lines.append(f"  {'type':<6} {'decode GB/s: small':>18} {'mid':>6} {'wide':>6} "
                      f"{'big':>6} {'prefill GFLOP/s':>16}   (decode: weights of the probe's "
                      "small / mid / wide / big models)")
         for t in PROBE_TYPES:
             d = c.decode.per_type
-            lines.append(f"  {t:<6} {gbs(d.get(t + CACHED), 18)} {gbs(d.get(t + MID), 6)} "
-                         f"{gbs(d.get(t), 6)} {gbs(d.get(t + BIG), 6)} "
-                         f"{gbs(c.prefill.per_type.get(t), 16)}")
+            lines.append(f"  {t:<6} {_gbs(d.get(t + CACHED), 18)} {_gbs(d.get(t + MID), 6)} "
+                         f"{_gbs(d.get(t), 6)} {_gbs(d.get(t + BIG), 6)} "
+                         f"{_gbs(c.prefill.per_type.get(t), 16)}")
         spill = c.decode.per_spill_s
         lines.append(f"  decode: {c.decode.per_token_s * 1e6:.1f} us per token + "
                      f"{c.decode.per_layer_s * 1e6:.1f} us per layer; KV read at "
