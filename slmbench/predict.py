@@ -59,8 +59,9 @@ from slmbench.memory import repacked_mib
 from slmbench.stats import CV_WARN_PCT
 
 MIB = 1024 * 1024
-PROBE_VERSION = 5  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 80/96/160, caches;
-# 4: per-type decode models beyond the caches (big-*); 5: and at 2.5x cache size (mid-*)
+PROBE_VERSION = 6  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 80/96/160, caches;
+# 4: per-type decode models beyond the caches (big-*); 5: and at 2.5x cache size (mid-*);
+# 6: the MHA model's KV beyond the caches (kv-mha64, 6 layers), sizes as bytes read per token
 # Q5_0 and Q8_0 are also what a K-quant falls back to for rows not a multiple of 256 (Gemma-3's
 # 640-wide tensors in a Q4_K_M file are mostly Q5_0 and Q8_0)
 PROBE_TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K", "Q5_0", "Q4_K", "Q4_0", "Q3_K")
@@ -86,6 +87,8 @@ BIG = "@big"         # suffix of their weight types in the decode fit
 # types in the decode fit); a model's cost per byte is log-linear in size between two of them
 SIZE_LADDER = ((CACHED_PREFIX, CACHED), (MID_PREFIX, MID), (WIDE_PREFIX, ""), (BIG_PREFIX, BIG))
 DECODE_ONLY_PREFIXES = (MID_PREFIX, BIG_PREFIX)  # their prefill would add nothing
+KV_PREFIX = "kv-"  # probe models of a KV cache beyond the caches (MHA, depth 2048)
+KV_WEIGHTS = "@kv"   # suffix of their weight types in the decode fit: a rate of their own
 MEMORY_ONLY_PREFIX = "mem-"  # probe models whose timings the fits do not use
 PROBE_PROMPT = 128   # prefill batch of the probe's pp test
 PROBE_GEN = 16
@@ -94,7 +97,7 @@ PROBE_MAX_CV = CV_WARN_PCT  # a probe measurement this noisy is taken again (twi
 PROBE_DEPTH = 2048
 PER_TYPE_MODELS = ("big", "wide", "mid", "small")  # quantized --pure to every probed type
 # also at PROBE_DEPTH: attention per head dimension (HEAD_CLASSES) and KV bytes (MHA)
-DEEP_MODELS = ("tiny-l12", "tiny-mha64", "tiny-hd64", "tiny-hd80", "tiny-hd96", "tiny-hd128",
+DEEP_MODELS = ("tiny-l12", "kv-mha64", "tiny-hd64", "tiny-hd80", "tiny-hd96", "tiny-hd128",
                "tiny-hd160", "tiny-hd256")
 # the expected error band: the P90 absolute error of benchmarks/predict.py's probe-only
 # validation on this project's 2-vCPU VM (88 held-out decode / prefill configs, 44 memory;
@@ -124,10 +127,12 @@ def probe_specs() -> dict[str, Any]:
         # attention at depth: GQA at every head dim of HEAD_CLASSES (llama.cpp's CPU flash
         # attention costs per score ~10x more at 64, 80, 96 and 160 than at 128 here: its
         # vector loops leave what is not a multiple of their step to scalar code); MHA at 64
-        # with each layer's KV beyond the L2 caches (tiny-mha64: 8 MiB per layer at
-        # PROBE_DEPTH, beyond 1 or 2 cores' 2 MiB here)
+        # with each layer's KV beyond the L2 caches (8 MiB per layer at PROBE_DEPTH, beyond 1
+        # or 2 cores' 2 MiB here) and the whole KV with the weights beyond the L3 share too
+        # (6 layers: 48 MiB of KV + 60 MB of weights; with 2 layers, 16 MiB, the KV stayed in
+        # L3 at 2 threads and the spill cost came out 3x too low)
         "tiny-hd64": deep(512, 8, 2, n_ff=512),
-        "tiny-mha64": deep(1024, 16, 16, n_layer=2),
+        KV_PREFIX + "mha64": deep(1024, 16, 16, n_layer=6),
         "tiny-hd80": deep(320, 4, 1),
         "tiny-hd96": deep(384, 4, 1),
         "tiny-hd160": deep(640, 4, 1),
@@ -391,6 +396,19 @@ def _add_output(feats: dict[str, float], info: GGUFInfo) -> None:
         feats[f"w:{out.type}"] = feats.get(f"w:{out.type}", 0.0) + out.n_bytes
 
 
+def read_bytes(info: GGUFInfo) -> float:
+    """Weight bytes one decoded token reads: the multiplied weights and the output projection,
+    not the token embedding's other rows (a 32k x 512 embedding is 30-40 % of a small model's
+    file): what has to stay in the caches for a model to decode at cache speed."""
+    return float(sum(t.n_bytes for t in info.tensors if is_matmul_weight(t))
+                 + sum(n for k, n in _output_bytes(info).items()))
+
+
+def _output_bytes(info: GGUFInfo) -> dict[str, float]:
+    out = output_tensor(info)
+    return {out.type: float(out.n_bytes)} if out is not None else {}
+
+
 def decode_features(info: GGUFInfo, n_depth: int, type_k: str = "f16",
                     type_v: str = "f16", cache_bytes: float = 0.0) -> dict[str, float]:
     """What one decoded token reads: weight bytes per type (the output projection included),
@@ -612,7 +630,7 @@ def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int
         raise ModelLoadError(f"{label or info.path}: no tensor table to predict from")
     costs = probe.at(n_threads)
     notes: list[str] = []
-    size = float(info.model_size_bytes)
+    size = read_bytes(info)
     l2 = costs.decode.l2_bytes * n_threads
     dec_s, parts = _apply(costs.decode, decode_features(info, n_depth, type_k, type_v, l2),
                           "decode", notes, model_bytes=size)
@@ -745,6 +763,7 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
         # the tiny models' weights sit in the caches: their bytes get their own rate, so they
         # pin the fixed costs without lending their cache speed to real models' weights
         suffix = (SMALL if model.startswith(TINY_PREFIX) else
+                  KV_WEIGHTS if model.startswith(KV_PREFIX) else
                   next((suffix for prefix, suffix in SIZE_LADDER if model.startswith(prefix)),
                        ""))
         if not suffix:
@@ -776,7 +795,7 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
     for name, info in infos.items():  # the sizes between which a type's cost moves
         if name.startswith(CACHED_PREFIX) and f"{WIDE_PREFIX}{name[len(CACHED_PREFIX):]}" in infos:
             qtype = name[len(CACHED_PREFIX):]
-            costs.decode.sizes[qtype] = [float(infos[f"{prefix}{qtype}"].model_size_bytes)
+            costs.decode.sizes[qtype] = [read_bytes(infos[f"{prefix}{qtype}"])
                                          for prefix, suffix in SIZE_LADDER
                                          if f"{prefix}{qtype}" in infos
                                          and qtype + suffix in costs.decode.per_type]

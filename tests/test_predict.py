@@ -114,6 +114,15 @@ def test_decode_reads_every_matmul_weight_once_and_the_kv_it_attends():
     f = P.decode_features(info, 0)
     weights = sum(t.n_bytes for t in info.tensors)  # tied: the embedding is the output matmul
     assert f["w:Q8_0"] == pytest.approx(weights)
+    assert P.read_bytes(info) == pytest.approx(weights)
+    # untied: the output matrix is read, the token embedding only one row (the size a cache
+    # has to hold is the file without the embedding: 16 MiB of this 46 MiB model)
+    untied = P.info_from_shape(n_layer=4, n_embd=512, n_head=8, n_head_kv=2, n_vocab=32000,
+                               n_ff=1536, quant="Q8_0", tied=False, name="u")
+    embd = next(t for t in untied.tensors if t.name == "token_embd.weight")
+    assert P.read_bytes(untied) == pytest.approx(
+        sum(v for k, v in P.decode_features(untied, 0).items() if k.startswith("w:")))
+    assert P.read_bytes(untied) < untied.model_size_bytes - 0.99 * embd.n_bytes
     deep = P.decode_features(info, 1023)
     per_token = info.kv_bytes_per_token()
     assert deep["kv"] - f["kv"] == pytest.approx(1023 * per_token)
@@ -342,10 +351,35 @@ def test_the_fit_recovers_each_rung_of_the_size_ladder():
         assert fitted.decode.per_type["Q8_0" + suffix] == pytest.approx(
             PLANT_DEC["Q8_0"] * rung_rate[prefix], rel=1e-3), prefix
     sizes = fitted.decode.sizes["Q8_0"]
-    assert sizes == [float(infos[f"{p}Q8_0"].model_size_bytes) for p, _ in P.SIZE_LADDER]
+    assert sizes == [P.read_bytes(infos[f"{p}Q8_0"]) for p, _ in P.SIZE_LADDER]
     between = (sizes[1] * sizes[2]) ** 0.5  # half way from mid to wide in log size
     assert fitted.decode.rate("Q8_0", between)[0] == pytest.approx(
         PLANT_DEC["Q8_0"] * 0.8, rel=1e-3)
+
+
+def test_the_kv_probe_models_weights_get_a_rate_of_their_own():
+    """The probe's MHA model (kv-mha64) pins the cost of a KV cache beyond the caches; its
+    F16 weights, 60 MB beyond the caches as well, get their own rate, so they neither bend the
+    F16 rate real models get nor let the weights absorb the KV terms."""
+    infos = shapes()
+    truth = planted_costs()
+    name = P.KV_PREFIX + "mha"
+    infos[name] = P.info_from_shape(n_layer=6, n_embd=1024, n_head=16, n_head_kv=16,
+                                    n_vocab=1024, n_ff=256, quant="F16", name=name)
+    truth.decode.per_type["F16" + P.KV_WEIGHTS] = PLANT_DEC["F16"] * 3
+    obs = [o for o in planted_observations(infos, truth) if o["model"] != name]
+    for depth in (0, 2048):
+        feats = {(k + P.KV_WEIGHTS if k.startswith("w:") else k): v for k, v in
+                 P.decode_features(infos[name], depth, cache_bytes=L2 * 2).items()}
+        obs.append({"model": name, "test": "tg", "n_prompt": 0, "n_gen": 16, "n_depth": depth,
+                    "seconds": P._apply(truth.decode, feats, "decode", [])[0]})
+    fitted = P.fit_costs(obs, infos, 2, 8.0, L2)
+    assert fitted.decode.per_type["F16" + P.KV_WEIGHTS] == pytest.approx(
+        PLANT_DEC["F16"] * 3, rel=1e-3)
+    assert fitted.decode.per_type["F16"] == pytest.approx(PLANT_DEC["F16"], rel=1e-3)
+    assert fitted.decode.per_spill_s == pytest.approx(PLANT["dec_spill"], rel=1e-3)
+    assert fitted.decode.rate("F16", 1e9) == (pytest.approx(PLANT_DEC["F16"]), "F16")
+    assert "kv-mha64" in P.DEEP_MODELS and "kv-mha64" in P.probe_specs()
 
 
 def test_a_decode_cost_moves_from_the_small_to_the_wide_probe_model_with_size():
