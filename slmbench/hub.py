@@ -147,8 +147,9 @@ def fetch_header(entry: Any, quant: str | None = None, *, offline: bool | None =
     from the commit the HEAD resolved): 1 MiB first, then more - only the bytes not yet read -
     doubling up to 64 MiB while the header is longer.
 
-    A split model not on disk is read from its first shard only (a first version): the metadata
-    is all there, but tensors, parameters, model and file size are that shard's alone.
+    A split model not on disk has every shard's header read this way (all from the commit the
+    first shard's HEAD resolved): metadata from the first, tensors, parameters, model and file
+    size over all of them, as llama.cpp loads it.
 
     Failures are one-line ModelFetchErrors (the same as a download's); offline and not cached
     is one too - the caller then uses the catalog's facts when it has them.  Bytes that are not
@@ -171,9 +172,16 @@ def fetch_header(entry: Any, quant: str | None = None, *, offline: bool | None =
             f"{_what(entry, names[0])}: not in the Hugging Face cache and offline mode is on "
             "(HF_HUB_OFFLINE=1 / --offline), so its GGUF header cannot be read; the catalog's "
             "facts about the model are used instead when it has them")
-    with _hub_errors(entry, names[0], offline=False):
-        info = _remote_header(entry, names[0], token=token)
-    return info
+    from slmbench.gguf_info import info_from_headers
+
+    parts, revision = [], entry.revision
+    for filename in names:
+        with _hub_errors(entry, filename, offline=False):
+            label, size, header, commit = _remote_header(entry, filename, token=token,
+                                                         revision=revision)
+        parts.append((label, size, header))
+        revision = commit or revision  # the other shards from the first one's commit
+    return info_from_headers(parts)
 
 
 def _cached(entry: Any, names: list[str], *, cache_dir: str | None) -> str | None:
@@ -194,15 +202,17 @@ def _cached(entry: Any, names: list[str], *, cache_dir: str | None) -> str | Non
     return first
 
 
-def _remote_header(entry: Any, filename: str, *, token: str | None) -> GGUFInfo:
-    """Parse the header of a hub file from ranged reads of its start (see fetch_header)."""
+def _remote_header(entry: Any, filename: str, *, token: str | None,
+                   revision: str | None) -> tuple[str, int, Any, str | None]:
+    """(label, file size, parsed header, commit) of a hub file at ``revision`` from ranged reads
+    of its start (see fetch_header)."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
     from huggingface_hub.utils import build_hf_headers
 
-    from slmbench.gguf_info import HeaderTooShort, read_gguf_bytes
+    from slmbench.gguf_info import HeaderTooShort, header_from_bytes
 
     label = _what(entry, filename)
-    url = hf_hub_url(entry.repo_id, filename, revision=entry.revision)
+    url = hf_hub_url(entry.repo_id, filename, revision=revision)
     meta = get_hf_file_metadata(url, token=token)
     if meta.size is None:
         raise ModelFetchError(f"{label}: the hub did not tell the file's size (no "
@@ -218,7 +228,8 @@ def _remote_header(entry: Any, filename: str, *, token: str | None) -> GGUFInfo:
         if end > len(buf):
             buf += _read_range(url, len(buf), end, headers)
         try:
-            return read_gguf_bytes(bytes(buf), label, meta.size)
+            return label, meta.size, header_from_bytes(bytes(buf), label, meta.size), \
+                meta.commit_hash
         except HeaderTooShort:
             if want >= HEADER_MAX_READ:
                 raise ModelFetchError(

@@ -101,10 +101,10 @@ DEEP_MODELS = ("tiny-l12", "kv-mha64", "tiny-hd64", "tiny-hd80", "tiny-hd96", "t
                "tiny-hd160", "tiny-hd256")
 # the expected error band: the P90 absolute error of benchmarks/predict.py's probe-only
 # validation on this project's 2-vCPU VM (88 held-out decode / prefill configs, 44 memory;
-# docs/prediction.md): decode 25 % because of models near the edge of a cache whose share
-# moves on a shared VM and MHA at depth at 2 threads; memory's P90 was 2.0 %, the band
-# allows for settings the validation did not vary (micro-batch, cache types)
-BAND_PCT = {"decode": 25.0, "prefill": 15.0, "memory": 5.0}
+# docs/prediction.md): decode 13-15 % (models near the edge of a cache whose share moves on a
+# shared VM); memory's P90 was 2.0 %, the band allows for settings the validation did not vary
+# (micro-batch, cache types)
+BAND_PCT = {"decode": 15.0, "prefill": 15.0, "memory": 5.0}
 
 
 # --------------------------------------------------------------------------- the probe's shapes
@@ -180,9 +180,12 @@ class PhaseFit:
     # (query head x cell x layer), prefill s per attention FLOP - llama.cpp's CPU flash
     # attention (the default 'auto') costs per score ~10x more at head dim 64 than at 128 here
     attention: dict[str, float] = field(default_factory=dict)
-    # decode: weight bytes of the small, the wide and the big probe model of each type:
-    # between them the per-byte cost moves (log-linear in size) from one model's to the next's
+    # decode: the weight bytes a token reads (read_bytes) of each type's probe models up
+    # SIZE_LADDER: between them the per-byte cost moves (log-linear) from one model's to the next's
     sizes: dict[str, list[float]] = field(default_factory=dict)
+    # decode: [[bytes read per token, share of them read at cache speed], ...] pooled over
+    # every type's ladder (cache_hits): where the caches end is a matter of size, not of type
+    hits: list[list[float]] = field(default_factory=list)
     # decode: [[MiB, GB/s], ...] read bandwidth by working-set size at this thread count
     # (slmbench.bandwidth.cache_curve) at the probe: where the caches ended then (a model
     # about that size gets a note, cache_edge_note)
@@ -203,10 +206,11 @@ class PhaseFit:
     def rate(self, qtype: str, model_bytes: float | None = None) -> tuple[float, str]:
         """(seconds per unit of ``qtype``, the type whose figure serves): a type the probe did
         not measure borrows the probed type of the nearest bits per weight.  With
-        ``model_bytes`` (a decode), a model no bigger than the small probe model of the type
-        gets its cache-resident cost, one as big as the big one (beyond the caches) the big
-        one's, log-linear in size between two neighbouring probe models (SIZE_LADDER: small,
-        mid, wide, big); without, the wide one's (prefill's output row)."""
+        ``model_bytes`` (a decode: the weight bytes it reads per token, read_bytes), a model no
+        bigger than the small probe model of the type gets its cache-resident cost, one as big
+        as the big one (beyond the caches) the big one's, log-linear in size between two
+        neighbouring probe models (SIZE_LADDER: small, mid, wide, big); without, the wide one's
+        (prefill's output row)."""
         if qtype in self.per_type:
             used = qtype
         else:
@@ -219,6 +223,13 @@ class PhaseFit:
         wide = self.per_type[used]
         if model_bytes is None or used + CACHED not in self.per_type or used not in self.sizes:
             return wide, used
+        if self.hits and used + BIG in self.per_type:
+            # the type's cache speed (small model) and DRAM speed (big model), mixed by the
+            # share of reads the caches served at this size on the probe's whole ladder
+            cached = min(self.per_type[used + suffix] for suffix in (CACHED, MID)
+                         if used + suffix in self.per_type)
+            dram = self.per_type[used + BIG]
+            return cached + (dram - cached) * (1.0 - self.hit_share(model_bytes)), used
         rates = [self.per_type[used + suffix] for _, suffix in SIZE_LADDER
                  if used + suffix in self.per_type]
         points = list(zip(self.sizes[used], rates))
@@ -232,6 +243,62 @@ class PhaseFit:
                 frac = math.log(model_bytes / lo) / math.log(hi / lo)
                 return r_lo + (r_hi - r_lo) * frac, used
         return points[-1][1], used
+
+
+    def hit_share(self, model_bytes: float) -> float:
+        """The share of a decode's weight reads served at cache speed at ``model_bytes`` read
+        per token: the pooled curve (hits), log-linear between its points."""
+        pts = self.hits
+        if model_bytes <= pts[0][0]:
+            return pts[0][1]
+        for (lo, h_lo), (hi, h_hi) in zip(pts, pts[1:]):
+            if model_bytes < hi:
+                return h_lo + (h_hi - h_lo) * math.log(model_bytes / lo) / math.log(hi / lo)
+        return pts[-1][1]
+
+
+INFORMATIVE_GAP = 0.2  # a type's rungs place the cache edge when DRAM is >= 20 % slower
+
+
+def cache_hits(fit: PhaseFit) -> list[list[float]]:
+    """[[bytes read per token, share read at cache speed], ...] from every type's size ladder:
+    a rung that decodes at its type's small model's cost per byte is all cache (1), at its big
+    model's all DRAM (0), in between the share between them; types whose DRAM and cache costs
+    differ by less than INFORMATIVE_GAP (compute-bound: no cache edge to see) are left out.
+    Pooled over types and made non-increasing with size (pool adjacent violators): where the
+    caches end is a matter of size, and one type's rung caught on the wrong side of an edge
+    that moves on a shared VM no longer bends that type alone."""
+    pts: list[tuple[float, float]] = []
+    for qtype, sizes in fit.sizes.items():
+        rates = [fit.per_type.get(qtype + suffix) for _, suffix in SIZE_LADDER]
+        if None in rates or len(sizes) != len(rates):
+            continue
+        # cache speed: the faster of the small and the mid model (a small model slower per
+        # byte than the mid one is its fixed costs misfitted, not a cache miss)
+        first = 0 if rates[0] <= rates[1] else 1
+        cached, dram = rates[first], rates[-1]
+        if dram - cached < INFORMATIVE_GAP * dram:
+            continue
+        for i, (w, r) in enumerate(zip(sizes, rates)):
+            share = 1.0 if i <= first else (dram - r) / (dram - cached)
+            pts.append((w, min(1.0, max(0.0, share))))
+    if not pts:
+        return []
+    pts.sort()
+    blocks: list[list[float]] = []  # [sum of shares, count, first size, last size]
+    for w, h in pts:
+        blocks.append([h, 1.0, w, w])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] < blocks[-1][0] / blocks[-1][1]:
+            h2, n2, _, w2 = blocks.pop()
+            blocks[-1][0] += h2
+            blocks[-1][1] += n2
+            blocks[-1][3] = w2
+    out: list[list[float]] = []
+    for total, n, w_lo, w_hi in blocks:  # a block holds its share from its first to last size
+        for w in ((w_lo,) if w_lo == w_hi else (w_lo, w_hi)):
+            if not out or w > out[-1][0]:
+                out.append([w, round(total / n, 4)])
+    return out
 
 
 @dataclass
@@ -609,17 +676,37 @@ def cache_reach_mib(curve: list[list[float]]) -> float:
     return max((m for m, _ in curve if miss_share(curve, m * MIB) < 0.5), default=0.0)
 
 
-def cache_edge_note(fit: PhaseFit, model_bytes: float) -> str | None:
-    """A note when a model's weights are about as big as the cache the probe found (half to
-    1.5 times where reads fall from cache to DRAM speed): there decode speed depends on
-    what else uses the cache at run time (on a shared VM, 1.8x between two runs of one model)."""
-    reach = cache_reach_mib(fit.cache_curve)
-    mib = model_bytes / MIB
-    if not reach or not reach / 2 <= mib <= 1.5 * reach:
+def cache_edge(fit: PhaseFit) -> tuple[float, float] | None:
+    """(MiB, MiB) between which the probe's ladder saw decode reads fall from cache to DRAM
+    speed (the last size still >= 90 % at cache speed, the first <= 10 %), None without."""
+    lo = [w for w, h in fit.hits if h >= 0.9]
+    hi = [w for w, h in fit.hits if h <= 0.1]
+    if not lo or not hi:
         return None
-    return (f"its weights ({mib:.0f} MiB) are about the size of the cache this device had at "
-            f"the probe (reads at cache speed up to ~{reach:.0f} MiB): its decode speed swings "
-            "with what else uses the cache - expect more than the usual error")
+    return max(lo) / MIB, min(hi) / MIB
+
+
+def cache_edge_note(fit: PhaseFit, model_bytes: float) -> str | None:
+    """A note when the weights a model reads per token lie about where the probe saw the
+    caches end (from 2/3 of the last size read at cache speed to 1.25x the first read from
+    DRAM; without the ladder's edge, half to 1.5x the reach of the probe's read curve): there
+    decode speed depends on what else uses the cache at run time (on a shared VM, 1.8x between
+    two runs of one model)."""
+    mib = model_bytes / MIB
+    edge = cache_edge(fit)
+    if edge:
+        lo, hi = edge
+        if not lo / 1.5 <= mib <= 1.25 * hi:
+            return None
+        where = f"between ~{lo:.0f} and ~{hi:.0f} MiB"
+    else:
+        reach = cache_reach_mib(fit.cache_curve)
+        if not reach or not reach / 2 <= mib <= 1.5 * reach:
+            return None
+        where = f"at ~{reach:.0f} MiB"
+    return (f"its weights ({mib:.0f} MiB read per token) are about the size where this device's "
+            f"caches ended at the probe ({where}): its decode speed swings with what else uses "
+            "the cache - expect more than the usual error")
 
 
 def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int = 512,
@@ -799,6 +886,7 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
                                          for prefix, suffix in SIZE_LADDER
                                          if f"{prefix}{qtype}" in infos
                                          and qtype + suffix in costs.decode.per_type]
+    costs.decode.hits = cache_hits(costs.decode)
     # prefill: the output projection at the decode rates just fitted (one token)
     rows, ys = [], []
     for o in obs:
@@ -1060,7 +1148,7 @@ def format_probe(probe: DeviceProbe) -> str:
                          f"{_gbs(c.prefill.per_type.get(t), 16)}")
         spill = c.decode.per_spill_s
         lines.append(f"  decode: {c.decode.per_token_s * 1e6:.1f} us per token + "
-                     f"{c.decode.per_layer_s * 1e6:.1f} us per layer; KV read at "
+                     f"{c.decode.per_layer_s * 1e6:.1f} us per layer; KV within the L2s read at "
                      f"{1e-9 / c.decode.per_kv_s if c.decode.per_kv_s else float('nan'):.2f} "
                      f"GB/s (+{spill * MIB * 1e3:.2f} ms per MiB of a layer's cache beyond "
                      f"{c.decode.l2_bytes * c.n_threads / MIB:.0f} MiB of L2); attention "
@@ -1068,7 +1156,12 @@ def format_probe(probe: DeviceProbe) -> str:
                          f"{v * 1e9:.0f} ns per score at head dim {k}"
                          for k, v in sorted(c.decode.attention.items(),
                                             key=lambda kv: int(kv[0]))))
-        if c.decode.cache_curve:
+        edge = cache_edge(c.decode)
+        if edge:
+            lines.append(f"  decode weights read at cache speed up to ~{edge[0]:.0f} MiB per "
+                         f"token, from DRAM beyond ~{edge[1]:.0f} MiB (the probe models of "
+                         "every type); a model about that size gets a note")
+        elif c.decode.cache_curve:
             lines.append(f"  caches: reads stayed at cache speed up to "
                          f"~{cache_reach_mib(c.decode.cache_curve):.0f} MiB (DRAM "
                          f"{c.decode.cache_curve[-1][1]:.1f} GB/s beyond); a model about that "

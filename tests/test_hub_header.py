@@ -153,7 +153,9 @@ def test_cached_or_local_file_needs_no_server(tmp_path, hub, big_gguf):
     assert {k: got.get(k) for k in want} == want and got["path"] == big_gguf, got
 
 
-def test_split_model_reads_the_first_shard(tmp_path, hub):
+def test_split_model_reads_every_shards_header(tmp_path, hub):
+    """A split model's tensors are over all its shards (each header read in ranges, none of its
+    tensor data): the same GGUFInfo as reading the downloaded shards."""
     from slmbench.gguf_info import read_gguf_bytes
     from slmbench.synth import SynthSpec, write_synthetic
 
@@ -161,12 +163,15 @@ def test_split_model_reads_the_first_shard(tmp_path, hub):
                      n_ctx=256)
     first = write_synthetic(str(tmp_path / "src" / "s-f16.gguf"), spec, split_max_tensors=11)
     shards = {p.name: p.read_bytes() for p in sorted((tmp_path / "src").glob("s-f16-*"))}
+    assert len(shards) == 2
     hub.state.add("org/split-GGUF", C1, shards)
     p = tmp_path / "split.yaml"
     p.write_text("models:\n  - id: s\n    repo_id: org/split-GGUF\n"
                  "    files: {F16: s-f16-00001-of-00002.gguf}\n")
     got = header(tmp_path, hub.url, str(p), "s:F16")
+    want = expected(first)
+    assert {k: got.get(k) for k in want} == want, got
     data = open(first, "rb").read()
-    only_first = read_gguf_bytes(data, "x", len(data))
-    assert got["n_params"] == only_first.n_params, got
-    assert [f for f, _, _ in hub.state.served] == ["s-f16-00001-of-00002.gguf"]
+    assert got["n_params"] > read_gguf_bytes(data, "x", len(data)).n_params  # not shard 1's
+    assert sorted({f for f, _, _ in hub.state.served}) == sorted(shards)
+    assert all(rng for _, rng, _ in hub.state.served)

@@ -5,6 +5,7 @@ probe fitted on real llama.cpp measurements of tiny models predicts another tiny
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import pytest
@@ -405,6 +406,43 @@ def test_a_decode_cost_moves_from_the_small_to_the_wide_probe_model_with_size():
     assert fit.rate("Q8_0", 3162.3)[0] == pytest.approx(3.0, abs=1e-3)
 
 
+def test_where_the_caches_end_is_pooled_over_every_types_ladder():
+    """Each type's small / mid / wide / big probe models sit at their own sizes; the share of
+    reads at cache speed is pooled over all of them, so a model between two of its type's rungs
+    gets the cache edge another type's rungs saw, and the curve never rises with size."""
+    mib = float(P.MIB)
+    fit = P.PhaseFit(
+        per_type={"Q8_0@small": 1.0, "Q8_0@mid": 1.0, "Q8_0": 3.0, "Q8_0@big": 3.0,
+                  "Q4_0@small": 2.0, "Q4_0@mid": 2.0, "Q4_0": 2.0, "Q4_0@big": 6.0,
+                  # compute-bound: DRAM within 20 % of cache speed, no edge to see
+                  "Q3_K@small": 9.0, "Q3_K@mid": 9.0, "Q3_K": 9.5, "Q3_K@big": 10.0},
+        sizes={"Q8_0": [10 * mib, 20 * mib, 80 * mib, 300 * mib],
+               "Q4_0": [5 * mib, 10 * mib, 40 * mib, 150 * mib],
+               "Q3_K": [4 * mib, 8 * mib, 60 * mib, 120 * mib]})
+    fit.hits = P.cache_hits(fit)
+    sizes = [w / mib for w, _ in fit.hits]
+    assert sizes == sorted(set(sizes)) and 60.0 not in sizes  # Q3_K left out
+    assert [h for _, h in fit.hits] == sorted((h for _, h in fit.hits), reverse=True)
+    assert fit.hit_share(40 * mib) == 1.0 and fit.hit_share(80 * mib) == 0.0
+    # a Q8_0 model of 42 MiB: its own rungs (20 and 80 MiB) would put it 46 % of the way to
+    # DRAM; the Q4_0 wide model at 40 MiB saw the caches hold there
+    rate, used = fit.rate("Q8_0", 42 * mib)
+    assert used == "Q8_0" and rate == pytest.approx(1.0 + 2.0 * math.log(42 / 40) / math.log(2))
+    assert fit.rate("Q8_0", 5 * mib)[0] == 1.0 and fit.rate("Q8_0", 1e12)[0] == 3.0
+    assert fit.rate("Q4_0", 500 * mib)[0] == 6.0
+    # a bigger rung at cache speed after a smaller one from DRAM (the edge moved while the
+    # probe ran): the two are pooled, half and half, and the curve stays non-increasing
+    fit.per_type["Q4_0"] = 6.0  # the Q4_0 wide model, 40 MiB, from DRAM
+    fit.per_type["Q8_0"] = 1.0  # the Q8_0 wide model, 80 MiB, at cache speed
+    fit.hits = P.cache_hits(fit)
+    assert fit.hit_share(40 * mib) == fit.hit_share(80 * mib) == pytest.approx(0.5)
+    assert fit.hit_share(150 * mib) == 0.0
+    assert [h for _, h in fit.hits] == sorted((h for _, h in fit.hits), reverse=True)
+    # a small model slower per byte than the mid one (fixed costs misfitted) is no cache miss
+    fit.per_type["Q8_0@small"] = 1.5
+    assert P.cache_hits(fit)[0][1] == 1.0 and fit.rate("Q8_0", 5 * mib)[0] == 1.0
+
+
 def test_bench_steady_measures_noisy_files_again_and_refuses_sweeps(tiny_model):
     from slmbench.api import bench_steady
 
@@ -504,3 +542,11 @@ def test_a_model_about_the_size_of_the_probed_cache_gets_a_note():
     assert P.cache_edge_note(fit, 500 * mib) is None
     assert P.cache_edge_note(P.PhaseFit(), 90 * mib) is None
     assert fit.rate("Q8_0", 64 * mib)[0] == pytest.approx(1.5)  # half-way in log size
+    # with the ladder's pooled edge (cache_hits), the note follows where the probe models'
+    # reads fell from cache to DRAM speed, not the read curve
+    fit.hits = [[20.0 * mib, 1.0], [40.0 * mib, 0.95], [80.0 * mib, 0.05], [300.0 * mib, 0.0]]
+    assert P.cache_edge(fit) == (40.0, 80.0)
+    assert "between ~40 and ~80 MiB" in P.cache_edge_note(fit, 30 * mib)
+    assert P.cache_edge_note(fit, 20 * mib) is None and P.cache_edge_note(fit, 120 * mib) is None
+    assert "cache speed up to ~40 MiB" in P.format_probe(
+        P.DeviceProbe(key="k-t1", created="now", costs=[P.ThreadCosts(n_threads=1, decode=fit)]))
