@@ -101,10 +101,10 @@ DEEP_MODELS = ("tiny-l12", "kv-mha64", "tiny-hd64", "tiny-hd80", "tiny-hd96", "t
                "tiny-hd160", "tiny-hd256")
 # the expected error band: the P90 absolute error of benchmarks/predict.py's probe-only
 # validation on this project's 2-vCPU VM (88 held-out decode / prefill configs, 44 memory;
-# docs/prediction.md): decode 13-15 % (models near the edge of a cache whose share moves on a
-# shared VM); memory's P90 was 2.0 %, the band allows for settings the validation did not vary
-# (micro-batch, cache types)
-BAND_PCT = {"decode": 15.0, "prefill": 15.0, "memory": 5.0}
+# docs/prediction.md): decode 15-17 % on three runs, 20 % allowed (models near the edge of a
+# cache whose share moves on a shared VM); memory's P90 was 2.0-2.2 %, the band allows for
+# settings the validation did not vary (micro-batch, cache types)
+BAND_PCT = {"decode": 20.0, "prefill": 15.0, "memory": 5.0}
 
 
 # --------------------------------------------------------------------------- the probe's shapes
@@ -687,11 +687,11 @@ def cache_edge(fit: PhaseFit) -> tuple[float, float] | None:
 
 
 def cache_edge_note(fit: PhaseFit, model_bytes: float) -> str | None:
-    """A note when the weights a model reads per token lie about where the probe saw the
-    caches end (from 2/3 of the last size read at cache speed to 1.25x the first read from
-    DRAM; without the ladder's edge, half to 1.5x the reach of the probe's read curve): there
-    decode speed depends on what else uses the cache at run time (on a shared VM, 1.8x between
-    two runs of one model)."""
+    """A note when the bytes a model reads per token (weights and KV) lie about where the
+    probe saw the caches end (from 2/3 of the last size read at cache speed to 1.25x the
+    first read from DRAM; without the ladder's edge, half to 1.5x the reach of the probe's
+    read curve): there decode speed depends on what else uses the cache at run time (on a
+    shared VM, 1.8x between two runs of one model)."""
     mib = model_bytes / MIB
     edge = cache_edge(fit)
     if edge:
@@ -704,9 +704,9 @@ def cache_edge_note(fit: PhaseFit, model_bytes: float) -> str | None:
         if not reach or not reach / 2 <= mib <= 1.5 * reach:
             return None
         where = f"at ~{reach:.0f} MiB"
-    return (f"its weights ({mib:.0f} MiB read per token) are about the size where this device's "
-            f"caches ended at the probe ({where}): its decode speed swings with what else uses "
-            "the cache - expect more than the usual error")
+    return (f"it reads {mib:.0f} MiB per token (weights and KV), about the size where this "
+            f"device's caches ended at the probe ({where}): its decode speed swings with what "
+            "else uses the cache - expect more than the usual error")
 
 
 def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int = 512,
@@ -719,8 +719,15 @@ def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int
     notes: list[str] = []
     size = read_bytes(info)
     l2 = costs.decode.l2_bytes * n_threads
-    dec_s, parts = _apply(costs.decode, decode_features(info, n_depth, type_k, type_v, l2),
-                          "decode", notes, model_bytes=size)
+
+    def decode(depth: int, notes: list[str]) -> tuple[float, dict[str, float], float]:
+        # the KV a token reads competes with the weights for the caches: both place the
+        # decode on the probe's cache curve (PhaseFit.hits)
+        feats = decode_features(info, depth, type_k, type_v, l2)
+        working = size + feats["kv"]
+        return (*_apply(costs.decode, feats, "decode", notes, model_bytes=working), working)
+
+    dec_s, parts, working = decode(n_depth, notes)
     pred = Prediction(model=label or info.name or os.path.basename(info.path) or "?",
                       n_threads=n_threads, n_prompt=n_prompt, n_gen=n_gen, n_depth=n_depth,
                       source=source, band_pct=dict(BAND_PCT))
@@ -733,8 +740,7 @@ def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int
         pred.prefill_ms = pp_s * 1e3
         pred.prefill_ts = n_prompt / pp_s if pp_s > 0 else None
         pred.ttft_ms = pred.prefill_ms
-        dec_at = _apply(costs.decode, decode_features(info, n_depth + n_prompt, type_k, type_v,
-                                                      l2), "decode", [], model_bytes=size)[0]
+        dec_at = decode(n_depth + n_prompt, [])[0]
         pred.e2e_ms = pred.ttft_ms + max(n_gen - 1, 0) * dec_at * 1e3
     n_ctx = n_depth + n_prompt + n_gen
     mem = predict_memory(info, costs, n_ctx, largest_step(n_ubatch, n_prompt, n_depth),
@@ -744,7 +750,7 @@ def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int
     pred.rest_mib, pred.peak_mib = mem["rest_mib"], mem["peak_mib"]
     if costs.bandwidth_gbs:
         pred.baseline_decode_ms = info.model_size_bytes / (costs.bandwidth_gbs * 1e9) * 1e3
-    edge = cache_edge_note(costs.decode, size)
+    edge = cache_edge_note(costs.decode, working)
     if edge:
         notes.append(edge)
     pred.notes = sorted(set(notes))

@@ -443,6 +443,28 @@ def test_where_the_caches_end_is_pooled_over_every_types_ladder():
     assert P.cache_hits(fit)[0][1] == 1.0 and fit.rate("Q8_0", 5 * mib)[0] == 1.0
 
 
+def test_a_decode_at_depth_is_placed_on_the_cache_curve_with_its_kv():
+    """The KV cache a token reads competes with the weights for the caches: a model whose
+    weights alone would stay in them decodes at depth with part of its weights from DRAM."""
+    costs = planted_costs()
+    info = P.info_from_shape(n_layer=8, n_embd=768, n_head=12, n_head_kv=12, n_vocab=8192,
+                             n_ff=2048, quant="Q8_0", name="mha")
+    w = P.read_bytes(info)
+    d = costs.decode
+    d.per_type.update({"Q8_0@small": PLANT_DEC["Q8_0"], "Q8_0@big": 3 * PLANT_DEC["Q8_0"]})
+    d.sizes["Q8_0"] = [w / 4, w * 4]
+    d.hits = [[w * 1.01, 1.0], [w * 2.0, 0.0]]
+    probe = P.DeviceProbe(costs=[costs])
+    at0 = P.predict(info, probe, n_threads=2, n_prompt=0, n_depth=0).decode_parts_ms
+    deep = P.predict(info, probe, n_threads=2, n_prompt=0, n_depth=2048).decode_parts_ms
+    kv = P.kv_read_bytes(info, 2049)
+    assert 0.5 * w < kv < 0.9 * w  # an MHA cache at depth 2048: most of the weights' bytes
+    share = 1.0 - math.log((w + kv) / (w * 1.01)) / math.log(2.0 / 1.01)
+    assert at0["weights Q8_0"] == pytest.approx(w * PLANT_DEC["Q8_0"] * 1e3, rel=1e-4)
+    assert deep["weights Q8_0"] == pytest.approx(
+        w * PLANT_DEC["Q8_0"] * (1 + 2 * (1 - share)) * 1e3, rel=1e-4)
+
+
 def test_bench_steady_measures_noisy_files_again_and_refuses_sweeps(tiny_model):
     from slmbench.api import bench_steady
 
