@@ -481,14 +481,15 @@ def info_from_headers(parts: list[tuple[str, int, _Header]]) -> GGUFInfo:
     return _header_info(parts)
 
 
-def _header_info(parts: list[tuple[str, int, _Header]]) -> GGUFInfo:
+def _header_info(parts: list[tuple[str, int, _Header]],
+                 what: str = "unreadable GGUF header") -> GGUFInfo:
+    """_info_from_reader with odd metadata values as one-line errors naming the first part."""
     try:
         return _info_from_reader(parts)
     except SlmbenchError:
         raise
     except Exception as exc:  # noqa: BLE001 - odd metadata values surface as many kinds of error
-        raise ModelLoadError(f"{parts[0][0]}: unreadable GGUF header ({_first_line(exc)})"
-                             ) from None
+        raise ModelLoadError(f"{parts[0][0]}: {what} ({_first_line(exc)})") from None
 
 
 def read_gguf_bytes(buf: bytes, label: str, file_size: int) -> GGUFInfo:
@@ -531,13 +532,7 @@ def read_gguf(path: str) -> GGUFInfo:
     parts = [(path, size, reader)]
     for shard in _split_shards(path, reader):
         parts.append((shard, *_read_header(shard)))
-    try:
-        return _info_from_reader(parts)
-    except SlmbenchError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - odd metadata values surface as many kinds of error
-        raise ModelLoadError(f"{path}: unreadable or truncated GGUF file ({_first_line(exc)})"
-                             ) from None
+    return _header_info(parts, "unreadable or truncated GGUF file")
 
 
 def _info_from_reader(parts: list[tuple[str, int, _Header]]) -> GGUFInfo:
