@@ -203,14 +203,16 @@ class PhaseFit:
         near = min(self.attention, key=lambda c: abs(math.log2(int(c) / int(cls))))
         return self.attention[near]
 
-    def rate(self, qtype: str, model_bytes: float | None = None) -> tuple[float, str]:
+    def rate(self, qtype: str, model_bytes: float | None = None,
+             hit: float | None = None) -> tuple[float, str]:
         """(seconds per unit of ``qtype``, the type whose figure serves): a type the probe did
         not measure borrows the probed type of the nearest bits per weight.  With
         ``model_bytes`` (a decode: the weight bytes it reads per token, read_bytes), a model no
         bigger than the small probe model of the type gets its cache-resident cost, one as big
         as the big one (beyond the caches) the big one's, log-linear in size between two
         neighbouring probe models (SIZE_LADDER: small, mid, wide, big); without, the wide one's
-        (prefill's output row)."""
+        (prefill's output row).  ``hit`` (0..1) overrides the share of reads at cache speed
+        the probe's curve gives the size (1: the caches hold the model, 0: they do not)."""
         if qtype in self.per_type:
             used = qtype
         else:
@@ -229,7 +231,8 @@ class PhaseFit:
             cached = min(self.per_type[used + suffix] for suffix in (CACHED, MID)
                          if used + suffix in self.per_type)
             dram = self.per_type[used + BIG]
-            return cached + (dram - cached) * (1.0 - self.hit_share(model_bytes)), used
+            share = self.hit_share(model_bytes) if hit is None else hit
+            return cached + (dram - cached) * (1.0 - share), used
         rates = [self.per_type[used + suffix] for _, suffix in SIZE_LADDER
                  if used + suffix in self.per_type]
         points = list(zip(self.sizes[used], rates))
@@ -576,10 +579,14 @@ class Prediction:
     source: str = "header"                 # header | catalog facts | synthetic shape
     notes: list[str] = field(default_factory=list)
     baseline_decode_ms: float | None = None  # model size / probed bandwidth
+    # a model about the size where the caches ended at the probe: decode per token if the
+    # caches hold its weights and KV, and if they do not (cache_edge_note); else None
+    decode_range_ms: list[float] | None = None
 
 
 def _apply(fit: PhaseFit, feats: dict[str, float], unit_prefix: str, notes: list[str],
-           decode_fit: PhaseFit | None = None, model_bytes: float | None = None
+           decode_fit: PhaseFit | None = None, model_bytes: float | None = None,
+           hit: float | None = None
            ) -> tuple[float, dict[str, float]]:
     """Seconds for ``feats`` under ``fit``: 'w:' features at decode rates (bytes),
     'f:' features at prefill rates (FLOPs)."""
@@ -587,7 +594,7 @@ def _apply(fit: PhaseFit, feats: dict[str, float], unit_prefix: str, notes: list
     for k, v in feats.items():
         if k.startswith("w:"):
             src = decode_fit or fit
-            rate, used = src.rate(k[2:], model_bytes)
+            rate, used = src.rate(k[2:], model_bytes, hit)
             if used != k[2:]:
                 notes.append(f"{k[2:]} was not probed: {used}'s figure used")
             parts[f"weights {k[2:]}"] = parts.get(f"weights {k[2:]}", 0.0) + v * rate
@@ -720,12 +727,14 @@ def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int
     size = read_bytes(info)
     l2 = costs.decode.l2_bytes * n_threads
 
-    def decode(depth: int, notes: list[str]) -> tuple[float, dict[str, float], float]:
+    def decode(depth: int, notes: list[str], hit: float | None = None
+               ) -> tuple[float, dict[str, float], float]:
         # the KV a token reads competes with the weights for the caches: both place the
         # decode on the probe's cache curve (PhaseFit.hits)
         feats = decode_features(info, depth, type_k, type_v, l2)
         working = size + feats["kv"]
-        return (*_apply(costs.decode, feats, "decode", notes, model_bytes=working), working)
+        return (*_apply(costs.decode, feats, "decode", notes, model_bytes=working, hit=hit),
+                working)
 
     dec_s, parts, working = decode(n_depth, notes)
     pred = Prediction(model=label or info.name or os.path.basename(info.path) or "?",
@@ -752,6 +761,11 @@ def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int
         pred.baseline_decode_ms = info.model_size_bytes / (costs.bandwidth_gbs * 1e9) * 1e3
     edge = cache_edge_note(costs.decode, working)
     if edge:
+        held, not_held = (decode(n_depth, [], hit)[0] * 1e3 for hit in (1.0, 0.0))
+        if costs.decode.hits and not_held > held:
+            pred.decode_range_ms = [round(held, 4), round(not_held, 4)]
+            edge += (f"; here {held:.2f} ms per token if the caches hold it, {not_held:.2f} "
+                     "if they do not")
         notes.append(edge)
     pred.notes = sorted(set(notes))
     return pred

@@ -463,6 +463,15 @@ def test_a_decode_at_depth_is_placed_on_the_cache_curve_with_its_kv():
     assert at0["weights Q8_0"] == pytest.approx(w * PLANT_DEC["Q8_0"] * 1e3, rel=1e-4)
     assert deep["weights Q8_0"] == pytest.approx(
         w * PLANT_DEC["Q8_0"] * (1 + 2 * (1 - share)) * 1e3, rel=1e-4)
+    # about the size where the caches ended: noted, with the decode if they hold it and if not
+    p = P.predict(info, probe, n_threads=2, n_prompt=0, n_depth=2048)
+    held, not_held = p.decode_range_ms
+    assert held < p.decode_ms < not_held
+    assert not_held - held == pytest.approx(2 * w * PLANT_DEC["Q8_0"] * 1e3, rel=1e-4)
+    assert any("if the caches hold it" in n for n in p.notes)
+    d.hits = [[w * 10, 1.0], [w * 20, 0.0]]  # far from the edge: one number, no note
+    p = P.predict(info, probe, n_threads=2, n_prompt=0, n_depth=2048)
+    assert p.decode_range_ms is None and not any("caches" in n for n in p.notes)
 
 
 def test_bench_steady_measures_noisy_files_again_and_refuses_sweeps(tiny_model):
