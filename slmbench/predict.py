@@ -1039,7 +1039,29 @@ def build_probe_models(work_dir: str, types: Iterable[str] = PROBE_TYPES,
                 quantize(src, path + ".tmp", PURE_LABEL[qtype], pure=True)
                 os.replace(path + ".tmp", path)
             paths[f"{base}-{qtype}"] = path
+    _remove_stale(work_dir, paths, progress)
     return paths
+
+
+def _remove_stale(work_dir: str, paths: dict[str, str],
+                  progress: Callable[[str], None]) -> None:
+    """Remove probe models of older probe versions from ``work_dir`` (GGUF files named
+    probe-* inside that no current probe model is): nothing else in the folder is touched."""
+    from slmbench.gguf_info import read_gguf
+
+    keep = {os.path.abspath(p) for p in paths.values()}
+    keep |= {os.path.abspath(os.path.join(work_dir, f"{base}.gguf")) for base in PER_TYPE_MODELS}
+    for name in sorted(os.listdir(work_dir)):
+        path = os.path.abspath(os.path.join(work_dir, name))
+        if not name.endswith(".gguf") or path in keep:
+            continue
+        try:
+            stale = (read_gguf(path).name or "").startswith("probe-")
+        except SlmbenchError:
+            continue  # not a readable GGUF: not ours to judge
+        if stale:
+            progress(f"removing {name} (a probe model of an older probe version)")
+            os.remove(path)
 
 
 def probe_model_dir() -> str:

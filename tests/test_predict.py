@@ -249,8 +249,18 @@ def test_probe_device_end_to_end_on_a_small_ladder(tmp_path, monkeypatch):
     for name, value in (("PROBE_REPETITIONS", 2), ("PROBE_PROMPT", 16), ("PROBE_GEN", 4),
                         ("PROBE_DEPTH", 256)):
         monkeypatch.setattr(P, name, value)
+    # a probe model of an older probe version is removed; another GGUF in the folder is not
+    from slmbench.synth import write_synthetic
+
+    models = tmp_path / "cache" / "probe-models"
+    old, mine = spec(1), spec(1)
+    old.name, mine.name = "probe-tiny-gqa8", "mine"
+    write_synthetic(str(models / "tiny-gqa8.gguf"), old)
+    write_synthetic(str(models / "mine.gguf"), mine)
     said: list[str] = []
     probe = probe_device([1], force=True, progress=said.append)
+    assert not (models / "tiny-gqa8.gguf").exists() and (models / "mine.gguf").exists()
+    assert any("removing tiny-gqa8.gguf" in m for m in said)
     costs = probe.at(1)
     pp_models = {o["model"] for o in costs.measured if o["test"] == "pp"}
     tg_models = {o["model"] for o in costs.measured if o["test"] == "tg"}
