@@ -317,7 +317,6 @@ def main() -> int:
             costs = P.fit_costs(costs.measured, probe_infos, t, costs.bandwidth_gbs,
                                 costs.decode.l2_bytes)
             costs.decode.cache_curve = curve
-        if args.rows:
             rows = [measured_part(r) for r in saved if r["threads"] == t]
         else:
             rows = []

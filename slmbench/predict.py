@@ -226,38 +226,40 @@ class PhaseFit:
         if model_bytes is None or used + CACHED not in self.per_type or used not in self.sizes:
             return wide, used
         if self.hits and used + BIG in self.per_type:
-            # the type's cache speed (small model) and DRAM speed (big model), mixed by the
-            # share of reads the caches served at this size on the probe's whole ladder
-            cached = min(self.per_type[used + suffix] for suffix in (CACHED, MID)
-                         if used + suffix in self.per_type)
-            dram = self.per_type[used + BIG]
+            # the type's cache speed and DRAM speed (big model), mixed by the share of reads
+            # the caches served at this size on the probe's whole ladder
+            cached, dram = self.cache_rate(used), self.per_type[used + BIG]
             share = self.hit_share(model_bytes) if hit is None else hit
             return cached + (dram - cached) * (1.0 - share), used
         rates = [self.per_type[used + suffix] for _, suffix in SIZE_LADDER
                  if used + suffix in self.per_type]
-        points = list(zip(self.sizes[used], rates))
-        if model_bytes <= points[0][0]:
-            return points[0][1], used
         # log-linear in size: placing the model by the cache curve the probe measured did
         # worse in validation (the cache a shared VM gets moves between ~60 and ~190 MiB
         # within minutes; docs/prediction.md), so the curve only marks models near the edge
-        for (lo, r_lo), (hi, r_hi) in zip(points, points[1:]):
-            if model_bytes < hi and hi > lo:
-                frac = math.log(model_bytes / lo) / math.log(hi / lo)
-                return r_lo + (r_hi - r_lo) * frac, used
-        return points[-1][1], used
+        return _log_interp(list(zip(self.sizes[used], rates)), model_bytes), used
 
+    def cache_rate(self, qtype: str) -> float:
+        """A probed type's decode cost per byte from the caches: the faster of its small and
+        mid probe models (a small model slower per byte than the mid one is its fixed costs
+        misfitted, not a cache miss)."""
+        return min(self.per_type[qtype + suffix] for suffix in (CACHED, MID)
+                   if qtype + suffix in self.per_type)
 
     def hit_share(self, model_bytes: float) -> float:
-        """The share of a decode's weight reads served at cache speed at ``model_bytes`` read
-        per token: the pooled curve (hits), log-linear between its points."""
-        pts = self.hits
-        if model_bytes <= pts[0][0]:
-            return pts[0][1]
-        for (lo, h_lo), (hi, h_hi) in zip(pts, pts[1:]):
-            if model_bytes < hi:
-                return h_lo + (h_hi - h_lo) * math.log(model_bytes / lo) / math.log(hi / lo)
-        return pts[-1][1]
+        """The share of a decode's reads served at cache speed at ``model_bytes`` read per
+        token: the pooled curve (hits), log-linear between its points."""
+        return _log_interp(self.hits, model_bytes)
+
+
+def _log_interp(points: list, x: float) -> float:
+    """The value at ``x`` of [[size, value], ...] (sizes ascending): log-linear in size
+    between neighbouring points, the end points' values beyond them."""
+    if x <= points[0][0]:
+        return points[0][1]
+    for (lo, v_lo), (hi, v_hi) in zip(points, points[1:]):
+        if x < hi and hi > lo:
+            return v_lo + (v_hi - v_lo) * math.log(x / lo) / math.log(hi / lo)
+    return points[-1][1]
 
 
 INFORMATIVE_GAP = 0.2  # a type's rungs place the cache edge when DRAM is >= 20 % slower
@@ -276,10 +278,8 @@ def cache_hits(fit: PhaseFit) -> list[list[float]]:
         rates = [fit.per_type.get(qtype + suffix) for _, suffix in SIZE_LADDER]
         if None in rates or len(sizes) != len(rates):
             continue
-        # cache speed: the faster of the small and the mid model (a small model slower per
-        # byte than the mid one is its fixed costs misfitted, not a cache miss)
-        first = 0 if rates[0] <= rates[1] else 1
-        cached, dram = rates[first], rates[-1]
+        cached, dram = fit.cache_rate(qtype), rates[-1]
+        first = rates.index(cached)  # the small or the mid model: all cache
         if dram - cached < INFORMATIVE_GAP * dram:
             continue
         for i, (w, r) in enumerate(zip(sizes, rates)):
@@ -466,17 +466,22 @@ def _add_output(feats: dict[str, float], info: GGUFInfo) -> None:
         feats[f"w:{out.type}"] = feats.get(f"w:{out.type}", 0.0) + out.n_bytes
 
 
+def _weight_features(info: GGUFInfo) -> dict[str, float]:
+    """'w:TYPE' -> bytes of the weights one decoded token reads: every matmul weight once and
+    the output projection."""
+    feats: dict[str, float] = {}
+    for t in info.tensors:
+        if is_matmul_weight(t):
+            feats[f"w:{t.type}"] = feats.get(f"w:{t.type}", 0.0) + t.n_bytes
+    _add_output(feats, info)
+    return feats
+
+
 def read_bytes(info: GGUFInfo) -> float:
     """Weight bytes one decoded token reads: the multiplied weights and the output projection,
     not the token embedding's other rows (a 32k x 512 embedding is 30-40 % of a small model's
     file): what has to stay in the caches for a model to decode at cache speed."""
-    return float(sum(t.n_bytes for t in info.tensors if is_matmul_weight(t))
-                 + sum(n for k, n in _output_bytes(info).items()))
-
-
-def _output_bytes(info: GGUFInfo) -> dict[str, float]:
-    out = output_tensor(info)
-    return {out.type: float(out.n_bytes)} if out is not None else {}
+    return float(sum(_weight_features(info).values()))
 
 
 def decode_features(info: GGUFInfo, n_depth: int, type_k: str = "f16",
@@ -487,11 +492,7 @@ def decode_features(info: GGUFInfo, n_depth: int, type_k: str = "f16",
     beyond them ('kv_spill'): flash attention walks a layer's cache once per query head,
     each head's rows strided between the other heads', fast while the layer's cache stays in
     L2 (MHA on this VM at 1 thread: 0.09 ms per MiB within it, +0.45 beyond)."""
-    feats: dict[str, float] = {}
-    for t in info.tensors:
-        if is_matmul_weight(t):
-            feats[f"w:{t.type}"] = feats.get(f"w:{t.type}", 0.0) + t.n_bytes
-    _add_output(feats, info)
+    feats = _weight_features(info)
     feats["layers"] = float(info.n_layer)
     per_layer = _kv_read_per_layer(info, n_depth + 1, type_k, type_v)
     feats["kv"] = sum(per_layer)
@@ -760,12 +761,13 @@ def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int
     if costs.bandwidth_gbs:
         pred.baseline_decode_ms = info.model_size_bytes / (costs.bandwidth_gbs * 1e9) * 1e3
     edge = cache_edge_note(costs.decode, working)
-    if edge:
+    if edge and costs.decode.hits:  # the hit share is what the range varies
         held, not_held = (decode(n_depth, [], hit)[0] * 1e3 for hit in (1.0, 0.0))
-        if costs.decode.hits and not_held > held:
+        if not_held > held:
             pred.decode_range_ms = [round(held, 4), round(not_held, 4)]
             edge += (f"; here {held:.2f} ms per token if the caches hold it, {not_held:.2f} "
                      "if they do not")
+    if edge:
         notes.append(edge)
     pred.notes = sorted(set(notes))
     return pred
