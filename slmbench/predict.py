@@ -280,7 +280,7 @@ def cache_hits(fit: PhaseFit) -> list[list[float]]:
             continue
         cached, dram = fit.cache_rate(qtype), rates[-1]
         first = rates.index(cached)  # the small or the mid model: all cache
-        if dram - cached < INFORMATIVE_GAP * dram:
+        if dram <= cached or dram - cached < INFORMATIVE_GAP * dram:
             continue
         for i, (w, r) in enumerate(zip(sizes, rates)):
             share = 1.0 if i <= first else (dram - r) / (dram - cached)

@@ -451,6 +451,12 @@ def test_where_the_caches_end_is_pooled_over_every_types_ladder():
     # a small model slower per byte than the mid one (fixed costs misfitted) is no cache miss
     fit.per_type["Q8_0@small"] = 1.5
     assert P.cache_hits(fit)[0][1] == 1.0 and fit.rate("Q8_0", 5 * mib)[0] == 1.0
+    # a type whose every rung the fit put at zero (a noisy probe of tiny models) says nothing
+    fit.per_type.update({"Q5_0@small": 0.0, "Q5_0@mid": 0.0, "Q5_0": 0.0, "Q5_0@big": 0.0})
+    fit.sizes["Q5_0"] = [6 * mib, 12 * mib, 50 * mib, 200 * mib]
+    assert P.cache_hits(fit) == P.cache_hits(P.PhaseFit(
+        per_type={k: v for k, v in fit.per_type.items() if not k.startswith("Q5_0")},
+        sizes={k: v for k, v in fit.sizes.items() if k != "Q5_0"}))
 
 
 def test_a_decode_at_depth_is_placed_on_the_cache_curve_with_its_kv():
