@@ -59,9 +59,10 @@ from slmbench.memory import repacked_mib
 from slmbench.stats import CV_WARN_PCT
 
 MIB = 1024 * 1024
-PROBE_VERSION = 6  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 80/96/160, caches;
+PROBE_VERSION = 7  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 80/96/160, caches;
 # 4: per-type decode models beyond the caches (big-*); 5: and at 2.5x cache size (mid-*);
-# 6: the MHA model's KV beyond the caches (kv-mha64, 6 layers), sizes as bytes read per token
+# 6: the MHA model's KV beyond the caches (kv-mha64, 6 layers), sizes as bytes read per token;
+# 7: the KV read from DRAM after weights beyond the caches (kv-gqa128)
 # Q5_0 and Q8_0 are also what a K-quant falls back to for rows not a multiple of 256 (Gemma-3's
 # 640-wide tensors in a Q4_K_M file are mostly Q5_0 and Q8_0)
 PROBE_TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K", "Q5_0", "Q4_K", "Q4_0", "Q3_K")
@@ -89,6 +90,7 @@ SIZE_LADDER = ((CACHED_PREFIX, CACHED), (MID_PREFIX, MID), (WIDE_PREFIX, ""), (B
 DECODE_ONLY_PREFIXES = (MID_PREFIX, BIG_PREFIX)  # their prefill would add nothing
 KV_PREFIX = "kv-"  # probe models of a KV cache beyond the caches (MHA, depth 2048)
 KV_WEIGHTS = "@kv"   # suffix of their weight types in the decode fit: a rate of their own
+KV_DRAM_MODEL = KV_PREFIX + "gqa128"  # its depth cost alone gives PhaseFit.kv_dram_s (no fit)
 MEMORY_ONLY_PREFIX = "mem-"  # probe models whose timings the fits do not use
 PROBE_PROMPT = 128   # prefill batch of the probe's pp test
 PROBE_GEN = 16
@@ -97,8 +99,8 @@ PROBE_MAX_CV = CV_WARN_PCT  # a probe measurement this noisy is taken again (twi
 PROBE_DEPTH = 2048
 PER_TYPE_MODELS = ("big", "wide", "mid", "small")  # quantized --pure to every probed type
 # also at PROBE_DEPTH: attention per head dimension (HEAD_CLASSES) and KV bytes (MHA)
-DEEP_MODELS = ("tiny-l12", "kv-mha64", "tiny-hd64", "tiny-hd80", "tiny-hd96", "tiny-hd128",
-               "tiny-hd160", "tiny-hd256")
+DEEP_MODELS = ("tiny-l12", "kv-mha64", KV_DRAM_MODEL, "tiny-hd64", "tiny-hd80", "tiny-hd96",
+               "tiny-hd128", "tiny-hd160", "tiny-hd256")
 # the expected error band: the P90 absolute error of benchmarks/predict.py's probe-only
 # validation on this project's 2-vCPU VM (88 held-out decode / prefill configs, 44 memory;
 # docs/prediction.md): decode 15-17 % on three runs, 20 % allowed (models near the edge of a
@@ -133,6 +135,14 @@ def probe_specs() -> dict[str, Any]:
         # L3 at 2 threads and the spill cost came out 3x too low)
         "tiny-hd64": deep(512, 8, 2, n_ff=512),
         KV_PREFIX + "mha64": deep(1024, 16, 16, n_layer=6),
+        # the KV cache read after weights beyond the caches evicted it: the tiny-hd128 shape
+        # (cheap scores: memory-bound) with a 262k-entry output projection, 256 MiB of F16
+        # read per token (beyond the L3 share at 1 and 2 threads) and cheap to prefill (one
+        # output row); 32 layers, 34 MB of KV at depth 2048, so that the KV's time stands
+        # out of the output's (~30 ms per token at 1 thread; with 8 layers the difference
+        # was 1.7 ms, within the noise of two such timings)
+        KV_DRAM_MODEL: SynthSpec(n_embd=512, n_layer=32, n_head=4, n_head_kv=1, n_ff=512,
+                                 n_vocab=262144, n_ctx=4096),
         "tiny-hd80": deep(320, 4, 1),
         "tiny-hd96": deep(384, 4, 1),
         "tiny-hd160": deep(640, 4, 1),
@@ -175,6 +185,10 @@ class PhaseFit:
     per_layer_s: float = 0.0
     per_kv_s: float = 0.0      # decode: s per KV byte read (prefill: 0)
     per_spill_s: float = 0.0   # decode: s per KV byte of a layer beyond the L2 caches
+    # decode: s per KV byte when the KV comes from DRAM (weights beyond the caches evicted it
+    # since the last token) and its reads, not the scores' compute, bound the attention
+    # (KV_DRAM_MODEL; 0: not probed)
+    kv_dram_s: float = 0.0
     l2_bytes: float = 0.0      # decode: one core's L2 (sysfs; 0 = unknown, no spill term)
     # attention by head-dimension class (HEAD_CLASSES: "64" ... "256"): decode s per score
     # (query head x cell x layer), prefill s per attention FLOP - llama.cpp's CPU flash
@@ -610,6 +624,13 @@ def _apply(fit: PhaseFit, feats: dict[str, float], unit_prefix: str, notes: list
         parts["KV beyond L2"] = feats.get("kv_spill", 0.0) * fit.per_spill_s
         parts["attention scores"] = sum(v * fit.attention_rate(k.split("@")[1])
                                         for k, v in feats.items() if k.startswith("scores@"))
+        if fit.kv_dram_s and fit.hits and model_bytes is not None:
+            # the KV share the caches did not hold comes from DRAM: where reading it takes
+            # longer than the attention's compute and cached reads, the reads bound it
+            share = fit.hit_share(model_bytes) if hit is None else hit
+            reads = feats["kv"] * (share * fit.per_kv_s + (1.0 - share) * fit.kv_dram_s)
+            attention = parts["KV read"] + parts["KV beyond L2"] + parts["attention scores"]
+            parts["KV from DRAM"] = max(0.0, reads - attention)
     else:
         parts["per-token overhead"] = (feats["tokens"] * fit.per_token_s
                                        + feats["token_layers"] * fit.per_layer_s)
@@ -867,6 +888,8 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
     n_depth, seconds (per token for tg, whole prompt for pp), and for memory records peak_mib,
     n_ubatch, n_ctx."""
     costs = ThreadCosts(n_threads=n_threads, bandwidth_gbs=bandwidth_gbs, measured=obs)
+    kv_dram = [o for o in obs if o["model"] == KV_DRAM_MODEL and o["test"] == "tg"]
+    obs = [o for o in obs if o["model"] != KV_DRAM_MODEL]
 
     def own(model: str, feats: dict[str, float]) -> dict[str, float]:
         # the tiny models' weights sit in the caches: their bytes get their own rate, so they
@@ -909,6 +932,7 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
                                          if f"{prefix}{qtype}" in infos
                                          and qtype + suffix in costs.decode.per_type]
     costs.decode.hits = cache_hits(costs.decode)
+    costs.decode.kv_dram_s = kv_dram_rate(kv_dram, infos.get(KV_DRAM_MODEL))
     # prefill: the output projection at the decode rates just fitted (one token)
     rows, ys = [], []
     for o in obs:
@@ -947,6 +971,17 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
         costs.memory = {**coef, **{f"repack:{k}": v for k, v in shares.items()},
                         "rms_rel_err": err}
     return costs
+
+
+def kv_dram_rate(obs: list[dict[str, Any]], info: GGUFInfo | None) -> float:
+    """Seconds per KV byte read from DRAM: what KV_DRAM_MODEL's decode at depth costs beyond
+    its decode at depth 0, per KV byte more read (0 without both)."""
+    by_depth = {o["n_depth"]: o["seconds"] for o in obs}
+    if info is None or len(by_depth) < 2:
+        return 0.0
+    lo, hi = min(by_depth), max(by_depth)
+    more = kv_read_bytes(info, hi + 1) - kv_read_bytes(info, lo + 1)
+    return max(0.0, (by_depth[hi] - by_depth[lo]) / more) if more > 0 else 0.0
 
 
 def extra_model_mib(memory: Any) -> float:
@@ -1200,6 +1235,10 @@ def format_probe(probe: DeviceProbe) -> str:
                          f"{v * 1e9:.0f} ns per score at head dim {k}"
                          for k, v in sorted(c.decode.attention.items(),
                                             key=lambda kv: int(kv[0]))))
+        if c.decode.kv_dram_s:
+            lines.append(f"  decode: KV read from DRAM (weights beyond the caches evicted it) at "
+                         f"{1e-9 / c.decode.kv_dram_s:.2f} GB/s, where that takes longer than "
+                         "the attention's compute")
         edge = cache_edge(c.decode)
         if edge:
             lines.append(f"  decode weights read at cache speed up to ~{edge[0]:.0f} MiB per "

@@ -230,6 +230,7 @@ def test_probe_device_end_to_end_on_a_small_ladder(tmp_path, monkeypatch):
     import functools
 
     from slmbench.api import probe_device
+    from slmbench.gguf_info import read_gguf
     from slmbench.synth import SynthSpec
 
     monkeypatch.setenv("SLMBENCH_CACHE", str(tmp_path / "cache"))
@@ -239,13 +240,14 @@ def test_probe_device_end_to_end_on_a_small_ladder(tmp_path, monkeypatch):
                          n_ff=2 * n_embd, n_vocab=n_vocab, n_ctx=1024)
 
     specs = {"tiny-l2": spec(2), "tiny-l12": spec(6), "small": spec(2, 256),
-             "mid": spec(5, 256), "wide": spec(2, 512), "big": spec(6, 512)}
+             "mid": spec(5, 256), "wide": spec(2, 512), "big": spec(6, 512),
+             P.KV_DRAM_MODEL: spec(4, 128, 65536)}
     for name, sp in specs.items():
         sp.name = f"probe-{name}"
     monkeypatch.setattr(P, "probe_specs", lambda: specs)
     monkeypatch.setattr(P, "build_probe_models",
                         functools.partial(P.build_probe_models, types=("F16", "Q8_0")))
-    monkeypatch.setattr(P, "DEEP_MODELS", ("tiny-l12",))
+    monkeypatch.setattr(P, "DEEP_MODELS", ("tiny-l12", P.KV_DRAM_MODEL))
     for name, value in (("PROBE_REPETITIONS", 2), ("PROBE_PROMPT", 16), ("PROBE_GEN", 4),
                         ("PROBE_DEPTH", 256)):
         monkeypatch.setattr(P, name, value)
@@ -271,6 +273,13 @@ def test_probe_device_end_to_end_on_a_small_ladder(tmp_path, monkeypatch):
     sizes = costs.decode.sizes["Q8_0"]
     assert len(sizes) == 4 and sizes == sorted(sizes)
     assert any("writing big" in m for m in said)
+    # the KV-from-DRAM model: measured at both depths, its rate from those two alone
+    kv_obs = [o for o in costs.measured if o["model"] == P.KV_DRAM_MODEL and o["test"] == "tg"]
+    assert sorted(o["n_depth"] for o in kv_obs) == [0, P.PROBE_DEPTH]
+    paths = P.build_probe_models(str(models))
+    assert costs.decode.kv_dram_s == P.kv_dram_rate(
+        kv_obs, read_gguf(paths[P.KV_DRAM_MODEL]))
+    assert costs.decode.n_obs == sum(o["test"] == "tg" for o in costs.measured) - 2
     assert P.cached_probe([1]) is not None  # stored, and found again by its key
 
 
@@ -391,6 +400,60 @@ def test_the_kv_probe_models_weights_get_a_rate_of_their_own():
     assert fitted.decode.per_spill_s == pytest.approx(PLANT["dec_spill"], rel=1e-3)
     assert fitted.decode.rate("F16", 1e9) == (pytest.approx(PLANT_DEC["F16"]), "F16")
     assert "kv-mha64" in P.DEEP_MODELS and "kv-mha64" in P.probe_specs()
+
+
+def test_kv_read_from_dram_bounds_a_cheap_attention_beyond_the_caches():
+    """The probe's kv-gqa128 model (cheap scores, 256 MiB of output weights read per token)
+    gives the cost of a KV byte read from DRAM, from its decode at depth against depth 0
+    alone (the other fits never see it); a model beyond the caches whose attention computes
+    faster than that reads its KV at that cost, one in the caches or with costly scores not."""
+    infos = shapes()
+    truth = planted_costs()
+    kv_dram = 10 * PLANT["dec_kv"]
+    spec = P.probe_specs()[P.KV_DRAM_MODEL]
+    assert P.KV_DRAM_MODEL in P.DEEP_MODELS
+    probe_model = P.info_from_shape(n_layer=spec.n_layer, n_embd=spec.n_embd,
+                                    n_head=spec.n_head, n_head_kv=spec.n_head_kv,
+                                    n_vocab=spec.n_vocab, n_ff=spec.n_ff, quant="F16",
+                                    tied=False, name=P.KV_DRAM_MODEL)
+    assert P.read_bytes(probe_model) > 256 * P.MIB  # beyond the caches
+    infos[P.KV_DRAM_MODEL] = probe_model
+    obs = planted_observations({k: v for k, v in infos.items() if k != P.KV_DRAM_MODEL},
+                               truth)
+    base = 0.031  # its weights' time: whatever it is, no other figure moves with it
+    for depth in (0, 2048):
+        obs.append({"model": P.KV_DRAM_MODEL, "test": "tg", "n_prompt": 0, "n_gen": 16,
+                    "n_depth": depth, "seconds": base + kv_dram * P.kv_read_bytes(
+                        probe_model, depth + 1)})
+        obs.append({"model": P.KV_DRAM_MODEL, "test": "pp", "n_prompt": 128, "n_gen": 0,
+                    "n_depth": depth, "seconds": 5.0})
+    fitted = P.fit_costs(obs, infos, 2, 8.0, L2)
+    assert fitted.decode.kv_dram_s == pytest.approx(kv_dram, rel=1e-9)
+    assert fitted.decode.rms_rel_err < 1e-6 and fitted.prefill.rms_rel_err < 1e-6
+    assert fitted.decode.per_kv_s == pytest.approx(PLANT["dec_kv"], rel=1e-3)
+    assert "KV read from DRAM" in P.format_probe(P.DeviceProbe(costs=[fitted]))
+    # a GQA model at head dim 128 (scores cheap), its weights beyond the caches or in them
+    d = truth.decode
+    d.kv_dram_s = kv_dram
+    d.attention["128"] = PLANT["dec_score"] / 100
+    info = P.info_from_shape(n_layer=4, n_embd=1536, n_head=12, n_head_kv=2, n_vocab=32000,
+                             n_ff=4096, quant="Q8_0", name="gqa128")
+    w = P.read_bytes(info)
+    d.hits = [[w / 4, 1.0], [w / 2, 0.0]]  # beyond the caches
+    probe = P.DeviceProbe(costs=[truth])
+    parts = P.predict(info, probe, n_threads=2, n_prompt=0, n_depth=2048).decode_parts_ms
+    kv = P.kv_read_bytes(info, 2049)
+    attention = parts["KV read"] + parts["KV beyond L2"] + parts["attention scores"]
+    assert attention < kv * kv_dram * 1e3
+    assert parts["KV from DRAM"] == pytest.approx(kv * kv_dram * 1e3 - attention, abs=1e-3)
+    d.hits = [[w * 4, 1.0], [w * 8, 0.0]]  # the caches hold it: its KV is read from them
+    parts = P.predict(info, probe, n_threads=2, n_prompt=0, n_depth=2048).decode_parts_ms
+    assert parts["KV from DRAM"] == 0.0
+    d.hits = [[w / 4, 1.0], [w / 2, 0.0]]
+    scores = P.decode_features(info, 2048)["scores@128"]
+    d.attention["128"] = 2 * kv * kv_dram / scores  # costly scores: the reads hide behind them
+    parts = P.predict(info, probe, n_threads=2, n_prompt=0, n_depth=2048).decode_parts_ms
+    assert parts["KV from DRAM"] == 0.0
 
 
 def test_a_decode_cost_moves_from_the_small_to_the_wide_probe_model_with_size():

@@ -16,7 +16,7 @@ per layer, the cost of attending to the KV cache, and the compute buffer and run
 
 The probe is stored under ~/.cache/slmbench/probes/ (SLMBENCH_CACHE moves it) per CPU,
 llama.cpp build and thread count, and reused until one of them changes; --force measures
-again. The probe's synthetic models (~4.3 GB, written once) live beside it. Run it on a quiet
+again. The probe's synthetic models (~4.9 GB, written once) live beside it. Run it on a quiet
 machine: its numbers are the calibration of every prediction. Method and measured accuracy:
 docs/prediction.md.
 
