@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "measure this device once (1.5-2.5 minutes) for `slmbench predict`"
+HELP = "measure this device once (2-4 min per thread count) for `predict`"
 DESCRIPTION = """\
 Measure what a model's cost is made of on this device, through llama.cpp itself: the read
 bandwidth, and - on synthetic models whose every weight has one type (F16, Q8_0, Q6_K, Q5_K,
 Q4_K, Q4_0, Q3_K, quantized --pure by llama.cpp) and on tiny models - the seconds per byte of
 weights of each type in decode, per FLOP in a 128-token prefill, the fixed cost per token and
-per layer, the cost of attending to the KV cache, and the compute buffer and runtime memory.
+per layer, the cost of attending to the KV cache (from the caches, and from DRAM after the
+weights evicted it), and the compute buffer and runtime memory.
 `slmbench predict` turns these into the speed and memory of any GGUF before you download it.
 
 The probe is stored under ~/.cache/slmbench/probes/ (SLMBENCH_CACHE moves it) per CPU,
