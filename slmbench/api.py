@@ -356,8 +356,8 @@ def probe_device(threads: Sequence[int] = (1,), *, force: bool = False,
                                   cached_probe, fit_probe, probe_model_dir, save_probe)
 
     threads = sorted({int(t) for t in threads})
-    if not force:
-        probe = cached_probe(threads)
+    if not force:  # a stored probe of an older probe version is measured again
+        probe = cached_probe(threads, usable_only=True)
         if probe is not None:
             return probe
     say = progress or (lambda _m: None)

@@ -403,21 +403,23 @@ def load_probe(path: str) -> DeviceProbe:
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such probe file (run `slmbench probe`)") from None
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: unreadable probe file ({exc}); run `slmbench probe "
-                          "--force`") from None
+        raise ConfigError(f"{path}: unreadable probe file ({exc}); run `slmbench probe` "
+                          "to measure again") from None
     if not isinstance(data, dict) or data.get("version") != PROBE_VERSION:
         found = data.get("version") if isinstance(data, dict) else "?"
         raise ConfigError(f"{path}: probe of another version ({found}; this slmbench reads "
-                          f"{PROBE_VERSION}); run `slmbench probe --force`")
+                          f"{PROBE_VERSION}); run `slmbench probe` to measure again")
     try:
         return probe_from_dict(data)
     except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: malformed probe file ({exc}); run `slmbench probe "
-                          "--force`") from None
+        raise ConfigError(f"{path}: malformed probe file ({exc}); run `slmbench probe` "
+                          "to measure again") from None
 
 
-def cached_probe(threads: Iterable[int]) -> DeviceProbe | None:
-    """This machine's stored probe covering every thread count, or None."""
+def cached_probe(threads: Iterable[int], usable_only: bool = False) -> DeviceProbe | None:
+    """This machine's stored probe covering every thread count, or None; a stored probe of
+    another probe version (or damaged) is an error naming `slmbench probe`, or with
+    ``usable_only`` (what `slmbench probe` itself asks: it measures again) None."""
     if not os.path.isdir(probe_dir()):  # no probe yet: do not start llama.cpp to name one
         return None
     merged: DeviceProbe | None = None
@@ -426,7 +428,12 @@ def cached_probe(threads: Iterable[int]) -> DeviceProbe | None:
         path = os.path.join(probe_dir(), f"{key}.json")
         if not os.path.exists(path):
             return None
-        p = load_probe(path)
+        try:
+            p = load_probe(path)
+        except ConfigError:
+            if usable_only:
+                return None
+            raise
         if merged is None:
             merged = p
         else:

@@ -158,8 +158,11 @@ def test_probe_storage_round_trip_and_errors(tmp_path, monkeypatch):
     data = json.loads(open(paths[0]).read())
     data["version"] = 99
     open(paths[0], "w").write(json.dumps(data))
-    with pytest.raises(ConfigError, match="probe of another version"):
+    with pytest.raises(ConfigError, match="probe of another version.*run `slmbench probe`"):
         P.load_probe(paths[0])
+    with pytest.raises(ConfigError, match="probe of another version"):
+        P.cached_probe([3])  # what predict asks: the error names `slmbench probe`
+    assert P.cached_probe([3], usable_only=True) is None  # what `slmbench probe` asks: measure
     open(paths[0], "w").write("{not json")
     with pytest.raises(ConfigError, match="unreadable probe file"):
         P.load_probe(paths[0])
