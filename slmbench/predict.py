@@ -105,7 +105,7 @@ DEEP_MODELS = ("tiny-l12", "kv-mha64", KV_DRAM_MODEL, "tiny-hd64", "tiny-hd80", 
                "tiny-hd128", "tiny-hd160", "tiny-hd256")
 # the expected error band: the P90 absolute error of benchmarks/predict.py's probe-only
 # validation on this project's 2-vCPU VM (88 held-out decode / prefill configs, 44 memory;
-# docs/prediction.md): decode 15-17 % on quiet days, 23.5-24 % on the two runs of probe
+# docs/prediction.md): decode 15-17 % on a quiet day, 18-24 % on the three runs of probe
 # version 7 (models near the edge of a cache whose share moves on a shared VM); prefill
 # 13-16 %; memory's P90 was 2.0-2.2 %, the band allows for settings the validation did not
 # vary (micro-batch, cache types)
@@ -246,7 +246,7 @@ class PhaseFit:
             # the type's cache speed and DRAM speed (big model), mixed by the share of reads
             # the caches served at this size on the probe's whole ladder
             cached, dram = self.cache_rate(used), self.per_type[used + BIG]
-            share = self.hit_share(model_bytes) if hit is None else hit
+            share = self.hit_share(model_bytes, hit)
             return cached + (dram - cached) * (1.0 - share), used
         rates = [self.per_type[used + suffix] for _, suffix in SIZE_LADDER
                  if used + suffix in self.per_type]
@@ -262,10 +262,11 @@ class PhaseFit:
         return min(self.per_type[qtype + suffix] for suffix in (CACHED, MID)
                    if qtype + suffix in self.per_type)
 
-    def hit_share(self, model_bytes: float) -> float:
+    def hit_share(self, model_bytes: float, hit: float | None = None) -> float:
         """The share of a decode's reads served at cache speed at ``model_bytes`` read per
-        token: the pooled curve (hits), log-linear between its points."""
-        return _log_interp(self.hits, model_bytes)
+        token: the pooled curve (hits), log-linear between its points; ``hit`` when given
+        (the range's 'caches hold it' / 'they do not')."""
+        return _log_interp(self.hits, model_bytes) if hit is None else hit
 
 
 def _log_interp(points: list, x: float) -> float:
@@ -637,7 +638,7 @@ def _apply(fit: PhaseFit, feats: dict[str, float], unit_prefix: str, notes: list
         if fit.kv_dram_s and fit.hits and model_bytes is not None:
             # the KV share the caches did not hold comes from DRAM: where reading it takes
             # longer than the attention's compute and cached reads, the reads bound it
-            share = fit.hit_share(model_bytes) if hit is None else hit
+            share = fit.hit_share(model_bytes, hit)
             reads = feats["kv"] * (share * fit.per_kv_s + (1.0 - share) * fit.kv_dram_s)
             attention = parts["KV read"] + parts["KV beyond L2"] + parts["attention scores"]
             parts["KV from DRAM"] = max(0.0, reads - attention)

@@ -17,9 +17,9 @@ weights evicted it), and the compute buffer and runtime memory.
 
 The probe is stored under ~/.cache/slmbench/probes/ (SLMBENCH_CACHE moves it) per CPU,
 llama.cpp build and thread count, and reused until one of them changes or slmbench's probe
-version does; --force measures again. The probe's synthetic models (~4.9 GB, written once) live beside it. Run it on a quiet
-machine: its numbers are the calibration of every prediction. Method and measured accuracy:
-docs/prediction.md.
+version does; --force measures again. The probe's synthetic models (~4.9 GB, written once)
+live beside it. Run it on a quiet machine: its numbers are the calibration of every
+prediction. Method and measured accuracy: docs/prediction.md.
 
 examples:
   slmbench probe                 # at the default thread count
