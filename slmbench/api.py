@@ -351,9 +351,10 @@ def probe_device(threads: Sequence[int] = (1,), *, force: bool = False,
     import time
 
     from slmbench.bandwidth import cache_curve, probe_bandwidth
-    from slmbench.predict import (DECODE_ONLY_PREFIXES, DEEP_MODELS, PROBE_DEPTH, PROBE_GEN,
-                                  PROBE_MAX_CV, PROBE_PROMPT, PROBE_REPETITIONS, build_probe_models,
-                                  cached_probe, fit_probe, probe_model_dir, save_probe)
+    from slmbench.predict import (DECODE_ONLY_PREFIXES, DEEP_MODELS, KV_DRAM_MODEL,
+                                  PROBE_DEPTH, PROBE_GEN, PROBE_MAX_CV, PROBE_PROMPT,
+                                  PROBE_REPETITIONS, build_probe_models, cached_probe,
+                                  fit_probe, probe_model_dir, save_probe)
 
     threads = sorted({int(t) for t in threads})
     if not force:  # a stored probe of an older probe version is measured again
@@ -378,15 +379,22 @@ def probe_device(threads: Sequence[int] = (1,), *, force: bool = False,
             curves[t] = []
         common = dict(threads=[t], repetitions=PROBE_REPETITIONS, n_prompt=[PROBE_PROMPT],
                       n_gen=[PROBE_GEN], ttft=False)
-        deep = [paths[m] for m in DEEP_MODELS]
+        deep = [paths[m] for m in DEEP_MODELS if m != KV_DRAM_MODEL]
+        # only the KV-from-DRAM model's decode at both depths is used: no prefill for it
+        deep_decode = [paths[m] for m in DEEP_MODELS if m == KV_DRAM_MODEL]
         decode_only = [p for m, p in paths.items() if m.startswith(DECODE_ONLY_PREFIXES)]
+        no_prompt = {**common, "n_prompt": [0]}
         # each probe model pins a cost of every prediction: a disturbed one is taken again
-        measured[t] = (bench_steady([p for p in paths.values() if p not in deep + decode_only],
+        measured[t] = (bench_steady([p for p in paths.values()
+                                     if p not in deep + deep_decode + decode_only],
                                     PROBE_MAX_CV, progress=say, n_depth=[0], **common)
                        + bench_steady(deep, PROBE_MAX_CV, progress=say,
                                       n_depth=[0, PROBE_DEPTH], **common)
+                       + (bench_steady(deep_decode, PROBE_MAX_CV, progress=say,
+                                       n_depth=[0, PROBE_DEPTH], **no_prompt)
+                          if deep_decode else [])
                        + bench_steady(decode_only, PROBE_MAX_CV, progress=say, n_depth=[0],
-                                      **{**common, "n_prompt": [0]}))
+                                      **no_prompt))
     probe = fit_probe(measured, paths, {**(bandwidth or {}), "cache_curves": curves},
                       round(time.monotonic() - t0, 1))
     save_probe(probe)

@@ -279,6 +279,7 @@ def test_probe_device_end_to_end_on_a_small_ladder(tmp_path, monkeypatch):
     # the KV-from-DRAM model: measured at both depths, its rate from those two alone
     kv_obs = [o for o in costs.measured if o["model"] == P.KV_DRAM_MODEL and o["test"] == "tg"]
     assert sorted(o["n_depth"] for o in kv_obs) == [0, P.PROBE_DEPTH]
+    assert P.KV_DRAM_MODEL not in pp_models  # decode only: its prefill would serve nothing
     paths = P.build_probe_models(str(models))
     assert costs.decode.kv_dram_s == P.kv_dram_rate(
         kv_obs, read_gguf(paths[P.KV_DRAM_MODEL]))
