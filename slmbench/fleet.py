@@ -36,6 +36,14 @@ from slmbench.schema import utc_now
 FLEET_FILE = "fleet.json"
 FORMAT = "slmbench-fleet/1"
 OK, FAILED, PENDING, RUNNING, DETACHED = "ok", "failed", "pending", "running", "detached"
+HOST_STATES = (OK, FAILED, PENDING, RUNNING, DETACHED)
+# the type of each host entry field fleet.json's readers rely on (null allowed, but for name)
+HOST_FIELDS: dict[str, tuple[type, ...]] = {
+    "name": (str,), "target": (str,), "port": (int,), "ssh_opts": (list,),
+    "remote_slmbench": (str,), "remote_dir": (str,), "device_label": (str,),
+    "connection": (str,), "groups": (list,), "run_id": (str,), "status": (str,),
+    "error": (str,), "started_at": (str,), "finished_at": (str,), "counts": (dict,),
+    "device": (str,)}
 
 
 def is_fleet_dir(path: str | os.PathLike) -> bool:
@@ -52,6 +60,21 @@ def read_fleet(path: str | os.PathLike) -> dict[str, Any]:
         raise ResultsFormatError(f"{p}: not valid JSON ({exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("hosts"), list):
         raise ResultsFormatError(f"{p}: not a fleet manifest (no hosts list)")
+    for i, h in enumerate(data["hosts"]):
+        if not isinstance(h, dict):
+            raise ResultsFormatError(f"{p}: hosts[{i}] is {type(h).__name__}, expected an object "
+                                     "with name, target, run_id, status, ... (docs/fleet.md)")
+        for key, types in HOST_FIELDS.items():
+            value = h.get(key)
+            if (value is None and key != "name") or isinstance(value, types):
+                continue
+            want = " or ".join(t.__name__ for t in types)
+            raise ResultsFormatError(f"{p}: hosts[{i}].{key} is {value!r}, expected {want}"
+                                     + ("" if key == "name" else " or null")
+                                     + "; restore the file or start the fleet run again")
+        if h.get("status") not in (None, *HOST_STATES):
+            raise ResultsFormatError(f"{p}: hosts[{i}].status is {h['status']!r}, expected one "
+                                     f"of {', '.join(HOST_STATES)}")
     return data
 
 

@@ -312,6 +312,27 @@ def test_expand_run_paths_and_pairs(tmp_path, capsys):
         run_pairs(twins, a)
 
 
+@pytest.mark.parametrize("hosts, message", [
+    (["h1"], r"hosts\[0\] is str, expected an object"),
+    ([{"name": 3}], r"hosts\[0\]\.name is 3, expected str"),
+    ([{"run_id": "r"}], r"hosts\[0\]\.name is None, expected str"),
+    ([{"name": "h1"}, {"name": "h2", "port": "22"}], r"hosts\[1\]\.port is '22', expected int"),
+    ([{"name": "h1", "status": "done"}], r"hosts\[0\]\.status is 'done', expected one of ok"),
+])
+def test_damaged_fleet_manifest_is_one_line_error(tmp_path, hosts, message, capsys):
+    """A hand-edited or damaged fleet.json: report, analyze and compare stop with one line
+    naming the file and the host field, never a traceback."""
+    from slmbench.cli import main
+
+    d = fake_fleet(tmp_path, "fleet-a", {"h1": "lab-a"})
+    (d / "fleet.json").write_text(json.dumps({"fleet_id": "fleet-a", "hosts": hosts}))
+    for argv in (["analyze", str(d)], ["compare", str(d), str(d)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert re.search(message, err) and "fleet.json" in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1
+
+
 # --------------------------------------------------------------------------- real fleets
 
 ssh_reason = sshserver.available()
