@@ -17,7 +17,7 @@ from typing import Any, Iterable, Iterator
 
 from slmbench.errors import ResultsFormatError, SlmbenchError, warn
 from slmbench.schema import (SCHEMA_VERSION, EnvInfo, Manifest, Record, from_dict,
-                             record_from_dict, to_dict, upgrade_record)
+                             from_dict_lenient, record_from_dict, to_dict, upgrade_record)
 
 RESULTS_FILE = "results.jsonl"
 ENV_FILE = "env.json"
@@ -113,7 +113,8 @@ def read_json_object(path: Path) -> dict:
 
 
 def read_env(run_dir: str | Path) -> EnvInfo:
-    return from_dict(EnvInfo, read_json_object(Path(run_dir) / ENV_FILE))
+    path = Path(run_dir) / ENV_FILE
+    return from_dict_lenient(EnvInfo, read_json_object(path), str(path))
 
 
 def read_manifest(run_dir: str | Path) -> Manifest:
@@ -125,7 +126,7 @@ def read_manifest(run_dir: str | Path) -> Manifest:
         upgrade_record({"schema_version": version}, str(path))  # raises the one-line error
     if isinstance(data.get("command"), str):  # version 1 imports wrote the command as text
         data["command"] = shlex.split(data["command"])
-    return from_dict(Manifest, {**data, "schema_version": SCHEMA_VERSION})
+    return from_dict_lenient(Manifest, {**data, "schema_version": SCHEMA_VERSION}, str(path))
 
 
 def read_run(run_dir: str | Path) -> Run:

@@ -820,25 +820,59 @@ def _dataclass_in(tp: Any) -> type | None:
     return None
 
 
-def _convert(tp: Any, value: Any) -> Any:
+class FieldTypeError(TypeError):
+    """A field of a results file whose value is not of the schema's type (from_dict with
+    ``check``): ``keys`` is the path to it (``["memory", "peak_rss_mib"]``)."""
+
+    def __init__(self, keys: list[str], value: Any, expected: str):
+        self.keys = keys
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        super().__init__(f"{'.'.join(keys)} is {shown}, expected {expected}")
+
+
+# a scalar field's type -> the JSON values that are that type (a number may be written as an
+# int or a float; bool is an int in Python and in older files)
+_SCALARS: dict[Any, tuple[type, ...]] = {float: (int, float), int: (int, float), str: (str,),
+                                         bool: (bool, int)}
+
+
+def _convert(tp: Any, value: Any, check: list[str] | None = None) -> Any:
+    """``value`` as type ``tp``; with ``check`` (the keys leading to it) a value that cannot
+    be ``tp`` raises FieldTypeError, else it is kept as it is."""
     cls = _dataclass_in(tp)
     if cls is not None:
-        return from_dict(cls, value) if isinstance(value, dict) else value
+        if isinstance(value, dict):
+            return from_dict(cls, value, check)
+        if check is not None and value is not None:
+            raise FieldTypeError(check, value, "an object")
+        return value
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
-        return _convert(inner[0], value) if len(inner) == 1 else value
+        if value is None:
+            return None
+        return _convert(inner[0], value, check) if len(inner) == 1 else value
     if origin is list and args and isinstance(value, list):
-        return [_convert(args[0], v) for v in value]
+        return [_convert(args[0], v, None if check is None else [*check[:-1], f"{check[-1]}[{i}]"])
+                for i, v in enumerate(value)]
     if origin is dict and len(args) == 2 and isinstance(value, dict):
-        return {k: _convert(args[1], v) for k, v in value.items()}
+        return {k: _convert(args[1], v, None if check is None else [*check, str(k)])
+                for k, v in value.items()}
+    if check is not None and value is not None:
+        want = (list if origin is list else dict if origin is dict else tp)
+        if want in (list, dict) and not isinstance(value, want):
+            raise FieldTypeError(check, value, "a list" if want is list else "an object")
+        if want in _SCALARS and not isinstance(value, _SCALARS[want]):
+            raise FieldTypeError(check, value, "a number" if want in (int, float) else
+                                 want.__name__)
     return value
 
 
-def from_dict(cls: type, data: dict[str, Any] | None) -> Any:
+def from_dict(cls: type, data: dict[str, Any] | None, check: list[str] | None = None) -> Any:
     """Plain dict -> dataclass tree, guided by the type hints.  Keys a class does not know go
     to its ``extra`` dict where it has one (nothing a newer writer added is lost), else are
-    dropped."""
+    dropped.  With ``check`` (a list: the keys leading to ``data``, [] at the top) a value
+    of the wrong type raises FieldTypeError naming its path; without, it is kept as it is."""
     if data is None:
         return None
     hints = _hints(cls)
@@ -848,11 +882,34 @@ def from_dict(cls: type, data: dict[str, Any] | None) -> Any:
         if key not in hints or key.startswith("_"):
             unknown[key] = value
         elif value is not None or key not in _collections(cls):
-            kwargs[key] = _convert(hints[key], value)
+            kwargs[key] = _convert(hints[key], value, None if check is None else [*check, key])
     obj = cls(**kwargs)
     if unknown and "extra" in hints:
         obj.extra = {**(obj.extra or {}), **unknown}
     return obj
+
+
+def from_dict_lenient(cls: type, data: dict[str, Any], where: str) -> Any:
+    """from_dict of a file's object where a field of the wrong type is dropped with a
+    one-line warning naming the file and the field (what the rest says is kept)."""
+    from slmbench.errors import warn
+
+    data = json.loads(json.dumps(data))  # a copy to prune
+    for _ in range(100):
+        try:
+            return from_dict(cls, data, [])
+        except FieldTypeError as exc:
+            warn(f"{where}: {exc}; ignored (the file was damaged or hand-edited)")
+            holder: Any = data
+            for key in exc.keys[:-1]:
+                holder = holder[key.split("[")[0]] if "[" not in key else \
+                    holder[key.split("[")[0]][int(key.split("[")[1][:-1])]
+            last = exc.keys[-1]
+            if "[" in last:
+                holder[last.split("[")[0]].pop(int(last.split("[")[1][:-1]))
+            else:
+                holder.pop(last, None)
+    return from_dict(cls, data)
 
 
 # --------------------------------------------------------------------------- versions
@@ -861,6 +918,8 @@ def _update_to_2(rec: dict[str, Any]) -> dict[str, Any]:
     """Version 1 -> 2: the runner's bookkeeping moved from ``extra`` to typed fields
     (worker, memory_estimate, config_index, model_source, reference_path, quality_input,
     traceback); ``extra.path`` duplicated ``model.path`` and is dropped when that is set."""
+    if not isinstance(rec.get("extra") or {}, dict):
+        return rec  # damaged: from_dict names the field
     extra = dict(rec.get("extra") or {})
     for old, new in (("worker", "worker"), ("memory_estimate", "memory_estimate"),
                      ("config_index", "config_index"), ("model_source", "model_source"),
@@ -868,7 +927,8 @@ def _update_to_2(rec: dict[str, Any]) -> dict[str, Any]:
                      ("traceback", "traceback")):
         if old in extra and new not in rec:
             rec[new] = extra.pop(old)
-    if extra.get("path") and (rec.get("model") or {}).get("path") == extra["path"]:
+    model = rec.get("model")
+    if extra.get("path") and isinstance(model, dict) and model.get("path") == extra["path"]:
         extra.pop("path")
     rec["extra"] = extra
     return rec
@@ -906,7 +966,9 @@ def upgrade_record(data: dict[str, Any], where: str = "record") -> dict[str, Any
 
 
 def record_from_dict(data: dict[str, Any], where: str = "record") -> Record:
-    return from_dict(Record, upgrade_record(data, where))
+    """A Record from a dict of any version this slmbench reads; a field of the wrong type
+    raises FieldTypeError (a TypeError) naming it."""
+    return from_dict(Record, upgrade_record(data, where), [])
 
 
 def record_from_json(line: str) -> Record:

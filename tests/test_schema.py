@@ -100,6 +100,37 @@ def test_a_newer_version_is_refused_in_one_line(tmp_path):
         read_run(run_dir)
 
 
+def test_a_field_of_the_wrong_type_is_named_not_a_traceback(tmp_path, capsys):
+    """A hand-edited or damaged file: a record with a field of the wrong type is skipped
+    with one line naming file:line and the field; a damaged env.json / manifest.json field
+    is dropped with one line; the rest of the run is read."""
+    run_dir = tmp_path / "damaged"
+    shutil.copytree(V1_RUN, run_dir)
+    lines = (run_dir / "results.jsonl").read_text().splitlines()
+    bad = [json.loads(x) for x in lines[:3]]
+    bad[0]["model"] = "x"                       # an object expected
+    bad[1]["tests"][0]["ms"]["median"] = "fast"  # a number expected, inside a list
+    bad[2]["tests"] = 3                         # a list expected
+    (run_dir / "results.jsonl").write_text(
+        "\n".join([json.dumps(b) for b in bad] + lines[3:]) + "\n")
+    env = json.loads((run_dir / "env.json").read_text())
+    (run_dir / "env.json").write_text(json.dumps({**env, "cpu": "x", "versions": [1]}))
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    (run_dir / "manifest.json").write_text(json.dumps({**manifest, "command": {"a": 1}}))
+    run = read_run(run_dir)
+    assert len(run.records) == len(lines) - 3
+    assert run.env.cpu is None and run.env.versions == {}  # dropped, as if not recorded
+    err = capsys.readouterr().err
+    for where, what in (("results.jsonl:1", "model is 'x', expected an object"),
+                        ("results.jsonl:2", "tests[0].ms.median is 'fast', expected a number"),
+                        ("results.jsonl:3", "tests is 3, expected a list"),
+                        ("env.json", "cpu is 'x', expected an object"),
+                        ("env.json", "versions is [1], expected an object"),
+                        ("manifest.json", "command is {'a': 1}, expected a list")):
+        assert any(where in line and what in line for line in err.splitlines()), (where, err)
+    assert "Traceback" not in err
+
+
 def test_unknown_keys_are_kept_not_lost():
     rec = schema.record_from_dict({"record_id": "r", "schema_version": SCHEMA_VERSION,
                                    "future_field": {"x": 1}})
