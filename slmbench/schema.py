@@ -998,7 +998,11 @@ def schema_markdown() -> str:
         "Every record carries `schema_version`; `manifest.json` carries the version the run "
         "was written with. Readers migrate older records on load "
         "(`slmbench.schema.upgrade_record`) and refuse a newer version with a one-line error "
-        "(upgrade slmbench to read it).",
+        "(upgrade slmbench to read it). Every field is checked against its type below as it "
+        "is read: a record with a field of the wrong type (a hand-edited or damaged line) is "
+        "skipped with one warning naming `file:line` and the field (`tests[0].ms.median is "
+        "'fast', expected a number`), a malformed line likewise; a damaged field of `env.json` "
+        "or `manifest.json` is dropped with one warning and the rest read.",
         "",
         "- **3**: `MemoryEstimate.repacked_mib`: the runner's fits-in-RAM estimate counts the "
         "weights llama.cpp's CPU backend copies into a repacked layout (Q4_0 and Q4_K on "
