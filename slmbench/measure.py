@@ -29,6 +29,7 @@ from slmbench.memory import RSSSampler, breakdown, hwm_mib, parse_buffers, rss_m
 from slmbench.schema import utc_now
 from slmbench.schema import (LoadResult, PerfCounters, Record, SensorSummary, TestResult,
                              from_dict)
+from slmbench.sensors import OtherCPU, busy_warning
 from slmbench.stats import drift_pct, noise_warning, percentile, summarize
 
 Progress = Callable[[str], None]
@@ -324,6 +325,7 @@ def _run_test(sess: Session, kind: str, n_prompt: int, n_gen: int, n_depth: int,
     if sensor is not None:
         sensor.sample_now()  # a sample exactly at the window's edge
     t_window0 = time.monotonic()
+    others = OtherCPU()
     # warm-up: a full prompt pass for prompt tests, one generated token for decode tests
     for _ in range(settings.warmup):
         sess.clear()
@@ -374,9 +376,12 @@ def _run_test(sess: Session, kind: str, n_prompt: int, n_gen: int, n_depth: int,
         res.token_ms_p90 = round(percentile(pooled, 90), 5)
         res.token_ms_p99 = round(percentile(pooled, 99), 5)
         res.drift_pct = drift_pct(res.token_ms)
-    warn = noise_warning(name, res.ms)
-    if warn:
-        res.warnings.append(warn)
+    res.other_cpu_cores = others.cores()
+    threads = settings.n_threads if kind == "tg" else settings.n_threads_batch
+    for warn in (noise_warning(name, res.ms),
+                 busy_warning(name, res.other_cpu_cores, threads or settings.n_threads)):
+        if warn:
+            res.warnings.append(warn)
     if settings.auto and res.ms and res.ms.n >= 2:
         res.ci_half_pct = round(100.0 * (res.ms.ci95_high - res.ms.mean) / res.ms.mean, 3)
         if res.stop_reason != "target":

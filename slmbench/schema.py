@@ -25,7 +25,7 @@ from slmbench.config import Settings  # noqa: F401 - part of the schema (Record.
 from slmbench.config import doc_field as _f
 from slmbench.errors import ResultsFormatError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def utc_now() -> str:
@@ -388,6 +388,12 @@ class TestResult:
         "within target_ci_pct), 'max_repetitions' or 'max_time'")
     ci_half_pct: float | None = _f("-r auto: the 95% CI half-width of the mean wall time "
                                    "reached, as % of the mean", unit="%")
+    other_cpu_cores: float | None = _f(
+        "CPU other processes (and the hypervisor, as steal) used while the test ran, in "
+        "cores' worth (1.0 = one core busy the whole time); 0.25 or more beyond the cores the "
+        "test's threads left free adds a warning: the machine was busy and the test slower "
+        "than the device can do. Null: unreadable, a "
+        "window under 0.5 s, or a record older than schema 4", unit="cores")
     perf: list[PerfCounters] = _f("llama.cpp internal timers per repetition", factory=list)
     sensors: SensorSummary | None = _f(
         "sensor summary during the test (temperatures, clocks, power, energy per token, "
@@ -942,7 +948,13 @@ def _update_to_3(rec: dict[str, Any]) -> dict[str, Any]:
 
 
 # version N -> the function that turns a version-N record into a version N+1 record
-_UPDATES = {1: _update_to_2, 2: _update_to_3}
+def _update_to_4(rec: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 -> 4: ``TestResult.other_cpu_cores`` is new (how busy the machine was);
+    a version-3 test did not measure it, so it stays null."""
+    return rec
+
+
+_UPDATES = {1: _update_to_2, 2: _update_to_3, 3: _update_to_4}
 
 
 def upgrade_record(data: dict[str, Any], where: str = "record") -> dict[str, Any]:
@@ -1004,6 +1016,9 @@ def schema_markdown() -> str:
         "'fast', expected a number`), a malformed line likewise; a damaged field of `env.json` "
         "or `manifest.json` is dropped with one warning and the rest read.",
         "",
+        "- **4**: `TestResult.other_cpu_cores`: the CPU other processes used while a test "
+        "ran (a busy machine gets a warning; a test slowed by it looks steady); version-3 "
+        "tests did not measure it (null there).",
         "- **3**: `MemoryEstimate.repacked_mib`: the runner's fits-in-RAM estimate counts the "
         "weights llama.cpp's CPU backend copies into a repacked layout (Q4_0 and Q4_K on "
         "x86 with AVX2; most 4-8-bit types on ARM), which stay resident next to the mapped "

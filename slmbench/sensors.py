@@ -53,6 +53,10 @@ BATTERY_MA_BELOW = 10_000        # |current_now| below this is taken as mA, not 
 POWER_PRIORITY = ("tegrastats", "jtop", "rapl", "battery")   # which source summarize reports
 TOTAL_RAILS = ("VDD_IN", "POM_5V_IN", "VIN")   # tegrastats rails that measure the whole input
 MAX_ERRORS = 20
+# other processes (and the hypervisor's steal) using this many cores' worth of CPU more than a
+# test's threads left free while it runs = a busy machine: the test gets a warning (OtherCPU)
+OTHER_CPU_WARN_CORES = 0.25
+OTHER_CPU_MIN_WINDOW_S = 0.5     # shorter windows: jiffy resolution (10 ms) says too little
 
 
 # --------------------------------------------------------------------------- tegrastats
@@ -988,3 +992,51 @@ def _one_line(cmd: list[str], timeout_s: float) -> str | None:
     except Exception:  # noqa: BLE001
         proc.kill()
     return result[0].strip() if result and result[0].strip() else None
+
+
+class OtherCPU:
+    """How much CPU other processes took while a test ran: the whole machine's busy CPU time
+    (user, nice, system, irq, softirq and the hypervisor's steal) minus this process's own
+    (all its threads), over the wall time between construction and :meth:`cores`.  A busy
+    machine makes llama.cpp's threads wait for a core (at every barrier when they use all of
+    them): the test is then slower than the device can do, however steady its repetitions."""
+
+    def __init__(self) -> None:
+        self.start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[float, float, float] | None:
+        try:
+            import psutil
+
+            t = psutil.cpu_times()
+        except Exception:  # noqa: BLE001 - /proc/stat unreadable (Android): no figure
+            return None
+        busy = sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq",
+                                                 "steal"))
+        return busy, time.process_time(), time.monotonic()
+
+    def cores(self) -> float | None:
+        """Cores' worth of CPU other processes used since construction (1.0 = one core busy
+        the whole time); None when unreadable or the window was too short to tell."""
+        end = self._read()
+        if self.start is None or end is None:
+            return None
+        wall = end[2] - self.start[2]
+        if wall < OTHER_CPU_MIN_WINDOW_S:
+            return None
+        other = (end[0] - self.start[0]) - (end[1] - self.start[1])
+        return round(max(0.0, other) / wall, 3)
+
+
+def busy_warning(name: str, cores: float | None, n_threads: int) -> str | None:
+    """A one-line warning when other processes used more of the CPU than the cores a test's
+    ``n_threads`` left free, by OTHER_CPU_WARN_CORES or more: then they took turns with its
+    threads."""
+    n_cpu = os.cpu_count() or 1
+    if cores is None or cores < max(0, n_cpu - n_threads) + OTHER_CPU_WARN_CORES:
+        return None
+    return (f"{name}: other processes used {cores:.2f} cores' worth of CPU while it ran with "
+            f"{n_threads} thread{'s' if n_threads != 1 else ''} on {n_cpu} cores - the machine "
+            "was busy and the test is slower than this device can do; measure again when it is "
+            "idle")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
+import time
 
 import pytest
 
@@ -303,3 +305,36 @@ def test_a_run_at_depth_does_not_hold_a_copy_of_the_kv_cache(tmp_path):
     # the repetitions after the first restored the snapshot: same context, same decode work
     tg = next(t for t in deep.tests if t.test == "tg")
     assert all(p.n_eval == 4 for p in tg.perf)
+
+
+def test_a_busy_machine_is_measured_and_flagged(tiny_model):
+    """Another process spinning on a core while a test runs: the test records how many cores'
+    worth of CPU others took (from the machine's and this process's real CPU time) and warns
+    that the machine was busy - a slowed test can look perfectly steady, so its CV cannot say."""
+    import subprocess
+    import sys
+
+    from slmbench.sensors import OTHER_CPU_WARN_CORES, OtherCPU, busy_warning
+
+    n_cpu = os.cpu_count() or 1
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # spinning before the window opens
+        window = OtherCPU()
+        time.sleep(1.0)  # this process sleeps: the busy CPU time is the spinner's
+        assert 0.7 <= window.cores() <= 1.3
+        plan = TestPlan(n_prompt=[16], n_gen=[8], ttft=False)
+        rec = measure_model(tiny_model, Settings(n_threads=n_cpu, repetitions=3,
+                                                 target_ci_pct=1e-9,
+                                                 max_repetitions=100_000, max_test_s=0.8,
+                                                 warmup=1), plan)
+    finally:
+        spin.kill()
+        spin.wait()
+    for t in rec.tests:  # its threads wanted every core: they took turns with the spinner
+        assert t.other_cpu_cores is not None and t.other_cpu_cores >= OTHER_CPU_WARN_CORES
+        assert any(w.startswith(f"{t.name}: other processes used") and "busy" in w
+                   for w in rec.warnings)
+        # with a core left free for the spinner, the same figure is no warning
+        assert (busy_warning(t.name, t.other_cpu_cores, n_cpu - 1) is None) == (n_cpu >= 2)
+    assert OtherCPU().cores() is None  # a window too short to tell

@@ -77,8 +77,14 @@ def test_a_version_2_estimate_keeps_its_total_and_has_no_repacked_copy():
            "total_mib": 365.0}
     rec = schema.record_from_dict({"record_id": "r", "schema_version": 2,
                                    "memory_estimate": est})
-    assert rec.schema_version == SCHEMA_VERSION == 3
+    assert rec.schema_version == SCHEMA_VERSION == 4
     assert rec.memory_estimate.total_mib == 365.0 and rec.memory_estimate.repacked_mib is None
+
+
+def test_a_version_3_test_has_no_busy_figure():
+    rec = schema.record_from_dict({"record_id": "r", "schema_version": 3,
+                                   "tests": [{"test": "tg", "name": "tg16", "n_gen": 16}]})
+    assert rec.schema_version == 4 and rec.tests[0].other_cpu_cores is None
 
 
 def test_a_newer_version_is_refused_in_one_line(tmp_path):
