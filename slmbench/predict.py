@@ -358,15 +358,13 @@ def _bits(qtype: str) -> float:
 
 
 def probe_from_dict(data: dict[str, Any]) -> DeviceProbe:
-    costs = []
-    for c in data.get("costs") or []:
-        costs.append(ThreadCosts(
-            n_threads=int(c["n_threads"]), bandwidth_gbs=c.get("bandwidth_gbs"),
-            decode=PhaseFit(**c.get("decode", {})), prefill=PhaseFit(**c.get("prefill", {})),
-            memory=dict(c.get("memory") or {}), measured=list(c.get("measured") or [])))
-    rest = {k: v for k, v in data.items() if k in DeviceProbe.__dataclass_fields__
-            and k != "costs"}
-    return DeviceProbe(**rest, costs=costs)
+    """A DeviceProbe from its JSON object; a field of the wrong type or a null where a figure
+    belongs raises FieldTypeError (a TypeError) naming it (``costs[0].decode.per_token_s``)."""
+    from slmbench.schema import from_dict, no_nulls
+
+    probe = from_dict(DeviceProbe, data, [])
+    no_nulls(probe)
+    return probe
 
 
 def device_key(n_threads: int) -> tuple[str, str | None, str | None]:

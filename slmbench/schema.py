@@ -895,6 +895,41 @@ def from_dict(cls: type, data: dict[str, Any] | None, check: list[str] | None = 
     return obj
 
 
+def no_nulls(obj: Any, keys: list[str] | None = None) -> None:
+    """FieldTypeError at the first null where ``obj``'s type hints allow none (a field, a
+    list item or a dict value of a non-optional type): for files whose every figure is used
+    in arithmetic (a device probe), after from_dict with ``check``."""
+    keys = keys or []
+    if not dataclasses.is_dataclass(obj):
+        return
+    for name, tp in _hints(type(obj)).items():
+        value = getattr(obj, name, None)
+        _no_null(tp, value, [*keys, name])
+
+
+def _no_null(tp: Any, value: Any, keys: list[str]) -> None:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            _no_null(inner[0], value, keys)
+        return
+    if value is None:
+        if tp is not Any:
+            raise FieldTypeError(keys, None, "a value (not null)")
+        return
+    if dataclasses.is_dataclass(value):
+        no_nulls(value, keys)
+    elif origin is list and args and isinstance(value, list):
+        for i, v in enumerate(value):
+            _no_null(args[0], v, [*keys[:-1], f"{keys[-1]}[{i}]"])
+    elif origin is dict and len(args) == 2 and isinstance(value, dict):
+        for k, v in value.items():
+            _no_null(args[1], v, [*keys, str(k)])
+
+
 def from_dict_lenient(cls: type, data: dict[str, Any], where: str) -> Any:
     """from_dict of a file's object where a field of the wrong type is dropped with a
     one-line warning naming the file and the field (what the rest says is kept)."""

@@ -166,6 +166,24 @@ def test_probe_storage_round_trip_and_errors(tmp_path, monkeypatch):
     open(paths[0], "w").write("{not json")
     with pytest.raises(ConfigError, match="unreadable probe file"):
         P.load_probe(paths[0])
+    # a hand-edited probe: a figure of the wrong type, or null, is named (predict would
+    # otherwise do arithmetic with it and end in a traceback)
+    data["version"] = P.PROBE_VERSION
+    for path, value, said in (
+            (("decode", "per_token_s"), "x", r"costs\[0\]\.decode\.per_token_s is 'x', "
+                                             "expected a number"),
+            (("decode", "per_layer_s"), None, r"decode\.per_layer_s is None, expected a value"),
+            (("decode", "hits"), -1, r"decode\.hits is -1, expected a list"),
+            (("memory", "one"), None, r"costs\[0\]\.memory\.one is None"),
+            (("bandwidth_gbs",), "x", r"bandwidth_gbs is 'x', expected a number")):
+        bad = json.loads(json.dumps(data))
+        holder = bad["costs"][0]
+        for k in path[:-1]:
+            holder = holder[k]
+        holder[path[-1]] = value
+        open(paths[0], "w").write(json.dumps(bad))
+        with pytest.raises(ConfigError, match="malformed probe file.*" + said):
+            P.load_probe(paths[0])
 
 
 def _write_probe(tmp_path, n_threads: int = 2) -> str:
