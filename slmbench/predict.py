@@ -61,10 +61,11 @@ from slmbench.memory import repacked_mib
 from slmbench.stats import CV_WARN_PCT
 
 MIB = 1024 * 1024
-PROBE_VERSION = 7  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 80/96/160, caches;
+PROBE_VERSION = 8  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 80/96/160, caches;
 # 4: per-type decode models beyond the caches (big-*); 5: and at 2.5x cache size (mid-*);
 # 6: the MHA model's KV beyond the caches (kv-mha64, 6 layers), sizes as bytes read per token;
-# 7: the KV read from DRAM after weights beyond the caches (kv-gqa128)
+# 7: the KV read from DRAM after weights beyond the caches (kv-gqa128); 8: prefill's cost per
+# token-layer that grows with the width (PhaseFit.per_width_s; the same measurements)
 # Q5_0 and Q8_0 are also what a K-quant falls back to for rows not a multiple of 256 (Gemma-3's
 # 640-wide tensors in a Q4_K_M file are mostly Q5_0 and Q8_0)
 PROBE_TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K", "Q5_0", "Q4_K", "Q4_0", "Q3_K")
@@ -186,6 +187,12 @@ class PhaseFit:
     per_type: dict[str, float] = field(default_factory=dict)  # decode: s/byte; prefill: s/FLOP
     per_token_s: float = 0.0
     per_layer_s: float = 0.0
+    # prefill: s per token x layer x embedding width - what a layer does to each token's
+    # activations besides the matmuls (norms, RoPE, residual adds, converting the activations
+    # for each matmul) grows with the width: 14 us per token-layer at width 512, 32 at 1280
+    # here at 1 thread; without it the probe's 1024-wide models' FLOP rate carried it, and
+    # 1280-1536-wide models came out 12-15 % slow, 512-768-wide ones 3-8 % fast
+    per_width_s: float = 0.0
     per_kv_s: float = 0.0      # decode: s per KV byte read (prefill: 0)
     per_spill_s: float = 0.0   # decode: s per KV byte of a layer beyond the L2 caches
     # decode: s per KV byte when the KV comes from DRAM (weights beyond the caches evicted it
@@ -568,6 +575,7 @@ def prefill_features(info: GGUFInfo, n_prompt: int, n_depth: int) -> dict[str, f
     _add_output(feats, info)
     feats["tokens"] = float(n_prompt)
     feats["token_layers"] = float(n_prompt * info.n_layer)
+    feats["token_layer_width"] = float(n_prompt * info.n_layer * info.n_embd)
     # cells seen by the n_prompt queries: n_depth + i + 1 for query i, at most the window
     full = n_prompt * (n_depth + (n_prompt + 1) / 2)
     windowed = (sum(min(n_depth + i + 1, info.sliding_window) for i in range(n_prompt))
@@ -642,7 +650,8 @@ def _apply(fit: PhaseFit, feats: dict[str, float], unit_prefix: str, notes: list
             parts["KV from DRAM"] = max(0.0, reads - attention)
     else:
         parts["per-token overhead"] = (feats["tokens"] * fit.per_token_s
-                                       + feats["token_layers"] * fit.per_layer_s)
+                                       + feats["token_layers"] * fit.per_layer_s
+                                       + feats.get("token_layer_width", 0.0) * fit.per_width_s)
         parts["attention"] = sum(v * fit.attention_rate(k.split("@")[1])
                                  for k, v in feats.items() if k.startswith("attention@"))
     return sum(parts.values()), parts
@@ -900,13 +909,15 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
     kv_dram = [o for o in obs if o["model"] == KV_DRAM_MODEL and o["test"] == "tg"]
     obs = [o for o in obs if o["model"] != KV_DRAM_MODEL]
 
-    def own(model: str, feats: dict[str, float]) -> dict[str, float]:
+    def own(model: str, feats: dict[str, float], ladder: bool = True) -> dict[str, float]:
         # the tiny models' weights sit in the caches: their bytes get their own rate, so they
-        # pin the fixed costs without lending their cache speed to real models' weights
+        # pin the fixed costs without lending their cache speed to real models' weights;
+        # ``ladder`` False (prefill): a type's small and wide models share its FLOP rate, so
+        # that the two widths pin the cost that grows with the width
         suffix = (SMALL if model.startswith(TINY_PREFIX) else
                   KV_WEIGHTS if model.startswith(KV_PREFIX) else
                   next((suffix for prefix, suffix in SIZE_LADDER if model.startswith(prefix)),
-                       ""))
+                       "") if ladder else "")
         if not suffix:
             return feats
         return {(k + suffix if k[:2] in ("w:", "f:") else k): v for k, v in feats.items()}
@@ -946,17 +957,19 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
     rows, ys = [], []
     for o in obs:
         if o["test"] == "pp":
-            f = own(o["model"], prefill_features(infos[o["model"]], o["n_prompt"], o["n_depth"]))
+            f = own(o["model"], prefill_features(infos[o["model"]], o["n_prompt"], o["n_depth"]),
+                    ladder=False)
             out_s = sum(v * costs.decode.rate(k[2:])[0] for k, v in f.items()
                         if k.startswith("w:"))
             rows.append({k: v for k, v in f.items() if not k.startswith("w:")})
             ys.append(max(o["seconds"] - out_s, o["seconds"] * 0.05))
     fkeys = sorted({k for r in rows for k in r if k.startswith("f:")})
     akeys = sorted({k for r in rows for k in r if k.startswith("attention@")})
-    keys = fkeys + ["tokens", "token_layers"] + akeys
+    keys = fkeys + ["tokens", "token_layers", "token_layer_width"] + akeys
     coef, err = _nnls_fit(rows, ys, keys)
     costs.prefill = PhaseFit(per_type={k[2:]: coef[k] for k in fkeys},
                              per_token_s=coef["tokens"], per_layer_s=coef["token_layers"],
+                             per_width_s=coef["token_layer_width"],
                              attention={k.split("@")[1]: coef[k] for k in akeys},
                              rms_rel_err=err, n_obs=len(rows))
     # memory: the share of each type's multiplied weights the backend repacks (its extra
@@ -1259,7 +1272,9 @@ def format_probe(probe: DeviceProbe) -> str:
                          f"{c.decode.cache_curve[-1][1]:.1f} GB/s beyond); a model about that "
                          "size gets a note")
         lines.append(f"  prefill: {c.prefill.per_token_s * 1e6:.1f} us per token + "
-                     f"{c.prefill.per_layer_s * 1e6:.1f} us per token-layer; attention "
+                     f"{c.prefill.per_layer_s * 1e6:.1f} us per token-layer + "
+                     f"{c.prefill.per_width_s * 1e9 * 1000:.1f} us per token-layer at width "
+                     "1000; attention "
                      + ", ".join(
                          f"{1e-9 / v if v else float('nan'):.1f} GFLOP/s at head dim {k}"
                          for k, v in sorted(c.prefill.attention.items(),

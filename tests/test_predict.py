@@ -20,7 +20,7 @@ PLANT_DEC = {"F16": 1 / 9e9, "Q8_0": 1 / 8e9, "Q4_0": 1 / 10e9, "Q4_K": 1 / 12e9
 PLANT_PP = {"F16": 1 / 70e9, "Q8_0": 1 / 85e9, "Q4_0": 1 / 130e9, "Q4_K": 1 / 150e9,
             "Q6_K": 1 / 200e9}
 PLANT = dict(dec_tok=30e-6, dec_layer=12e-6, dec_kv=1 / 2e9, dec_score=2e-9, pp_tok=5e-6,
-             pp_layer=20e-6, pp_att=1 / 30e9, dec_spill=1 / 0.5e9)
+             pp_layer=20e-6, pp_width=25e-9, pp_att=1 / 30e9, dec_spill=1 / 0.5e9)
 L2 = 2**18  # a planted L2 of 256 KiB per core: the MHA shape's layers spill beyond it
 PLANT_MEM = {"one": 60.0, "hidden": 1.5, "ffn": 1.2, "scores": 0.5, "vocab": 3.0,
              "repack:Q4_0": 1.0, "repack:Q4_K": 1.0}  # weights held twice: repacked copies
@@ -34,7 +34,7 @@ def planted_costs(n_threads: int = 2) -> P.ThreadCosts:
                           per_spill_s=PLANT["dec_spill"], l2_bytes=L2,
                           attention={"64": PLANT["dec_score"], "160": PLANT["dec_score"] / 3}),
         prefill=P.PhaseFit(per_type=dict(PLANT_PP), per_token_s=PLANT["pp_tok"],
-                           per_layer_s=PLANT["pp_layer"],
+                           per_layer_s=PLANT["pp_layer"], per_width_s=PLANT["pp_width"],
                            attention={"64": PLANT["pp_att"], "160": PLANT["pp_att"] / 2}),
         memory=dict(PLANT_MEM))
 
@@ -85,6 +85,9 @@ def test_the_fit_recovers_planted_costs_and_predicts_an_unseen_shape():
     assert fitted.decode.per_token_s == pytest.approx(PLANT["dec_tok"], rel=1e-3)
     assert fitted.decode.per_layer_s == pytest.approx(PLANT["dec_layer"], rel=1e-3)
     assert fitted.decode.per_kv_s == pytest.approx(PLANT["dec_kv"], rel=1e-3)
+    # prefill's per-token-layer cost that grows with the width, told apart from the FLOPs
+    assert fitted.prefill.per_layer_s == pytest.approx(PLANT["pp_layer"], rel=1e-3)
+    assert fitted.prefill.per_width_s == pytest.approx(PLANT["pp_width"], rel=1e-3)
     assert fitted.prefill.attention["64"] == pytest.approx(PLANT["pp_att"], rel=1e-3)
     assert fitted.prefill.attention["160"] == pytest.approx(PLANT["pp_att"] / 2, rel=1e-3)
     assert fitted.decode.attention["64"] == pytest.approx(PLANT["dec_score"], rel=1e-3)
