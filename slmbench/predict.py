@@ -1273,8 +1273,8 @@ def format_probe(probe: DeviceProbe) -> str:
                          "size gets a note")
         lines.append(f"  prefill: {c.prefill.per_token_s * 1e6:.1f} us per token + "
                      f"{c.prefill.per_layer_s * 1e6:.1f} us per token-layer + "
-                     f"{c.prefill.per_width_s * 1e9 * 1000:.1f} us per token-layer at width "
-                     "1000; attention "
+                     f"{c.prefill.per_width_s * 1e9:.1f} us per token-layer per 1000 of "
+                     "width; attention "
                      + ", ".join(
                          f"{1e-9 / v if v else float('nan'):.1f} GFLOP/s at head dim {k}"
                          for k, v in sorted(c.prefill.attention.items(),
