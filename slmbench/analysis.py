@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
 from slmbench.errors import ResultsFormatError, SlmbenchError
+from slmbench.gguf_info import model_id_from_file
 from slmbench.results import Run, read_run
 
 MIN_N = 3
@@ -260,8 +261,14 @@ def load_table(runs_or_dirs: Iterable[Any], catalog: Any = None,
             for key, value in catalog_facts.get((rec.model_id or "").casefold(), {}).items():
                 if value is not None:
                     facts[key] = value
+            # a record without a model id or quant (hand-edited, or a foreign writer): named
+            # after its file, like a local file's id, or '?' - never a null that groups and
+            # sorts with nothing
+            quant = rec.quant or (m.file_type if m and m.file_type else "?")
+            model_id = rec.model_id or (model_id_from_file(m.path, quant) if m and m.path
+                                        else "?")
             base = {
-                "run_id": run.run_id, "model_id": rec.model_id, "quant": rec.quant,
+                "run_id": run.run_id, "model_id": model_id, "quant": quant,
                 "device": rec.device or env.device_label, "source": rec.source,
                 "n_threads": s.n_threads if s else None,
                 "n_gpu_layers": s.n_gpu_layers if s else None,

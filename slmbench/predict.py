@@ -1333,7 +1333,7 @@ def against_records(records: list[Any], probe: DeviceProbe) -> list[dict[str, An
 
     out: list[dict[str, Any]] = []
     for rec in records:
-        if rec.status != "ok" or rec.model is None or not rec.settings:
+        if rec.status != "ok" or rec.model is None or not rec.model.path or not rec.settings:
             continue
         t = rec.settings.n_threads
         if not any(c.n_threads == t for c in probe.costs):

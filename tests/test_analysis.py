@@ -202,3 +202,25 @@ def test_roofline_uses_the_probe_at_the_records_threads_and_marks_cache_resident
     # fam-m decodes faster than its (absurd) 1-thread probe: said to be a wrong limit
     assert "above 100 %, so the probe is not this machine's limit" in text
     assert cells["fam-m"].endswith("probe not the limit (Findings)")
+
+
+def test_records_without_a_model_id_quant_or_path_are_analyzed_and_reported(tmp_path, capsys):
+    """Null model_id / quant / model.path are allowed by the schema (a foreign writer, a hand
+    edit): analyze and report name such a record after its file or '?', never a traceback."""
+    import json
+    from pathlib import Path
+
+    run = tmp_path / "run"
+    shutil.copytree(Path(__file__).resolve().parent / "data" / "runs" / "v1", run)
+    lines = (run / "results.jsonl").read_text().splitlines()
+    first, second = json.loads(lines[0]), json.loads(lines[1])
+    first["model_id"] = None                       # named after its file
+    second.update(model_id=None, quant=None, model={})  # nothing to name it by
+    (run / "results.jsonl").write_text(
+        "\n".join([json.dumps(first), json.dumps(second)] + lines[2:]) + "\n")
+    table = load_table([str(run)])
+    assert table["model_id"].notna().all() and table["quant"].notna().all()
+    assert "?" in set(table["model_id"]) and "syn-v1-bdd535e0" in set(table["model_id"])
+    assert main(["analyze", str(run), "--json", str(tmp_path / "a.json")]) == 0
+    assert main(["report", str(run), "-o", str(tmp_path / "rep")]) == 0
+    assert "Traceback" not in capsys.readouterr().err
