@@ -1392,6 +1392,7 @@ def against_runs(runs: list[Any]) -> tuple[list[dict[str, Any]], str]:
     which probe served or why none did)."""
     records = [r for run in runs for r in run.records]
     threads = sorted({r.settings.n_threads for r in records if r.settings and r.status == "ok"
+                      and isinstance(r.settings.n_threads, int)
                       and any(t.test in ("pp", "tg") for t in r.tests)})
     if not threads:
         return [], "no pp / tg tests to predict"

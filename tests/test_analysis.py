@@ -205,8 +205,9 @@ def test_roofline_uses_the_probe_at_the_records_threads_and_marks_cache_resident
 
 
 def test_records_without_a_model_id_quant_or_path_are_analyzed_and_reported(tmp_path, capsys):
-    """Null model_id / quant / model.path are allowed by the schema (a foreign writer, a hand
-    edit): analyze and report name such a record after its file or '?', never a traceback."""
+    """Null model_id / quant / model.path / thread count are allowed by the schema (a foreign
+    writer, a hand edit): analyze and report name such a record after its file or '?', and
+    predict nothing for it, never a traceback."""
     import json
     from pathlib import Path
 
@@ -215,6 +216,7 @@ def test_records_without_a_model_id_quant_or_path_are_analyzed_and_reported(tmp_
     lines = (run / "results.jsonl").read_text().splitlines()
     first, second = json.loads(lines[0]), json.loads(lines[1])
     first["model_id"] = None                       # named after its file
+    first["settings"]["n_threads"] = None          # no thread count to predict at
     second.update(model_id=None, quant=None, model={})  # nothing to name it by
     (run / "results.jsonl").write_text(
         "\n".join([json.dumps(first), json.dumps(second)] + lines[2:]) + "\n")
