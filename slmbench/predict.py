@@ -1014,7 +1014,8 @@ def extra_model_mib(memory: Any) -> float:
 
 
 def _n_ubatch(rec: Any) -> int:
-    return rec.settings.n_ubatch if rec.settings else 512
+    """A record's micro-batch: llama.cpp's default 512 where the record does not say."""
+    return (rec.settings.n_ubatch if rec.settings else None) or 512
 
 
 def record_step(rec: Any) -> int:

@@ -216,8 +216,9 @@ def test_records_without_a_model_id_quant_or_path_are_analyzed_and_reported(tmp_
     lines = (run / "results.jsonl").read_text().splitlines()
     first, second = json.loads(lines[0]), json.loads(lines[1])
     first["model_id"] = None                       # named after its file
-    first["settings"]["n_threads"] = None          # no thread count to predict at
+    first["settings"]["n_ubatch"] = None           # llama.cpp's default micro-batch assumed
     second.update(model_id=None, quant=None, model={})  # nothing to name it by
+    second["settings"]["n_threads"] = None         # no thread count to predict at
     (run / "results.jsonl").write_text(
         "\n".join([json.dumps(first), json.dumps(second)] + lines[2:]) + "\n")
     table = load_table([str(run)])
