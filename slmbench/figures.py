@@ -368,7 +368,7 @@ def fig_kv_share_vs_context(df) -> Any:
     styles = {"MHA": "-", "GQA": "--", "MQA": ":", "MLA": "-."}
     multi_q = rows["quant"].nunique() > 1
     for i, (_, r) in enumerate(rows.iterrows()):
-        start = int(r["n_ctx"]) if r["n_ctx"] == r["n_ctx"] and r["n_ctx"] else 512
+        start = int(r["n_ctx"]) if r["n_ctx"] == r["n_ctx"] and (r["n_ctx"] or 0) > 0 else 512
         ctxs = [int(c) for c in np.geomspace(min(start, 131072), 131072, 48)]
         shares = kv_curve(r.to_dict(), ctxs)
         if not any(s is not None for s in shares):

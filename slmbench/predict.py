@@ -1354,9 +1354,10 @@ def against_records(records: list[Any], probe: DeviceProbe) -> list[dict[str, An
             else:
                 meas, mine, band = test.ms.mean, pred.prefill_ms, "prefill"
             out.append(_versus(label, test.name, t, meas, mine, BAND_PCT[band], "ms"))
-        if rec.memory and rec.memory.peak_rss_mib:
-            mem = predict_memory(info, probe.at(t), rec.memory.n_ctx,
-                                 record_step(rec), n_ubatch=rec.settings.n_ubatch)
+        n_ctx = rec.memory.n_ctx if rec.memory else None
+        if rec.memory and rec.memory.peak_rss_mib and isinstance(n_ctx, int) and n_ctx > 0:
+            mem = predict_memory(info, probe.at(t), n_ctx, record_step(rec),
+                                 n_ubatch=_n_ubatch(rec))
             out.append(_versus(label, "peak memory", t, rec.memory.peak_rss_mib,
                                mem["peak_mib"], BAND_PCT["memory"], "MiB"))
     return out

@@ -217,6 +217,7 @@ def test_records_without_a_model_id_quant_or_path_are_analyzed_and_reported(tmp_
     first, second = json.loads(lines[0]), json.loads(lines[1])
     first["model_id"] = None                       # named after its file
     first["settings"]["n_ubatch"] = None           # llama.cpp's default micro-batch assumed
+    first["memory"]["n_ctx"] = -1                  # no memory prediction; the KV figure from 512
     second.update(model_id=None, quant=None, model={})  # nothing to name it by
     second["settings"]["n_threads"] = None         # no thread count to predict at
     (run / "results.jsonl").write_text(
