@@ -53,23 +53,19 @@ class Others:
     def __enter__(self) -> "Others":
         import psutil
 
+        from slmbench.sensors import busy_cpu_seconds
+
         self._me = psutil.Process()
         self._t = time.perf_counter()
-        self._sys = self._busy(psutil.cpu_times())
+        self._sys = busy_cpu_seconds()
         self._own = sum(self._me.cpu_times()[:2])
         return self
 
-    @staticmethod
-    def _busy(t) -> float:
-        return t.user + t.system + getattr(t, "nice", 0) + getattr(t, "irq", 0) + \
-            getattr(t, "softirq", 0) + getattr(t, "steal", 0)
-
     def __exit__(self, *exc) -> None:
-        import psutil
+        from slmbench.sensors import busy_cpu_seconds
 
         wall = time.perf_counter() - self._t
-        others = (self._busy(psutil.cpu_times()) - self._sys) - (
-            sum(self._me.cpu_times()[:2]) - self._own)
+        others = (busy_cpu_seconds() - self._sys) - (sum(self._me.cpu_times()[:2]) - self._own)
         self.share = max(0.0, others / ((os.cpu_count() or 1) * wall)) if wall > 0 else 0.0
 
 

@@ -23,6 +23,7 @@ import time
 import psutil
 
 import slmbench
+from slmbench.sensors import busy_cpu_seconds
 
 
 class CpuWatch(threading.Thread):
@@ -34,12 +35,7 @@ class CpuWatch(threading.Thread):
         self.halt = threading.Event()
         self.ours: dict[int, float] = {}
         self.t0 = time.monotonic()
-        self.busy0 = self._busy()
-
-    @staticmethod
-    def _busy() -> float:
-        t = psutil.cpu_times()
-        return t.user + t.nice + t.system + t.irq + t.softirq + getattr(t, "steal", 0.0)
+        self.busy0 = busy_cpu_seconds()
 
     def _sample(self) -> None:
         me = psutil.Process()
@@ -62,7 +58,7 @@ class CpuWatch(threading.Thread):
         self.join()
         self._sample()
         wall = time.monotonic() - self.t0
-        busy = self._busy() - self.busy0
+        busy = busy_cpu_seconds() - self.busy0
         ours = sum(v - self.base.get(pid, 0.0) for pid, v in self.ours.items())
         return {"wall_s": wall, "machine_cores": busy / wall, "ours_cores": ours / wall,
                 "others_cores": max(0.0, busy - ours) / wall}

@@ -994,6 +994,16 @@ def _one_line(cmd: list[str], timeout_s: float) -> str | None:
     return result[0].strip() if result and result[0].strip() else None
 
 
+def busy_cpu_seconds() -> float:
+    """CPU seconds the whole machine has been busy (all cores, since boot): user, nice,
+    system, irq, softirq and the hypervisor's steal (psutil; raises where /proc/stat cannot
+    be read, e.g. Android)."""
+    import psutil
+
+    t = psutil.cpu_times()
+    return sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq", "steal"))
+
+
 class OtherCPU:
     """How much CPU other processes took while a test ran: the whole machine's busy CPU time
     (user, nice, system, irq, softirq and the hypervisor's steal) minus this process's own
@@ -1007,13 +1017,9 @@ class OtherCPU:
     @staticmethod
     def _read() -> tuple[float, float, float] | None:
         try:
-            import psutil
-
-            t = psutil.cpu_times()
+            busy = busy_cpu_seconds()
         except Exception:  # noqa: BLE001 - /proc/stat unreadable (Android): no figure
             return None
-        busy = sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq",
-                                                 "steal"))
         return busy, time.process_time(), time.monotonic()
 
     def cores(self) -> float | None:
