@@ -367,11 +367,9 @@ def _bits(qtype: str) -> float:
 def probe_from_dict(data: dict[str, Any]) -> DeviceProbe:
     """A DeviceProbe from its JSON object; a field of the wrong type or a null where a figure
     belongs raises FieldTypeError (a TypeError) naming it (``costs[0].decode.per_token_s``)."""
-    from slmbench.schema import from_dict, no_nulls
+    from slmbench.schema import from_dict
 
-    probe = from_dict(DeviceProbe, data, [])
-    no_nulls(probe)
-    return probe
+    return from_dict(DeviceProbe, data, [], nulls=False)
 
 
 def device_key(n_threads: int) -> tuple[str, str | None, str | None]:

@@ -828,12 +828,14 @@ def _dataclass_in(tp: Any) -> type | None:
 
 class FieldTypeError(TypeError):
     """A field of a results file whose value is not of the schema's type (from_dict with
-    ``check``): ``keys`` is the path to it (``["memory", "peak_rss_mib"]``)."""
+    ``check``): ``keys`` is the path to it, names and list indices (``["tests", 0, "ms"]``,
+    shown as ``tests[0].ms``)."""
 
-    def __init__(self, keys: list[str], value: Any, expected: str):
+    def __init__(self, keys: list[str | int], value: Any, expected: str):
         self.keys = keys
+        where = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keys).lstrip(".")
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-        super().__init__(f"{'.'.join(keys)} is {shown}, expected {expected}")
+        super().__init__(f"{where} is {shown}, expected {expected}")
 
 
 # a scalar field's type -> the JSON values that are that type (a number may be written as an
@@ -842,29 +844,38 @@ _SCALARS: dict[Any, tuple[type, ...]] = {float: (int, float), int: (int, float),
                                          bool: (bool, int)}
 
 
-def _convert(tp: Any, value: Any, check: list[str] | None = None) -> Any:
+def _optional(tp: Any) -> bool:
+    return (typing.get_origin(tp) in (typing.Union, types.UnionType)
+            and type(None) in typing.get_args(tp))
+
+
+def _convert(tp: Any, value: Any, check: list[str | int] | None = None,
+             nulls: bool = True) -> Any:
     """``value`` as type ``tp``; with ``check`` (the keys leading to it) a value that cannot
-    be ``tp`` raises FieldTypeError, else it is kept as it is."""
+    be ``tp`` raises FieldTypeError - and with ``nulls`` False so does a null where ``tp`` is
+    not optional - else it is kept as it is."""
+    if value is None:
+        if check is not None and not nulls and tp is not Any and not _optional(tp):
+            raise FieldTypeError(check, None, "a value (not null)")
+        return None
     cls = _dataclass_in(tp)
     if cls is not None:
         if isinstance(value, dict):
-            return from_dict(cls, value, check)
-        if check is not None and value is not None:
+            return from_dict(cls, value, check, nulls)
+        if check is not None:
             raise FieldTypeError(check, value, "an object")
         return value
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
-        if value is None:
-            return None
-        return _convert(inner[0], value, check) if len(inner) == 1 else value
+        return _convert(inner[0], value, check, nulls) if len(inner) == 1 else value
     if origin is list and args and isinstance(value, list):
-        return [_convert(args[0], v, None if check is None else [*check[:-1], f"{check[-1]}[{i}]"])
+        return [_convert(args[0], v, None if check is None else [*check, i], nulls)
                 for i, v in enumerate(value)]
     if origin is dict and len(args) == 2 and isinstance(value, dict):
-        return {k: _convert(args[1], v, None if check is None else [*check, str(k)])
+        return {k: _convert(args[1], v, None if check is None else [*check, str(k)], nulls)
                 for k, v in value.items()}
-    if check is not None and value is not None:
+    if check is not None:
         want = (list if origin is list else dict if origin is dict else tp)
         if want in (list, dict) and not isinstance(value, want):
             raise FieldTypeError(check, value, "a list" if want is list else "an object")
@@ -874,11 +885,16 @@ def _convert(tp: Any, value: Any, check: list[str] | None = None) -> Any:
     return value
 
 
-def from_dict(cls: type, data: dict[str, Any] | None, check: list[str] | None = None) -> Any:
+def from_dict(cls: type, data: dict[str, Any] | None, check: list[str | int] | None = None,
+              nulls: bool = True) -> Any:
     """Plain dict -> dataclass tree, guided by the type hints.  Keys a class does not know go
     to its ``extra`` dict where it has one (nothing a newer writer added is lost), else are
     dropped.  With ``check`` (a list: the keys leading to ``data``, [] at the top) a value
-    of the wrong type raises FieldTypeError naming its path; without, it is kept as it is."""
+    of the wrong type raises FieldTypeError naming its path; without, it is kept as it is.
+    ``nulls`` False (with ``check``): a null where the type is not optional raises too - for
+    files whose every figure is used in arithmetic (a device probe); results files keep
+    nulls readable (importers write them for figures they do not know).  A null collection
+    reads as empty either way."""
     if data is None:
         return None
     hints = _hints(cls)
@@ -888,46 +904,12 @@ def from_dict(cls: type, data: dict[str, Any] | None, check: list[str] | None = 
         if key not in hints or key.startswith("_"):
             unknown[key] = value
         elif value is not None or key not in _collections(cls):
-            kwargs[key] = _convert(hints[key], value, None if check is None else [*check, key])
+            kwargs[key] = _convert(hints[key], value, None if check is None else [*check, key],
+                                   nulls)
     obj = cls(**kwargs)
     if unknown and "extra" in hints:
         obj.extra = {**(obj.extra or {}), **unknown}
     return obj
-
-
-def no_nulls(obj: Any, keys: list[str] | None = None) -> None:
-    """FieldTypeError at the first null where ``obj``'s type hints allow none (a field, a
-    list item or a dict value of a non-optional type): for files whose every figure is used
-    in arithmetic (a device probe), after from_dict with ``check``."""
-    keys = keys or []
-    if not dataclasses.is_dataclass(obj):
-        return
-    for name, tp in _hints(type(obj)).items():
-        value = getattr(obj, name, None)
-        _no_null(tp, value, [*keys, name])
-
-
-def _no_null(tp: Any, value: Any, keys: list[str]) -> None:
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None:
-            return
-        inner = [a for a in args if a is not type(None)]
-        if len(inner) == 1:
-            _no_null(inner[0], value, keys)
-        return
-    if value is None:
-        if tp is not Any:
-            raise FieldTypeError(keys, None, "a value (not null)")
-        return
-    if dataclasses.is_dataclass(value):
-        no_nulls(value, keys)
-    elif origin is list and args and isinstance(value, list):
-        for i, v in enumerate(value):
-            _no_null(args[0], v, [*keys[:-1], f"{keys[-1]}[{i}]"])
-    elif origin is dict and len(args) == 2 and isinstance(value, dict):
-        for k, v in value.items():
-            _no_null(args[1], v, [*keys, str(k)])
 
 
 def from_dict_lenient(cls: type, data: dict[str, Any], where: str) -> Any:
@@ -943,13 +925,8 @@ def from_dict_lenient(cls: type, data: dict[str, Any], where: str) -> Any:
             warn(f"{where}: {exc}; ignored (the file was damaged or hand-edited)")
             holder: Any = data
             for key in exc.keys[:-1]:
-                holder = holder[key.split("[")[0]] if "[" not in key else \
-                    holder[key.split("[")[0]][int(key.split("[")[1][:-1])]
-            last = exc.keys[-1]
-            if "[" in last:
-                holder[last.split("[")[0]].pop(int(last.split("[")[1][:-1]))
-            else:
-                holder.pop(last, None)
+                holder = holder[key]
+            del holder[exc.keys[-1]]
     return from_dict(cls, data)
 
 
