@@ -381,7 +381,7 @@ def probe_device(threads: Sequence[int] = (1,), *, force: bool = False,
                       n_gen=[PROBE_GEN], ttft=False)
         deep = [paths[m] for m in DEEP_MODELS if m != KV_DRAM_MODEL]
         # only the KV-from-DRAM model's decode at both depths is used: no prefill for it
-        deep_decode = [paths[m] for m in DEEP_MODELS if m == KV_DRAM_MODEL]
+        deep_decode = [paths[KV_DRAM_MODEL]]
         decode_only = [p for m, p in paths.items() if m.startswith(DECODE_ONLY_PREFIXES)]
         no_prompt = {**common, "n_prompt": [0]}
         # each probe model pins a cost of every prediction: a disturbed one is taken again
@@ -390,9 +390,8 @@ def probe_device(threads: Sequence[int] = (1,), *, force: bool = False,
                                     PROBE_MAX_CV, progress=say, n_depth=[0], **common)
                        + bench_steady(deep, PROBE_MAX_CV, progress=say,
                                       n_depth=[0, PROBE_DEPTH], **common)
-                       + (bench_steady(deep_decode, PROBE_MAX_CV, progress=say,
-                                       n_depth=[0, PROBE_DEPTH], **no_prompt)
-                          if deep_decode else [])
+                       + bench_steady(deep_decode, PROBE_MAX_CV, progress=say,
+                                      n_depth=[0, PROBE_DEPTH], **no_prompt)
                        + bench_steady(decode_only, PROBE_MAX_CV, progress=say, n_depth=[0],
                                       **no_prompt))
     probe = fit_probe(measured, paths, {**(bandwidth or {}), "cache_curves": curves},
