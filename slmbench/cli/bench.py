@@ -19,9 +19,10 @@ Measure one or more GGUF files with llama.cpp, the way llama-bench does:
 Each test runs --warmup untimed runs, then -r timed repetitions; every raw sample is kept and
 summarised as mean, median, stdev, CV and a 95% confidence interval (Student t). A CV above 5%
 prints a warning: the machine was noisy; so do other processes using 0.25 cores or more beyond
-the cores a test's threads leave free (a busy machine: slower, however steady). Memory: llama.cpp's own buffers (weights, KV cache,
-compute, output) beside the process's resident memory (sampled at >= 100 Hz + kernel high-water
-mark), the KV share and its projection to the training context.
+the cores a test's threads leave free (a busy machine: slower, however steady). Memory:
+llama.cpp's own buffers (weights, KV cache, compute, output) beside the process's resident
+memory (sampled at >= 100 Hz + kernel high-water mark), the KV share and its projection to the
+training context.
 
 Comma-separated lists of -t, -ngl, --cache-type and -fa are swept like llama-bench does (every
 combination); every file x combination is measured in its own worker process, so each gets
