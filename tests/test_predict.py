@@ -146,6 +146,58 @@ def test_a_type_the_probe_did_not_measure_borrows_the_nearest_and_says_so():
     assert any("Q5_K was not probed" in n for n in pred.notes)
 
 
+def test_the_probes_prompts_fill_flash_attentions_tiles_and_others_get_a_note():
+    """llama.cpp's CPU flash attention converts K/V tiles once per chunk of query rows: the
+    probe's head-dimension models fill its 64-row tiles at 1 and 2 threads (a 2-head model at
+    2 threads did not, and its attention at depth came out as slow as at 1 thread); a
+    prediction whose prefill does not fill them, where attention matters, says so."""
+    specs = P.probe_specs()
+    for name in P.DEEP_MODELS:
+        spec = specs[name]
+        info = P.info_from_shape(n_layer=spec.n_layer, n_embd=spec.n_embd, n_head=spec.n_head,
+                                 n_head_kv=spec.n_head_kv, n_vocab=spec.n_vocab,
+                                 n_ff=spec.n_ff, quant="F16", name=name)
+        for t in (1, 2):
+            assert P.attention_tile_note(info, P.PROBE_PROMPT, t) is None, (name, t)
+
+    def model(heads: int) -> object:
+        return P.info_from_shape(n_layer=4, n_embd=128 * heads, n_head=heads, n_head_kv=1,
+                                 n_vocab=4096, n_ff=512, quant="Q8_0", name=f"h{heads}")
+
+    assert "chunks of 32 at 2 threads" in P.attention_tile_note(model(2), 128, 2)
+    assert P.attention_tile_note(model(2), 128, 1) is None
+    assert "row-by-row" in P.attention_tile_note(model(8), 50, 1)
+    probe = P.DeviceProbe(costs=[planted_costs()])
+    deep = P.predict(model(2), probe, n_threads=2, n_prompt=128, n_gen=8, n_depth=4096)
+    assert any("chunks of 32" in n for n in deep.notes)
+    # at depth 0 the attention of a 128-token prompt is a sliver: no note
+    shallow = P.predict(model(2), probe, n_threads=2, n_prompt=128, n_gen=8)
+    assert not any("chunks of" in n for n in shallow.notes)
+
+
+def test_a_model_whose_layers_do_more_than_the_probes_gets_a_prefill_note(tiny_model):
+    """The probe's llama-style layers have 2 norms (read from a real synthetic file's header);
+    a Gemma-3-like layer has 6, and its prediction says prefill may be slower."""
+    from dataclasses import replace
+
+    from slmbench.gguf_info import TensorInfo, read_gguf
+
+    assert P.layer_norms(read_gguf(tiny_model)) == P.PROBE_LAYER_NORMS == 2
+    base = P.info_from_shape(n_layer=4, n_embd=512, n_head=4, n_head_kv=1, n_vocab=4096,
+                             n_ff=1024, quant="Q8_0", name="g")
+
+    def with_norms(*names: str) -> object:
+        norms = [TensorInfo(f"blk.0.{n}_norm.weight", (512,), "F32", 2048) for n in names]
+        return replace(base, tensors=list(base.tensors) + norms, architecture="gemma3")
+
+    assert P.layer_work_note(with_norms("attn", "ffn")) is None
+    gemma = with_norms("attn", "attn_q", "attn_k", "post_attention", "ffn", "post_ffw")
+    assert "gemma3 layers have 6 norms" in P.layer_work_note(gemma)
+    pred = P.predict(gemma, P.DeviceProbe(costs=[planted_costs()]), n_threads=2, n_prompt=64,
+                     n_gen=8)
+    assert any("6 norms" in n for n in pred.notes)
+
+
 def test_probe_storage_round_trip_and_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("SLMBENCH_CACHE", str(tmp_path))
     costs = planted_costs(3)
