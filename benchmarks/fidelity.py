@@ -48,6 +48,8 @@ import sys
 import tempfile
 import time
 
+from slmbench.sensors import busy_cpu_seconds
+
 NOISY_CV = 0.05  # llama-bench's round-to-round CV above which a +-3 % verdict is noise
 TARGET = 0.03
 MAX_FOREIGN = 0.10  # share of the machine other processes may use during a kept run
@@ -60,18 +62,12 @@ PINNED_TUNABLE = "glibc.malloc.mmap_threshold=131072"
 
 # --------------------------------------------------------------------------- machine load
 
-def _cpu_stat() -> tuple[int, int]:
-    """(busy, total) jiffies of the whole machine."""
-    with open("/proc/stat", encoding="ascii") as fh:
-        v = [int(x) for x in fh.readline().split()[1:]]
-    return sum(v) - v[3] - v[4], sum(v)
-
-
 def machine_busy(dt: float = 0.5) -> float:
-    b0, t0 = _cpu_stat()
+    """The share of all cores busy over ``dt`` seconds (slmbench.sensors.busy_cpu_seconds)."""
+    b0, t0 = busy_cpu_seconds(), time.monotonic()
     time.sleep(dt)
-    b1, t1 = _cpu_stat()
-    return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+    b1, wall = busy_cpu_seconds(), time.monotonic() - t0
+    return (b1 - b0) / ((os.cpu_count() or 1) * wall) if wall > 0 else 0.0
 
 
 def wait_quiet(timeout_s: float) -> float:
@@ -86,17 +82,17 @@ def wait_quiet(timeout_s: float) -> float:
 def run_measured(cmd: list[str], env: dict) -> tuple[str, float]:
     """Run ``cmd``; return its stdout and the share of the machine other processes used meanwhile."""
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    b0, _ = _cpu_stat()
+    b0 = busy_cpu_seconds()
     t0 = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.monotonic() - t0
-    b1, _ = _cpu_stat()
+    b1 = busy_cpu_seconds()
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         tail = (proc.stderr or "").strip().splitlines()[-3:]
         raise SystemExit(f"{' '.join(cmd[:4])} ... failed ({proc.returncode}): {' | '.join(tail)}")
     ours = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
-    all_busy = (b1 - b0) / os.sysconf("SC_CLK_TCK")
+    all_busy = b1 - b0
     foreign = max(0.0, (all_busy - ours) / ((os.cpu_count() or 1) * wall)) if wall > 0 else 0.0
     return proc.stdout, foreign
 
