@@ -345,8 +345,10 @@ def main() -> int:
     for label, rows in all_rows.items():
         report += summary(rows, f"{label} ({', '.join(map(str, threads))} threads)")
         gem_rows = [r for r in rows if r["model"].startswith("gemma")]
-        if gem_rows:
+        if gem_rows:  # and the synthetic (llama) shapes apart: the probe's own architecture
             report += summary(gem_rows, f"{label}: Gemma-3-270M only")
+            report += summary([r for r in rows if not r["model"].startswith("gemma")],
+                              f"{label}: synthetic shapes only")
     report.append("Per config (probe-only): model, threads, test, depth, measured, ours, error")
     report.append("")
     for r in all_rows["probe-only"]:
