@@ -213,9 +213,19 @@ def _catalog_facts(catalog: Any) -> dict[str, dict]:
     return out
 
 
+def record_names(rec: Any) -> tuple[str, str]:
+    """(model id, quant) of a record: a record without them (hand-edited, or a foreign writer)
+    is named after its file, like a local file's id, or '?' - never a null that groups and
+    sorts with nothing."""
+    m = rec.model
+    quant = rec.quant or (m.file_type if m and m.file_type else "?")
+    model_id = rec.model_id or (model_id_from_file(m.path, quant) if m and m.path else "?")
+    return model_id, quant
+
+
 def _gguf_facts(paths: Iterable[str] | None) -> dict[str, dict]:
     """model id of each GGUF file (its name without the quant) -> facts from its header."""
-    from slmbench.gguf_info import model_id_from_file, read_gguf
+    from slmbench.gguf_info import read_gguf
 
     out = {}
     for path in paths or []:
@@ -261,12 +271,7 @@ def load_table(runs_or_dirs: Iterable[Any], catalog: Any = None,
             for key, value in catalog_facts.get((rec.model_id or "").casefold(), {}).items():
                 if value is not None:
                     facts[key] = value
-            # a record without a model id or quant (hand-edited, or a foreign writer): named
-            # after its file, like a local file's id, or '?' - never a null that groups and
-            # sorts with nothing
-            quant = rec.quant or (m.file_type if m and m.file_type else "?")
-            model_id = rec.model_id or (model_id_from_file(m.path, quant) if m and m.path
-                                        else "?")
+            model_id, quant = record_names(rec)
             base = {
                 "run_id": run.run_id, "model_id": model_id, "quant": quant,
                 "device": rec.device or env.device_label, "source": rec.source,

@@ -1396,6 +1396,7 @@ def format_predictions(preds: list[Prediction]) -> str:
 def against_records(records: list[Any], probe: DeviceProbe) -> list[dict[str, Any]]:
     """Predicted vs measured for every pp / tg test and peak memory of measured records whose
     model file is readable here; rows flagged when the error exceeds the band."""
+    from slmbench.analysis import record_names
     from slmbench.gguf_info import read_gguf
 
     out: list[dict[str, Any]] = []
@@ -1409,7 +1410,7 @@ def against_records(records: list[Any], probe: DeviceProbe) -> list[dict[str, An
             info = read_gguf(rec.model.path)
         except SlmbenchError:
             continue
-        label = f"{rec.model_id} {rec.quant}"
+        label = " ".join(record_names(rec))
         for test in rec.tests:
             if test.test not in ("pp", "tg") or not test.ms:
                 continue
