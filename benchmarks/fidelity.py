@@ -48,7 +48,7 @@ import sys
 import tempfile
 import time
 
-from slmbench.sensors import busy_cpu_seconds
+from slmbench.sensors import OTHER_CPU_MIN_WINDOW_S, OtherCPU, busy_cpu_seconds
 
 NOISY_CV = 0.05  # llama-bench's round-to-round CV above which a +-3 % verdict is noise
 TARGET = 0.03
@@ -63,11 +63,11 @@ PINNED_TUNABLE = "glibc.malloc.mmap_threshold=131072"
 # --------------------------------------------------------------------------- machine load
 
 def machine_busy(dt: float = 0.5) -> float:
-    """The share of all cores busy over ``dt`` seconds (slmbench.sensors.busy_cpu_seconds)."""
-    b0, t0 = busy_cpu_seconds(), time.monotonic()
-    time.sleep(dt)
-    b1, wall = busy_cpu_seconds(), time.monotonic() - t0
-    return (b1 - b0) / ((os.cpu_count() or 1) * wall) if wall > 0 else 0.0
+    """The share of all cores other processes kept busy over ``dt`` seconds (at least
+    OTHER_CPU_MIN_WINDOW_S; slmbench.sensors.OtherCPU)."""
+    watch = OtherCPU()
+    time.sleep(max(dt, OTHER_CPU_MIN_WINDOW_S))
+    return (watch.cores() or 0.0) / (os.cpu_count() or 1)
 
 
 def wait_quiet(timeout_s: float) -> float:

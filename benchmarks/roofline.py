@@ -47,26 +47,16 @@ def v1_probe(size_mib: int = 128, repeats: int = 5) -> float:
 
 class Others:
     """The share of the machine other processes used while a block ran (0 = quiet, 1 = all
-    cores busy with someone else): system busy CPU time minus this process's, over cores x
-    wall time (psutil)."""
+    cores busy with someone else): slmbench.sensors.OtherCPU's cores over the machine's."""
 
     def __enter__(self) -> "Others":
-        import psutil
+        from slmbench.sensors import OtherCPU
 
-        from slmbench.sensors import busy_cpu_seconds
-
-        self._me = psutil.Process()
-        self._t = time.perf_counter()
-        self._sys = busy_cpu_seconds()
-        self._own = sum(self._me.cpu_times()[:2])
+        self._watch = OtherCPU()
         return self
 
     def __exit__(self, *exc) -> None:
-        from slmbench.sensors import busy_cpu_seconds
-
-        wall = time.perf_counter() - self._t
-        others = (busy_cpu_seconds() - self._sys) - (sum(self._me.cpu_times()[:2]) - self._own)
-        self.share = max(0.0, others / ((os.cpu_count() or 1) * wall)) if wall > 0 else 0.0
+        self.share = (self._watch.cores() or 0.0) / (os.cpu_count() or 1)
 
 
 def model_files(paths: list[str]) -> list[str]:
