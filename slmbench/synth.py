@@ -1,4 +1,4 @@
-"""Random-weight llama-architecture GGUF models of any shape.
+"""Random-weight llama- or gemma3-architecture GGUF models of any shape.
 
 Random weights cost exactly what trained weights cost in time and memory, so a synthetic model is
 both the test fixture of the whole project and a user feature: benchmark an architecture before
@@ -18,6 +18,12 @@ from slmbench.errors import ConfigError
 
 N_SPECIAL = 3  # <unk> <s> </s>
 MIN_VOCAB = N_SPECIAL + 256  # plus one byte-fallback token per byte value
+# llama: attn_norm and ffn_norm, SiLU FFN, separate output matrix. gemma3 (Gemma-3's layers,
+# as llama.cpp builds them): also q/k norms and post-attention / post-FFN norms (6 norm
+# tensors per layer), GELU FFN, embeddings scaled by sqrt(n_embd), the output tied to the
+# embedding, 5 of every 6 layers with sliding-window attention
+ARCHITECTURES = ("llama", "gemma3")
+GEMMA3_WINDOW = 512  # Gemma-3-270M's sliding window
 
 
 @dataclass
@@ -31,9 +37,12 @@ class SynthSpec:
     n_ctx: int = 2048
     seed: int = 0
     name: str = "synthetic"
+    arch: str = "llama"
 
     def validate(self) -> None:
         problems = []
+        if self.arch not in ARCHITECTURES:
+            problems.append(f"--arch {self.arch!r} is not one of {', '.join(ARCHITECTURES)}")
         for fld in ("n_embd", "n_layer", "n_head", "n_head_kv", "n_ff", "n_vocab", "n_ctx"):
             if int(getattr(self, fld)) <= 0:
                 problems.append(f"--{fld.replace('_', '-')} must be > 0")
@@ -77,7 +86,7 @@ def _vocab(n_vocab: int) -> tuple[list[str], list[float], list[int]]:
 
 
 def write_synthetic(path: str, spec: SynthSpec, split_max_tensors: int = 0) -> str:
-    """Write an F16 llama GGUF with N(0, 0.02) weights; returns the path.
+    """Write an F16 GGUF of ``spec.arch`` with N(0, 0.02) weights; returns the path.
 
     ``split_max_tensors`` > 0 writes a split model the way llama.cpp's converter and
     llama-gguf-split do (``x-00001-of-0000N.gguf`` ..., at most that many tensors per shard, all
@@ -96,10 +105,11 @@ def write_synthetic(path: str, spec: SynthSpec, split_max_tensors: int = 0) -> s
         w *= 0.02
         return w.astype(np.float16)
 
-    def norm() -> "np.ndarray":
-        return np.ones(spec.n_embd, dtype=np.float32)
+    def norm(n: int = spec.n_embd) -> "np.ndarray":
+        return np.ones(n, dtype=np.float32)
 
-    writer = GGUFWriter(path, "llama", split_max_tensors=split_max_tensors)
+    gemma = spec.arch == "gemma3"
+    writer = GGUFWriter(path, spec.arch, split_max_tensors=split_max_tensors)
     writer.add_name(spec.name)
     writer.add_context_length(spec.n_ctx)
     writer.add_embedding_length(spec.n_embd)
@@ -109,7 +119,11 @@ def write_synthetic(path: str, spec: SynthSpec, split_max_tensors: int = 0) -> s
     writer.add_head_count_kv(spec.n_head_kv)
     writer.add_rope_dimension_count(head_dim)
     writer.add_rope_freq_base(10000.0)
-    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_layer_norm_rms_eps(1e-6 if gemma else 1e-5)
+    if gemma:
+        writer.add_key_length(head_dim)
+        writer.add_value_length(head_dim)
+        writer.add_sliding_window(GEMMA3_WINDOW)
     writer.add_vocab_size(spec.n_vocab)
     writer.add_file_type(int(LlamaFileType.MOSTLY_F16))
     tokens, scores, types = _vocab(spec.n_vocab)
@@ -131,12 +145,18 @@ def write_synthetic(path: str, spec: SynthSpec, split_max_tensors: int = 0) -> s
         writer.add_tensor(p + "attn_k.weight", weight(n_kv_embd, spec.n_embd))
         writer.add_tensor(p + "attn_v.weight", weight(n_kv_embd, spec.n_embd))
         writer.add_tensor(p + "attn_output.weight", weight(spec.n_embd, spec.n_embd))
+        if gemma:
+            writer.add_tensor(p + "attn_q_norm.weight", norm(head_dim))
+            writer.add_tensor(p + "attn_k_norm.weight", norm(head_dim))
+            writer.add_tensor(p + "post_attention_norm.weight", norm())
+            writer.add_tensor(p + "post_ffw_norm.weight", norm())
         writer.add_tensor(p + "ffn_norm.weight", norm())
         writer.add_tensor(p + "ffn_gate.weight", weight(spec.n_ff, spec.n_embd))
         writer.add_tensor(p + "ffn_up.weight", weight(spec.n_ff, spec.n_embd))
         writer.add_tensor(p + "ffn_down.weight", weight(spec.n_embd, spec.n_ff))
     writer.add_tensor("output_norm.weight", norm())
-    writer.add_tensor("output.weight", weight(spec.n_vocab, spec.n_embd))
+    if not gemma:  # gemma3's output is the embedding (tied)
+        writer.add_tensor("output.weight", weight(spec.n_vocab, spec.n_embd))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

@@ -97,6 +97,49 @@ def test_synthetic_model_generates_tokens(tiny_models):
     assert len(generated) == 8
 
 
+def test_gemma3_architecture_loads_runs_and_reads_back(tmp_path, capsys):
+    """--arch gemma3 writes Gemma-3's layers: llama.cpp loads the file as gemma3, with its
+    parameter count, and decodes a prompt; the header reads back 6 norms per layer, the
+    output tied to the embedding and 5 of every 6 layers sliding."""
+    import ctypes
+
+    from slmbench.predict import layer_norms, output_tensor
+
+    spec = SynthSpec(n_embd=256, n_layer=6, n_head=2, n_head_kv=1, n_ff=512, n_vocab=1024,
+                     n_ctx=1024, arch="gemma3")
+    out = synthesize(str(tmp_path / "g.gguf"), spec, ["Q8_0"])
+    info = read_gguf(out["Q8_0"])
+    assert (info.architecture, info.n_embd, info.n_layer, info.n_head, info.n_head_kv,
+            info.n_ff, info.n_embd_head_k, info.sliding_window) == (
+        "gemma3", 256, 6, 2, 1, 512, 128, 512)
+    assert info.swa_layers == [True] * 5 + [False]
+    assert layer_norms(info) == 6
+    assert output_tensor(info).name == "token_embd.weight"  # tied
+    n_params, size = llama_n_params(out["Q8_0"])
+    assert info.n_params == n_params and info.model_size_bytes == size
+    lc = llama()
+    model = lc.llama_model_load_from_file(out["Q8_0"].encode(),
+                                          lc.llama_model_default_params())
+    ctx = lc.llama_init_from_model(model, lc.llama_context_default_params())
+    try:
+        desc = ctypes.create_string_buffer(128)
+        lc.llama_model_desc(model, desc, 128)
+        assert desc.value.startswith(b"gemma3")
+        buf = (ctypes.c_int32 * 32)()
+        text = b"small models, gemma layers"
+        n = lc.llama_tokenize(lc.llama_model_get_vocab(model), text, len(text), buf, 32,
+                              True, False)
+        assert n > 3 and lc.llama_decode(ctx, lc.llama_batch_get_one(buf, n)) == 0
+    finally:
+        lc.llama_free(ctx)
+        lc.llama_model_free(model)
+    with pytest.raises(SlmbenchError, match="--arch 'gpt2' is not one of llama, gemma3"):
+        SynthSpec(arch="gpt2").validate()
+    assert main(["synth", str(tmp_path / "c.gguf"), "--arch", "gemma3", "--n-embd", "128",
+                 "--n-head", "2", "--n-head-kv", "1", "--n-ff", "256", "--n-vocab", "512"]) == 0
+    assert read_gguf(str(tmp_path / "c.gguf")).architecture == "gemma3"
+
+
 def test_bad_synth_shape_is_one_line_error(tmp_path):
     with pytest.raises(SlmbenchError) as err:
         SynthSpec(n_embd=100, n_head=3, n_vocab=10).validate()
