@@ -351,8 +351,9 @@ def probe_device(threads: Sequence[int] = (1,), *, force: bool = False,
     import time
 
     from slmbench.bandwidth import cache_curve, probe_bandwidth
-    from slmbench.predict import (DECODE_ONLY_PREFIXES, DEEP_MODELS, KV_DRAM_MODEL,
-                                  PROBE_DEPTH, PROBE_GEN, PROBE_MAX_CV, PROBE_PROMPT,
+    from slmbench.predict import (DECODE_ONLY_PREFIXES, DEEP_MODELS, GEMMA3_MODEL,
+                                  GEMMA3_TWIN, KV_DRAM_MODEL, PROBE_DEPTH, PROBE_GEN,
+                                  PROBE_MAX_CV, PROBE_PROMPT,
                                   PROBE_REPETITIONS, build_probe_models, cached_probe,
                                   fit_probe, probe_model_dir, save_probe)
 
@@ -383,11 +384,15 @@ def probe_device(threads: Sequence[int] = (1,), *, force: bool = False,
         # only the KV-from-DRAM model's decode at both depths is used: no prefill for it
         deep_decode = [paths[KV_DRAM_MODEL]]
         decode_only = [p for m, p in paths.items() if m.startswith(DECODE_ONLY_PREFIXES)]
+        prefill_only = [paths[m] for m in (GEMMA3_MODEL, GEMMA3_TWIN) if m in paths]
         no_prompt = {**common, "n_prompt": [0]}
         # each probe model pins a cost of every prediction: a disturbed one is taken again
-        measured[t] = (bench_steady([p for p in paths.values()
-                                     if p not in deep + deep_decode + decode_only],
+        measured[t] = (bench_steady([p for p in paths.values() if p not in
+                                     deep + deep_decode + decode_only + prefill_only],
                                     PROBE_MAX_CV, progress=say, n_depth=[0], **common)
+                       + (bench_steady(prefill_only, PROBE_MAX_CV, progress=say,
+                                       n_depth=[0], **{**common, "n_gen": [0]})
+                          if prefill_only else [])
                        + bench_steady(deep, PROBE_MAX_CV, progress=say,
                                       n_depth=[0, PROBE_DEPTH], **common)
                        + bench_steady(deep_decode, PROBE_MAX_CV, progress=say,

@@ -61,12 +61,16 @@ from slmbench.memory import repacked_mib
 from slmbench.stats import CV_WARN_PCT
 
 MIB = 1024 * 1024
-PROBE_VERSION = 9  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 80/96/160, caches;
+PROBE_VERSION = 12  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 80/96/160, caches;
 # 4: per-type decode models beyond the caches (big-*); 5: and at 2.5x cache size (mid-*);
 # 6: the MHA model's KV beyond the caches (kv-mha64, 6 layers), sizes as bytes read per token;
 # 7: the KV read from DRAM after weights beyond the caches (kv-gqa128); 8: prefill's cost per
 # token-layer that grows with the width (PhaseFit.per_width_s; the same measurements); 9: the
-# head-dim-256 model with 4 query heads (with 2, prefill attention did not speed up at 2 threads)
+# head-dim-256 model with 4 query heads (with 2, prefill attention did not speed up at 2 threads);
+# 10: prefill of the mid-* models too (prefill's FLOP cost grows with the model's size);
+# 11: a cost per matmul output row instead of the width term, a Gemma-3 probe model (fitted
+# with the rest: its extra work came out 0); 12: the Gemma-3 model and its llama twin, their
+# difference the Gemma-3 layers' extra work (GEMMA3_MODEL, GEMMA3_TWIN)
 # Q5_0 and Q8_0 are also what a K-quant falls back to for rows not a multiple of 256 (Gemma-3's
 # 640-wide tensors in a Q4_K_M file are mostly Q5_0 and Q8_0)
 PROBE_TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K", "Q5_0", "Q4_K", "Q4_0", "Q3_K")
@@ -91,10 +95,14 @@ BIG = "@big"         # suffix of their weight types in the decode fit
 # the per-type decode models by size, smallest first: (file prefix, suffix of their weight
 # types in the decode fit); a model's cost per byte is log-linear in size between two of them
 SIZE_LADDER = ((CACHED_PREFIX, CACHED), (MID_PREFIX, MID), (WIDE_PREFIX, ""), (BIG_PREFIX, BIG))
-DECODE_ONLY_PREFIXES = (MID_PREFIX, BIG_PREFIX)  # their prefill would add nothing
+# the big models' prefill would add nothing (the wide ones are beyond the caches already) and
+# cost ~1 s per type; the mid ones are the small shape with the caches holding less of it
+DECODE_ONLY_PREFIXES = (BIG_PREFIX,)
 KV_PREFIX = "kv-"  # probe models of a KV cache beyond the caches (MHA, depth 2048)
 KV_WEIGHTS = "@kv"   # suffix of their weight types in the decode fit: a rate of their own
 KV_DRAM_MODEL = KV_PREFIX + "gqa128"  # its depth cost alone gives PhaseFit.kv_dram_s (no fit)
+GEMMA3_MODEL = "tiny-g3"  # Gemma-3 layers: their work besides a llama layer's (prefill only)
+GEMMA3_TWIN = "tiny-g3-llama"  # the same shape in llama layers: the difference is that work
 MEMORY_ONLY_PREFIX = "mem-"  # probe models whose timings the fits do not use
 PROBE_PROMPT = 128   # prefill batch of the probe's pp test
 PROBE_GEN = 16
@@ -108,9 +116,10 @@ DEEP_MODELS = ("tiny-l12", "kv-mha64", KV_DRAM_MODEL, "tiny-hd64", "tiny-hd80", 
 # the expected error band: the P90 absolute error of benchmarks/predict.py's probe-only
 # validation on this project's 2-vCPU VM (88 held-out decode / prefill configs, 44 memory;
 # docs/prediction.md): decode 11-17 % on quiet days, 18-24 % on the three runs of probe
-# version 7 (models near the edge of a cache whose share moves on a shared VM); prefill
-# 12-16 % (Gemma-3-270M's 16-18 %: its layers' work besides the matmuls, layer_work_note -
-# within the band, not a measurement problem); memory's P90 was 1.5-2.2 %, the band allows
+# version 7 (models near the edge of a cache whose share moves on a shared VM), 46 % on probe
+# version 10's run (a day when two passes agreed 78 %: outside this band), 9 % on 11's; prefill
+# 12-16 % up to probe version 9 (Gemma-3-270M's 16-18 %: its layers' work besides the
+# matmuls, measured since version 12), 8-14 % since; memory's P90 was 1.5-2.5 %, the band allows
 # for settings the validation did not vary (micro-batch, cache types)
 BAND_PCT = {"decode": 25.0, "prefill": 20.0, "memory": 5.0}
 
@@ -161,6 +170,14 @@ def probe_specs() -> dict[str, Any]:
         # 1 thread, and its depth cost (6.2 ms per token, 3x the scores' 40 ns) was the
         # weights falling out of the caches
         "tiny-hd256": deep(1024, 4, 1, n_layer=3),
+        # Gemma-3's layers (GELU, Q/K and post norms: extra_layer_elements) and the same shape
+        # in llama layers, prefill only: their difference is that work, with nothing else
+        # fitted (inside the fit, 3-4 % of a 14 MB Gemma-3 model's prefill came out 0 against
+        # its 6 % RMS). Narrow with a wide FFN (GELU), so that the work is ~10 % of it
+        GEMMA3_MODEL: SynthSpec(n_embd=256, n_layer=2, n_head=4, n_head_kv=1, n_ff=4096,
+                                n_vocab=1024, n_ctx=4096, arch="gemma3"),
+        GEMMA3_TWIN: SynthSpec(n_embd=256, n_layer=2, n_head=4, n_head_kv=1, n_ff=4096,
+                               n_vocab=1024, n_ctx=4096),
         # memory only (no timing): a real SLM's vocabulary (Gemma 3's 262k entries) in a
         # model of 64 MiB - the tokenizer's tables cost memory per entry
         MEMORY_ONLY_PREFIX + "v256k": SynthSpec(n_embd=64, n_layer=1, n_head=1, n_head_kv=1,
@@ -196,12 +213,30 @@ class PhaseFit:
     per_type: dict[str, float] = field(default_factory=dict)  # decode: s/byte; prefill: s/FLOP
     per_token_s: float = 0.0
     per_layer_s: float = 0.0
-    # prefill: s per token x layer x embedding width - what a layer does to each token's
-    # activations besides the matmuls (norms, RoPE, residual adds, converting the activations
-    # for each matmul) grows with the width: 14 us per token-layer at width 512, 32 at 1280
-    # here at 1 thread; without it the probe's 1024-wide models' FLOP rate carried it, and
-    # 1280-1536-wide models came out 12-15 % slow, 512-768-wide ones 3-8 % fast
+    # prefill: s per token x layer x embedding width (probe versions 8-10; 0 since 11, kept
+    # so that older probes predict as they did): what grows with the width besides the FLOPs.
+    # With the size term (size_slope) it came out 16-27 ns where `slmbench profile` puts the
+    # norms, RoPE and adds at ~6, and it made 1280-1536-wide models 11-21 % slow
     per_width_s: float = 0.0
+    # prefill: s per matmul output row per token (token_rows: each block weight's rows x the
+    # tokens) - a matmul's cost besides its FLOPs, per output element: its share of a FLOP's
+    # cost falls as the rows get longer (at 4 layers, Q8_0, 1 thread: 85 GFLOP/s 512 wide, 92
+    # at 1024, 94 at 1536), and it grows with the width as the width term did
+    per_row_s: float = 0.0
+    # prefill: the share by which a FLOP costs more per e-fold of the model's size (read_bytes)
+    # beyond PREFILL_SIZE_REF, up to size_cap[type] (the type's largest probe model; flat
+    # beyond it: no measurement says how far it goes on). llama-bench, 512-wide Q8_0 layers at
+    # 1 thread, pp128: 10.0 ms per layer at 2 layers (12 MiB), 12.7 at 4 (20 MiB), 14.3 at 10
+    # (43 MiB), 15.4 at 24 (97 MiB) - already below the size where decode leaves the caches.
+    # The mid-* models (the small shape, 10 layers) pin it: they ran 5-16 % slower per FLOP
+    # than the small ones (4 layers). Without it the width term carried it (the 1024-wide
+    # models are also the bigger ones), and Gemma-3-270M's prefill came out 12-18 % fast
+    size_slope: float = 0.0
+    size_cap: dict[str, float] = field(default_factory=dict)
+    # prefill: s per element of a Gemma-3 layer's work besides a llama layer's
+    # (extra_layer_elements: GELU, Q/K and post norms): GEMMA3_MODEL's prefill minus its
+    # llama twin's (probe version 12; 0 before: a note says such a prefill may be slower)
+    per_extra_s: float = 0.0
     per_kv_s: float = 0.0      # decode: s per KV byte read (prefill: 0)
     per_spill_s: float = 0.0   # decode: s per KV byte of a layer beyond the L2 caches
     # decode: s per KV byte when the KV comes from DRAM (weights beyond the caches evicted it
@@ -583,6 +618,11 @@ def prefill_features(info: GGUFInfo, n_prompt: int, n_depth: int) -> dict[str, f
     feats["tokens"] = float(n_prompt)
     feats["token_layers"] = float(n_prompt * info.n_layer)
     feats["token_layer_width"] = float(n_prompt * info.n_layer * info.n_embd)
+    feats["token_rows"] = n_prompt * sum(t.n_elements / t.dims[0] for t in info.tensors
+                                         if is_matmul_weight(t))
+    extra = extra_layer_elements(info)
+    if extra:
+        feats["extra_elements"] = n_prompt * info.n_layer * extra
     # cells seen by the n_prompt queries: n_depth + i + 1 for query i, at most the window
     full = n_prompt * (n_depth + (n_prompt + 1) / 2)
     windowed = (sum(min(n_depth + i + 1, info.sliding_window) for i in range(n_prompt))
@@ -639,6 +679,8 @@ def _apply(fit: PhaseFit, feats: dict[str, float], unit_prefix: str, notes: list
             parts[f"weights {k[2:]}"] = parts.get(f"weights {k[2:]}", 0.0) + v * rate
         elif k.startswith("f:"):
             rate, used = fit.rate(k[2:])
+            if model_bytes is not None and fit.size_slope and used in fit.size_cap:
+                rate *= 1.0 + fit.size_slope * size_growth(model_bytes, fit.size_cap[used])
             if used != k[2:]:
                 notes.append(f"{k[2:]} was not probed: {used}'s figure used")
             parts[f"matmul {k[2:]}"] = parts.get(f"matmul {k[2:]}", 0.0) + v * rate
@@ -658,10 +700,23 @@ def _apply(fit: PhaseFit, feats: dict[str, float], unit_prefix: str, notes: list
     else:
         parts["per-token overhead"] = (feats["tokens"] * fit.per_token_s
                                        + feats["token_layers"] * fit.per_layer_s
-                                       + feats.get("token_layer_width", 0.0) * fit.per_width_s)
+                                       + feats.get("token_layer_width", 0.0) * fit.per_width_s
+                                       + feats.get("token_rows", 0.0) * fit.per_row_s)
         parts["attention"] = sum(v * fit.attention_rate(k.split("@")[1])
                                  for k, v in feats.items() if k.startswith("attention@"))
+        if feats.get("extra_elements"):
+            parts["Gemma-3 layers' extra work"] = feats["extra_elements"] * fit.per_extra_s
     return sum(parts.values()), parts
+
+
+PREFILL_SIZE_REF = 8 * MIB  # prefill's FLOP cost grows with the model's size beyond this
+PREFILL_SIZE_ROUNDS = 6  # fits of the size slope and the type rates it multiplies, in turn
+
+
+def size_growth(model_bytes: float, cap: float) -> float:
+    """e-folds of ``model_bytes`` beyond PREFILL_SIZE_REF, counted up to ``cap``."""
+    top = max(cap, PREFILL_SIZE_REF)
+    return math.log(min(max(model_bytes, PREFILL_SIZE_REF), top) / PREFILL_SIZE_REF)
 
 
 def mapped_mib(info: GGUFInfo, shares: dict[str, float]) -> float:
@@ -793,6 +848,19 @@ def attention_tile_note(info: GGUFInfo, tokens: int, n_threads: int) -> str | No
 
 
 PROBE_LAYER_NORMS = 2  # the synthetic (llama) layers' norms: attn_norm and ffn_norm
+# layer kinds whose work besides the matmuls a probe model measures (GEMMA3_MODEL)
+MEASURED_LAYER_KINDS = ("llama", "gemma3")
+
+
+def extra_layer_elements(info: GGUFInfo) -> float:
+    """Elements a Gemma-3 layer works on per token besides a llama layer's: GELU over the FFN
+    (where llama's SiLU costs a third: `slmbench profile` of Gemma-3-270M against a llama
+    layer of its shape), its Q and K norms over the heads and its post-attention and post-FFN
+    norms over the width; 0 for other architectures."""
+    if info.architecture != "gemma3":
+        return 0.0
+    return float((info.n_ff or 0) + 2 * info.n_embd
+                 + (info.n_head + info.n_head_kv) * info.n_embd_head_k)
 
 
 def layer_norms(info: GGUFInfo) -> int:
@@ -803,12 +871,14 @@ def layer_norms(info: GGUFInfo) -> int:
                if t.name.startswith("blk.0.") and t.name.endswith("norm.weight"))
 
 
-def layer_work_note(info: GGUFInfo) -> str | None:
+def layer_work_note(info: GGUFInfo, fit: PhaseFit | None = None) -> str | None:
     """A note when a model's layers do more besides their matmuls than the probe's llama-style
-    models (more norms per layer): the probe measured none of it, and prefill, where that
-    work counts, may be slower than predicted (Gemma-3-270M: docs/prediction.md)."""
+    models (more norms per layer) and the probe (prefill ``fit``) did not measure that kind of
+    layer (MEASURED_LAYER_KINDS): prefill, where that work counts, may be slower than
+    predicted (Gemma-3-270M: docs/prediction.md)."""
     norms = layer_norms(info)
-    if norms <= PROBE_LAYER_NORMS:
+    if norms <= PROBE_LAYER_NORMS or (info.architecture in MEASURED_LAYER_KINDS
+                                      and fit is not None and fit.per_extra_s > 0):
         return None
     arch = info.architecture or "this architecture"
     return (f"{arch} layers have {norms} norms each (the probe's llama-style layers "
@@ -849,7 +919,7 @@ def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int
         tile = attention_tile_note(info, min(n_prompt, n_ubatch), n_threads)
         if tile and pp_parts["attention"] >= ATTENTION_NOTE_SHARE * pp_s:
             notes.append(tile)
-        work = layer_work_note(info)
+        work = layer_work_note(info, costs.prefill)
         if work:
             notes.append(work)
         pred.prefill_ms = pp_s * 1e3
@@ -973,7 +1043,9 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
     n_ubatch, n_ctx."""
     costs = ThreadCosts(n_threads=n_threads, bandwidth_gbs=bandwidth_gbs, measured=obs)
     kv_dram = [o for o in obs if o["model"] == KV_DRAM_MODEL and o["test"] == "tg"]
-    obs = [o for o in obs if o["model"] != KV_DRAM_MODEL]
+    gemma = {o["model"]: o["seconds"] for o in obs
+             if o["model"] in (GEMMA3_MODEL, GEMMA3_TWIN) and o["test"] == "pp"}
+    obs = [o for o in obs if o["model"] not in (KV_DRAM_MODEL, GEMMA3_MODEL, GEMMA3_TWIN)]
 
     def own(model: str, feats: dict[str, float], ladder: bool = True) -> dict[str, float]:
         # the tiny models' weights sit in the caches: their bytes get their own rate, so they
@@ -1020,7 +1092,7 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
     costs.decode.hits = cache_hits(costs.decode)
     costs.decode.kv_dram_s = kv_dram_rate(kv_dram, infos.get(KV_DRAM_MODEL))
     # prefill: the output projection at the decode rates just fitted (one token)
-    rows, ys = [], []
+    rows, ys, sizes = [], [], []
     for o in obs:
         if o["test"] == "pp":
             f = own(o["model"], prefill_features(infos[o["model"]], o["n_prompt"], o["n_depth"]),
@@ -1028,14 +1100,36 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
             out_s = sum(v * costs.decode.rate(k[2:])[0] for k, v in f.items()
                         if k.startswith("w:"))
             rows.append({k: v for k, v in f.items() if not k.startswith("w:")})
+            sizes.append(read_bytes(infos[o["model"]]))
             ys.append(max(o["seconds"] - out_s, o["seconds"] * 0.05))
+    # a type's FLOP cost grows with the model's size up to its largest probe model, by one
+    # share per e-fold for every type (per-type slopes followed the noise: 0-10 %)
+    caps: dict[str, float] = {}
+    for row, size in zip(rows, sizes):
+        for k in row:
+            if k.startswith("f:") and "@" not in k:
+                caps[k[2:]] = max(caps.get(k[2:], 0.0), size)
+    growth = [{k[2:]: v * size_growth(size, caps[k[2:]]) for k, v in row.items()
+               if k.startswith("f:") and k[2:] in caps} for row, size in zip(rows, sizes)]
     fkeys = sorted({k for r in rows for k in r if k.startswith("f:")})
     akeys = sorted({k for r in rows for k in r if k.startswith("attention@")})
-    keys = fkeys + ["tokens", "token_layers", "token_layer_width"] + akeys
+    keys = fkeys + ["tokens", "token_layers", "token_rows"] + akeys
+    if any(r.get("extra_elements") for r in rows):  # a Gemma-3 model among the fitted ones
+        keys.append("extra_elements")
     coef, err = _nnls_fit(rows, ys, keys)
-    costs.prefill = PhaseFit(per_type={k[2:]: coef[k] for k in fkeys},
+    slope = 0.0
+    if any(any(g.values()) for g in growth):
+        for _ in range(PREFILL_SIZE_ROUNDS):  # the slope and the rates it multiplies, in turn
+            for row, g in zip(rows, growth):
+                row["size"] = sum(v * coef["f:" + t] for t, v in g.items())
+            coef, err = _nnls_fit(rows, ys, keys + ["size"])
+            slope = coef["size"]
+    costs.prefill = PhaseFit(per_type={k[2:]: coef[k] for k in fkeys}, size_slope=slope,
+                             size_cap=caps,
                              per_token_s=coef["tokens"], per_layer_s=coef["token_layers"],
-                             per_width_s=coef["token_layer_width"],
+                             per_row_s=coef["token_rows"],
+                             per_extra_s=coef.get("extra_elements", 0.0)
+                             or gemma3_extra_rate(gemma, infos.get(GEMMA3_MODEL)),
                              attention={k.split("@")[1]: coef[k] for k in akeys},
                              rms_rel_err=err, n_obs=len(rows))
     # memory: the share of each type's multiplied weights the backend repacks (its extra
@@ -1059,6 +1153,17 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
         costs.memory = {**coef, **{f"repack:{k}": v for k, v in shares.items()},
                         "rms_rel_err": err}
     return costs
+
+
+def gemma3_extra_rate(seconds: dict[str, float], info: GGUFInfo | None) -> float:
+    """Seconds per element of a Gemma-3 layer's work besides a llama layer's: GEMMA3_MODEL's
+    prefill minus GEMMA3_TWIN's (the same shape in llama layers), per extra element
+    (extra_layer_elements); 0 without both."""
+    if info is None or not {GEMMA3_MODEL, GEMMA3_TWIN} <= set(seconds):
+        return 0.0
+    elements = prefill_features(info, PROBE_PROMPT, 0).get("extra_elements", 0.0)
+    more = seconds[GEMMA3_MODEL] - seconds[GEMMA3_TWIN]
+    return max(0.0, more / elements) if elements else 0.0
 
 
 def kv_dram_rate(obs: list[dict[str, Any]], info: GGUFInfo | None) -> float:
@@ -1127,8 +1232,8 @@ def _matches(path: str, spec: Any) -> bool:
         info = read_gguf(path)
     except SlmbenchError:
         return False
-    return (info.n_embd, info.n_layer, info.n_head, info.n_vocab) == (
-        spec.n_embd, spec.n_layer, spec.n_head, spec.n_vocab) and \
+    return (info.architecture, info.n_embd, info.n_layer, info.n_head, info.n_vocab) == (
+        spec.arch, spec.n_embd, spec.n_layer, spec.n_head, spec.n_vocab) and \
         info.n_head_kv_layers[:1] == [spec.n_head_kv]
 
 
@@ -1340,12 +1445,20 @@ def format_probe(probe: DeviceProbe) -> str:
                          "size gets a note")
         lines.append(f"  prefill: {c.prefill.per_token_s * 1e6:.1f} us per token + "
                      f"{c.prefill.per_layer_s * 1e6:.1f} us per token-layer + "
-                     f"{c.prefill.per_width_s * 1e9:.1f} us per token-layer per 1000 of "
-                     "width; attention "
+                     + (f"{c.prefill.per_width_s * 1e9:.1f} us per token-layer per 1000 of "
+                        "width" if c.prefill.per_width_s else
+                        f"{c.prefill.per_row_s * 1e9:.2f} ns per matmul output row per token")
+                     + "; attention "
                      + ", ".join(
                          f"{1e-9 / v if v else float('nan'):.1f} GFLOP/s at head dim {k}"
                          for k, v in sorted(c.prefill.attention.items(),
                                             key=lambda kv: int(kv[0]))))
+        if c.prefill.size_slope:
+            caps = sorted(c.prefill.size_cap.values())
+            lines.append(f"  prefill: a FLOP costs {100 * c.prefill.size_slope * math.log(2):.1f}"
+                         f" % more per doubling of the model's size beyond "
+                         f"{PREFILL_SIZE_REF / MIB:.0f} MiB (the GFLOP/s above), up to the "
+                         f"type's wide model ({caps[0] / MIB:.0f}-{caps[-1] / MIB:.0f} MiB)")
         m = c.memory
         if m:
             lines.append(f"  memory besides weights and KV: {m.get('one', 0):.0f} MiB runtime + "

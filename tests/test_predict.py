@@ -20,13 +20,24 @@ PLANT_DEC = {"F16": 1 / 9e9, "Q8_0": 1 / 8e9, "Q4_0": 1 / 10e9, "Q4_K": 1 / 12e9
 PLANT_PP = {"F16": 1 / 70e9, "Q8_0": 1 / 85e9, "Q4_0": 1 / 130e9, "Q4_K": 1 / 150e9,
             "Q6_K": 1 / 200e9}
 PLANT = dict(dec_tok=30e-6, dec_layer=12e-6, dec_kv=1 / 2e9, dec_score=2e-9, pp_tok=5e-6,
-             pp_layer=20e-6, pp_width=25e-9, pp_att=1 / 30e9, dec_spill=1 / 0.5e9)
+             pp_layer=20e-6, pp_row=2e-9, pp_att=1 / 30e9, dec_spill=1 / 0.5e9,
+             pp_size=0.05, pp_extra=3e-9)
 L2 = 2**18  # a planted L2 of 256 KiB per core: the MHA shape's layers spill beyond it
 PLANT_MEM = {"one": 60.0, "hidden": 1.5, "ffn": 1.2, "scores": 0.5, "vocab": 3.0,
              "repack:Q4_0": 1.0, "repack:Q4_K": 1.0}  # weights held twice: repacked copies
 
 
-def planted_costs(n_threads: int = 2) -> P.ThreadCosts:
+def size_caps(infos: dict) -> dict[str, float]:
+    """What the fit takes as each type's largest probe model: the biggest model holding it."""
+    caps: dict[str, float] = {}
+    for info in infos.values():
+        for t in info.tensors:
+            if P.is_matmul_weight(t):
+                caps[t.type] = max(caps.get(t.type, 0.0), P.read_bytes(info))
+    return caps
+
+
+def planted_costs(n_threads: int = 2, infos: dict | None = None) -> P.ThreadCosts:
     return P.ThreadCosts(
         n_threads=n_threads, bandwidth_gbs=8.0,
         decode=P.PhaseFit(per_type=dict(PLANT_DEC), per_token_s=PLANT["dec_tok"],
@@ -34,7 +45,10 @@ def planted_costs(n_threads: int = 2) -> P.ThreadCosts:
                           per_spill_s=PLANT["dec_spill"], l2_bytes=L2,
                           attention={"64": PLANT["dec_score"], "160": PLANT["dec_score"] / 3}),
         prefill=P.PhaseFit(per_type=dict(PLANT_PP), per_token_s=PLANT["pp_tok"],
-                           per_layer_s=PLANT["pp_layer"], per_width_s=PLANT["pp_width"],
+                           per_layer_s=PLANT["pp_layer"], per_row_s=PLANT["pp_row"],
+                           size_slope=PLANT["pp_size"] if infos else 0.0,
+                           per_extra_s=PLANT["pp_extra"] if infos else 0.0,
+                           size_cap=size_caps(infos) if infos else {},
                            attention={"64": PLANT["pp_att"], "160": PLANT["pp_att"] / 2}),
         memory=dict(PLANT_MEM))
 
@@ -49,6 +63,12 @@ def shapes() -> dict[str, object]:
             out[name] = P.info_from_shape(n_layer=layers, n_embd=embd, n_head=heads,
                                           n_head_kv=kv, n_vocab=vocab, n_ff=ff,
                                           quant=quant, tied=(i % 2 == 0), name=name)
+    # a Gemma-3 shape: its layers' work besides a llama layer's (extra_layer_elements)
+    from dataclasses import replace
+
+    out["g-F16"] = replace(P.info_from_shape(n_layer=2, n_embd=512, n_head=4, n_head_kv=1,
+                                             n_vocab=1024, n_ff=2048, quant="F16",
+                                             name="g-F16"), architecture="gemma3")
     return out
 
 
@@ -62,7 +82,7 @@ def planted_observations(infos: dict, costs: P.ThreadCosts) -> list[dict]:
             obs.append({"model": name, "test": "tg", "n_prompt": 0, "n_gen": 16,
                         "n_depth": depth, "seconds": dec})
             pp, _ = P._apply(costs.prefill, P.prefill_features(info, 128, depth), "prefill",
-                             [], decode_fit=costs.decode)
+                             [], decode_fit=costs.decode, model_bytes=P.read_bytes(info))
             obs.append({"model": name, "test": "pp", "n_prompt": 128, "n_gen": 0,
                         "n_depth": depth, "seconds": pp})
         for n_ctx, ub in ((2048, 128), (4096, 512)):
@@ -76,18 +96,25 @@ def planted_observations(infos: dict, costs: P.ThreadCosts) -> list[dict]:
 
 def test_the_fit_recovers_planted_costs_and_predicts_an_unseen_shape():
     infos = shapes()
-    truth = planted_costs()
+    truth = planted_costs(infos=infos)
     fitted = P.fit_costs(planted_observations(infos, truth), infos, 2, 8.0, L2)
     for t, v in PLANT_DEC.items():
         assert fitted.decode.per_type[t] == pytest.approx(v, rel=1e-3), t
+    # prefill's FLOP cost that grows with the model's size (its slope and each type's rate at
+    # PREFILL_SIZE_REF, fitted in turn), up to each type's largest model
+    assert fitted.prefill.size_slope == pytest.approx(PLANT["pp_size"], rel=2e-3)
+    # and the work of the Gemma-3 shape's layers besides a llama layer's
+    assert fitted.prefill.per_extra_s == pytest.approx(PLANT["pp_extra"], rel=1e-2)
+    assert fitted.prefill.size_cap == truth.prefill.size_cap
     for t, v in PLANT_PP.items():
-        assert fitted.prefill.per_type[t] == pytest.approx(v, rel=1e-3), t
+        assert fitted.prefill.per_type[t] == pytest.approx(v, rel=2e-3), t
     assert fitted.decode.per_token_s == pytest.approx(PLANT["dec_tok"], rel=1e-3)
     assert fitted.decode.per_layer_s == pytest.approx(PLANT["dec_layer"], rel=1e-3)
     assert fitted.decode.per_kv_s == pytest.approx(PLANT["dec_kv"], rel=1e-3)
-    # prefill's per-token-layer cost that grows with the width, told apart from the FLOPs
-    assert fitted.prefill.per_layer_s == pytest.approx(PLANT["pp_layer"], rel=1e-3)
-    assert fitted.prefill.per_width_s == pytest.approx(PLANT["pp_width"], rel=1e-3)
+    # prefill's cost per matmul output row, told apart from the FLOPs and the layers
+    assert fitted.prefill.per_layer_s == pytest.approx(PLANT["pp_layer"], rel=1e-2)
+    assert fitted.prefill.per_row_s == pytest.approx(PLANT["pp_row"], rel=1e-2)
+    assert fitted.prefill.per_width_s == 0.0
     assert fitted.prefill.attention["64"] == pytest.approx(PLANT["pp_att"], rel=1e-3)
     assert fitted.prefill.attention["160"] == pytest.approx(PLANT["pp_att"] / 2, rel=1e-3)
     assert fitted.decode.attention["64"] == pytest.approx(PLANT["dec_score"], rel=1e-3)
@@ -196,6 +223,33 @@ def test_a_model_whose_layers_do_more_than_the_probes_gets_a_prefill_note(tiny_m
     pred = P.predict(gemma, P.DeviceProbe(costs=[planted_costs()]), n_threads=2, n_prompt=64,
                      n_gen=8)
     assert any("6 norms" in n for n in pred.notes)
+    # a probe that measured Gemma-3 layers (GEMMA3_MODEL) predicts their extra work instead:
+    # GELU over the FFN, Q/K norms over the heads, two post norms over the width
+    assert P.extra_layer_elements(gemma) == 1024 + 2 * 512 + (4 + 1) * 128
+    assert P.extra_layer_elements(base) == 0.0
+    measured = planted_costs()
+    measured.prefill.per_extra_s = 2e-9
+    pred2 = P.predict(gemma, P.DeviceProbe(costs=[measured]), n_threads=2, n_prompt=64,
+                      n_gen=8)
+    assert not any("norms" in n for n in pred2.notes)
+    extra = 64 * 4 * P.extra_layer_elements(gemma) * 2e-9
+    assert pred2.prefill_ms == pytest.approx(pred.prefill_ms + extra * 1e3, rel=1e-9)
+    # the probe measures that work as its Gemma-3 model's prefill minus its llama twin's
+    specs = P.probe_specs()
+    g3, twin = (P.info_from_shape(n_layer=sp.n_layer, n_embd=sp.n_embd, n_head=sp.n_head,
+                                  n_head_kv=sp.n_head_kv, n_vocab=sp.n_vocab, n_ff=sp.n_ff,
+                                  quant="F16", name=name)
+                for name, sp in ((P.GEMMA3_MODEL, specs[P.GEMMA3_MODEL]),
+                                 (P.GEMMA3_TWIN, specs[P.GEMMA3_TWIN])))
+    g3 = replace(g3, architecture=specs[P.GEMMA3_MODEL].arch)
+    assert specs[P.GEMMA3_TWIN].arch == "llama" and P.extra_layer_elements(g3) > 0
+    seconds = {name: P._apply(measured.prefill, P.prefill_features(info, P.PROBE_PROMPT, 0),
+                              "prefill", [])[0] for name, info in ((P.GEMMA3_MODEL, g3),
+                                                                   (P.GEMMA3_TWIN, twin))}
+    assert P.gemma3_extra_rate(seconds, g3) == pytest.approx(2e-9, rel=1e-9)
+    assert P.gemma3_extra_rate({P.GEMMA3_MODEL: 1.0}, g3) == 0.0  # no twin: not measured
+    qwen3 = replace(with_norms("attn", "attn_q", "attn_k", "ffn"), architecture="qwen3")
+    assert "qwen3 layers have 4 norms" in P.layer_work_note(qwen3, measured.prefill)
 
 
 def test_probe_storage_round_trip_and_errors(tmp_path, monkeypatch):
@@ -344,6 +398,11 @@ def test_probe_device_end_to_end_on_a_small_ladder(tmp_path, monkeypatch):
     tg_models = {o["model"] for o in costs.measured if o["test"] == "tg"}
     assert {"mid-Q8_0", "big-Q8_0", "small-Q8_0", "wide-Q8_0"} <= tg_models
     assert not any(m.startswith(P.DECODE_ONLY_PREFIXES) for m in pp_models)  # decode only
+    # the small shape at two sizes pins how prefill's FLOP cost grows with the model's size
+    assert {"mid-Q8_0", "small-Q8_0", "wide-Q8_0"} <= pp_models
+    assert costs.prefill.size_cap["Q8_0"] == max(
+        P.read_bytes(read_gguf(str(models / f"{m}.gguf"))) for m in pp_models
+        if m.endswith("-Q8_0"))
     assert {"Q8_0", "Q8_0" + P.CACHED, "Q8_0" + P.MID, "Q8_0" + P.BIG} <= set(
         costs.decode.per_type)
     sizes = costs.decode.sizes["Q8_0"]

@@ -27,8 +27,9 @@ bytes / bandwidth" for comparison. --against RUN_DIR puts measured configs next 
 predictions and flags those off by more than the band (a measurement or build problem?).
 A note follows a prediction where the model leaves what the probe measured: weights and KV
 about the size where the caches ended (with its decode if they hold it and if not), a weight
-type not probed, layers with more norms than the probe's llama layers (prefill may be
-slower), a prompt that leaves llama.cpp's flash-attention tiles part-empty.
+type not probed, layers with more norms than a llama layer that are not Gemma-3's (the probe
+measured those; prefill may be slower), a prompt that leaves llama.cpp's flash-attention
+tiles part-empty.
 
 examples:
   slmbench probe -t 2                                   # once per device and build
