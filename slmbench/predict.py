@@ -117,10 +117,11 @@ DEEP_MODELS = ("tiny-l12", "kv-mha64", KV_DRAM_MODEL, "tiny-hd64", "tiny-hd80", 
 # validation on this project's 2-vCPU VM (88 held-out decode / prefill configs, 44 memory;
 # docs/prediction.md): decode 11-17 % on quiet days, 18-24 % on the three runs of probe
 # version 7 (models near the edge of a cache whose share moves on a shared VM), 46 % on probe
-# version 10's run (a day when two passes agreed 78 %: outside this band), 9 % on 11's; prefill
-# 12-16 % up to probe version 9 (Gemma-3-270M's 16-18 %: its layers' work besides the
-# matmuls, measured since version 12), 8-14 % since; memory's P90 was 1.5-2.5 %, the band allows
-# for settings the validation did not vary (micro-batch, cache types)
+# version 10's run (a day when two passes agreed 78 %: outside this band), 9-11 % on 11's and
+# 12's; prefill 12-16 % up to probe version 9 (Gemma-3-270M's 16-18 %: its layers' work
+# besides the matmuls, measured since version 12), 10-14 % on 10-12's runs; memory's P90 was
+# 1.5-2.5 %, the band allows for settings the validation did not vary (micro-batch, cache
+# types)
 BAND_PCT = {"decode": 25.0, "prefill": 20.0, "memory": 5.0}
 
 
