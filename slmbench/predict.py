@@ -65,7 +65,7 @@ PROBE_VERSION = 12  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 8
 # 4: per-type decode models beyond the caches (big-*); 5: and at 2.5x cache size (mid-*);
 # 6: the MHA model's KV beyond the caches (kv-mha64, 6 layers), sizes as bytes read per token;
 # 7: the KV read from DRAM after weights beyond the caches (kv-gqa128); 8: prefill's cost per
-# token-layer that grows with the width (PhaseFit.per_width_s; the same measurements); 9: the
+# token-layer that grows with the width (replaced in 11; the same measurements); 9: the
 # head-dim-256 model with 4 query heads (with 2, prefill attention did not speed up at 2 threads);
 # 10: prefill of the mid-* models too (prefill's FLOP cost grows with the model's size);
 # 11: a cost per matmul output row instead of the width term, a Gemma-3 probe model (fitted
@@ -214,15 +214,12 @@ class PhaseFit:
     per_type: dict[str, float] = field(default_factory=dict)  # decode: s/byte; prefill: s/FLOP
     per_token_s: float = 0.0
     per_layer_s: float = 0.0
-    # prefill: s per token x layer x embedding width (probe versions 8-10; 0 since 11, kept
-    # so that older probes predict as they did): what grows with the width besides the FLOPs.
-    # With the size term (size_slope) it came out 16-27 ns where `slmbench profile` puts the
-    # norms, RoPE and adds at ~6, and it made 1280-1536-wide models 11-21 % slow
-    per_width_s: float = 0.0
     # prefill: s per matmul output row per token (token_rows: each block weight's rows x the
     # tokens) - a matmul's cost besides its FLOPs, per output element: its share of a FLOP's
     # cost falls as the rows get longer (at 4 layers, Q8_0, 1 thread: 85 GFLOP/s 512 wide, 92
-    # at 1024, 94 at 1536), and it grows with the width as the width term did
+    # at 1024, 94 at 1536). It replaced probe versions 8-10's cost per token-layer x width,
+    # which with the size term (size_slope) came out 16-27 ns where `slmbench profile` puts
+    # the norms, RoPE and adds at ~6, and made 1280-1536-wide models 11-21 % slow
     per_row_s: float = 0.0
     # prefill: the share by which a FLOP costs more per e-fold of the model's size (read_bytes)
     # beyond PREFILL_SIZE_REF, up to size_cap[type] (the type's largest probe model; flat
@@ -618,7 +615,6 @@ def prefill_features(info: GGUFInfo, n_prompt: int, n_depth: int) -> dict[str, f
     _add_output(feats, info)
     feats["tokens"] = float(n_prompt)
     feats["token_layers"] = float(n_prompt * info.n_layer)
-    feats["token_layer_width"] = float(n_prompt * info.n_layer * info.n_embd)
     feats["token_rows"] = n_prompt * sum(t.n_elements / t.dims[0] for t in info.tensors
                                          if is_matmul_weight(t))
     extra = extra_layer_elements(info)
@@ -701,7 +697,6 @@ def _apply(fit: PhaseFit, feats: dict[str, float], unit_prefix: str, notes: list
     else:
         parts["per-token overhead"] = (feats["tokens"] * fit.per_token_s
                                        + feats["token_layers"] * fit.per_layer_s
-                                       + feats.get("token_layer_width", 0.0) * fit.per_width_s
                                        + feats.get("token_rows", 0.0) * fit.per_row_s)
         parts["attention"] = sum(v * fit.attention_rate(k.split("@")[1])
                                  for k, v in feats.items() if k.startswith("attention@"))
@@ -1115,8 +1110,6 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
     fkeys = sorted({k for r in rows for k in r if k.startswith("f:")})
     akeys = sorted({k for r in rows for k in r if k.startswith("attention@")})
     keys = fkeys + ["tokens", "token_layers", "token_rows"] + akeys
-    if any(r.get("extra_elements") for r in rows):  # a Gemma-3 model among the fitted ones
-        keys.append("extra_elements")
     coef, err = _nnls_fit(rows, ys, keys)
     slope = 0.0
     if any(any(g.values()) for g in growth):
@@ -1129,8 +1122,7 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
                              size_cap=caps,
                              per_token_s=coef["tokens"], per_layer_s=coef["token_layers"],
                              per_row_s=coef["token_rows"],
-                             per_extra_s=coef.get("extra_elements", 0.0)
-                             or gemma3_extra_rate(gemma, infos.get(GEMMA3_MODEL)),
+                             per_extra_s=gemma3_extra_rate(gemma, infos.get(GEMMA3_MODEL)),
                              attention={k.split("@")[1]: coef[k] for k in akeys},
                              rms_rel_err=err, n_obs=len(rows))
     # memory: the share of each type's multiplied weights the backend repacks (its extra
@@ -1446,10 +1438,8 @@ def format_probe(probe: DeviceProbe) -> str:
                          "size gets a note")
         lines.append(f"  prefill: {c.prefill.per_token_s * 1e6:.1f} us per token + "
                      f"{c.prefill.per_layer_s * 1e6:.1f} us per token-layer + "
-                     + (f"{c.prefill.per_width_s * 1e9:.1f} us per token-layer per 1000 of "
-                        "width" if c.prefill.per_width_s else
-                        f"{c.prefill.per_row_s * 1e9:.2f} ns per matmul output row per token")
-                     + "; attention "
+                     f"{c.prefill.per_row_s * 1e9:.2f} ns per matmul output row per token; "
+                     "attention "
                      + ", ".join(
                          f"{1e-9 / v if v else float('nan'):.1f} GFLOP/s at head dim {k}"
                          for k, v in sorted(c.prefill.attention.items(),
