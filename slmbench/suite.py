@@ -29,7 +29,8 @@ SUITES_DIR = Path(__file__).resolve().parent / "suites"
 DEFAULT_SUITE = "quick"
 
 MODEL_KEYS = {"id", "path", "synthetic", "name", "quants", "quality"}
-SYNTH_KEYS = {"n_embd", "n_layer", "n_head", "n_head_kv", "n_ff", "n_vocab", "n_ctx", "seed"}
+SYNTH_KEYS = {"n_embd", "n_layer", "n_head", "n_head_kv", "n_ff", "n_vocab", "n_ctx", "seed",
+              "arch"}
 
 
 @dataclass
@@ -40,7 +41,7 @@ class ModelSpec:
     id: str  # catalog id, file stem, or synthetic name
     quants: list[str] | None = None  # None: the suite's `quants` (catalog/synthetic)
     path: str | None = None  # 'file': absolute path
-    synthetic: dict[str, int] | None = None  # 'synthetic': SynthSpec fields
+    synthetic: dict[str, Any] | None = None  # 'synthetic': SynthSpec fields
     pinned: bool = False  # written as id:QUANT - command-line --quants leave it alone
     where: str = ""  # 'models[3]' (or the command-line flag), for error messages
     quality: Any = None  # per-model `quality:` (False, or a dict over the suite's); None = suite's
@@ -87,7 +88,7 @@ class ModelRef:
     model_id: str
     quant: str | None
     path: str | None = None
-    synthetic: dict[str, int] | None = None
+    synthetic: dict[str, Any] | None = None
 
     @property
     def key(self) -> str:
@@ -395,10 +396,16 @@ def _parse_model_source(entry: dict, quants: list[str] | None, name: str | None,
         problems.append(f"{where}.synthetic: unknown field(s) {', '.join(map(str, bad))} "
                         f"(known: {', '.join(sorted(SYNTH_KEYS))})")
         return None
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in shape.values()):
-        problems.append(f"{where}.synthetic: every field must be an integer")
+    from slmbench.synth import ARCHITECTURES, SynthSpec
+
+    if not all(isinstance(v, int) and not isinstance(v, bool)
+               for k, v in shape.items() if k != "arch"):
+        problems.append(f"{where}.synthetic: every field but arch must be an integer")
         return None
-    from slmbench.synth import SynthSpec
+    if "arch" in shape and shape["arch"] not in ARCHITECTURES:
+        problems.append(f"{where}.synthetic.arch: {shape['arch']!r} is not one of "
+                        f"{', '.join(ARCHITECTURES)}")
+        return None
 
     try:
         SynthSpec(**shape).validate()
@@ -408,6 +415,8 @@ def _parse_model_source(entry: dict, quants: list[str] | None, name: str | None,
     if name is None:
         full = asdict(SynthSpec(**shape))
         name = f"syn-e{full['n_embd']}-l{full['n_layer']}-v{full['n_vocab']}"
+        if full["arch"] != "llama":
+            name = f"{name}-{full['arch']}"
     return ModelSpec("synthetic", name, quants, synthetic=dict(shape))
 
 

@@ -326,3 +326,16 @@ def test_suite_quality_configs_score_each_quant_against_the_reference(tmp_path):
                         synth_dir=tmp_path / "synth")
     assert [c.record_id for c in again.configs] == [c.record_id for c in runner.configs]
     assert again.run().measured_now == 0
+
+
+def test_a_synthetic_suite_entry_can_be_a_gemma3_model(tmp_path):
+    shape = {"n_embd": 256, "n_layer": 2, "n_head": 4, "n_head_kv": 1, "n_ff": 512,
+             "n_vocab": 4096, "arch": "gemma3"}
+    suite = suite_of([{"synthetic": shape, "quants": ["Q8_0"]}])
+    assert [c.model.key for c in expand(suite)] == ["syn-e256-l2-v4096-gemma3:Q8_0"]
+    result = make_runner(suite, tmp_path, synth_dir=tmp_path / "syn").run()
+    [rec] = read_run(result.run_dir).records
+    assert rec.status == "ok", rec.reason
+    assert rec.model.architecture == "gemma3" and rec.quant == "Q8_0"
+    with pytest.raises(SlmbenchError, match=r"synthetic.arch: 'qwen9' is not one of llama"):
+        parse_suite({"models": [{"synthetic": {**shape, "arch": "qwen9"}}]})
