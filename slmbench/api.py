@@ -352,8 +352,8 @@ def probe_device(threads: Sequence[int] = (1,), *, force: bool = False,
 
     from slmbench.bandwidth import cache_curve, probe_bandwidth
     from slmbench.predict import (DECODE_ONLY_PREFIXES, DEEP_MODELS, GEMMA3_MODEL,
-                                  GEMMA3_TWIN, KV_DRAM_MODEL, PROBE_DEPTH, PROBE_GEN,
-                                  PROBE_MAX_CV, PROBE_PROMPT,
+                                  GEMMA3_TWIN, KV_DRAM_MODEL, MEMORY_ONLY_PREFIX, PROBE_DEPTH,
+                                  PROBE_GEN, PROBE_MAX_CV, PROBE_PROMPT,
                                   PROBE_REPETITIONS, build_probe_models, cached_probe,
                                   fit_probe, probe_model_dir, save_probe)
 
@@ -385,11 +385,14 @@ def probe_device(threads: Sequence[int] = (1,), *, force: bool = False,
         deep_decode = [paths[KV_DRAM_MODEL]]
         decode_only = [p for m, p in paths.items() if m.startswith(DECODE_ONLY_PREFIXES)]
         prefill_only = [paths[m] for m in (GEMMA3_MODEL, GEMMA3_TWIN) if m in paths]
+        memory_only = [p for m, p in paths.items() if m.startswith(MEMORY_ONLY_PREFIX)]
         no_prompt = {**common, "n_prompt": [0]}
-        # each probe model pins a cost of every prediction: a disturbed one is taken again
-        measured[t] = (bench_steady([p for p in paths.values() if p not in
-                                     deep + deep_decode + decode_only + prefill_only],
+        # each probe model pins a cost of every prediction: a disturbed test is taken again
+        # (not the memory-only models': no fit uses their timings)
+        measured[t] = (bench_steady([p for p in paths.values() if p not in deep + deep_decode
+                                     + decode_only + prefill_only + memory_only],
                                     PROBE_MAX_CV, progress=say, n_depth=[0], **common)
+                       + (bench(memory_only, n_depth=[0], **common) if memory_only else [])
                        + (bench_steady(prefill_only, PROBE_MAX_CV, progress=say,
                                        n_depth=[0], **{**common, "n_gen": [0]})
                           if prefill_only else [])
@@ -427,27 +430,47 @@ def predict_models(models: Sequence[str], *, threads: int | None = None, n_promp
 
 def bench_steady(paths: Sequence[str | os.PathLike], max_cv: float, *, tries: int = 2,
                  progress: Progress | None = None, **settings: Any) -> list[Record]:
-    """``bench`` of one config per file, then the files whose noisiest pp / tg test has a CV
-    above ``max_cv`` % are measured again together (``tries`` times at most) and the steadier
-    record of each kept."""
+    """``bench`` of one config per file, then the pp / tg tests with a CV above ``max_cv`` %
+    are measured again (only that kind of test, at every depth, of only those files;
+    ``tries`` times at most) and the steadier measurement of each test kept; a failed record
+    is measured again whole.  The memory figures stay the first measurement's."""
     recs = bench(paths, **settings)
     if len(recs) != len(paths):
         raise ConfigError("bench_steady measures one config per file: sweep settings outside it")
     for _ in range(tries):
-        noisy = [i for i, r in enumerate(recs) if worst_cv(r) > max_cv]
+        noisy = {i: noisy_kinds(r, max_cv) for i, r in enumerate(recs)}
+        noisy = {i: kinds for i, kinds in noisy.items() if kinds}
         if not noisy:
             break
         if progress:
             progress(f"{len(noisy)} noisy measurement(s) (CV > {max_cv:g} %) taken again")
-        for i, again in zip(noisy, bench([paths[i] for i in noisy], **settings)):
-            if worst_cv(again) < worst_cv(recs[i]):
-                recs[i] = again
+        for kinds in sorted(set(noisy.values())):
+            which = [i for i, k in noisy.items() if k == kinds]
+            only = ({"n_prompt": [0]} if kinds == ("tg",) else
+                    {"n_gen": [0]} if kinds == ("pp",) else {})
+            for i, again in zip(which, bench([paths[i] for i in which],
+                                             **{**settings, **only})):
+                recs[i] = steadier(recs[i], again)
     return recs
 
 
-def worst_cv(record: Record) -> float:
-    """The largest CV of a record's pp / tg tests (inf for a failed record)."""
+def noisy_kinds(record: Record, max_cv: float) -> tuple[str, ...]:
+    """The kinds of test ('pp', 'tg') of a record with a CV above ``max_cv`` % - both for a
+    failed record."""
     if record.status != "ok":
-        return float("inf")
-    cvs = [t.ms.cv_pct for t in record.tests if t.test in ("pp", "tg") and t.ms]
-    return max(cvs, default=float("inf"))
+        return ("pp", "tg")
+    return tuple(sorted({t.test for t in record.tests if t.test in ("pp", "tg")
+                         and (not t.ms or t.ms.cv_pct > max_cv)}))
+
+
+def steadier(first: Record, again: Record) -> Record:
+    """``first`` with each of its pp / tg tests replaced by ``again``'s of the same name where
+    that one's CV is lower (``again`` whole when ``first`` failed and it did not)."""
+    if first.status != "ok":
+        return again if again.status == "ok" else first
+    if again.status != "ok":
+        return first
+    retaken = {t.name: t for t in again.tests if t.ms}
+    first.tests = [retaken[t.name] if t.name in retaken and t.ms and
+                   retaken[t.name].ms.cv_pct < t.ms.cv_pct else t for t in first.tests]
+    return first

@@ -707,8 +707,33 @@ def test_bench_steady_measures_noisy_files_again_and_refuses_sweeps(tiny_model):
                         **common)
     assert len(recs) == 1 and recs[0].status == "ok"
     assert said == ["1 noisy measurement(s) (CV > -1 %) taken again"]
+    assert [t.name for t in recs[0].tests] == ["pp16", "tg4"]
     with pytest.raises(ConfigError, match="one config per file"):
         bench_steady([tiny_model], 5.0, threads=[1, 2], **common)
+
+
+def test_only_the_noisy_kind_of_test_is_measured_again_and_the_steadier_kept(tiny_model):
+    import dataclasses
+
+    from slmbench.api import bench, noisy_kinds, steadier
+
+    common = dict(threads=[1], repetitions=3, n_prompt=[16], n_gen=[4], ttft=False)
+    [first] = bench([tiny_model], **common)
+    [again] = bench([tiny_model], **common)
+    pp, tg = first.tests
+    limit = max(pp.ms.cv_pct, tg.ms.cv_pct) + 1.0
+    assert noisy_kinds(first, limit) == ()
+    # a decode test disturbed beyond the limit: only decode is taken again
+    tg.ms = dataclasses.replace(tg.ms, cv_pct=limit + 5)
+    assert noisy_kinds(first, limit) == ("tg",)
+    # of the two measurements of each test the one with the lower CV is kept
+    again.tests[0].ms = dataclasses.replace(again.tests[0].ms, cv_pct=pp.ms.cv_pct + 1)
+    again.tests[1].ms = dataclasses.replace(again.tests[1].ms, cv_pct=0.0)
+    kept = steadier(first, again)
+    assert kept.tests[0] is pp and kept.tests[1] is again.tests[1]
+    assert kept.memory is first.memory  # the first measurement's memory stays
+    failed = dataclasses.replace(first, status="failed")
+    assert noisy_kinds(failed, limit) == ("pp", "tg") and steadier(failed, again) is again
 
 
 def test_repacked_and_mapped_weights_match_llama_cpps_buffers(tmp_path):
