@@ -1,7 +1,7 @@
 """Validate `slmbench predict` on models the probe never saw: synthetic shapes and Gemma-3-270M.
 
-For each thread count the device probe (slmbench.predict.run_probe: its own synthetic models,
-about a minute) calibrates the costs; then a grid of held-out synthetic shapes (layers, width,
+For each thread count the device probe (slmbench.api.probe_device: its own synthetic models,
+one to two minutes) calibrates the costs; then a grid of held-out synthetic shapes (layers, width,
 heads, KV heads, FFN, vocabulary) in several quantizations, and Gemma-3-270M in Q4_K_M / Q4_0
 / Q8_0 / F16, are measured with slmbench's own measuring core (isolated workers, the same
 numbers `slmbench bench` prints) at depth 0 and 2048, and predicted from their GGUF headers.
@@ -26,6 +26,7 @@ absolute error and the share within +-10 %, against two baselines on the same da
     python benchmarks/predict.py --threads 2 --quick --json out.json
     python benchmarks/predict.py --rows out.json --json again.json   # refit, re-predict
     python benchmarks/predict.py --gemma --passes 2      # + how often two measurements agree
+    python benchmarks/predict.py --gemma --probe-after   # + predicted from a probe taken after
 
 Targets (issue #18): >= 90 % of held-out configs within +-10 % for decode and memory.
 """
@@ -284,6 +285,10 @@ def main() -> int:
                          "of a config agree (what the machine allows a prediction)")
     ap.add_argument("--reuse-probe", action="store_true",
                     help="use the stored probe instead of probing again")
+    ap.add_argument("--probe-after", action="store_true",
+                    help="probe again after each thread count's measurements and predict pass "
+                         "0 from that probe too: how much the minutes between a probe and a "
+                         "measurement move a prediction on this machine")
     ap.add_argument("--json", dest="json_out", default=None)
     ap.add_argument("--rows", default=None,
                     help="a --json file of an earlier run: predict its measurements again "
@@ -304,7 +309,9 @@ def main() -> int:
     print(f"{len(models)} synthetic configs, {len(gem)} Gemma files; "
           f"setup {time.monotonic() - t0:.0f} s", flush=True)
     report = ["## Prediction validation", ""]
-    all_rows = {"probe-only": [], "leave-one-shape-out": []}
+    all_rows: dict[str, list[dict]] = {"probe-only": [], "leave-one-shape-out": []}
+    if args.probe_after and not args.rows:
+        all_rows["probe-after"] = []
     for t in threads:
         print(f"probe at {t} thread(s)...", flush=True)
         probe = probe_device([t], force=not (args.reuse_probe or args.rows),
@@ -326,6 +333,11 @@ def main() -> int:
                 rows += [{**r, "pass": n} for r in measure({**models, **gem}, t, args.reps)]
         all_rows["probe-only"] += error_rows(rows, infos, lambda _r: costs)
         rows = [r for r in rows if not r.get("pass")]  # the other passes only check pass 0
+        if "probe-after" in all_rows:  # the same measurements, from a probe taken after them
+            print(f"probe at {t} thread(s) again, after the measurements...", flush=True)
+            after = probe_device([t], force=True,
+                                 progress=lambda m: print("  probe:", m, flush=True)).at(t)
+            all_rows["probe-after"] += error_rows(rows, infos, lambda _r, c=after: c)
         # leave one shape out: the probe's observations + the other shapes' measurements
         cache: dict[str, P.ThreadCosts] = {}
 

@@ -1,6 +1,6 @@
 """Predict before you download: decode, prefill and memory of a GGUF model on this device.
 
-A **device probe** (``slmbench probe``, 2-4 minutes per thread count) measures, through
+A **device probe** (``slmbench probe``, 1-2 minutes per thread count) measures, through
 llama.cpp itself, what a model's cost is made of on this machine, at each thread count:
 
 - the read bandwidth (slmbench.bandwidth) - for the baseline and the report, not the model;
@@ -119,7 +119,8 @@ DEEP_MODELS = ("tiny-l12", "kv-mha64", KV_DRAM_MODEL, "tiny-hd64", "tiny-hd80", 
 # version 7 (models near the edge of a cache whose share moves on a shared VM), 46 % on probe
 # version 10's run (a day when two passes agreed 78 %: outside this band), 9-11 % on 11's and
 # 12's; prefill 12-16 % up to probe version 9 (Gemma-3-270M's 16-18 %: its layers' work
-# besides the matmuls, measured since version 12), 10-14 % on 10-12's runs; memory's P90 was
+# besides the matmuls, measured since version 12), 9-14 % on 10-12's runs; decode 16.8 % on
+# 12's with 3 repetitions (22.6 % from a probe taken after the measurements); memory's P90 was
 # 1.5-2.5 %, the band allows for settings the validation did not vary (micro-batch, cache
 # types)
 BAND_PCT = {"decode": 25.0, "prefill": 20.0, "memory": 5.0}
@@ -499,7 +500,7 @@ def resolve_probe(probe: Any, threads: Iterable[int]) -> DeviceProbe:
     if stored is None:
         counts = ",".join(map(str, threads))
         raise ConfigError(f"no device probe for this machine at {counts} threads: run "
-                          f"`slmbench probe -t {counts}` first (2-4 minutes per count)")
+                          f"`slmbench probe -t {counts}` first (1-2 minutes per count)")
     return stored
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "measure this device once (2-4 min per thread count) for `predict`"
+HELP = "measure this device once (1-2 min per thread count) for `predict`"
 DESCRIPTION = """\
 Measure what a model's cost is made of on this device, through llama.cpp itself: the read
 bandwidth, and - on synthetic models whose every weight has one type (F16, Q8_0, Q6_K, Q5_K,
