@@ -883,6 +883,28 @@ def layer_work_note(info: GGUFInfo, fit: PhaseFit | None = None) -> str | None:
             "slower than predicted")
 
 
+def probe_prefill_width() -> int:
+    """The widest layers (n_embd) among the probe models whose prefill the fit uses (1024)."""
+    skip = DECODE_ONLY_PREFIXES + (MEMORY_ONLY_PREFIX, KV_DRAM_MODEL)
+    return max(spec.n_embd for name, spec in probe_specs().items() if not name.startswith(skip))
+
+
+def prefill_width_note(info: GGUFInfo) -> str | None:
+    """A note when a model's layers are wider than any probe model's whose prefill the fit
+    uses: a FLOP of wider layers cost less than the fit says.  On this project's VM, models of
+    ~115-140 MiB of Q8_0 / Q4_0 weights (llama-bench pp128): 1024 wide x 7 layers 88 / 127
+    GFLOP/s at 1 thread, 1536 x 3 115 / 163, 2048 x 2 143 / 198 - predicted 3-30 % too slow at
+    1536 and 29-59 % at 2048 (1 and 2 threads; docs/prediction.md).  No term of the fit
+    (FLOPs per type, their growth with size, a cost per output row) followed it with the 2048
+    models added to the probe's."""
+    widest = probe_prefill_width()
+    if info.n_embd <= widest:
+        return None
+    return (f"its layers are {info.n_embd} wide, wider than any probe model's ({widest}): "
+            "its prefill may be faster than predicted (1536-2048-wide layers ran up to 1.6x "
+            "faster here, docs/prediction.md)")
+
+
 def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int = 512,
             n_gen: int = 128, n_depth: int = 0, n_ubatch: int = 512, type_k: str = "f16",
             type_v: str = "f16", label: str | None = None, source: str = "header") -> Prediction:
@@ -916,9 +938,9 @@ def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int
         tile = attention_tile_note(info, min(n_prompt, n_ubatch), n_threads)
         if tile and pp_parts["attention"] >= ATTENTION_NOTE_SHARE * pp_s:
             notes.append(tile)
-        work = layer_work_note(info, costs.prefill)
-        if work:
-            notes.append(work)
+        for note in (layer_work_note(info, costs.prefill), prefill_width_note(info)):
+            if note:
+                notes.append(note)
         pred.prefill_ms = pp_s * 1e3
         pred.prefill_ts = n_prompt / pp_s if pp_s > 0 else None
         pred.ttft_ms = pred.prefill_ms

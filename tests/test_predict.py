@@ -256,6 +256,28 @@ def test_a_model_whose_layers_do_more_than_the_probes_gets_a_prefill_note(tiny_m
     assert "qwen3 layers have 4 norms" in P.layer_work_note(qwen3, measured.prefill)
 
 
+def test_a_model_wider_than_the_probes_gets_a_prefill_note():
+    """The probe's widest prefill models are 1024 wide; a wider model's prefill gets a note
+    (wider layers ran faster per FLOP than the fit says), a 1024-wide one none."""
+    assert P.probe_prefill_width() == max(P.probe_specs()["wide"].n_embd,
+                                          P.probe_specs()["small"].n_embd) == 1024
+
+    def shape(n_embd: int) -> object:
+        return P.info_from_shape(n_layer=2, n_embd=n_embd, n_head=n_embd // 128, n_head_kv=2,
+                                 n_vocab=4096, n_ff=4 * n_embd, quant="Q8_0", name="w")
+
+    assert P.prefill_width_note(shape(1024)) is None
+    assert "2048 wide, wider than any probe model's (1024)" in P.prefill_width_note(shape(2048))
+    probe = P.DeviceProbe(costs=[planted_costs()])
+    wide = P.predict(shape(2048), probe, n_threads=2, n_prompt=64, n_gen=8)
+    assert any("faster than predicted" in n for n in wide.notes)
+    assert not any("wide" in n for n in P.predict(shape(1024), probe, n_threads=2,
+                                                   n_prompt=64, n_gen=8).notes)
+    # decode alone (no prompt) has no prefill to note
+    assert not any("wide" in n for n in P.predict(shape(2048), probe, n_threads=2,
+                                                   n_prompt=0, n_gen=8).notes)
+
+
 def test_probe_storage_round_trip_and_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("SLMBENCH_CACHE", str(tmp_path))
     costs = planted_costs(3)

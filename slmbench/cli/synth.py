@@ -19,7 +19,7 @@ examples:
   slmbench synth tiny.gguf                                  # 2 layers, 256 wide, 8k vocab
   slmbench synth qwen-like.gguf --n-embd 896 --n-layer 24 --n-head 14 --n-head-kv 2 \\
       --n-ff 4864 --n-vocab 151936 --quant Q8_0,Q4_K_M
-  slmbench synth gemma-like.gguf --arch gemma3 --n-embd 1024 --n-layer 6 --n-head 4 \
+  slmbench synth gemma-like.gguf --arch gemma3 --n-embd 1024 --n-layer 6 --n-head 4 \\
       --n-head-kv 1 --n-ff 2048                             # Gemma-3's layers, head dim 256
 """
 
