@@ -894,7 +894,8 @@ def prefill_width_note(info: GGUFInfo) -> str | None:
     uses: a FLOP of wider layers cost less than the fit says.  On this project's VM, models of
     ~115-140 MiB of Q8_0 / Q4_0 weights (llama-bench pp128): 1024 wide x 7 layers 88 / 127
     GFLOP/s at 1 thread, 1536 x 3 115 / 163, 2048 x 2 143 / 198 - predicted 3-30 % too slow at
-    1536 and 29-59 % at 2048 (1 and 2 threads; docs/prediction.md).  No term of the fit
+    1536 and 29-59 % at 2048 (1 and 2 threads; docs/prediction.md); Q4_K, Q6_K and F16 the
+    same 1.6x from 1024 to 2048 wide.  No term of the fit
     (FLOPs per type, their growth with size, a cost per output row) followed it with the 2048
     models added to the probe's."""
     widest = probe_prefill_width()
