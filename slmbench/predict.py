@@ -61,7 +61,7 @@ from slmbench.memory import repacked_mib
 from slmbench.stats import CV_WARN_PCT
 
 MIB = 1024 * 1024
-PROBE_VERSION = 12  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 80/96/160, caches;
+PROBE_VERSION = 13  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 80/96/160, caches;
 # 4: per-type decode models beyond the caches (big-*); 5: and at 2.5x cache size (mid-*);
 # 6: the MHA model's KV beyond the caches (kv-mha64, 6 layers), sizes as bytes read per token;
 # 7: the KV read from DRAM after weights beyond the caches (kv-gqa128); 8: prefill's cost per
@@ -70,7 +70,8 @@ PROBE_VERSION = 12  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 8
 # 10: prefill of the mid-* models too (prefill's FLOP cost grows with the model's size);
 # 11: a cost per matmul output row instead of the width term, a Gemma-3 probe model (fitted
 # with the rest: its extra work came out 0); 12: the Gemma-3 model and its llama twin, their
-# difference the Gemma-3 layers' extra work (GEMMA3_MODEL, GEMMA3_TWIN)
+# difference the Gemma-3 layers' extra work (GEMMA3_MODEL, GEMMA3_TWIN); 13: prefill's FLOP
+# cost grows with the model's layer count instead of its size (the same measurements)
 # Q5_0 and Q8_0 are also what a K-quant falls back to for rows not a multiple of 256 (Gemma-3's
 # 640-wide tensors in a Q4_K_M file are mostly Q5_0 and Q8_0)
 PROBE_TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K", "Q5_0", "Q4_K", "Q4_0", "Q3_K")
@@ -219,19 +220,19 @@ class PhaseFit:
     # tokens) - a matmul's cost besides its FLOPs, per output element: its share of a FLOP's
     # cost falls as the rows get longer (at 4 layers, Q8_0, 1 thread: 85 GFLOP/s 512 wide, 92
     # at 1024, 94 at 1536). It replaced probe versions 8-10's cost per token-layer x width,
-    # which with the size term (size_slope) came out 16-27 ns where `slmbench profile` puts
+    # which with a size term came out 16-27 ns where `slmbench profile` puts
     # the norms, RoPE and adds at ~6, and made 1280-1536-wide models 11-21 % slow
     per_row_s: float = 0.0
-    # prefill: the share by which a FLOP costs more per e-fold of the model's size (read_bytes)
-    # beyond PREFILL_SIZE_REF, up to size_cap[type] (the type's largest probe model; flat
-    # beyond it: no measurement says how far it goes on). llama-bench, 512-wide Q8_0 layers at
-    # 1 thread, pp128: 10.0 ms per layer at 2 layers (12 MiB), 12.7 at 4 (20 MiB), 14.3 at 10
-    # (43 MiB), 15.4 at 24 (97 MiB) - already below the size where decode leaves the caches.
-    # The mid-* models (the small shape, 10 layers) pin it: they ran 5-16 % slower per FLOP
-    # than the small ones (4 layers). Without it the width term carried it (the 1024-wide
-    # models are also the bigger ones), and Gemma-3-270M's prefill came out 12-18 % fast
-    size_slope: float = 0.0
-    size_cap: dict[str, float] = field(default_factory=dict)
+    # prefill: the share by which a FLOP costs more per e-fold of the model's layer count
+    # beyond PREFILL_LAYER_REF, up to layer_cap[type] (the type's probe model with the most
+    # layers; flat beyond it). llama-bench, Q8_0, 1 thread, pp128, matmul GFLOP/s: 2 layers
+    # 102 / 123 / 124 / 129 at 512 / 1024 / 1536 / 2048 wide (11-140 MiB), 7 layers 78 / 83 /
+    # 89 at 512 / 1024 / 2048 (31-448 MiB), 24 layers of 512 71 (96 MiB): the count of layers,
+    # not the model's size (probe versions 10-12 grew it with the size: 1536-2048-wide models
+    # of 2-4 layers came out 20-60 % slow) nor its width. The mid-* models (the small shape,
+    # 10 layers against 4) pin it
+    layer_slope: float = 0.0
+    layer_cap: dict[str, float] = field(default_factory=dict)
     # prefill: s per element of a Gemma-3 layer's work besides a llama layer's
     # (extra_layer_elements: GELU, Q/K and post norms): GEMMA3_MODEL's prefill minus its
     # llama twin's (probe version 12; 0 before: a note says such a prefill may be slower)
@@ -663,7 +664,7 @@ class Prediction:
 
 def _apply(fit: PhaseFit, feats: dict[str, float], unit_prefix: str, notes: list[str],
            decode_fit: PhaseFit | None = None, model_bytes: float | None = None,
-           hit: float | None = None
+           hit: float | None = None, n_layer: int | None = None
            ) -> tuple[float, dict[str, float]]:
     """Seconds for ``feats`` under ``fit``: 'w:' features at decode rates (bytes),
     'f:' features at prefill rates (FLOPs)."""
@@ -677,8 +678,8 @@ def _apply(fit: PhaseFit, feats: dict[str, float], unit_prefix: str, notes: list
             parts[f"weights {k[2:]}"] = parts.get(f"weights {k[2:]}", 0.0) + v * rate
         elif k.startswith("f:"):
             rate, used = fit.rate(k[2:])
-            if model_bytes is not None and fit.size_slope and used in fit.size_cap:
-                rate *= 1.0 + fit.size_slope * size_growth(model_bytes, fit.size_cap[used])
+            if n_layer and fit.layer_slope and used in fit.layer_cap:
+                rate *= 1.0 + fit.layer_slope * layer_growth(n_layer, fit.layer_cap[used])
             if used != k[2:]:
                 notes.append(f"{k[2:]} was not probed: {used}'s figure used")
             parts[f"matmul {k[2:]}"] = parts.get(f"matmul {k[2:]}", 0.0) + v * rate
@@ -706,14 +707,14 @@ def _apply(fit: PhaseFit, feats: dict[str, float], unit_prefix: str, notes: list
     return sum(parts.values()), parts
 
 
-PREFILL_SIZE_REF = 8 * MIB  # prefill's FLOP cost grows with the model's size beyond this
-PREFILL_SIZE_ROUNDS = 6  # fits of the size slope and the type rates it multiplies, in turn
+PREFILL_LAYER_REF = 2  # prefill's FLOP cost grows with the model's layer count beyond this
+PREFILL_LAYER_ROUNDS = 6  # fits of the layer slope and the type rates it multiplies, in turn
 
 
-def size_growth(model_bytes: float, cap: float) -> float:
-    """e-folds of ``model_bytes`` beyond PREFILL_SIZE_REF, counted up to ``cap``."""
-    top = max(cap, PREFILL_SIZE_REF)
-    return math.log(min(max(model_bytes, PREFILL_SIZE_REF), top) / PREFILL_SIZE_REF)
+def layer_growth(n_layer: float, cap: float) -> float:
+    """e-folds of ``n_layer`` beyond PREFILL_LAYER_REF, counted up to ``cap``."""
+    top = max(cap, PREFILL_LAYER_REF)
+    return math.log(min(max(n_layer, PREFILL_LAYER_REF), top) / PREFILL_LAYER_REF)
 
 
 def mapped_mib(info: GGUFInfo, shares: dict[str, float]) -> float:
@@ -883,27 +884,26 @@ def layer_work_note(info: GGUFInfo, fit: PhaseFit | None = None) -> str | None:
             "slower than predicted")
 
 
-def probe_prefill_width() -> int:
-    """The widest layers (n_embd) among the probe models whose prefill the fit uses (1024)."""
-    skip = DECODE_ONLY_PREFIXES + (MEMORY_ONLY_PREFIX, KV_DRAM_MODEL)
-    return max(spec.n_embd for name, spec in probe_specs().items() if not name.startswith(skip))
+def probe_prefill_layers() -> int:
+    """The fewest layers among the probe's per-type models whose prefill the fit uses (the
+    small ones: 4)."""
+    specs = probe_specs()
+    return min(specs[name].n_layer for name in PER_TYPE_MODELS
+               if not name.startswith(DECODE_ONLY_PREFIXES))
 
 
-def prefill_width_note(info: GGUFInfo) -> str | None:
-    """A note when a model's layers are wider than any probe model's whose prefill the fit
-    uses: a FLOP of wider layers cost less than the fit says.  On this project's VM, models of
-    ~115-140 MiB of Q8_0 / Q4_0 weights (llama-bench pp128): 1024 wide x 7 layers 88 / 127
-    GFLOP/s at 1 thread, 1536 x 3 115 / 163, 2048 x 2 143 / 198 - predicted 3-30 % too slow at
-    1536 and 29-59 % at 2048 (1 and 2 threads; docs/prediction.md); Q4_K, Q6_K and F16 the
-    same 1.6x from 1024 to 2048 wide.  No term of the fit
-    (FLOPs per type, their growth with size, a cost per output row) followed it with the 2048
-    models added to the probe's."""
-    widest = probe_prefill_width()
-    if info.n_embd <= widest:
+def prefill_layers_note(info: GGUFInfo) -> str | None:
+    """A note when a model has fewer layers than any per-type probe model whose prefill the
+    fit uses: the layer term (PhaseFit.layer_slope) is extrapolated below them, and shallow
+    models ran faster than it says.  On this project's VM (llama-bench pp128, 1 thread, probe
+    version 13): 2-layer models 512-2048 wide +20..+36 % (predicted too slow), 3-layer ones
+    0..+16 %, 7-24 layers within -0..+11 % (docs/prediction.md).  Real SLMs have 12-40."""
+    fewest = probe_prefill_layers()
+    if info.n_layer >= fewest:
         return None
-    return (f"its layers are {info.n_embd} wide, wider than any probe model's ({widest}): "
-            "its prefill may be faster than predicted (1536-2048-wide layers ran up to 1.6x "
-            "faster here, docs/prediction.md)")
+    return (f"it has {info.n_layer} layers, fewer than any probe model's ({fewest}): its "
+            "prefill may be faster than predicted (2-3-layer models ran up to 1.4x faster "
+            "here, docs/prediction.md)")
 
 
 def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int = 512,
@@ -935,11 +935,12 @@ def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int
     pred.decode_parts_ms = {k: round(v * 1e3, 4) for k, v in parts.items()}
     if n_prompt:
         pp_s, pp_parts = _apply(costs.prefill, prefill_features(info, n_prompt, n_depth),
-                                "prefill", notes, decode_fit=costs.decode, model_bytes=size)
+                                "prefill", notes, decode_fit=costs.decode, model_bytes=size,
+                                n_layer=info.n_layer)
         tile = attention_tile_note(info, min(n_prompt, n_ubatch), n_threads)
         if tile and pp_parts["attention"] >= ATTENTION_NOTE_SHARE * pp_s:
             notes.append(tile)
-        for note in (layer_work_note(info, costs.prefill), prefill_width_note(info)):
+        for note in (layer_work_note(info, costs.prefill), prefill_layers_note(info)):
             if note:
                 notes.append(note)
         pred.prefill_ms = pp_s * 1e3
@@ -1112,7 +1113,7 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
     costs.decode.hits = cache_hits(costs.decode)
     costs.decode.kv_dram_s = kv_dram_rate(kv_dram, infos.get(KV_DRAM_MODEL))
     # prefill: the output projection at the decode rates just fitted (one token)
-    rows, ys, sizes = [], [], []
+    rows, ys, layers = [], [], []
     for o in obs:
         if o["test"] == "pp":
             f = own(o["model"], prefill_features(infos[o["model"]], o["n_prompt"], o["n_depth"]),
@@ -1120,30 +1121,31 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
             out_s = sum(v * costs.decode.rate(k[2:])[0] for k, v in f.items()
                         if k.startswith("w:"))
             rows.append({k: v for k, v in f.items() if not k.startswith("w:")})
-            sizes.append(read_bytes(infos[o["model"]]))
+            layers.append(infos[o["model"]].n_layer)
             ys.append(max(o["seconds"] - out_s, o["seconds"] * 0.05))
-    # a type's FLOP cost grows with the model's size up to its largest probe model, by one
-    # share per e-fold for every type (per-type slopes followed the noise: 0-10 %)
+    # a type's FLOP cost grows with the model's layer count up to its probe model with the
+    # most layers, by one share per e-fold for every type (per-type slopes of the size term
+    # this replaced followed the noise: 0-10 %)
     caps: dict[str, float] = {}
-    for row, size in zip(rows, sizes):
+    for row, n in zip(rows, layers):
         for k in row:
             if k.startswith("f:") and "@" not in k:
-                caps[k[2:]] = max(caps.get(k[2:], 0.0), size)
-    growth = [{k[2:]: v * size_growth(size, caps[k[2:]]) for k, v in row.items()
-               if k.startswith("f:") and k[2:] in caps} for row, size in zip(rows, sizes)]
+                caps[k[2:]] = max(caps.get(k[2:], 0.0), float(n))
+    growth = [{k[2:]: v * layer_growth(n, caps[k[2:]]) for k, v in row.items()
+               if k.startswith("f:") and k[2:] in caps} for row, n in zip(rows, layers)]
     fkeys = sorted({k for r in rows for k in r if k.startswith("f:")})
     akeys = sorted({k for r in rows for k in r if k.startswith("attention@")})
     keys = fkeys + ["tokens", "token_layers", "token_rows"] + akeys
     coef, err = _nnls_fit(rows, ys, keys)
     slope = 0.0
     if any(any(g.values()) for g in growth):
-        for _ in range(PREFILL_SIZE_ROUNDS):  # the slope and the rates it multiplies, in turn
+        for _ in range(PREFILL_LAYER_ROUNDS):  # the slope and the rates it multiplies, in turn
             for row, g in zip(rows, growth):
-                row["size"] = sum(v * coef["f:" + t] for t, v in g.items())
-            coef, err = _nnls_fit(rows, ys, keys + ["size"])
-            slope = coef["size"]
-    costs.prefill = PhaseFit(per_type={k[2:]: coef[k] for k in fkeys}, size_slope=slope,
-                             size_cap=caps,
+                row["layers"] = sum(v * coef["f:" + t] for t, v in g.items())
+            coef, err = _nnls_fit(rows, ys, keys + ["layers"])
+            slope = coef["layers"]
+    costs.prefill = PhaseFit(per_type={k[2:]: coef[k] for k in fkeys}, layer_slope=slope,
+                             layer_cap=caps,
                              per_token_s=coef["tokens"], per_layer_s=coef["token_layers"],
                              per_row_s=coef["token_rows"],
                              per_extra_s=gemma3_extra_rate(gemma, infos.get(GEMMA3_MODEL)),
@@ -1468,12 +1470,12 @@ def format_probe(probe: DeviceProbe) -> str:
                          f"{1e-9 / v if v else float('nan'):.1f} GFLOP/s at head dim {k}"
                          for k, v in sorted(c.prefill.attention.items(),
                                             key=lambda kv: int(kv[0]))))
-        if c.prefill.size_slope:
-            caps = sorted(c.prefill.size_cap.values())
-            lines.append(f"  prefill: a FLOP costs {100 * c.prefill.size_slope * math.log(2):.1f}"
-                         f" % more per doubling of the model's size beyond "
-                         f"{PREFILL_SIZE_REF / MIB:.0f} MiB (the GFLOP/s above), up to the "
-                         f"type's wide model ({caps[0] / MIB:.0f}-{caps[-1] / MIB:.0f} MiB)")
+        if c.prefill.layer_slope:
+            caps = sorted(c.prefill.layer_cap.values())
+            lines.append(f"  prefill: a FLOP costs {100 * c.prefill.layer_slope * math.log(2):.1f}"
+                         f" % more per doubling of the model's layer count beyond "
+                         f"{PREFILL_LAYER_REF} (the GFLOP/s above), up to {caps[-1]:.0f} layers "
+                         "(the probe's deepest model of the type)")
         m = c.memory
         if m:
             lines.append(f"  memory besides weights and KV: {m.get('one', 0):.0f} MiB runtime + "

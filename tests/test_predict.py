@@ -21,21 +21,21 @@ PLANT_PP = {"F16": 1 / 70e9, "Q8_0": 1 / 85e9, "Q4_0": 1 / 130e9, "Q4_K": 1 / 15
             "Q6_K": 1 / 200e9}
 PLANT = dict(dec_tok=30e-6, dec_layer=12e-6, dec_kv=1 / 2e9, dec_score=2e-9, pp_tok=5e-6,
              pp_layer=20e-6, pp_row=2e-9, pp_att=1 / 30e9, dec_spill=1 / 0.5e9,
-             pp_size=0.05, pp_extra=3e-9)
+             pp_layers=0.05, pp_extra=3e-9)
 L2 = 2**18  # a planted L2 of 256 KiB per core: the MHA shape's layers spill beyond it
 PLANT_MEM = {"one": 60.0, "hidden": 1.5, "ffn": 1.2, "scores": 0.5, "vocab": 3.0,
              "repack:Q4_0": 1.0, "repack:Q4_K": 1.0}  # weights held twice: repacked copies
 
 
-def size_caps(infos: dict) -> dict[str, float]:
-    """What the fit takes as each type's largest probe model: the biggest model holding it."""
+def layer_caps(infos: dict) -> dict[str, float]:
+    """What the fit takes as each type's deepest probe model: the most layers holding it."""
     caps: dict[str, float] = {}
     for name, info in infos.items():
         if name in (P.GEMMA3_MODEL, P.GEMMA3_TWIN):  # measured apart from the fit
             continue
         for t in info.tensors:
             if P.is_matmul_weight(t):
-                caps[t.type] = max(caps.get(t.type, 0.0), P.read_bytes(info))
+                caps[t.type] = max(caps.get(t.type, 0.0), float(info.n_layer))
     return caps
 
 
@@ -48,9 +48,9 @@ def planted_costs(n_threads: int = 2, infos: dict | None = None) -> P.ThreadCost
                           attention={"64": PLANT["dec_score"], "160": PLANT["dec_score"] / 3}),
         prefill=P.PhaseFit(per_type=dict(PLANT_PP), per_token_s=PLANT["pp_tok"],
                            per_layer_s=PLANT["pp_layer"], per_row_s=PLANT["pp_row"],
-                           size_slope=PLANT["pp_size"] if infos else 0.0,
+                           layer_slope=PLANT["pp_layers"] if infos else 0.0,
                            per_extra_s=PLANT["pp_extra"] if infos else 0.0,
-                           size_cap=size_caps(infos) if infos else {},
+                           layer_cap=layer_caps(infos) if infos else {},
                            attention={"64": PLANT["pp_att"], "160": PLANT["pp_att"] / 2}),
         memory=dict(PLANT_MEM))
 
@@ -86,7 +86,8 @@ def planted_observations(infos: dict, costs: P.ThreadCosts) -> list[dict]:
             obs.append({"model": name, "test": "tg", "n_prompt": 0, "n_gen": 16,
                         "n_depth": depth, "seconds": dec})
             pp, _ = P._apply(costs.prefill, P.prefill_features(info, 128, depth), "prefill",
-                             [], decode_fit=costs.decode, model_bytes=P.read_bytes(info))
+                             [], decode_fit=costs.decode, model_bytes=P.read_bytes(info),
+                             n_layer=info.n_layer)
             obs.append({"model": name, "test": "pp", "n_prompt": 128, "n_gen": 0,
                         "n_depth": depth, "seconds": pp})
         for n_ctx, ub in ((2048, 128), (4096, 512)):
@@ -104,12 +105,12 @@ def test_the_fit_recovers_planted_costs_and_predicts_an_unseen_shape():
     fitted = P.fit_costs(planted_observations(infos, truth), infos, 2, 8.0, L2)
     for t, v in PLANT_DEC.items():
         assert fitted.decode.per_type[t] == pytest.approx(v, rel=1e-3), t
-    # prefill's FLOP cost that grows with the model's size (its slope and each type's rate at
-    # PREFILL_SIZE_REF, fitted in turn), up to each type's largest model
-    assert fitted.prefill.size_slope == pytest.approx(PLANT["pp_size"], rel=2e-3)
+    # prefill's FLOP cost that grows with the model's layer count (its slope and each type's
+    # rate at PREFILL_LAYER_REF, fitted in turn), up to each type's deepest model
+    assert fitted.prefill.layer_slope == pytest.approx(PLANT["pp_layers"], rel=2e-3)
     # and the work of Gemma-3 layers besides a llama layer's: the Gemma-3 model minus its twin
     assert fitted.prefill.per_extra_s == pytest.approx(PLANT["pp_extra"], rel=1e-2)
-    assert fitted.prefill.size_cap == truth.prefill.size_cap
+    assert fitted.prefill.layer_cap == truth.prefill.layer_cap
     for t, v in PLANT_PP.items():
         assert fitted.prefill.per_type[t] == pytest.approx(v, rel=2e-3), t
     assert fitted.decode.per_token_s == pytest.approx(PLANT["dec_tok"], rel=1e-3)
@@ -256,26 +257,28 @@ def test_a_model_whose_layers_do_more_than_the_probes_gets_a_prefill_note(tiny_m
     assert "qwen3 layers have 4 norms" in P.layer_work_note(qwen3, measured.prefill)
 
 
-def test_a_model_wider_than_the_probes_gets_a_prefill_note():
-    """The probe's widest prefill models are 1024 wide; a wider model's prefill gets a note
-    (wider layers ran faster per FLOP than the fit says), a 1024-wide one none."""
-    assert P.probe_prefill_width() == max(P.probe_specs()["wide"].n_embd,
-                                          P.probe_specs()["small"].n_embd) == 1024
+def test_a_model_shallower_than_the_probes_gets_a_prefill_note():
+    """The probe's shallowest per-type prefill models have 4 layers; a model with fewer gets a
+    note (its layer term is extrapolated, and shallow models ran faster than it says), one
+    with 4 or more none."""
+    specs = P.probe_specs()
+    assert P.probe_prefill_layers() == min(specs["small"].n_layer, specs["mid"].n_layer,
+                                           specs["wide"].n_layer) == 4
 
-    def shape(n_embd: int) -> object:
-        return P.info_from_shape(n_layer=2, n_embd=n_embd, n_head=n_embd // 128, n_head_kv=2,
-                                 n_vocab=4096, n_ff=4 * n_embd, quant="Q8_0", name="w")
+    def shape(n_layer: int) -> object:
+        return P.info_from_shape(n_layer=n_layer, n_embd=1024, n_head=8, n_head_kv=2,
+                                 n_vocab=4096, n_ff=4096, quant="Q8_0", name="s")
 
-    assert P.prefill_width_note(shape(1024)) is None
-    assert "2048 wide, wider than any probe model's (1024)" in P.prefill_width_note(shape(2048))
+    assert P.prefill_layers_note(shape(4)) is None
+    assert "2 layers, fewer than any probe model's (4)" in P.prefill_layers_note(shape(2))
     probe = P.DeviceProbe(costs=[planted_costs()])
-    wide = P.predict(shape(2048), probe, n_threads=2, n_prompt=64, n_gen=8)
-    assert any("faster than predicted" in n for n in wide.notes)
-    assert not any("wide" in n for n in P.predict(shape(1024), probe, n_threads=2,
-                                                   n_prompt=64, n_gen=8).notes)
+    shallow = P.predict(shape(2), probe, n_threads=2, n_prompt=64, n_gen=8)
+    assert any("faster than predicted" in n for n in shallow.notes)
+    assert not any("layers, fewer" in n for n in P.predict(shape(12), probe, n_threads=2,
+                                                            n_prompt=64, n_gen=8).notes)
     # decode alone (no prompt) has no prefill to note
-    assert not any("wide" in n for n in P.predict(shape(2048), probe, n_threads=2,
-                                                   n_prompt=0, n_gen=8).notes)
+    assert not any("layers, fewer" in n for n in P.predict(shape(2), probe, n_threads=2,
+                                                            n_prompt=0, n_gen=8).notes)
 
 
 def test_probe_storage_round_trip_and_errors(tmp_path, monkeypatch):
@@ -424,11 +427,10 @@ def test_probe_device_end_to_end_on_a_small_ladder(tmp_path, monkeypatch):
     tg_models = {o["model"] for o in costs.measured if o["test"] == "tg"}
     assert {"mid-Q8_0", "big-Q8_0", "small-Q8_0", "wide-Q8_0"} <= tg_models
     assert not any(m.startswith(P.DECODE_ONLY_PREFIXES) for m in pp_models)  # decode only
-    # the small shape at two sizes pins how prefill's FLOP cost grows with the model's size
+    # the small shape at two depths pins how prefill's FLOP cost grows with the layer count
     assert {"mid-Q8_0", "small-Q8_0", "wide-Q8_0"} <= pp_models
-    assert costs.prefill.size_cap["Q8_0"] == max(
-        P.read_bytes(read_gguf(str(models / f"{m}.gguf"))) for m in pp_models
-        if m.endswith("-Q8_0"))
+    assert costs.prefill.layer_cap["Q8_0"] == max(
+        read_gguf(str(models / f"{m}.gguf")).n_layer for m in pp_models if m.endswith("-Q8_0"))
     assert {"Q8_0", "Q8_0" + P.CACHED, "Q8_0" + P.MID, "Q8_0" + P.BIG} <= set(
         costs.decode.per_type)
     sizes = costs.decode.sizes["Q8_0"]
