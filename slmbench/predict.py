@@ -89,7 +89,7 @@ SMALL = "@cache"     # suffix of their weight types in a fit
 CACHED_PREFIX = "small-"  # the per-type probe models of cache size (~10-40 MB)
 CACHED = "@small"    # suffix of their weight types in a fit
 WIDE_PREFIX = "wide-"  # the per-type probe models where this VM's caches end (~65-300 MB)
-MID_PREFIX = "mid-"  # the per-type probe models 2.5x the small ones (~25-90 MB; decode only)
+MID_PREFIX = "mid-"  # the per-type probe models 2.5x the small ones (~25-90 MB, 10 layers)
 MID = "@mid"         # suffix of their weight types in the decode fit
 BIG_PREFIX = "big-"  # the per-type probe models beyond the caches (~150-850 MB; decode only)
 BIG = "@big"         # suffix of their weight types in the decode fit
@@ -889,8 +889,9 @@ def probe_prefill_layers() -> int:
     """The fewest layers among the probe's per-type models whose prefill the fit uses (the
     small ones: 4)."""
     specs = probe_specs()
+    # the per-type files are named <model>-<TYPE>: the prefixes carry the dash
     return min(specs[name].n_layer for name in PER_TYPE_MODELS
-               if not name.startswith(DECODE_ONLY_PREFIXES))
+               if not f"{name}-".startswith(DECODE_ONLY_PREFIXES))
 
 
 def prefill_layers_note(info: GGUFInfo) -> str | None:
@@ -902,7 +903,7 @@ def prefill_layers_note(info: GGUFInfo) -> str | None:
     fewest = probe_prefill_layers()
     if info.n_layer >= fewest:
         return None
-    return (f"it has {info.n_layer} layers, fewer than any probe model's ({fewest}): its "
+    return (f"it has {info.n_layer} layers, fewer than the probe's per-type models ({fewest}): its "
             "prefill may be faster than predicted (2-3-layer models ran up to 1.4x faster "
             "here, docs/prediction.md)")
 

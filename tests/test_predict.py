@@ -270,7 +270,7 @@ def test_a_model_shallower_than_the_probes_gets_a_prefill_note():
                                  n_vocab=4096, n_ff=4096, quant="Q8_0", name="s")
 
     assert P.prefill_layers_note(shape(4)) is None
-    assert "2 layers, fewer than any probe model's (4)" in P.prefill_layers_note(shape(2))
+    assert "2 layers, fewer than the probe's per-type models (4)" in P.prefill_layers_note(shape(2))
     probe = P.DeviceProbe(costs=[planted_costs()])
     shallow = P.predict(shape(2), probe, n_threads=2, n_prompt=64, n_gen=8)
     assert any("faster than predicted" in n for n in shallow.notes)
