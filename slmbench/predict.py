@@ -61,7 +61,7 @@ from slmbench.memory import repacked_mib
 from slmbench.stats import CV_WARN_PCT
 
 MIB = 1024 * 1024
-PROBE_VERSION = 13  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 80/96/160, caches;
+PROBE_VERSION = 14  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 80/96/160, caches;
 # 4: per-type decode models beyond the caches (big-*); 5: and at 2.5x cache size (mid-*);
 # 6: the MHA model's KV beyond the caches (kv-mha64, 6 layers), sizes as bytes read per token;
 # 7: the KV read from DRAM after weights beyond the caches (kv-gqa128); 8: prefill's cost per
@@ -71,7 +71,8 @@ PROBE_VERSION = 13  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 8
 # 11: a cost per matmul output row instead of the width term, a Gemma-3 probe model (fitted
 # with the rest: its extra work came out 0); 12: the Gemma-3 model and its llama twin, their
 # difference the Gemma-3 layers' extra work (GEMMA3_MODEL, GEMMA3_TWIN); 13: prefill's FLOP
-# cost grows with the model's layer count instead of its size (the same measurements)
+# cost grows with the model's layer count instead of its size (the same measurements); 14:
+# decode's cost per matmul row and per layer of weights streamed from DRAM (stream-*)
 # Q5_0 and Q8_0 are also what a K-quant falls back to for rows not a multiple of 256 (Gemma-3's
 # 640-wide tensors in a Q4_K_M file are mostly Q5_0 and Q8_0)
 PROBE_TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K", "Q5_0", "Q4_K", "Q4_0", "Q3_K")
@@ -98,7 +99,12 @@ BIG = "@big"         # suffix of their weight types in the decode fit
 SIZE_LADDER = ((CACHED_PREFIX, CACHED), (MID_PREFIX, MID), (WIDE_PREFIX, ""), (BIG_PREFIX, BIG))
 # the big models' prefill would add nothing (the wide ones are beyond the caches already) and
 # cost ~1 s per type; the mid ones are the small shape with the caches holding less of it
-DECODE_ONLY_PREFIXES = (BIG_PREFIX,)
+# the streaming models (decode only, STREAM_TYPE): beyond the caches like the big ones, with
+# more matmul rows (a 262k vocabulary) or more layers (40) per byte than they have
+STREAM_PREFIX = "stream-"
+STREAM_MODELS = (STREAM_PREFIX + "rows", STREAM_PREFIX + "layers")
+STREAM_TYPE = "Q8_0"
+DECODE_ONLY_PREFIXES = (BIG_PREFIX, STREAM_PREFIX)
 KV_PREFIX = "kv-"  # probe models of a KV cache beyond the caches (MHA, depth 2048)
 KV_WEIGHTS = "@kv"   # suffix of their weight types in the decode fit: a rate of their own
 KV_DRAM_MODEL = KV_PREFIX + "gqa128"  # its depth cost alone gives PhaseFit.kv_dram_s (no fit)
@@ -194,6 +200,17 @@ def probe_specs() -> dict[str, Any]:
         # like the real SLMs predicted; decode only (prefill is compute-bound: wide serves)
         "big": SynthSpec(n_embd=1024, n_layer=24, n_head=16, n_head_kv=4, n_ff=4096,
                          n_vocab=16384, n_ctx=4096),
+        # decode only, in STREAM_TYPE (stream_costs): weights streamed from DRAM cost more
+        # than their bytes - per matmul output row (llama.cpp hands a matrix-vector product
+        # to its threads in chunks of 64 rows) and per layer. llama-bench tg32 at 2 threads
+        # on a Zen-5 VM, Q8_0 beyond its 32 MiB L3: ~180 MB as 640 x 32 layers 6.3 ms, as
+        # 1280 x 8 layers 4.8 ms; a 262k-row output projection of 640 (178 MB) 6.5 ms, the
+        # same bytes as 65k rows of 2560 4.5 ms (~9 ns per row, ~28 us per layer; at 1
+        # thread ~1 ns and ~36 us). Both beyond any L3 share this VM saw (~180-210 MB)
+        STREAM_PREFIX + "rows": SynthSpec(n_embd=640, n_layer=2, n_head=10, n_head_kv=2,
+                                          n_ff=2048, n_vocab=262144, n_ctx=4096),
+        STREAM_PREFIX + "layers": SynthSpec(n_embd=640, n_layer=40, n_head=10, n_head_kv=2,
+                                            n_ff=2048, n_vocab=4096, n_ctx=4096),
         # ~19M parameters (10-38 MB): the same types where the weights stay in the caches
         "small": SynthSpec(n_embd=512, n_layer=4, n_head=8, n_head_kv=2, n_ff=2048,
                            n_vocab=4096, n_ctx=4096),
@@ -245,6 +262,13 @@ class PhaseFit:
     # (KV_DRAM_MODEL; 0: not probed)
     kv_dram_s: float = 0.0
     l2_bytes: float = 0.0      # decode: one core's L2 (sysfs; 0 = unknown, no spill term)
+    # decode: weights streamed from DRAM cost more than their bytes, s per matmul output row
+    # and per layer (stream_costs); the big probe models' rates hold them at the big models'
+    # rows and layers per byte, so a model pays the difference (stream_ref[type]: the big
+    # model's, s per byte) by the share of its reads the caches do not serve (0: not probed)
+    stream_row_s: float = 0.0
+    stream_layer_s: float = 0.0
+    stream_ref: dict[str, float] = field(default_factory=dict)
     # attention by head-dimension class (HEAD_CLASSES: "64" ... "256"): decode s per score
     # (query head x cell x layer), prefill s per attention FLOP - llama.cpp's CPU flash
     # attention (the default 'auto') costs per score ~10x more at head dim 64 than at 128 here
@@ -550,6 +574,14 @@ def _weight_features(info: GGUFInfo) -> dict[str, float]:
     return feats
 
 
+def matmul_rows(info: GGUFInfo) -> float:
+    """Output rows of the matrix-vector products one decoded token runs: every matmul
+    weight's and the output projection's (its vocabulary)."""
+    out = output_tensor(info)
+    return float(sum(t.n_elements / t.dims[0] for t in info.tensors if is_matmul_weight(t))
+                 + (out.n_elements / out.dims[0] if out is not None else 0))
+
+
 def read_bytes(info: GGUFInfo) -> float:
     """Weight bytes one decoded token reads: the multiplied weights and the output projection,
     not the token embedding's other rows (a 32k x 512 embedding is 30-40 % of a small model's
@@ -567,6 +599,7 @@ def decode_features(info: GGUFInfo, n_depth: int, type_k: str = "f16",
     L2 (MHA on this VM at 1 thread: 0.09 ms per MiB within it, +0.45 beyond)."""
     feats = _weight_features(info)
     feats["layers"] = float(info.n_layer)
+    feats["rows"] = matmul_rows(info)
     per_layer = _kv_read_per_layer(info, n_depth + 1, type_k, type_v)
     feats["kv"] = sum(per_layer)
     if cache_bytes > 0:
@@ -690,6 +723,14 @@ def _apply(fit: PhaseFit, feats: dict[str, float], unit_prefix: str, notes: list
         parts["KV beyond L2"] = feats.get("kv_spill", 0.0) * fit.per_spill_s
         parts["attention scores"] = sum(v * fit.attention_rate(k.split("@")[1])
                                         for k, v in feats.items() if k.startswith("scores@"))
+        if fit.stream_ref and fit.hits and model_bytes is not None:
+            # rows and layers beyond the big probe models' per byte, for the share of the
+            # reads the caches do not serve (negative: fewer than theirs, e.g. wide layers)
+            ref = sum(v * fit.stream_ref.get(fit.rate(k[2:])[1], 0.0)
+                      for k, v in feats.items() if k.startswith("w:"))
+            more = (feats["rows"] * fit.stream_row_s + feats["layers"] * fit.stream_layer_s
+                    - ref)
+            parts["streaming rows and layers"] = (1.0 - fit.hit_share(model_bytes, hit)) * more
         if fit.kv_dram_s and fit.hits and model_bytes is not None:
             # the KV share the caches did not hold comes from DRAM: where reading it takes
             # longer than the attention's compute and cached reads, the reads bound it
@@ -1068,7 +1109,10 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
     kv_dram = [o for o in obs if o["model"] == KV_DRAM_MODEL and o["test"] == "tg"]
     gemma = {o["model"]: o["seconds"] for o in obs
              if o["model"] in (GEMMA3_MODEL, GEMMA3_TWIN) and o["test"] == "pp"}
-    obs = [o for o in obs if o["model"] not in (KV_DRAM_MODEL, GEMMA3_MODEL, GEMMA3_TWIN)]
+    stream = [o for o in obs if o["test"] == "tg" and o["n_depth"] == 0
+              and o["model"] in stream_models()]
+    obs = [o for o in obs if o["model"] not in (KV_DRAM_MODEL, GEMMA3_MODEL, GEMMA3_TWIN)
+           and not o["model"].startswith(STREAM_PREFIX)]
 
     def own(model: str, feats: dict[str, float], ladder: bool = True) -> dict[str, float]:
         # the tiny models' weights sit in the caches: their bytes get their own rate, so they
@@ -1114,6 +1158,12 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
                                          and qtype + suffix in costs.decode.per_type]
     costs.decode.hits = cache_hits(costs.decode)
     costs.decode.kv_dram_s = kv_dram_rate(kv_dram, infos.get(KV_DRAM_MODEL))
+    row_s, layer_s = stream_costs(stream, infos)
+    if row_s or layer_s:
+        costs.decode.stream_row_s, costs.decode.stream_layer_s = row_s, layer_s
+        costs.decode.stream_ref = {
+            name[len(BIG_PREFIX):]: (matmul_rows(info) * row_s + info.n_layer * layer_s)
+            / read_bytes(info) for name, info in infos.items() if name.startswith(BIG_PREFIX)}
     # prefill: the output projection at the decode rates just fitted (one token)
     rows, ys, layers = [], [], []
     for o in obs:
@@ -1185,6 +1235,27 @@ def gemma3_extra_rate(seconds: dict[str, float], info: GGUFInfo | None) -> float
     elements = prefill_features(info, PROBE_PROMPT, 0).get("extra_elements", 0.0)
     more = seconds[GEMMA3_MODEL] - seconds[GEMMA3_TWIN]
     return max(0.0, more / elements) if elements else 0.0
+
+
+def stream_models() -> tuple[str, ...]:
+    """The models stream_costs solves from: the big probe model of STREAM_TYPE and the
+    streaming models."""
+    return (BIG_PREFIX + STREAM_TYPE,) + tuple(f"{m}-{STREAM_TYPE}" for m in STREAM_MODELS)
+
+
+def stream_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo]) -> tuple[float, float]:
+    """(s per matmul output row, s per layer) of weights streamed from DRAM: the decode of
+    the three stream_models() (the same type, all beyond the caches; rows and layers per
+    byte apart) as bytes x rate + rows x row cost + layers x layer cost, solved without any
+    other term (0, 0 without all three)."""
+    seconds = {o["model"]: o["seconds"] for o in obs}
+    names = stream_models()
+    if not all(n in seconds and n in infos for n in names):
+        return 0.0, 0.0
+    rows = [{"bytes": read_bytes(infos[n]), "rows": matmul_rows(infos[n]),
+             "layers": float(infos[n].n_layer)} for n in names]
+    coef, _ = _nnls_fit(rows, [seconds[n] for n in names], ["bytes", "rows", "layers"])
+    return coef["rows"], coef["layers"]
 
 
 def kv_dram_rate(obs: list[dict[str, Any]], info: GGUFInfo | None) -> float:
@@ -1273,12 +1344,20 @@ def build_probe_models(work_dir: str, types: Iterable[str] = PROBE_TYPES,
             progress(f"writing {name}")
             write_synthetic(path + ".tmp", spec)
             os.replace(path + ".tmp", path)
-            for qtype in types:  # its quantized copies are of the old shape too
+            for qtype in set(types) | {STREAM_TYPE}:  # its quantized copies are stale too
                 stale = os.path.join(work_dir, f"{name}-{qtype}.gguf")
                 if os.path.exists(stale):
                     os.remove(stale)
-        if name not in PER_TYPE_MODELS:
+        if name not in PER_TYPE_MODELS + STREAM_MODELS:
             paths[name] = path
+    for base in (b for b in STREAM_MODELS if b in specs):
+        src = os.path.join(work_dir, f"{base}.gguf")
+        path = os.path.join(work_dir, f"{base}-{STREAM_TYPE}.gguf")
+        if not os.path.exists(path):
+            progress(f"quantizing {base} to {STREAM_TYPE} (pure)")
+            quantize(src, path + ".tmp", PURE_LABEL[STREAM_TYPE], pure=True)
+            os.replace(path + ".tmp", path)
+        paths[f"{base}-{STREAM_TYPE}"] = path
     for base in PER_TYPE_MODELS:
         src = os.path.join(work_dir, f"{base}.gguf")
         for qtype in types:
@@ -1302,7 +1381,8 @@ def _remove_stale(work_dir: str, paths: dict[str, str],
     from slmbench.gguf_info import read_gguf
 
     keep = {os.path.abspath(p) for p in paths.values()}
-    keep |= {os.path.abspath(os.path.join(work_dir, f"{base}.gguf")) for base in PER_TYPE_MODELS}
+    keep |= {os.path.abspath(os.path.join(work_dir, f"{base}.gguf"))
+             for base in PER_TYPE_MODELS + STREAM_MODELS}
     for name in sorted(os.listdir(work_dir)):
         path = os.path.abspath(os.path.join(work_dir, name))
         if not name.endswith(".gguf") or path in keep:
@@ -1454,6 +1534,11 @@ def format_probe(probe: DeviceProbe) -> str:
             lines.append(f"  decode: KV read from DRAM (weights beyond the caches evicted it) at "
                          f"{1e-9 / c.decode.kv_dram_s:.2f} GB/s, where that takes longer than "
                          "the attention's compute")
+        if c.decode.stream_row_s or c.decode.stream_layer_s:
+            lines.append(f"  decode: weights streamed from DRAM cost "
+                         f"{c.decode.stream_row_s * 1e9:.1f} ns per matmul row + "
+                         f"{c.decode.stream_layer_s * 1e6:.1f} us per layer besides their bytes "
+                         "(a model pays what it has more of than the big models, per byte)")
         edge = cache_edge(c.decode)
         if edge:
             lines.append(f"  decode weights read at cache speed up to ~{edge[0]:.0f} MiB per "

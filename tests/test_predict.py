@@ -400,7 +400,8 @@ def test_probe_device_end_to_end_on_a_small_ladder(tmp_path, monkeypatch):
 
     specs = {"tiny-l2": spec(2), "tiny-l12": spec(6), "small": spec(2, 256),
              "mid": spec(5, 256), "wide": spec(2, 512), "big": spec(6, 512),
-             P.KV_DRAM_MODEL: spec(4, 128, 65536)}
+             P.KV_DRAM_MODEL: spec(4, 128, 65536), "stream-rows": spec(1, 128, 16384),
+             "stream-layers": spec(12, 128)}
     for name, sp in specs.items():
         sp.name = f"probe-{name}"
     monkeypatch.setattr(P, "probe_specs", lambda: specs)
@@ -443,7 +444,15 @@ def test_probe_device_end_to_end_on_a_small_ladder(tmp_path, monkeypatch):
     paths = P.build_probe_models(str(models))
     assert costs.decode.kv_dram_s == P.kv_dram_rate(
         kv_obs, read_gguf(paths[P.KV_DRAM_MODEL]))
-    assert costs.decode.n_obs == sum(o["test"] == "tg" for o in costs.measured) - 2
+    # the streaming models: in the stream type only, decode only at depth 0, solved apart
+    stream = [o for o in costs.measured if o["model"].startswith(P.STREAM_PREFIX)]
+    assert sorted((o["model"], o["test"], o["n_depth"]) for o in stream if o["test"] != "memory") \
+        == [("stream-layers-Q8_0", "tg", 0), ("stream-rows-Q8_0", "tg", 0)]
+    assert (costs.decode.stream_row_s, costs.decode.stream_layer_s) == P.stream_costs(
+        [o for o in costs.measured if o["test"] == "tg"],
+        {m: read_gguf(p) for m, p in paths.items()})
+    assert set(costs.decode.stream_ref) == {"F16", "Q8_0"}  # every big model's, per byte
+    assert costs.decode.n_obs == sum(o["test"] == "tg" for o in costs.measured) - 2 - 2
     assert P.cached_probe([1]) is not None  # stored, and found again by its key
 
 
@@ -622,6 +631,53 @@ def test_kv_read_from_dram_bounds_a_cheap_attention_beyond_the_caches():
     d.attention["128"] = 2 * kv * kv_dram / scores  # costly scores: the reads hide behind them
     parts = P.predict(info, probe, n_threads=2, n_prompt=0, n_depth=2048).decode_parts_ms
     assert parts["KV from DRAM"] == 0.0
+
+
+def test_weights_streamed_from_dram_cost_per_row_and_per_layer_besides_their_bytes():
+    """The streaming probe models (more matmul rows, more layers per byte than the big one of
+    their type; all beyond the caches) give a cost per row and per layer of weights read
+    from DRAM, solved from those three alone; a model beyond the caches pays the rows and
+    layers it has more of than the big models per byte (a wider one less), one in the caches
+    nothing."""
+    def from_spec(name: str, quant: str):
+        sp = P.probe_specs()[name]
+        return P.info_from_shape(n_layer=sp.n_layer, n_embd=sp.n_embd, n_head=sp.n_head,
+                                 n_head_kv=sp.n_head_kv, n_vocab=sp.n_vocab, n_ff=sp.n_ff,
+                                 quant=quant, tied=False, name=name)
+
+    infos = {f"{m}-{P.STREAM_TYPE}": from_spec(m, P.STREAM_TYPE)
+             for m in ("big",) + P.STREAM_MODELS}
+    assert set(infos) == set(P.stream_models())
+    byte_s, row_s, layer_s = 1 / 30e9, 9e-9, 28e-6
+    obs = [{"model": n, "test": "tg", "n_prompt": 0, "n_gen": 16, "n_depth": 0,
+            "seconds": P.read_bytes(i) * byte_s + P.matmul_rows(i) * row_s
+            + i.n_layer * layer_s} for n, i in infos.items()]
+    assert P.stream_costs(obs, infos) == pytest.approx((row_s, layer_s), rel=1e-6)
+    assert P.stream_costs(obs[1:], infos) == (0.0, 0.0)  # not probed: no term
+    # the prediction: beyond the caches the difference to the big model's rows and layers
+    truth = planted_costs()
+    d = truth.decode
+    big = infos[f"big-{P.STREAM_TYPE}"]
+    d.stream_row_s, d.stream_layer_s = row_s, layer_s
+    d.stream_ref = {P.STREAM_TYPE: (P.matmul_rows(big) * row_s + big.n_layer * layer_s)
+                    / P.read_bytes(big)}
+    probe = P.DeviceProbe(costs=[truth])
+    deep = P.info_from_shape(n_layer=18, n_embd=640, n_head=4, n_head_kv=1, n_vocab=262144,
+                             n_ff=2048, quant="Q8_0", name="deep")
+    wide = P.info_from_shape(n_layer=4, n_embd=1536, n_head=12, n_head_kv=2, n_vocab=32000,
+                             n_ff=4096, quant="Q8_0", name="wide")
+    for info, sign in ((deep, 1), (wide, -1)):
+        w = P.read_bytes(info)
+        more = (P.matmul_rows(info) * row_s + info.n_layer * layer_s
+                - w * d.stream_ref[P.STREAM_TYPE])
+        assert more * sign > 0
+        d.hits = [[w / 4, 1.0], [w / 2, 0.0]]  # beyond the caches: all of it
+        parts = P.predict(info, probe, n_threads=2, n_prompt=0).decode_parts_ms
+        assert parts["streaming rows and layers"] == pytest.approx(more * 1e3, abs=1e-4)
+        d.hits = [[w * 4, 1.0], [w * 8, 0.0]]  # the caches hold it
+        parts = P.predict(info, probe, n_threads=2, n_prompt=0).decode_parts_ms
+        assert parts["streaming rows and layers"] == 0.0
+    assert "per matmul row" in P.format_probe(probe)
 
 
 def test_a_decode_cost_moves_from_the_small_to_the_wide_probe_model_with_size():
