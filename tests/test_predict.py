@@ -443,7 +443,8 @@ def test_probe_device_end_to_end_on_a_small_ladder(tmp_path, monkeypatch):
     assert P.KV_DRAM_MODEL not in pp_models  # decode only: its prefill would serve nothing
     paths = P.build_probe_models(str(models))
     assert costs.decode.kv_dram_s == P.kv_dram_rate(
-        kv_obs, read_gguf(paths[P.KV_DRAM_MODEL]))
+        kv_obs, read_gguf(paths[P.KV_DRAM_MODEL]), costs.decode, costs.bandwidth_gbs,
+        costs.decode.l2_bytes)
     # the streaming models: in the stream type only, decode only at depth 0, solved apart
     stream = [o for o in costs.measured if o["model"].startswith(P.STREAM_PREFIX)]
     assert sorted((o["model"], o["test"], o["n_depth"]) for o in stream if o["test"] != "memory") \
@@ -609,6 +610,17 @@ def test_kv_read_from_dram_bounds_a_cheap_attention_beyond_the_caches():
     assert fitted.decode.rms_rel_err < 1e-6 and fitted.prefill.rms_rel_err < 1e-6
     assert fitted.decode.per_kv_s == pytest.approx(PLANT["dec_kv"], rel=1e-3)
     assert "KV read from DRAM" in P.format_probe(P.DeviceProbe(costs=[fitted]))
+    # its depth cost no more than the in-cache attention terms say: the reads hid behind the
+    # scores' compute and tell nothing of their cost - the probed read bandwidth's instead
+    feats = {d: P.decode_features(probe_model, d, cache_bytes=2 * L2) for d in (0, 2048)}
+    compute = (P._apply(fitted.decode, feats[2048], "decode", [])[0]
+               - P._apply(fitted.decode, feats[0], "decode", [])[0])
+    hidden = [{**o, "seconds": base + (compute * 1.05 if o["n_depth"] else 0.0)}
+              for o in obs if o["model"] == P.KV_DRAM_MODEL and o["test"] == "tg"]
+    assert P.kv_dram_rate(hidden, probe_model, fitted.decode, 8.0, 2 * L2) == 1 / 8e9
+    assert P.kv_dram_rate(hidden, probe_model, fitted.decode, None, 2 * L2) == 0.0
+    assert P.kv_dram_rate(hidden, probe_model) == pytest.approx(
+        compute * 1.05 / (P.kv_read_bytes(probe_model, 2049) - P.kv_read_bytes(probe_model, 1)))
     # a GQA model at head dim 128 (scores cheap), its weights beyond the caches or in them
     d = truth.decode
     d.kv_dram_s = kv_dram
