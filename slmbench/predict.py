@@ -128,7 +128,8 @@ DEEP_MODELS = ("tiny-l12", "kv-mha64", KV_DRAM_MODEL, "tiny-hd64", "tiny-hd80", 
 # 12's; prefill 12-16 % up to probe version 9 (Gemma-3-270M's 16-18 %: its layers' work
 # besides the matmuls, measured since version 12), 9-14 % on 10-12's runs; decode 16.8 % on
 # 12's with 3 repetitions (22.6 % from a probe taken after the measurements), 22.5 % on 13's
-# (its prefill 6.9 %); memory's P90 was
+# (its prefill 6.9 %); on a Zen-5 VM decode 24.3 % with probe 13, 15.9 and 14.4 % with 14
+# (prefill 10.3-14.2 %); memory's P90 was
 # 1.5-2.5 %, the band allows for settings the validation did not vary (micro-batch, cache
 # types)
 BAND_PCT = {"decode": 25.0, "prefill": 20.0, "memory": 5.0}

@@ -11,14 +11,15 @@ Measure what a model's cost is made of on this device, through llama.cpp itself:
 bandwidth, and - on synthetic models whose every weight has one type (F16, Q8_0, Q6_K, Q5_K,
 Q4_K, Q4_0, Q3_K, quantized --pure by llama.cpp) and on tiny models - the seconds per byte of
 weights of each type in decode, per FLOP in a 128-token prefill (and how that grows with the
-model's layer count), the fixed cost per token, per layer and per matmul output row, the cost of
+model's layer count), the fixed cost per token, per layer and per matmul output row, what weights
+streamed from DRAM cost per row and per layer besides their bytes, the cost of
 attending to the KV cache (from the caches, and from DRAM after the weights evicted it), the
 work Gemma-3's layers do besides a llama layer's, and the compute buffer and runtime memory.
 `slmbench predict` turns these into the speed and memory of any GGUF before you download it.
 
 The probe is stored under ~/.cache/slmbench/probes/ (SLMBENCH_CACHE moves it) per CPU,
 llama.cpp build and thread count, and reused until one of them changes or slmbench's probe
-version does; --force measures again. The probe's synthetic models (~4.9 GB, written once)
+version does; --force measures again. The probe's synthetic models (~6.4 GB, written once)
 live beside it. Run it on a quiet machine: its numbers are the calibration of every
 prediction. Method and measured accuracy: docs/prediction.md.
 
