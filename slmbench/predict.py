@@ -270,6 +270,9 @@ class PhaseFit:
     stream_row_s: float = 0.0
     stream_layer_s: float = 0.0
     stream_ref: dict[str, float] = field(default_factory=dict)
+    # per type, per rung of its ladder (as sizes): what the rung's rows and layers cost from
+    # DRAM beyond the big model's, s per byte - where cache_hits puts the rung's all-DRAM cost
+    stream_extra: dict[str, list[float]] = field(default_factory=dict)
     # attention by head-dimension class (HEAD_CLASSES: "64" ... "256"): decode s per score
     # (query head x cell x layer), prefill s per attention FLOP - llama.cpp's CPU flash
     # attention (the default 'auto') costs per score ~10x more at head dim 64 than at 128 here
@@ -377,8 +380,13 @@ def cache_hits(fit: PhaseFit) -> list[list[float]]:
         first = rates.index(cached)  # the small or the mid model: all cache
         if dram <= cached or dram - cached < INFORMATIVE_GAP * dram:
             continue
+        # a rung's all-DRAM cost: the big model's plus what its rows and layers cost from DRAM
+        # beyond the big model's per byte (a narrower rung streams more of them per byte)
+        extra = fit.stream_extra.get(qtype) or []
+        extra = extra if len(extra) == len(sizes) else [0.0] * len(sizes)
         for i, (w, r) in enumerate(zip(sizes, rates)):
-            share = 1.0 if i <= first else (dram - r) / (dram - cached)
+            top = dram + extra[i]
+            share = 1.0 if i <= first or top <= cached else (top - r) / (top - cached)
             pts.append((w, min(1.0, max(0.0, share))))
     if not pts:
         return []
@@ -1157,15 +1165,24 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
                                          for prefix, suffix in SIZE_LADDER
                                          if f"{prefix}{qtype}" in infos
                                          and qtype + suffix in costs.decode.per_type]
+    row_s, layer_s = stream_costs(stream, infos)
+    if row_s or layer_s:
+        d = costs.decode
+        d.stream_row_s, d.stream_layer_s = row_s, layer_s
+
+        def per_byte(info: GGUFInfo) -> float:
+            return (matmul_rows(info) * row_s + info.n_layer * layer_s) / read_bytes(info)
+
+        d.stream_ref = {name[len(BIG_PREFIX):]: per_byte(info) for name, info in infos.items()
+                        if name.startswith(BIG_PREFIX)}
+        d.stream_extra = {qtype: [per_byte(infos[f"{prefix}{qtype}"]) - d.stream_ref[qtype]
+                                  for prefix, suffix in SIZE_LADDER
+                                  if f"{prefix}{qtype}" in infos
+                                  and qtype + suffix in d.per_type]
+                          for qtype in d.sizes if qtype in d.stream_ref}
     costs.decode.hits = cache_hits(costs.decode)
     costs.decode.kv_dram_s = kv_dram_rate(kv_dram, infos.get(KV_DRAM_MODEL), costs.decode,
                                           bandwidth_gbs, l2_bytes * n_threads)
-    row_s, layer_s = stream_costs(stream, infos)
-    if row_s or layer_s:
-        costs.decode.stream_row_s, costs.decode.stream_layer_s = row_s, layer_s
-        costs.decode.stream_ref = {
-            name[len(BIG_PREFIX):]: (matmul_rows(info) * row_s + info.n_layer * layer_s)
-            / read_bytes(info) for name, info in infos.items() if name.startswith(BIG_PREFIX)}
     # prefill: the output projection at the decode rates just fitted (one token)
     rows, ys, layers = [], [], []
     for o in obs:

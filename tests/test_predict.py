@@ -690,6 +690,14 @@ def test_weights_streamed_from_dram_cost_per_row_and_per_layer_besides_their_byt
         parts = P.predict(info, probe, n_threads=2, n_prompt=0).decode_parts_ms
         assert parts["streaming rows and layers"] == 0.0
     assert "per matmul row" in P.format_probe(probe)
+    # the cache-hit curve puts a rung's all-DRAM cost at the big model's plus what its own rows
+    # and layers cost beyond the big model's per byte: a narrow, deep mid rung decoding at 2.5
+    # against the big model's 3.0 is 40 % cache hits, not 25 %
+    fit = P.PhaseFit(per_type={"Q8_0" + P.CACHED: 1.0, "Q8_0" + P.MID: 2.5, "Q8_0": 2.8,
+                               "Q8_0" + P.BIG: 3.0}, sizes={"Q8_0": [10.0, 20.0, 40.0, 80.0]})
+    assert P.cache_hits(fit)[1] == [20.0, 0.25]
+    fit.stream_extra = {"Q8_0": [0.5, 0.5, 0.0, 0.0]}
+    assert P.cache_hits(fit) == [[10.0, 1.0], [20.0, 0.4], [40.0, 0.1], [80.0, 0.0]]
 
 
 def test_a_decode_cost_moves_from_the_small_to_the_wide_probe_model_with_size():
