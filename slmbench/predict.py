@@ -583,12 +583,16 @@ def _weight_features(info: GGUFInfo) -> dict[str, float]:
     return feats
 
 
+def block_rows(info: GGUFInfo) -> float:
+    """Output rows of every block matmul weight (each row one dot product per token)."""
+    return float(sum(t.n_elements / t.dims[0] for t in info.tensors if is_matmul_weight(t)))
+
+
 def matmul_rows(info: GGUFInfo) -> float:
-    """Output rows of the matrix-vector products one decoded token runs: every matmul
+    """Output rows of the matrix-vector products one decoded token runs: every block matmul
     weight's and the output projection's (its vocabulary)."""
     out = output_tensor(info)
-    return float(sum(t.n_elements / t.dims[0] for t in info.tensors if is_matmul_weight(t))
-                 + (out.n_elements / out.dims[0] if out is not None else 0))
+    return block_rows(info) + (out.n_elements / out.dims[0] if out is not None else 0.0)
 
 
 def read_bytes(info: GGUFInfo) -> float:
@@ -660,8 +664,7 @@ def prefill_features(info: GGUFInfo, n_prompt: int, n_depth: int) -> dict[str, f
     _add_output(feats, info)
     feats["tokens"] = float(n_prompt)
     feats["token_layers"] = float(n_prompt * info.n_layer)
-    feats["token_rows"] = n_prompt * sum(t.n_elements / t.dims[0] for t in info.tensors
-                                         if is_matmul_weight(t))
+    feats["token_rows"] = n_prompt * block_rows(info)
     extra = extra_layer_elements(info)
     if extra:
         feats["extra_elements"] = n_prompt * info.n_layer * extra
