@@ -312,10 +312,12 @@ def main() -> int:
     all_rows: dict[str, list[dict]] = {"probe-only": [], "leave-one-shape-out": []}
     if args.probe_after and not args.rows:
         all_rows["probe-after"] = []
+    def say(message: str) -> None:
+        print("  probe:", message, flush=True)
+
     for t in threads:
         print(f"probe at {t} thread(s)...", flush=True)
-        probe = probe_device([t], force=not (args.reuse_probe or args.rows),
-                             progress=lambda m: print("  probe:", m, flush=True))
+        probe = probe_device([t], force=not (args.reuse_probe or args.rows), progress=say)
         costs = probe.at(t)
         probe_infos = {mid: read_gguf(p) for mid, p in
                        P.build_probe_models(P.probe_model_dir()).items()}
@@ -335,8 +337,7 @@ def main() -> int:
         rows = [r for r in rows if not r.get("pass")]  # the other passes only check pass 0
         if "probe-after" in all_rows:  # the same measurements, from a probe taken after them
             print(f"probe at {t} thread(s) again, after the measurements...", flush=True)
-            after = probe_device([t], force=True,
-                                 progress=lambda m: print("  probe:", m, flush=True)).at(t)
+            after = probe_device([t], force=True, progress=say).at(t)
             all_rows["probe-after"] += error_rows(rows, infos, lambda _r, c=after: c)
         # leave one shape out: the probe's observations + the other shapes' measurements
         cache: dict[str, P.ThreadCosts] = {}

@@ -1161,13 +1161,14 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
                             per_spill_s=coef["kv_spill"], l2_bytes=float(l2_bytes),
                             attention={k.split("@")[1]: coef[k] for k in akeys},
                             rms_rel_err=err, n_obs=len(rows))
-    for name, info in infos.items():  # the sizes between which a type's cost moves
+    rungs: dict[str, list[GGUFInfo]] = {}  # each type's ladder models, smallest first
+    for name in infos:  # the sizes between which a type's cost moves
         if name.startswith(CACHED_PREFIX) and f"{WIDE_PREFIX}{name[len(CACHED_PREFIX):]}" in infos:
             qtype = name[len(CACHED_PREFIX):]
-            costs.decode.sizes[qtype] = [read_bytes(infos[f"{prefix}{qtype}"])
-                                         for prefix, suffix in SIZE_LADDER
-                                         if f"{prefix}{qtype}" in infos
-                                         and qtype + suffix in costs.decode.per_type]
+            rungs[qtype] = [infos[f"{prefix}{qtype}"] for prefix, suffix in SIZE_LADDER
+                            if f"{prefix}{qtype}" in infos
+                            and qtype + suffix in costs.decode.per_type]
+            costs.decode.sizes[qtype] = [read_bytes(info) for info in rungs[qtype]]
     row_s, layer_s = stream_costs(stream, infos)
     if row_s or layer_s:
         d = costs.decode
@@ -1178,11 +1179,8 @@ def fit_costs(obs: list[dict[str, Any]], infos: dict[str, GGUFInfo], n_threads: 
 
         d.stream_ref = {name[len(BIG_PREFIX):]: per_byte(info) for name, info in infos.items()
                         if name.startswith(BIG_PREFIX)}
-        d.stream_extra = {qtype: [per_byte(infos[f"{prefix}{qtype}"]) - d.stream_ref[qtype]
-                                  for prefix, suffix in SIZE_LADDER
-                                  if f"{prefix}{qtype}" in infos
-                                  and qtype + suffix in d.per_type]
-                          for qtype in d.sizes if qtype in d.stream_ref}
+        d.stream_extra = {qtype: [per_byte(info) - d.stream_ref[qtype] for info in ladder]
+                          for qtype, ladder in rungs.items() if qtype in d.stream_ref}
     costs.decode.hits = cache_hits(costs.decode)
     costs.decode.kv_dram_s = kv_dram_rate(kv_dram, infos.get(KV_DRAM_MODEL), costs.decode,
                                           bandwidth_gbs, l2_bytes * n_threads)
@@ -1392,17 +1390,12 @@ def build_probe_models(work_dir: str, types: Iterable[str] = PROBE_TYPES,
                     os.remove(stale)
         if name not in PER_TYPE_MODELS + STREAM_MODELS:
             paths[name] = path
-    for base in (b for b in STREAM_MODELS if b in specs):
+    # the per-type models in every type, the streaming ones in theirs (when the specs hold them)
+    quantized = [(base, tuple(types)) for base in PER_TYPE_MODELS]
+    quantized += [(base, (STREAM_TYPE,)) for base in STREAM_MODELS if base in specs]
+    for base, base_types in quantized:
         src = os.path.join(work_dir, f"{base}.gguf")
-        path = os.path.join(work_dir, f"{base}-{STREAM_TYPE}.gguf")
-        if not os.path.exists(path):
-            progress(f"quantizing {base} to {STREAM_TYPE} (pure)")
-            quantize(src, path + ".tmp", PURE_LABEL[STREAM_TYPE], pure=True)
-            os.replace(path + ".tmp", path)
-        paths[f"{base}-{STREAM_TYPE}"] = path
-    for base in PER_TYPE_MODELS:
-        src = os.path.join(work_dir, f"{base}.gguf")
-        for qtype in types:
+        for qtype in base_types:
             path = os.path.join(work_dir, f"{base}-{qtype}.gguf")
             if qtype == "F16":
                 paths[f"{base}-F16"] = src
