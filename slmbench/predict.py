@@ -61,7 +61,7 @@ from slmbench.memory import repacked_mib
 from slmbench.stats import CV_WARN_PCT
 
 MIB = 1024 * 1024
-PROBE_VERSION = 14  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 80/96/160, caches;
+PROBE_VERSION = 15  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 80/96/160, caches;
 # 4: per-type decode models beyond the caches (big-*); 5: and at 2.5x cache size (mid-*);
 # 6: the MHA model's KV beyond the caches (kv-mha64, 6 layers), sizes as bytes read per token;
 # 7: the KV read from DRAM after weights beyond the caches (kv-gqa128); 8: prefill's cost per
@@ -72,7 +72,8 @@ PROBE_VERSION = 14  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 8
 # with the rest: its extra work came out 0); 12: the Gemma-3 model and its llama twin, their
 # difference the Gemma-3 layers' extra work (GEMMA3_MODEL, GEMMA3_TWIN); 13: prefill's FLOP
 # cost grows with the model's layer count instead of its size (the same measurements); 14:
-# decode's cost per matmul row and per layer of weights streamed from DRAM (stream-*)
+# decode's cost per matmul row and per layer of weights streamed from DRAM (stream-*); 15: the
+# models at depth measured twice, each test's quicker kept (slmbench.api.quicker)
 # Q5_0 and Q8_0 are also what a K-quant falls back to for rows not a multiple of 256 (Gemma-3's
 # 640-wide tensors in a Q4_K_M file are mostly Q5_0 and Q8_0)
 PROBE_TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K", "Q5_0", "Q4_K", "Q4_0", "Q3_K")

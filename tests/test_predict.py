@@ -437,6 +437,9 @@ def test_probe_device_end_to_end_on_a_small_ladder(tmp_path, monkeypatch):
     sizes = costs.decode.sizes["Q8_0"]
     assert len(sizes) == 4 and sizes == sorted(sizes)
     assert any("writing big" in m for m in said)
+    # the models at depth are measured a second time (each test's quicker kept: one record)
+    assert "1 thread: the attention at depth again" in said
+    assert sum(o["model"] == "tiny-l12" and o["test"] == "tg" for o in costs.measured) == 2
     # the KV-from-DRAM model: measured at both depths, its rate from those two alone
     kv_obs = [o for o in costs.measured if o["model"] == P.KV_DRAM_MODEL and o["test"] == "tg"]
     assert sorted(o["n_depth"] for o in kv_obs) == [0, P.PROBE_DEPTH]
@@ -834,6 +837,24 @@ def test_only_the_noisy_kind_of_test_is_measured_again_and_the_steadier_kept(tin
     assert kept.memory is first.memory  # the first measurement's memory stays
     failed = dataclasses.replace(first, status="failed")
     assert noisy_kinds(failed, limit) == ("pp", "tg") and steadier(failed, again) is again
+
+
+def test_of_two_measurements_at_different_times_each_tests_quicker_is_kept(tiny_model):
+    import dataclasses
+
+    from slmbench.api import bench, quicker
+
+    common = dict(threads=[1], repetitions=3, n_prompt=[16], n_gen=[4], ttft=False)
+    [first] = bench([tiny_model], **common)
+    [again] = bench([tiny_model], **common)
+    pp, tg = first.tests
+    # the second measurement's prefill disturbed (slower), its decode quieter (faster)
+    again.tests[0].ms = dataclasses.replace(again.tests[0].ms, median=pp.ms.median * 1.5)
+    again.tests[1].ms = dataclasses.replace(again.tests[1].ms, median=tg.ms.median * 0.5)
+    kept = quicker(first, again)
+    assert kept.tests[0] is pp and kept.tests[1] is again.tests[1]
+    failed = dataclasses.replace(again, status="failed")
+    assert quicker(first, failed) is first and quicker(failed, first) is first
 
 
 def test_repacked_and_mapped_weights_match_llama_cpps_buffers(tmp_path):
