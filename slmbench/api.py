@@ -353,8 +353,8 @@ def probe_device(threads: Sequence[int] = (1,), *, force: bool = False,
     from slmbench.bandwidth import cache_curve, probe_bandwidth
     from slmbench.predict import (DECODE_ONLY_PREFIXES, DEEP_MODELS, GEMMA3_MODEL,
                                   GEMMA3_TWIN, KV_DRAM_MODEL, MEMORY_ONLY_PREFIX, PROBE_DEPTH,
-                                  PROBE_GEN, PROBE_MAX_CV, PROBE_PROMPT,
-                                  PROBE_REPETITIONS, build_probe_models, cached_probe,
+                                  PROBE_GEN, PROBE_PROMPT, PROBE_REPETITIONS, PROBE_ROUNDS,
+                                  PROBE_ROUNDS_AGREE_PCT, build_probe_models, cached_probe,
                                   fit_probe, probe_model_dir, save_probe)
 
     threads = sorted({int(t) for t in threads})
@@ -389,37 +389,65 @@ def probe_device(threads: Sequence[int] = (1,), *, force: bool = False,
         no_prompt = {**common, "n_prompt": [0]}
         # each probe model pins a cost of every prediction: a disturbed test is taken again
         # (not the memory-only models': no fit uses their timings)
-        measured[t] = (bench_steady([p for p in paths.values() if p not in deep + deep_decode
-                                     + decode_only + prefill_only + memory_only],
-                                    PROBE_MAX_CV, progress=say, n_depth=[0], **common)
-                       + (bench(memory_only, n_depth=[0], **common) if memory_only else [])
-                       + (bench_steady(prefill_only, PROBE_MAX_CV, progress=say,
-                                       n_depth=[0], **{**common, "n_gen": [0]})
-                          if prefill_only else [])
-                       + bench_steady(deep, PROBE_MAX_CV, progress=say,
-                                      n_depth=[0, PROBE_DEPTH], **common)
-                       + bench_steady(deep_decode, PROBE_MAX_CV, progress=say,
-                                      n_depth=[0, PROBE_DEPTH], **no_prompt)
-                       + bench_steady(decode_only, PROBE_MAX_CV, progress=say, n_depth=[0],
-                                      **no_prompt))
-        # the attention at depth again, ~30 s after the first time, each test's quicker kept:
-        # its cost moves with what else the machine's caches and DRAM serve then (a Zen-5 VM,
-        # 1 thread, MHA's depth cost: 4.0 ms quiet, 4.2 and 5.1 in two probes; this put
-        # held-out MHA models 13-23 % slow at depth), and a disturbance lasting a whole
-        # measurement leaves its spread low
-        say(f"{t} thread{'s' if t > 1 else ''}: the attention at depth again")
-        again = (bench_steady(deep, PROBE_MAX_CV, progress=say, n_depth=[0, PROBE_DEPTH],
-                              **common)
-                 + bench_steady(deep_decode, PROBE_MAX_CV, progress=say,
-                                n_depth=[0, PROBE_DEPTH], **no_prompt))
-        by_path = {r.model.path: r for r in again if r.model is not None}
-        measured[t] = [quicker(r, by_path[r.model.path])
-                       if r.model is not None and r.model.path in by_path else r
-                       for r in measured[t]]
+        groups = [([p for p in paths.values() if p not in deep + deep_decode + decode_only
+                    + prefill_only + memory_only], {**common, "n_depth": [0]}),
+                  (prefill_only, {**common, "n_depth": [0], "n_gen": [0]}),
+                  (deep, {**common, "n_depth": [0, PROBE_DEPTH]}),
+                  (deep_decode, {**no_prompt, "n_depth": [0, PROBE_DEPTH]}),
+                  (decode_only, {**no_prompt, "n_depth": [0]})]
+        measured[t] = bench(memory_only, n_depth=[0], **common) if memory_only else []
+        # every timed model in PROBE_ROUNDS rounds, a round after the other, and once more
+        # where those disagree: what a model's decode costs moves from one minute to the
+        # next with what else the machine's caches and DRAM serve (a Zen-5 VM, 2 threads: one
+        # model 0.76-0.96 ms per token in five rounds; 1 thread: MHA's depth cost 4.0 ms
+        # quiet, 5.1 in one probe, which put held-out MHA models 13-23 % slow), and a
+        # disturbance lasting a whole measurement leaves its spread low. The fit takes the
+        # median of the rounds (observations)
+        rounds = []
+        for n in range(PROBE_ROUNDS):
+            say(f"{t} thread{'s' if t > 1 else ''}: round {n + 1} of {PROBE_ROUNDS}")
+            rounds.append(_probe_round(groups, say))
+        apart = {path for path in rounds[0] if _rounds_disagree([r[path] for r in rounds])}
+        if apart:
+            say(f"{len(apart)} model(s) whose rounds disagree by more than "
+                f"{PROBE_ROUNDS_AGREE_PCT:g} % measured again")
+            rounds.append(_probe_round([([p for p in ps if p in apart], s) for ps, s in groups],
+                                       say))
+        measured[t] += [rec for r in rounds for rec in r.values()]
     probe = fit_probe(measured, paths, {**(bandwidth or {}), "cache_curves": curves},
                       round(time.monotonic() - t0, 1))
     save_probe(probe)
     return probe
+
+
+def _probe_round(groups: list[tuple[list[str], dict[str, Any]]],
+                 say: Progress) -> dict[str, Record]:
+    """One measurement of each group's files at its settings: {path: record}."""
+    from slmbench.predict import PROBE_MAX_CV
+
+    out: dict[str, Record] = {}
+    for files, settings in groups:
+        if files:
+            for path, rec in zip(files, bench_steady(files, PROBE_MAX_CV, progress=say,
+                                                     **settings)):
+                out[path] = rec
+    return out
+
+
+def _rounds_disagree(records: list[Record]) -> bool:
+    """Whether any pp / tg test of a model's rounds differs from another round's median by
+    more than PROBE_ROUNDS_AGREE_PCT (a failed round: yes)."""
+    from slmbench.predict import PROBE_ROUNDS_AGREE_PCT
+
+    if any(r.status != "ok" for r in records):
+        return True
+    medians: dict[str, list[float]] = {}
+    for r in records:
+        for t in r.tests:
+            if t.test in ("pp", "tg") and t.ms:
+                medians.setdefault(t.name, []).append(t.ms.median)
+    return any(max(v) > min(v) * (1.0 + PROBE_ROUNDS_AGREE_PCT / 100.0)
+               for v in medians.values())
 
 
 def predict_models(models: Sequence[str], *, threads: int | None = None, n_prompt: int = 512,
@@ -477,28 +505,17 @@ def noisy_kinds(record: Record, max_cv: float) -> tuple[str, ...]:
                          and (not t.ms or t.ms.cv_pct > max_cv)}))
 
 
-def _kept(first: Record, again: Record, better: Callable[[Any, Any], bool]) -> Record:
+def steadier(first: Record, again: Record) -> Record:
     """``first`` with each of its pp / tg tests replaced by ``again``'s of the same name where
-    ``better(again's, first's)`` (``again`` whole when ``first`` failed and it did not)."""
+    that one's CV is lower (``again`` whole when ``first`` failed and it did not)."""
     if first.status != "ok":
         return again if again.status == "ok" else first
     if again.status != "ok":
         return first
     retaken = {t.name: t for t in again.tests if t.ms}
-    first.tests = [retaken[t.name] if t.name in retaken and t.ms and better(retaken[t.name], t)
-                   else t for t in first.tests]
+    first.tests = [retaken[t.name] if t.name in retaken and t.ms and
+                   retaken[t.name].ms.cv_pct < t.ms.cv_pct else t for t in first.tests]
     return first
-
-
-def steadier(first: Record, again: Record) -> Record:
-    """Each pp / tg test of the two measurements of a config with the lower CV."""
-    return _kept(first, again, lambda new, old: new.ms.cv_pct < old.ms.cv_pct)
-
-
-def quicker(first: Record, again: Record) -> Record:
-    """Each pp / tg test of two measurements of a config taken at different times with the
-    lower median: the one less disturbed."""
-    return _kept(first, again, lambda new, old: new.ms.median < old.ms.median)
     retaken = {t.name: t for t in again.tests if t.ms}
     first.tests = [retaken[t.name] if t.name in retaken and t.ms and
                    retaken[t.name].ms.cv_pct < t.ms.cv_pct else t for t in first.tests]

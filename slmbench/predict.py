@@ -49,6 +49,7 @@ import hashlib
 import json
 import math
 import os
+import statistics
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
@@ -72,8 +73,8 @@ PROBE_VERSION = 15  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 8
 # with the rest: its extra work came out 0); 12: the Gemma-3 model and its llama twin, their
 # difference the Gemma-3 layers' extra work (GEMMA3_MODEL, GEMMA3_TWIN); 13: prefill's FLOP
 # cost grows with the model's layer count instead of its size (the same measurements); 14:
-# decode's cost per matmul row and per layer of weights streamed from DRAM (stream-*); 15: the
-# models at depth measured twice, each test's quicker kept (slmbench.api.quicker)
+# decode's cost per matmul row and per layer of weights streamed from DRAM (stream-*); 15: every
+# timed model measured in PROBE_ROUNDS rounds (once more where they disagree), their median fitted
 # Q5_0 and Q8_0 are also what a K-quant falls back to for rows not a multiple of 256 (Gemma-3's
 # 640-wide tensors in a Q4_K_M file are mostly Q5_0 and Q8_0)
 PROBE_TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K", "Q5_0", "Q4_K", "Q4_0", "Q3_K")
@@ -116,6 +117,8 @@ PROBE_PROMPT = 128   # prefill batch of the probe's pp test
 PROBE_GEN = 16
 PROBE_REPETITIONS = 3  # the median of 3 moved 0.2-0.3 % (P90 1.4-2.7 %) from that of 5
 PROBE_MAX_CV = CV_WARN_PCT  # a probe measurement this noisy is taken again (twice at most)
+PROBE_ROUNDS = 2  # every timed probe model is measured in this many rounds, one after the other,
+PROBE_ROUNDS_AGREE_PCT = 5.0  # and once more where two rounds' medians differ by more than this
 PROBE_DEPTH = 2048
 PER_TYPE_MODELS = ("big", "wide", "mid", "small")  # quantized --pure to every probed type
 # also at PROBE_DEPTH: attention per head dimension (HEAD_CLASSES) and KV bytes (MHA)
@@ -1330,30 +1333,43 @@ def record_step(rec: Any) -> int:
 
 def observations(records: list[Any], infos: dict[str, GGUFInfo]) -> list[dict[str, Any]]:
     """Probe observations from measured records (slmbench.schema.Record) of the probe models:
-    the median time of each pp / tg test and, once per record, its memory."""
+    the median time of each pp / tg test - of a model measured in several rounds
+    (probe_device), the median of the rounds' (a failed round left out) - and, once per
+    model, its memory (the first round's)."""
+    ok = {rec.model_id for rec in records if rec.status == "ok"}
+    timed: dict[tuple, dict[str, Any]] = {}
+    seconds: dict[tuple, list[float]] = {}
     out: list[dict[str, Any]] = []
     for rec in records:
-        if rec.status != "ok":
-            raise SlmbenchError(f"probe model {rec.model_id} failed: {rec.error or rec.status}")
         model = rec.model_id
+        if rec.status != "ok":
+            if model in ok:
+                continue
+            raise SlmbenchError(f"probe model {model} failed: {rec.reason or rec.status}")
         for t in rec.tests:
             if t.test not in ("pp", "tg") or not t.ms or model.startswith(MEMORY_ONLY_PREFIX):
                 continue
             secs = t.ms.median / 1e3  # robust to a disturbed repetition
             if t.test == "tg":
                 secs /= max(t.n_gen, 1)
-            out.append({"model": model, "test": t.test, "n_prompt": t.n_prompt,
-                        "n_gen": t.n_gen, "n_depth": t.n_depth, "seconds": secs})
+            key = (model, t.test, t.n_prompt, t.n_gen, t.n_depth)
+            if key not in timed:
+                timed[key] = {"model": model, "test": t.test, "n_prompt": t.n_prompt,
+                              "n_gen": t.n_gen, "n_depth": t.n_depth}
+                out.append(timed[key])
+            seconds.setdefault(key, []).append(secs)
         m = rec.memory
-        if m is not None and m.peak_rss_mib:
+        if m is not None and m.peak_rss_mib and not any(
+                o["test"] == "memory" and o["model"] == model for o in out):
             out.append({"model": model, "test": "memory", "peak_mib": m.peak_rss_mib,
                         "repacked_mib": extra_model_mib(m),
                         "weights_mib": infos[model].model_size_bytes / MIB,
                         "kv_mib": kv_cache_bytes(infos[model], m.n_ctx, n_ubatch=_n_ubatch(
                             rec))["total_bytes"] / MIB,
                         "step": record_step(rec), "n_ctx": m.n_ctx, "n_ubatch": _n_ubatch(rec)})
+    for key, obs in timed.items():
+        obs["seconds"] = statistics.median(seconds[key])
     return out
-
 
 def _matches(path: str, spec: Any) -> bool:
     """Whether the probe model at ``path`` exists with the shape ``spec`` asks for."""

@@ -12,7 +12,7 @@ import pytest
 
 from slmbench import predict as P
 from slmbench.cli import main
-from slmbench.errors import ConfigError, ModelLoadError
+from slmbench.errors import ConfigError, ModelLoadError, SlmbenchError
 
 # planted per-device costs (seconds per byte / per FLOP, per token, per layer ...)
 PLANT_DEC = {"F16": 1 / 9e9, "Q8_0": 1 / 8e9, "Q4_0": 1 / 10e9, "Q4_K": 1 / 12e9,
@@ -437,8 +437,8 @@ def test_probe_device_end_to_end_on_a_small_ladder(tmp_path, monkeypatch):
     sizes = costs.decode.sizes["Q8_0"]
     assert len(sizes) == 4 and sizes == sorted(sizes)
     assert any("writing big" in m for m in said)
-    # the models at depth are measured a second time (each test's quicker kept: one record)
-    assert "1 thread: the attention at depth again" in said
+    # every timed model in PROBE_ROUNDS rounds, fitted as one observation per test
+    assert f"1 thread: round {P.PROBE_ROUNDS} of {P.PROBE_ROUNDS}" in said
     assert sum(o["model"] == "tiny-l12" and o["test"] == "tg" for o in costs.measured) == 2
     # the KV-from-DRAM model: measured at both depths, its rate from those two alone
     kv_obs = [o for o in costs.measured if o["model"] == P.KV_DRAM_MODEL and o["test"] == "tg"]
@@ -839,23 +839,42 @@ def test_only_the_noisy_kind_of_test_is_measured_again_and_the_steadier_kept(tin
     assert noisy_kinds(failed, limit) == ("pp", "tg") and steadier(failed, again) is again
 
 
-def test_of_two_measurements_at_different_times_each_tests_quicker_is_kept(tiny_model):
+
+def test_a_probe_models_rounds_are_fitted_as_their_median_and_disagreeing_rounds_found(
+        tiny_model):
+    """probe_device measures every timed probe model in rounds (PROBE_ROUNDS, once more
+    where they disagree): observations() takes each test's median over the rounds, leaves a
+    failed round out and the memory once; _rounds_disagree says when to measure again."""
+    import copy
     import dataclasses
 
-    from slmbench.api import bench, quicker
+    from slmbench.api import _rounds_disagree, bench
+    from slmbench.gguf_info import read_gguf
 
-    common = dict(threads=[1], repetitions=3, n_prompt=[16], n_gen=[4], ttft=False)
-    [first] = bench([tiny_model], **common)
-    [again] = bench([tiny_model], **common)
-    pp, tg = first.tests
-    # the second measurement's prefill disturbed (slower), its decode quieter (faster)
-    again.tests[0].ms = dataclasses.replace(again.tests[0].ms, median=pp.ms.median * 1.5)
-    again.tests[1].ms = dataclasses.replace(again.tests[1].ms, median=tg.ms.median * 0.5)
-    kept = quicker(first, again)
-    assert kept.tests[0] is pp and kept.tests[1] is again.tests[1]
-    failed = dataclasses.replace(again, status="failed")
-    assert quicker(first, failed) is first and quicker(failed, first) is first
+    [rec] = bench([tiny_model], threads=[1], repetitions=2, n_prompt=[16], n_gen=[4],
+                  ttft=False)
+    rec.model_id = "tiny-l2"
+    infos = {"tiny-l2": read_gguf(tiny_model)}
 
+    def scaled(factor: float) -> object:
+        r = copy.deepcopy(rec)
+        for t in r.tests:
+            t.ms = dataclasses.replace(t.ms, median=t.ms.median * factor)
+        return r
+
+    rounds = [rec, scaled(1.03), scaled(1.5)]  # the third round disturbed
+    obs = P.observations(rounds, infos)
+    tg = [o for o in obs if o["test"] == "tg"]
+    tg_ms = next(t.ms.median for t in rec.tests if t.test == "tg")
+    assert len(tg) == 1 and tg[0]["seconds"] == pytest.approx(1.03 * tg_ms / 4 / 1e3)
+    assert sum(o["test"] == "memory" for o in obs) == 1
+    failed = dataclasses.replace(scaled(9.0), status="failed")
+    assert P.observations([rec, failed], infos) == P.observations([rec], infos)
+    with pytest.raises(SlmbenchError, match="probe model tiny-l2 failed"):
+        P.observations([failed], infos)
+    assert not _rounds_disagree([rec, scaled(1.0 + P.PROBE_ROUNDS_AGREE_PCT / 200)])
+    assert _rounds_disagree([rec, scaled(1.0 + P.PROBE_ROUNDS_AGREE_PCT / 50)])
+    assert _rounds_disagree([rec, failed])
 
 def test_repacked_and_mapped_weights_match_llama_cpps_buffers(tmp_path):
     """The probe learns which weight types the CPU backend copies into a repacked layout
