@@ -122,7 +122,7 @@ def measure(models: dict[str, str], threads: int, reps: int) -> list[dict]:
     for r in recs:
         mid = by_path[os.path.abspath(r.model.path)]
         if r.status != "ok":
-            print(f"  {mid}: {r.status} {r.error}", file=sys.stderr)
+            print(f"  {mid}: {r.status} {r.reason}", file=sys.stderr)
             continue
         for t in r.tests:
             if t.test in ("pp", "tg") and t.ms:
