@@ -346,7 +346,7 @@ def targets_verdict(paths: Sequence[str | os.PathLike], targets: Any = None) -> 
 def probe_device(threads: Sequence[int] = (1,), *, force: bool = False,
                  progress: Progress | None = None) -> Any:
     """This device's probe at ``threads`` (slmbench.predict.DeviceProbe): the stored one when
-    the CPU, llama.cpp build and thread counts match, else measured (1-2 minutes per thread
+    the CPU, llama.cpp build and thread counts match, else measured (1.5-2 minutes per thread
     count; the first time also ~2 min to write the probe models) and stored."""
     import time
 

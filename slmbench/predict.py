@@ -1,6 +1,6 @@
 """Predict before you download: decode, prefill and memory of a GGUF model on this device.
 
-A **device probe** (``slmbench probe``, 1-2 minutes per thread count) measures, through
+A **device probe** (``slmbench probe``, 1.5-2 minutes per thread count) measures, through
 llama.cpp itself, what a model's cost is made of on this machine, at each thread count:
 
 - the read bandwidth (slmbench.bandwidth) - for the baseline and the report, not the model;
@@ -539,7 +539,7 @@ def resolve_probe(probe: Any, threads: Iterable[int]) -> DeviceProbe:
     if stored is None:
         counts = ",".join(map(str, threads))
         raise ConfigError(f"no device probe for this machine at {counts} threads: run "
-                          f"`slmbench probe -t {counts}` first (1-2 minutes per count)")
+                          f"`slmbench probe -t {counts}` first (~2 minutes per count)")
     return stored
 
 

@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "quality": ("quality", "perplexity, bits per byte and KL divergence vs a reference quant"),
     "sustain": ("sustain", "sustained performance: how much of its burst speed a device keeps"),
     "profile": ("profile", "where the time goes: operator-level profile of prefill and decode"),
-    "probe": ("probe", "measure this device once (1-2 min per thread count) for `predict`"),
+    "probe": ("probe", "measure this device once (~2 min per thread count) for `predict`"),
     "predict": ("predict", "predict decode, prefill and memory of any GGUF before downloading"),
     "analyze": ("analyze", "tables and statistics over one or more runs"),
     "report": ("report", "write a Markdown + self-contained HTML report with figures"),
