@@ -319,6 +319,7 @@ def main() -> int:
     all_rows: dict[str, list[dict]] = {"probe-only": [], "leave-one-shape-out": []}
     if args.probe_after and not args.rows:
         all_rows["probe-after"] = []
+
     def say(message: str) -> None:
         print("  probe:", message, flush=True)
 

@@ -516,7 +516,3 @@ def steadier(first: Record, again: Record) -> Record:
     first.tests = [retaken[t.name] if t.name in retaken and t.ms and
                    retaken[t.name].ms.cv_pct < t.ms.cv_pct else t for t in first.tests]
     return first
-    retaken = {t.name: t for t in again.tests if t.ms}
-    first.tests = [retaken[t.name] if t.name in retaken and t.ms and
-                   retaken[t.name].ms.cv_pct < t.ms.cv_pct else t for t in first.tests]
-    return first

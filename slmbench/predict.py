@@ -1339,6 +1339,7 @@ def observations(records: list[Any], infos: dict[str, GGUFInfo]) -> list[dict[st
     ok = {rec.model_id for rec in records if rec.status == "ok"}
     timed: dict[tuple, dict[str, Any]] = {}
     seconds: dict[tuple, list[float]] = {}
+    with_memory: set[str] = set()
     out: list[dict[str, Any]] = []
     for rec in records:
         model = rec.model_id
@@ -1359,8 +1360,8 @@ def observations(records: list[Any], infos: dict[str, GGUFInfo]) -> list[dict[st
                 out.append(timed[key])
             seconds.setdefault(key, []).append(secs)
         m = rec.memory
-        if m is not None and m.peak_rss_mib and not any(
-                o["test"] == "memory" and o["model"] == model for o in out):
+        if m is not None and m.peak_rss_mib and model not in with_memory:
+            with_memory.add(model)
             out.append({"model": model, "test": "memory", "peak_mib": m.peak_rss_mib,
                         "repacked_mib": extra_model_mib(m),
                         "weights_mib": infos[model].model_size_bytes / MIB,
@@ -1370,6 +1371,7 @@ def observations(records: list[Any], infos: dict[str, GGUFInfo]) -> list[dict[st
     for key, obs in timed.items():
         obs["seconds"] = statistics.median(seconds[key])
     return out
+
 
 def _matches(path: str, spec: Any) -> bool:
     """Whether the probe model at ``path`` exists with the shape ``spec`` asks for."""
