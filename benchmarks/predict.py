@@ -196,6 +196,11 @@ def row_key(row: dict) -> tuple:
     return (row["model"], row["threads"], row["test"], row.get("n_depth", 0))
 
 
+def median_truth(by_pass: dict[int, dict[tuple, dict]], key: tuple) -> float:
+    """A config's measurement over every pass that has it: the median (two: their mean)."""
+    return statistics.median(p[key]["truth"] for p in by_pass.values() if key in p)
+
+
 def reproducibility(rows: list[dict]) -> list[str]:
     """How often two measurements of one config (passes 0 and 1, minutes apart, each the
     median of its repetitions) agree within +-10 %, against how often our prediction is within
@@ -219,14 +224,20 @@ def reproducibility(rows: list[dict]) -> list[str]:
         slices = [(f"{t} thread(s)", [k for k in keys if k[1] == t]) for t in threads]
         if len(threads) > 1:
             slices.insert(0, ("all", keys))
+        # the configs this machine reproduced: every pass within +-5 % of the passes' median
+        # (what is left of a prediction's misses there is the probe's and the model's)
+        steady = [k for k in keys if all(abs(p[k]["truth"] / median_truth(by_pass, k) - 1.0)
+                                         <= 0.05 for p in by_pass.values() if k in p)]
+        slices += [(f"{name}, passes within +-5 %", [k for k in ks if k in steady])
+                   for name, ks in list(slices)]
         for name, ks in slices:
             if not ks:
                 continue
             diff = [abs(100.0 * (b[k]["truth"] / a[k]["truth"] - 1.0)) for k in ks]
             ours_a = [abs(a[k]["err_ours"]) <= 10.0 for k in ks]
             ours_b = [abs(b[k]["err_ours"]) <= 10.0 for k in ks]
-            ours_m = [abs(a[k]["pred_ours"] / statistics.median(
-                p[k]["truth"] for p in by_pass.values() if k in p) - 1.0) <= 0.1 for k in ks]
+            ours_m = [abs(a[k]["pred_ours"] / median_truth(by_pass, k) - 1.0) <= 0.1
+                      for k in ks]
             lines.append(f"| {phase} | {name} | {len(ks)} | "
                          f"{100.0 * sum(d <= 10.0 for d in diff) / len(ks):.0f} % | "
                          f"{statistics.median(diff):.1f} % | "
@@ -323,10 +334,22 @@ def main() -> int:
     def say(message: str) -> None:
         print("  probe:", message, flush=True)
 
+    noise: list[str] = []  # how far each probe's rounds agreed: was the machine quiet?
+
+    def rounds(label: str, c: P.ThreadCosts) -> None:
+        n = c.noise
+        if n:
+            noise.append(f"- {label} at {c.n_threads} thread(s): {n['disagree']:.0f} of "
+                         f"{n['models']:.0f} models' first two rounds differed by more than "
+                         f"{P.PROBE_ROUNDS_AGREE_PCT:g} % (median {n['median_pct']:.1f} %, P90 "
+                         f"{n['p90_pct']:.1f} %)" + (" - NOISY" if P.noisy_probe(c) else ""))
+            print(noise[-1], flush=True)
+
     for t in threads:
         print(f"probe at {t} thread(s)...", flush=True)
         probe = probe_device([t], force=not (args.reuse_probe or args.rows), progress=say)
         costs = probe.at(t)
+        rounds("probe", costs)
         probe_infos = {mid: read_gguf(p) for mid, p in
                        P.build_probe_models(P.probe_model_dir()).items()}
         if args.rows:  # the stored probe's measurements, fitted by this code
@@ -346,6 +369,7 @@ def main() -> int:
         if "probe-after" in all_rows:  # the same measurements, from a probe taken after them
             print(f"probe at {t} thread(s) again, after the measurements...", flush=True)
             after = probe_device([t], force=True, progress=say).at(t)
+            rounds("probe after", after)
             all_rows["probe-after"] += error_rows(rows, infos, lambda _r, c=after: c)
         # leave one shape out: the probe's observations + the other shapes' measurements
         cache: dict[str, P.ThreadCosts] = {}
@@ -360,6 +384,8 @@ def main() -> int:
             return cache[shape]
 
         all_rows["leave-one-shape-out"] += error_rows(rows, infos, loso)
+    if noise:
+        report += ["### The probes' rounds", "", *noise, ""]
     report += reproducibility(all_rows["probe-only"])
     all_rows["probe-only"], again = ([r for r in all_rows["probe-only"] if not r.get("pass")],
                                      [r for r in all_rows["probe-only"] if r.get("pass")])

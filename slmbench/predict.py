@@ -119,6 +119,10 @@ PROBE_REPETITIONS = 3  # the median of 3 moved 0.2-0.3 % (P90 1.4-2.7 %) from th
 PROBE_MAX_CV = CV_WARN_PCT  # a probe measurement this noisy is taken again (twice at most)
 PROBE_ROUNDS = 2  # every timed probe model is measured in this many rounds, one after the other,
 PROBE_ROUNDS_AGREE_PCT = 5.0  # and once more where two rounds' medians differ by more than this
+# a probe where more than this share of the timed models' first two rounds disagreed was taken
+# on a noisy machine (probe_noise): on the Zen-5 VM 28-36 % on the days its predictions held,
+# 57-87 % on a day two measurements of the same config agreed for 59 % of decode configs
+PROBE_NOISY_SHARE = 0.5
 PROBE_DEPTH = 2048
 PER_TYPE_MODELS = ("big", "wide", "mid", "small")  # quantized --pure to every probed type
 # also at PROBE_DEPTH: attention per head dimension (HEAD_CLASSES) and KV bytes (MHA)
@@ -419,6 +423,7 @@ class ThreadCosts:
     prefill: PhaseFit = field(default_factory=PhaseFit)
     memory: dict[str, float] = field(default_factory=dict)  # compute/runtime coefficients
     measured: list[dict[str, Any]] = field(default_factory=list)  # the probe's observations
+    noise: dict[str, float] = field(default_factory=dict)  # how its rounds agreed (probe_noise)
 
 
 @dataclass
@@ -710,6 +715,7 @@ class Prediction:
     # a model about the size where the caches ended at the probe: decode per token if the
     # caches hold its weights and KV, and if they do not (cache_edge_note); else None
     decode_range_ms: list[float] | None = None
+    probe_note: str | None = None  # the probe was taken on a noisy machine (noisy_probe)
 
 
 def _apply(fit: PhaseFit, feats: dict[str, float], unit_prefix: str, notes: list[str],
@@ -988,7 +994,7 @@ def predict(info: GGUFInfo, probe: DeviceProbe, *, n_threads: int, n_prompt: int
     dec_s, parts, working = decode(n_depth, notes)
     pred = Prediction(model=label or info.name or os.path.basename(info.path) or "?",
                       n_threads=n_threads, n_prompt=n_prompt, n_gen=n_gen, n_depth=n_depth,
-                      source=source, band_pct=dict(BAND_PCT))
+                      source=source, band_pct=dict(BAND_PCT), probe_note=noisy_probe(costs))
     pred.decode_ms = dec_s * 1e3
     pred.decode_ts = 1.0 / dec_s if dec_s > 0 else None
     pred.decode_parts_ms = {k: round(v * 1e3, 4) for k, v in parts.items()}
@@ -1370,7 +1376,44 @@ def observations(records: list[Any], infos: dict[str, GGUFInfo]) -> list[dict[st
                         "step": record_step(rec), "n_ctx": m.n_ctx, "n_ubatch": _n_ubatch(rec)})
     for key, obs in timed.items():
         obs["seconds"] = statistics.median(seconds[key])
+        if len(seconds[key]) > 1:  # in the order measured (probe_noise)
+            obs["rounds"] = [float(f"{x:.6g}") for x in seconds[key]]
     return out
+
+
+def probe_noise(measured: list[dict[str, Any]]) -> dict[str, float]:
+    """How far the probe's rounds agreed at one thread count, from its observations' rounds:
+    per timed model the largest difference (max / min - 1, %) between its first two rounds
+    over its tests; ``models``, ``disagree`` (more than PROBE_ROUNDS_AGREE_PCT apart),
+    ``median_pct`` and ``p90_pct`` of those differences. Empty without rounds (a probe
+    before version 15 kept none)."""
+    diff: dict[str, float] = {}
+    for obs in measured:
+        r = (obs.get("rounds") or [])[:2]
+        if len(r) == 2 and min(r) > 0:
+            d = 100.0 * (max(r) / min(r) - 1.0)
+            diff[obs["model"]] = max(diff.get(obs["model"], 0.0), d)
+    if not diff:
+        return {}
+    values = sorted(diff.values())
+    return {"models": len(values),
+            "disagree": sum(d > PROBE_ROUNDS_AGREE_PCT for d in values),
+            "median_pct": round(statistics.median(values), 2),
+            "p90_pct": round(values[min(len(values) - 1, int(0.9 * len(values)))], 2)}
+
+
+def noisy_probe(costs: ThreadCosts) -> str | None:
+    """A warning when the probe at this thread count was taken on a noisy machine (more than
+    PROBE_NOISY_SHARE of its models' rounds disagreed), else None."""
+    n = costs.noise
+    if not n or n["disagree"] <= PROBE_NOISY_SHARE * n["models"]:
+        return None
+    t = costs.n_threads
+    return (f"the probe at {t} thread{'s' if t > 1 else ''} was taken on a noisy machine: "
+            f"{n['disagree']:.0f} of {n['models']:.0f} probe models' two rounds differed by "
+            f"more than {PROBE_ROUNDS_AGREE_PCT:g} % (median {n['median_pct']:.1f} %), so its "
+            "predictions can miss by more than the band; measure again when the machine is "
+            "quiet (`slmbench probe --force`)")
 
 
 def _matches(path: str, spec: Any) -> bool:
@@ -1479,6 +1522,7 @@ def fit_probe(records_by_threads: dict[int, list[Any]], paths: dict[str, str],
         costs = fit_costs(observations(records, infos), infos, t, bw_at.get(t),
                           ((bandwidth or {}).get("cache_bytes") or {}).get("L2") or 0.0)
         costs.decode.cache_curve = curves.get(t) or []
+        costs.noise = probe_noise(costs.measured)
         probe.costs.append(costs)
     return probe
 
@@ -1566,6 +1610,15 @@ def format_probe(probe: DeviceProbe) -> str:
                      f"{c.bandwidth_gbs or float('nan'):.1f} GB/s; fit error (RMS, probe models)"
                      f" decode {100 * (c.decode.rms_rel_err or 0):.1f} %, prefill "
                      f"{100 * (c.prefill.rms_rel_err or 0):.1f} %")
+        n, warning = c.noise, noisy_probe(c)
+        if n:
+            lines.append(f"  rounds: {n['disagree']:.0f} of {n['models']:.0f} models' first two "
+                         f"rounds differed by more than {PROBE_ROUNDS_AGREE_PCT:g} % (median "
+                         f"{n['median_pct']:.1f} %, P90 {n['p90_pct']:.1f} %)"
+                         + (": a NOISY machine - predictions from this probe can miss by "
+                            "more than their band; measure again when it is quiet "
+                            "(`slmbench probe --force`)" if warning else
+                            ": a quiet enough machine"))
         lines.append(f"  {'type':<6} {'decode GB/s: small':>18} {'mid':>6} {'wide':>6} "
                      f"{'big':>6} {'prefill GFLOP/s':>16}   (decode: weights of the probe's "
                      "small / mid / wide / big models)")
@@ -1653,6 +1706,8 @@ def format_predictions(preds: list[Prediction]) -> str:
                    f" docs/prediction.md): decode +-{band.get('decode', 0):.0f} %, prefill "
                    f"+-{band.get('prefill', 0):.0f} %, memory +-{band.get('memory', 0):.0f} %. "
                    "size/bw = model bytes / probed bandwidth (the folk rule), for comparison.")
+    for note in dict.fromkeys(p.probe_note for p in preds if p.probe_note):
+        out.append(f"WARNING: {note}")
     for p in preds:
         for n in p.notes:
             out.append(f"note ({p.model}): {n}")
@@ -1748,8 +1803,10 @@ def against_runs(runs: list[Any]) -> tuple[list[dict[str, Any]], str]:
         return [], (f"the runs are from another CPU ({', '.join(sorted(cpus))}) than this "
                     f"machine's probe ({probe.cpu}); predict on that device")
     rows = against_records(records, probe)
+    noisy = [w for w in (noisy_probe(c) for c in probe.costs if c.n_threads in threads) if w]
     return rows, (f"probe {probe.key.rsplit('-t', 1)[0]} of {probe.created[:10]} "
-                  f"({probe.cpu}); error = predicted / measured - 1")
+                  f"({probe.cpu}); error = predicted / measured - 1"
+                  + "".join(f"; {w} (a flag may be the probe's)" for w in noisy))
 
 
 def against_table(rows: list[dict[str, Any]]) -> list[list[str]]:

@@ -4,6 +4,7 @@ probe fitted on real llama.cpp measurements of tiny models predicts another tiny
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -875,6 +876,48 @@ def test_a_probe_models_rounds_are_fitted_as_their_median_and_disagreeing_rounds
     assert not _rounds_disagree([rec, scaled(1.0 + P.PROBE_ROUNDS_AGREE_PCT / 200)])
     assert _rounds_disagree([rec, scaled(1.0 + P.PROBE_ROUNDS_AGREE_PCT / 50)])
     assert _rounds_disagree([rec, failed])
+    assert tg[0]["rounds"] == pytest.approx([x * tg_ms / 4 / 1e3 for x in (1, 1.03, 1.5)],
+                                            rel=1e-5)
+
+
+def test_the_probe_says_how_far_its_rounds_agreed_and_warns_when_the_machine_was_noisy(
+        tmp_path):
+    """probe_noise: per model the largest difference between its first two rounds; a probe
+    where more than PROBE_NOISY_SHARE of its models disagreed by more than
+    PROBE_ROUNDS_AGREE_PCT was taken on a noisy machine: `probe` says so, every prediction
+    from it carries the warning once, and predicted-vs-measured names it beside its flags."""
+    quiet = P.ThreadCosts(n_threads=2, measured=[
+        {"model": "a", "test": "tg", "seconds": 1.0, "rounds": [1.0, 1.02]},
+        {"model": "a", "test": "pp", "seconds": 1.0, "rounds": [1.0, 1.08, 1.01]},  # a: 8 %
+        {"model": "b", "test": "tg", "seconds": 1.0, "rounds": [2.0, 2.02]},       # b: 1 %
+        {"model": "c", "test": "tg", "seconds": 1.0, "rounds": [1.0, 1.03]},       # c: 3 %
+        {"model": "d", "test": "tg", "seconds": 1.0},                              # no rounds
+        {"model": "e", "test": "memory", "peak_mib": 9.0}])
+    quiet.noise = P.probe_noise(quiet.measured)
+    assert quiet.noise == {"models": 3, "disagree": 1, "median_pct": 3.0, "p90_pct": 8.0}
+    assert P.noisy_probe(quiet) is None
+    assert P.probe_noise([{"model": "a", "test": "tg", "seconds": 1.0}]) == {}  # version < 15
+    noisy = P.ThreadCosts(n_threads=2, noise={"models": 3, "disagree": 2, "median_pct": 6.0,
+                                               "p90_pct": 9.0})
+    warning = P.noisy_probe(noisy)
+    assert "2 thread" in warning and "2 of 3 probe models" in warning
+    assert "slmbench probe --force" in warning
+    # what `slmbench probe` prints
+    probe = P.DeviceProbe(key="k-t2", costs=[dataclasses.replace(planted_costs(2),
+                                                                 noise=quiet.noise)])
+    assert "1 of 3 models' first two rounds differed by more than 5 %" in P.format_probe(probe)
+    assert "a quiet enough machine" in P.format_probe(probe)
+    probe.costs[0].noise = noisy.noise
+    assert "NOISY" in P.format_probe(probe)
+    # every prediction carries it, the table says it once; a stored probe round-trips it
+    path = tmp_path / "noisy.json"
+    path.write_text(json.dumps(dataclasses.asdict(probe)))
+    back = P.load_probe(str(path))
+    assert back.at(2).noise == noisy.noise
+    preds = [P.predict(info, back, n_threads=2, label=name) for name, info in
+             list(shapes().items())[:2]]
+    assert all(p.probe_note == P.noisy_probe(back.at(2)) for p in preds)
+    assert P.format_predictions(preds).count("WARNING: the probe at 2 threads") == 1
 
 def test_repacked_and_mapped_weights_match_llama_cpps_buffers(tmp_path):
     """The probe learns which weight types the CPU backend copies into a repacked layout
