@@ -1,8 +1,9 @@
 """The `slmbench` command line: one sub-module per sub-command.
 
-Each sub-module defines ``HELP`` (one line), ``DESCRIPTION`` (the --help text that teaches),
-``add_arguments(parser)`` and ``run(args) -> int``.  Sub-modules are imported only when their
-command runs, so `slmbench --help` stays fast and a broken optional part cannot break the rest.
+Each sub-module defines ``DESCRIPTION`` (the --help text that teaches; its one-line help is
+the COMMANDS table's, below), ``add_arguments(parser)`` and ``run(args) -> int``.  Sub-modules
+are imported only when their command runs, so `slmbench --help` stays fast and a broken
+optional part cannot break the rest.
 """
 
 from __future__ import annotations

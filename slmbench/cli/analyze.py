@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "tables and statistics over one or more runs"
 DESCRIPTION = """\
 Load run directories (or a CSV table: the columns are in docs/analysis.md) into one table
 joined with the catalog's and the GGUF files' facts, and print: results with spread, the

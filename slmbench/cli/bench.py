@@ -7,7 +7,6 @@ import json
 import os
 import sys
 
-HELP = "benchmark GGUF files directly (prefill, TTFT, decode, memory)"
 DESCRIPTION = """\
 Measure one or more GGUF files with llama.cpp, the way llama-bench does:
 

@@ -7,7 +7,6 @@ import json
 
 from slmbench.cli.options import add_json_md, add_threshold_alpha, threshold_alpha
 
-HELP = "compare two runs with statistics; exit 1 on a regression"
 DESCRIPTION = """\
 Compare a candidate run with a base run, config by config (matched by model, quantization,
 device and settings; repetitions and warm-up may differ) and test by test (by name, e.g. pp64,

@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 
-HELP = "offline end-to-end demo on synthetic models (no download)"
 DESCRIPTION = """\
 Run the whole pipeline on this machine without a download: a family of random-weight llama
 models (three sizes, two vocabulary sizes, each in Q8_0 and Q4_K_M; see suites/demo.yaml) is

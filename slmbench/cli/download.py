@@ -7,7 +7,6 @@ import sys
 
 from slmbench.errors import SlmbenchError
 
-HELP = "download catalog models from the Hugging Face hub"
 DESCRIPTION = """\
 Download GGUF files of catalog models (models.yaml) into the standard Hugging Face cache
 (HF_HOME, default ~/.cache/huggingface), at the catalog's pinned revision, checking sha256 when

@@ -10,8 +10,6 @@ from typing import Any
 
 from slmbench.errors import SlmbenchError
 
-HELP = "show the device profile: CPU, memory, GPU, board, sensors"
-
 DESCRIPTION = """\
 Show what slmbench knows about this device: the profile written to env.json with every run
 (kind, label, board/phone model, SoC, OS, power mode, JetPack/L4T on a Jetson, GPU), the

@@ -7,7 +7,6 @@ import json
 
 from slmbench.cli.options import add_threshold_alpha, threshold_alpha
 
-HELP = "trend of a config across many runs / versions"
 DESCRIPTION = """\
 Order runs by llama-cpp-python / llama.cpp version (env.json: versions.llama_cpp_python and
 llama_cpp.build / build_number; runs without a version go last, by date) or by start date,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "import llama-bench output as a slmbench run"
 DESCRIPTION = """\
 Turn llama.cpp's `llama-bench -o json|jsonl|csv` output into a run directory, so a phone or a
 board that only runs llama.cpp's own binary is analysed, reported and compared like any run.

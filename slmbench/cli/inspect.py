@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "read a GGUF header: parameters, quant mix, KV bytes per token"
 DESCRIPTION = """\
 Read a GGUF file's header with the `gguf` package - no weights loaded, no llama.cpp context -
 and report the architecture, parameter count (from tensor shapes, equal to llama.cpp's

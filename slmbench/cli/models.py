@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "list the model catalog (models.yaml)"
 DESCRIPTION = """\
 List the models of the catalog: models.yaml at the repository root (or --catalog PATH, or
 $SLMBENCH_CATALOG).  Each row is one model: its facts from the model card / SLM survey and the

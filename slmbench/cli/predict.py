@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "predict decode, prefill and memory of any GGUF before downloading"
 DESCRIPTION = """\
 Predict a model's decode speed (tokens/s and ms per token at depth), prefill speed, time to
 first token, end-to-end latency of a prompt + generation, and peak memory on this device,

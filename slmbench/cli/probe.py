@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "measure this device once (~2 min per thread count) for `predict`"
-DESCRIPTION = """\
+from slmbench.predict import PROBE_NOISY_SHARE, PROBE_ROUNDS, PROBE_ROUNDS_AGREE_PCT
+
+DESCRIPTION = f"""\
 Measure what a model's cost is made of on this device, through llama.cpp itself: the read
 bandwidth, and - on synthetic models whose every weight has one type (F16, Q8_0, Q6_K, Q5_K,
 Q4_K, Q4_0, Q3_K, quantized --pure by llama.cpp) and on tiny models - the seconds per byte of
@@ -20,16 +21,20 @@ work Gemma-3's layers do besides a llama layer's, and the compute buffer and run
 The probe is stored under ~/.cache/slmbench/probes/ (SLMBENCH_CACHE moves it) per CPU,
 llama.cpp build and thread count, and reused until one of them changes or slmbench's probe
 version does; --force measures again. The probe's synthetic models (~6.4 GB, written once)
-live beside it. Every timed model is measured in two rounds, one after the other, and a third
-time where those disagree by more than 5 %; the median is kept (a model's speed moves from one
-minute to the next on a shared machine): 1.5-2 minutes per thread count on a 2-vCPU VM. Run it
-on a quiet machine: its numbers are the calibration of every prediction. Method and measured
-accuracy: docs/prediction.md.
+live beside it. Every timed model is measured in {PROBE_ROUNDS} rounds, one after the other, and
+once more where two disagree by more than {PROBE_ROUNDS_AGREE_PCT:g} %; the median is kept (a
+model's speed moves from one minute to the next on a shared machine): 1.5-2 minutes per thread
+count on a 2-vCPU VM. Run it on a quiet machine: its numbers are the calibration of every
+prediction. The probe says how far its rounds agreed; where more than {100 * PROBE_NOISY_SHARE:.0f} % of its
+models' rounds disagreed the machine was noisy, and `probe`, `predict` and predicted-vs-measured
+warn that predictions from it can miss by more than their band. Method and measured accuracy:
+docs/prediction.md.
 
 examples:
   slmbench probe                 # at the default thread count
   slmbench probe -t 1,2 --force
   slmbench probe --json | jq '.costs[0].decode.per_type'
+  slmbench probe --json | jq '.costs[].noise'   # how far the rounds agreed
 """
 
 

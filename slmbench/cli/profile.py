@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 
-HELP = "where the time goes: operator-level profile of prefill and decode"
 DESCRIPTION = """\
 Time every node of llama.cpp's compute graph for a prefill of N tokens and for M single-token
 decodes (at depth D), inside llama.cpp's own scheduler (its evaluation callback), and add the

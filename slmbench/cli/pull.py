@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "download runs from a Hugging Face dataset (hf://datasets/ORG/NAME)"
 DESCRIPTION = """\
 Download runs of a dataset written by `slmbench push` into OUT/<device>/<run-id>/.
 Files come through the Hugging Face cache (HF_HOME), so a second pull is local; each run is

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "upload runs to a Hugging Face dataset (hf://datasets/ORG/NAME)"
 DESCRIPTION = """\
 Upload run directories to a dataset repository on the Hugging Face hub, in one commit:
 each run goes to runs/<device>/<run-id>/ (results.jsonl, env.json, manifest.json, and its

@@ -7,7 +7,6 @@ import json
 import os
 import sys
 
-HELP = "perplexity, bits per byte and KL divergence vs a reference quant"
 DESCRIPTION = """\
 Judge what quantization costs in quality, the way llama.cpp's llama-perplexity does.
 

@@ -7,7 +7,6 @@ import json
 
 from slmbench.cli.options import add_json_md
 
-HELP = "which model and quant to ship: targets, verdicts, Pareto front"
 DESCRIPTION = """\
 Which model in which quantization should ship on this device for this use? For every device
 of the runs given, every config (model file x settings) is judged against the targets, each

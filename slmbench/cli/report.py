@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "write a Markdown + self-contained HTML report with figures"
 DESCRIPTION = """\
 Write report.md and report.html (figures embedded, no external files or URLs) for one or more
 runs: at the top the Verdict (per device and workload the config to ship and the pass/fail table

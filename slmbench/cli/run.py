@@ -7,7 +7,6 @@ import json
 import os
 import sys
 
-HELP = "run a benchmark suite: models x quantizations x settings"
 DESCRIPTION = """\
 Run a benchmark suite: every model x quantization x setting of a suite file is one config,
 measured in its own worker process (one model load serves all prompt/generation lengths).

@@ -7,7 +7,6 @@ import json
 import os
 import sys
 
-HELP = "sustained performance: speed, latency and sensors over minutes of continuous load"
 DESCRIPTION = """\
 Run one workload back to back for --duration on one model load and record, every --window:
 prefill and decode tokens/s, per-token latency p50/p90, temperatures, clocks, power and energy

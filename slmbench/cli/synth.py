@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import time
 
-HELP = "write a random-weight GGUF of any shape, and quantize it"
 DESCRIPTION = """\
 Write a random-weight llama- or gemma3-architecture GGUF (F16) with a valid tokenizer of the
 requested vocabulary size, loadable by llama.cpp, then quantize it with llama.cpp's own
