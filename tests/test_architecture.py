@@ -62,3 +62,21 @@ def test_every_module_is_in_a_layer_and_imports_only_downwards():
                 problems.append(f"{path.relative_to(ROOT)} (layer {table[name]}) imports "
                                 f"{dep} (layer {table[dep]})")
     assert not problems, "\n".join(problems)
+
+
+def test_every_command_has_one_help_line_and_a_help_page(capsys):
+    """`slmbench --help` lists every command with its one line (cli.COMMANDS, their only
+    home) and `slmbench COMMAND --help` prints the sub-module's DESCRIPTION, exit 0."""
+    import importlib
+
+    from slmbench.cli import COMMANDS, main
+
+    assert main(["--help"]) == 0
+    listing = " ".join(capsys.readouterr().out.split())
+    for name, (module_name, line) in COMMANDS.items():
+        assert f"{name} {line[:30]}" in listing, name
+        assert main([name, "--help"]) == 0, name
+        page = " ".join(capsys.readouterr().out.split())
+        module = importlib.import_module(f"slmbench.cli.{module_name}")
+        assert " ".join(module.DESCRIPTION.split()[:8]) in page, name
+        assert not hasattr(module, "HELP"), name  # one home: COMMANDS
