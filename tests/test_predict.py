@@ -461,7 +461,7 @@ def test_probe_device_end_to_end_on_a_small_ladder(tmp_path, monkeypatch):
     assert P.cached_probe([1]) is not None  # stored, and found again by its key
 
 
-def test_a_probe_of_real_measurements_predicts_another_model(tmp_path, monkeypatch):
+def test_a_probe_of_real_measurements_predicts_another_model(tmp_path, monkeypatch, capsys):
     """Real llama.cpp runs at 1 thread: a small probe (tiny models and two pure types) fitted
     and checked against a held-out model it never saw - within 35 % (a loose bound for a busy
     test machine; benchmarks/predict.py measures the real accuracy)."""
@@ -522,6 +522,16 @@ def test_a_probe_of_real_measurements_predicts_another_model(tmp_path, monkeypat
     out = write_report([str(run)], str(tmp_path / "rep"))
     md = open(out["markdown"], encoding="utf-8").read()
     assert "## Predicted vs measured" in md and "peak memory" in md
+    assert "noisy machine" not in versus["note"]
+    # a probe taken on a noisy machine: its flags may be the probe's, and each view says so
+    probe.costs[0].noise = {"models": 4, "disagree": 3, "median_pct": 8.0, "p90_pct": 12.0}
+    P.save_probe(probe)
+    assert cli_main(["analyze", str(run), "--json", str(tmp_path / "c.json")]) == 0
+    note = json.loads((tmp_path / "c.json").read_text())["predicted_vs_measured"]["note"]
+    assert "taken on a noisy machine: 3 of 4 probe models" in note
+    capsys.readouterr()
+    assert cli_main(["predict", "--against", str(run), "-t", "1"]) == 0
+    assert "WARNING: the probe at 1 thread was taken on a noisy machine" in capsys.readouterr().out
 
 
 def test_the_fit_recovers_each_rung_of_the_size_ladder():

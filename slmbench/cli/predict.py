@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 DESCRIPTION = """\
 Predict a model's decode speed (tokens/s and ms per token at depth), prefill speed, time to
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _against(args: argparse.Namespace) -> int:
     from slmbench.api import run_paths
-    from slmbench.predict import against_records, format_against, resolve_probe
+    from slmbench.predict import against_records, format_against, noisy_probe, resolve_probe
     from slmbench.results import read_run
 
     runs = [read_run(p) for p in run_paths(args.against)]
@@ -102,9 +103,14 @@ def _against(args: argparse.Namespace) -> int:
     threads = sorted({r.settings.n_threads for r in records if r.settings})
     if args.threads:
         threads = [args.threads]
-    rows = against_records(records, resolve_probe(args.probe, threads))
+    probe = resolve_probe(args.probe, threads)
+    rows = against_records(records, probe)
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
         print(format_against(rows))
+    for c in probe.costs:  # a flag may then be the probe's fault, not the run's
+        warning = noisy_probe(c) if c.n_threads in threads else None
+        if warning:
+            print(f"WARNING: {warning}", file=sys.stderr if args.json else sys.stdout)
     return 0
