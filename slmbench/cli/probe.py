@@ -7,6 +7,7 @@ import json
 
 from slmbench.predict import PROBE_NOISY_SHARE, PROBE_ROUNDS, PROBE_ROUNDS_AGREE_PCT
 
+NOISY_PCT = f"{100 * PROBE_NOISY_SHARE:.0f}"
 DESCRIPTION = f"""\
 Measure what a model's cost is made of on this device, through llama.cpp itself: the read
 bandwidth, and - on synthetic models whose every weight has one type (F16, Q8_0, Q6_K, Q5_K,
@@ -25,7 +26,7 @@ live beside it. Every timed model is measured in {PROBE_ROUNDS} rounds, one afte
 once more where two disagree by more than {PROBE_ROUNDS_AGREE_PCT:g} %; the median is kept (a
 model's speed moves from one minute to the next on a shared machine): 1.5-2 minutes per thread
 count on a 2-vCPU VM. Run it on a quiet machine: its numbers are the calibration of every
-prediction. The probe says how far its rounds agreed; where more than {100 * PROBE_NOISY_SHARE:.0f} % of its
+prediction. The probe says how far its rounds agreed; where more than {NOISY_PCT} % of its
 models' rounds disagreed the machine was noisy, and `probe`, `predict` and predicted-vs-measured
 warn that predictions from it can miss by more than their band. Method and measured accuracy:
 docs/prediction.md.
