@@ -441,6 +441,11 @@ def test_probe_device_end_to_end_on_a_small_ladder(tmp_path, monkeypatch):
     # every timed model in PROBE_ROUNDS rounds, fitted as one observation per test
     assert f"1 thread: round {P.PROBE_ROUNDS} of {P.PROBE_ROUNDS}" in said
     assert sum(o["model"] == "tiny-l12" and o["test"] == "tg" for o in costs.measured) == 2
+    # each round's time is kept, and the noise meter counts every timed model
+    timed = [o for o in costs.measured if o["test"] in ("pp", "tg")]
+    assert all(len(o["rounds"]) >= P.PROBE_ROUNDS for o in timed)
+    assert costs.noise["models"] == len({o["model"] for o in timed})
+    assert ("a quiet enough machine" in P.format_probe(probe)) != bool(P.noisy_probe(costs))
     # the KV-from-DRAM model: measured at both depths, its rate from those two alone
     kv_obs = [o for o in costs.measured if o["model"] == P.KV_DRAM_MODEL and o["test"] == "tg"]
     assert sorted(o["n_depth"] for o in kv_obs) == [0, P.PROBE_DEPTH]
