@@ -1346,8 +1346,9 @@ def observations(records: list[Any], infos: dict[str, GGUFInfo]) -> list[dict[st
     The median, like the measurements a prediction is compared with, not the quickest round:
     taking the quickest (a disturbance only slows) helped on one noisy Zen-5 run (V31: 1
     thread 91-95 % of held-out decode configs within +-10 % against 77-89 %) and hurt on the
-    next (V32, whose measurements were disturbed too: 39-73 % against 52-73 %, 2 threads
-    36-50 % against 50-59 %)."""
+    next (V32, whose measurements were disturbed too: from the probes before them, 59 % of
+    the 1-thread configs within +-10 % of the passes' median against 77 %, 2 threads 45 %
+    against 61 %)."""
     ok = {rec.model_id for rec in records if rec.status == "ok"}
     timed: dict[tuple, dict[str, Any]] = {}
     seconds: dict[tuple, list[float]] = {}
