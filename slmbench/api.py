@@ -402,7 +402,7 @@ def probe_device(threads: Sequence[int] = (1,), *, force: bool = False,
         # model 0.76-0.96 ms per token in five rounds; 1 thread: MHA's depth cost 4.0 ms
         # quiet, 5.1 in one probe, which put held-out MHA models 13-23 % slow), and a
         # disturbance lasting a whole measurement leaves its spread low. The fit takes the
-        # quickest round (observations: a disturbance only slows)
+        # median of the rounds (observations)
         rounds = []
         for n in range(PROBE_ROUNDS):
             say(f"{t} thread{'s' if t > 1 else ''}: round {n + 1} of {PROBE_ROUNDS}")

@@ -62,7 +62,7 @@ from slmbench.memory import repacked_mib
 from slmbench.stats import CV_WARN_PCT
 
 MIB = 1024 * 1024
-PROBE_VERSION = 16  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 80/96/160, caches;
+PROBE_VERSION = 15  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 80/96/160, caches;
 # 4: per-type decode models beyond the caches (big-*); 5: and at 2.5x cache size (mid-*);
 # 6: the MHA model's KV beyond the caches (kv-mha64, 6 layers), sizes as bytes read per token;
 # 7: the KV read from DRAM after weights beyond the caches (kv-gqa128); 8: prefill's cost per
@@ -74,8 +74,7 @@ PROBE_VERSION = 16  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 8
 # difference the Gemma-3 layers' extra work (GEMMA3_MODEL, GEMMA3_TWIN); 13: prefill's FLOP
 # cost grows with the model's layer count instead of its size (the same measurements); 14:
 # decode's cost per matmul row and per layer of weights streamed from DRAM (stream-*); 15: every
-# timed model measured in PROBE_ROUNDS rounds (once more where they disagree), their median fitted;
-# 16: the quickest round fitted instead (the same measurements)
+# timed model measured in PROBE_ROUNDS rounds (once more where they disagree), their median fitted
 # Q5_0 and Q8_0 are also what a K-quant falls back to for rows not a multiple of 256 (Gemma-3's
 # 640-wide tensors in a Q4_K_M file are mostly Q5_0 and Q8_0)
 PROBE_TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K", "Q5_0", "Q4_K", "Q4_0", "Q3_K")
@@ -1341,14 +1340,15 @@ def record_step(rec: Any) -> int:
 def observations(records: list[Any], infos: dict[str, GGUFInfo]) -> list[dict[str, Any]]:
     """Probe observations from measured records (slmbench.schema.Record) of the probe models:
     the median time of each pp / tg test - of a model measured in several rounds
-    (probe_device), the quickest round's (a failed round left out; every round's time kept in
-    ``rounds``) - and, once per model, its memory (the first round's).
+    (probe_device), the median of the rounds' (a failed round left out; every round's time
+    kept in ``rounds``) - and, once per model, its memory (the first round's).
 
-    The quickest, not the median: what disturbs a probe on a shared machine (another tenant's
-    burst, seconds to a minute long) only ever slows a measurement. On the Zen-5 VM, the two
-    probes of a noisy validation run (V31) refitted with the quickest round instead of the
-    median put 91-95 % of the held-out 1-thread decode configs within +-10 % of each pass,
-    against 77-89 %; at 2 threads 20-73 % against 11-59 %."""
+    The median, like the measurements a prediction is compared with, not the quickest round:
+    taking the quickest (a disturbance only slows) helped on one noisy Zen-5 run (V31: 1
+    thread 91-95 % of held-out decode configs within +-10 % against 77-89 %) and hurt on the
+    next (V32, whose measurements were disturbed too: from the probes before them, 59 % of
+    the 1-thread configs within +-10 % of the passes' median against 77 %, 2 threads 45 %
+    against 61 %)."""
     ok = {rec.model_id for rec in records if rec.status == "ok"}
     timed: dict[tuple, dict[str, Any]] = {}
     seconds: dict[tuple, list[float]] = {}
@@ -1382,7 +1382,7 @@ def observations(records: list[Any], infos: dict[str, GGUFInfo]) -> list[dict[st
                             rec))["total_bytes"] / MIB,
                         "step": record_step(rec), "n_ctx": m.n_ctx, "n_ubatch": _n_ubatch(rec)})
     for key, obs in timed.items():
-        obs["seconds"] = min(seconds[key])
+        obs["seconds"] = statistics.median(seconds[key])
         if len(seconds[key]) > 1:  # in the order measured (probe_noise)
             obs["rounds"] = [float(f"{x:.6g}") for x in seconds[key]]
     return out
