@@ -339,10 +339,8 @@ def main() -> int:
     def rounds(label: str, c: P.ThreadCosts) -> None:
         n = c.noise
         if n:
-            noise.append(f"- {label} at {c.n_threads} thread(s): {n['disagree']:.0f} of "
-                         f"{n['models']:.0f} models' first two rounds differed by more than "
-                         f"{P.PROBE_ROUNDS_AGREE_PCT:g} % (median {n['median_pct']:.1f} %, P90 "
-                         f"{n['p90_pct']:.1f} %)" + (" - NOISY" if P.noisy_probe(c) else ""))
+            noise.append(f"- {label} at {c.n_threads} thread(s): {P.rounds_summary(n)}"
+                         + (" - NOISY" if P.noisy_probe(c) else ""))
             print(noise[-1], flush=True)
 
     for t in threads:

@@ -1409,6 +1409,13 @@ def probe_noise(measured: list[dict[str, Any]]) -> dict[str, float]:
             "p90_pct": round(values[min(len(values) - 1, int(0.9 * len(values)))], 2)}
 
 
+def rounds_summary(noise: dict[str, float]) -> str:
+    """What a probe's noise (probe_noise) says, in one phrase."""
+    return (f"{noise['disagree']:.0f} of {noise['models']:.0f} models' first two rounds "
+            f"differed by more than {PROBE_ROUNDS_AGREE_PCT:g} % (median "
+            f"{noise['median_pct']:.1f} %, P90 {noise['p90_pct']:.1f} %)")
+
+
 def noisy_probe(costs: ThreadCosts) -> str | None:
     """A warning when the probe at this thread count was taken on a noisy machine (more than
     PROBE_NOISY_SHARE of its models' rounds disagreed), else None."""
@@ -1421,6 +1428,12 @@ def noisy_probe(costs: ThreadCosts) -> str | None:
             f"more than {PROBE_ROUNDS_AGREE_PCT:g} % (median {n['median_pct']:.1f} %), so its "
             "predictions can miss by more than the band; measure again when the machine is "
             "quiet (`slmbench probe --force`)")
+
+
+def noisy_warnings(probe: DeviceProbe, threads: Iterable[int]) -> list[str]:
+    """noisy_probe's warning for each of ``threads`` the probe was noisy at."""
+    wanted = set(threads)
+    return [w for w in (noisy_probe(c) for c in probe.costs if c.n_threads in wanted) if w]
 
 
 def _matches(path: str, spec: Any) -> bool:
@@ -1619,9 +1632,7 @@ def format_probe(probe: DeviceProbe) -> str:
                      f"{100 * (c.prefill.rms_rel_err or 0):.1f} %")
         n, warning = c.noise, noisy_probe(c)
         if n:
-            lines.append(f"  rounds: {n['disagree']:.0f} of {n['models']:.0f} models' first two "
-                         f"rounds differed by more than {PROBE_ROUNDS_AGREE_PCT:g} % (median "
-                         f"{n['median_pct']:.1f} %, P90 {n['p90_pct']:.1f} %)"
+            lines.append(f"  rounds: {rounds_summary(n)}"
                          + (": a NOISY machine - predictions from this probe can miss by "
                             "more than their band; measure again when it is quiet "
                             "(`slmbench probe --force`)" if warning else
@@ -1810,7 +1821,7 @@ def against_runs(runs: list[Any]) -> tuple[list[dict[str, Any]], str]:
         return [], (f"the runs are from another CPU ({', '.join(sorted(cpus))}) than this "
                     f"machine's probe ({probe.cpu}); predict on that device")
     rows = against_records(records, probe)
-    noisy = [w for w in (noisy_probe(c) for c in probe.costs if c.n_threads in threads) if w]
+    noisy = noisy_warnings(probe, threads)
     return rows, (f"probe {probe.key.rsplit('-t', 1)[0]} of {probe.created[:10]} "
                   f"({probe.cpu}); error = predicted / measured - 1"
                   + "".join(f"; {w} (a flag may be the probe's)" for w in noisy))

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _against(args: argparse.Namespace) -> int:
     from slmbench.api import run_paths
-    from slmbench.predict import against_records, format_against, noisy_probe, resolve_probe
+    from slmbench.predict import against_records, format_against, noisy_warnings, resolve_probe
     from slmbench.results import read_run
 
     runs = [read_run(p) for p in run_paths(args.against)]
@@ -109,8 +109,6 @@ def _against(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=1))
     else:
         print(format_against(rows))
-    for c in probe.costs:  # a flag may then be the probe's fault, not the run's
-        warning = noisy_probe(c) if c.n_threads in threads else None
-        if warning:
-            print(f"WARNING: {warning}", file=sys.stderr if args.json else sys.stdout)
+    for warning in noisy_warnings(probe, threads):  # a flag may then be the probe's fault
+        print(f"WARNING: {warning}", file=sys.stderr if args.json else sys.stdout)
     return 0
