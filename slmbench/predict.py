@@ -1799,6 +1799,35 @@ def format_against(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def predictable_records(runs: list[Any], probe: DeviceProbe) -> tuple[list[Any], list[str]]:
+    """The runs' records a CPU probe can be put beside: measured on the probe's CPU, with no
+    layer offloaded to a GPU (where the run's llama.cpp could offload, or did not say);
+    (records, what was left out and why)."""
+    keep: list[Any] = []
+    other: set[str] = set()
+    offloaded = 0
+    for run in runs:
+        env = run.env
+        cpu = env.cpu.model if env and env.cpu else None
+        if cpu and probe.cpu and cpu != probe.cpu:
+            other.add(cpu)
+            continue
+        can_offload = env.llama_cpp.gpu_offload if env and env.llama_cpp else None
+        for rec in run.records:
+            if rec.settings and rec.settings.n_gpu_layers and can_offload is not False:
+                offloaded += rec.status == "ok"
+                continue
+            keep.append(rec)
+    left = []
+    if other:
+        left.append(f"runs from another CPU ({', '.join(sorted(other))}) than the probe's "
+                    f"({probe.cpu}) left out: predict on that device")
+    if offloaded:
+        left.append(f"{offloaded} config(s) with layers offloaded to a GPU (-ngl) left out: "
+                    "the probe models the CPU only")
+    return keep, left
+
+
 def against_runs(runs: list[Any]) -> tuple[list[dict[str, Any]], str]:
     """Predicted vs measured for the runs' configs when this machine holds a probe of the
     same CPU at their thread counts (what `analyze` and `report` show); (rows, a note saying
@@ -1809,7 +1838,6 @@ def against_runs(runs: list[Any]) -> tuple[list[dict[str, Any]], str]:
                       and any(t.test in ("pp", "tg") for t in r.tests)})
     if not threads:
         return [], "no pp / tg tests to predict"
-    cpus = {run.env.cpu.model for run in runs if run.env and run.env.cpu and run.env.cpu.model}
     try:
         probe = cached_probe(threads)
     except SlmbenchError as exc:
@@ -1817,13 +1845,14 @@ def against_runs(runs: list[Any]) -> tuple[list[dict[str, Any]], str]:
     if probe is None:
         return [], (f"no device probe on this machine at {', '.join(map(str, threads))} "
                     "threads (`slmbench probe` adds predicted vs measured)")
-    if cpus and probe.cpu not in cpus:
-        return [], (f"the runs are from another CPU ({', '.join(sorted(cpus))}) than this "
-                    f"machine's probe ({probe.cpu}); predict on that device")
+    records, left = predictable_records(runs, probe)
+    if not records:
+        return [], "; ".join(left)
     rows = against_records(records, probe)
     noisy = noisy_warnings(probe, threads)
     return rows, (f"probe {probe.key.rsplit('-t', 1)[0]} of {probe.created[:10]} "
                   f"({probe.cpu}); error = predicted / measured - 1"
+                  + "".join(f"; {w}" for w in left)
                   + "".join(f"; {w} (a flag may be the probe's)" for w in noisy))
 
 

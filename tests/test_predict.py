@@ -1027,3 +1027,59 @@ def test_a_model_about_the_size_of_the_probed_cache_gets_a_note():
     assert P.cache_edge_note(fit, 20 * mib) is None and P.cache_edge_note(fit, 120 * mib) is None
     assert "cache speed up to ~40 MiB" in P.format_probe(
         P.DeviceProbe(key="k-t1", created="now", costs=[P.ThreadCosts(n_threads=1, decode=fit)]))
+
+
+def test_predicted_vs_measured_leaves_out_gpu_offloaded_and_other_cpus_runs(tmp_path, capsys):
+    """The probe models this CPU: a run measured on another CPU, and a config that offloaded
+    layers to a GPU (where its llama.cpp could), are left out and the note says so; -ngl on a
+    build without a GPU backend ran on the CPU and is kept."""
+    from pathlib import Path
+
+    from slmbench.results import read_run
+    from slmbench.schema import LlamaInfo
+
+    fixture = Path(__file__).parent / "data" / "runs" / "v1"
+    key, _, build = P.device_key(1)
+    probe = P.DeviceProbe(key=key, cpu="Intel(R) Xeon(R) Processor", llama_build=build,
+                          costs=[planted_costs(1)])
+
+    def run(cpu: str, ngl: int, offload: bool | None):
+        r = read_run(fixture)
+        r.env.cpu.model = cpu
+        r.env.llama_cpp = LlamaInfo(gpu_offload=offload)
+        for rec in r.records:
+            rec.settings.n_gpu_layers = ngl
+        return r
+
+    here = run(probe.cpu, 0, True)
+    n = len(here.records)
+    assert n and all(r.status == "ok" for r in here.records)
+    kept, left = P.predictable_records([here], probe)
+    assert len(kept) == n and left == []
+    kept, left = P.predictable_records(
+        [here, run(probe.cpu, 99, True), run(probe.cpu, 99, None), run(probe.cpu, 99, False),
+         run("AMD EPYC", 0, False)], probe)
+    assert len(kept) == 2 * n  # the CPU-only build's -ngl 99 ran on the CPU
+    assert left == [f"runs from another CPU (AMD EPYC) than the probe's ({probe.cpu}) left out:"
+                    " predict on that device",
+                    f"{2 * n} config(s) with layers offloaded to a GPU (-ngl) left out: the "
+                    "probe models the CPU only"]
+    # `predict --against` says so in a note line
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(fixture, run_dir)
+    env = json.loads((run_dir / "env.json").read_text())
+    env["llama_cpp"] = {**(env.get("llama_cpp") or {}), "gpu_offload": True}
+    (run_dir / "env.json").write_text(json.dumps(env))
+    lines = (run_dir / "results.jsonl").read_text().splitlines()
+    recs = [json.loads(line) for line in lines]
+    for rec in recs:
+        rec["settings"]["n_gpu_layers"] = 99
+    (run_dir / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    probe_file = tmp_path / "probe.json"
+    probe_file.write_text(json.dumps(dataclasses.asdict(probe)))
+    capsys.readouterr()
+    assert main(["predict", "--against", str(run_dir), "--probe", str(probe_file)]) == 0
+    assert (f"note: {n} config(s) with layers offloaded to a GPU (-ngl) left out"
+            in capsys.readouterr().out)

@@ -95,20 +95,24 @@ def run(args: argparse.Namespace) -> int:
 
 def _against(args: argparse.Namespace) -> int:
     from slmbench.api import run_paths
-    from slmbench.predict import against_records, format_against, noisy_warnings, resolve_probe
+    from slmbench.predict import (against_records, format_against, noisy_warnings,
+                                  predictable_records, resolve_probe)
     from slmbench.results import read_run
 
     runs = [read_run(p) for p in run_paths(args.against)]
-    records = [r for run in runs for r in run.records]
-    threads = sorted({r.settings.n_threads for r in records if r.settings})
+    threads = sorted({r.settings.n_threads for run in runs for r in run.records if r.settings})
     if args.threads:
         threads = [args.threads]
     probe = resolve_probe(args.probe, threads)
+    records, left = predictable_records(runs, probe)
     rows = against_records(records, probe)
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
         print(format_against(rows))
+    out = sys.stderr if args.json else sys.stdout
+    for why in left:
+        print(f"note: {why}", file=out)
     for warning in noisy_warnings(probe, threads):  # a flag may then be the probe's fault
-        print(f"WARNING: {warning}", file=sys.stderr if args.json else sys.stdout)
+        print(f"WARNING: {warning}", file=out)
     return 0
