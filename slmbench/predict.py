@@ -59,7 +59,7 @@ from slmbench.gguf_info import (GGUFInfo, TensorInfo, _layer_kv_bytes, bytes_for
                                 is_matmul_weight, is_multiplied, kv_cache_bytes,
                                 multiplied_bytes)
 from slmbench.memory import repacked_mib
-from slmbench.stats import CV_WARN_PCT
+from slmbench.stats import CV_WARN_PCT, percentile
 
 MIB = 1024 * 1024
 PROBE_VERSION = 15  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 80/96/160, caches;
@@ -1406,7 +1406,7 @@ def probe_noise(measured: list[dict[str, Any]]) -> dict[str, float]:
     return {"models": len(values),
             "disagree": sum(d > PROBE_ROUNDS_AGREE_PCT for d in values),
             "median_pct": round(statistics.median(values), 2),
-            "p90_pct": round(values[min(len(values) - 1, int(0.9 * len(values)))], 2)}
+            "p90_pct": round(percentile(values, 90), 2)}
 
 
 def rounds_summary(noise: dict[str, float]) -> str:
