@@ -62,7 +62,7 @@ from slmbench.memory import repacked_mib
 from slmbench.stats import CV_WARN_PCT, percentile
 
 MIB = 1024 * 1024
-PROBE_VERSION = 15  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 80/96/160, caches;
+PROBE_VERSION = 17  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 80/96/160, caches;
 # 4: per-type decode models beyond the caches (big-*); 5: and at 2.5x cache size (mid-*);
 # 6: the MHA model's KV beyond the caches (kv-mha64, 6 layers), sizes as bytes read per token;
 # 7: the KV read from DRAM after weights beyond the caches (kv-gqa128); 8: prefill's cost per
@@ -74,7 +74,9 @@ PROBE_VERSION = 15  # 2: repacked weights (memory 'repack:TYPE'); 3: head dims 8
 # difference the Gemma-3 layers' extra work (GEMMA3_MODEL, GEMMA3_TWIN); 13: prefill's FLOP
 # cost grows with the model's layer count instead of its size (the same measurements); 14:
 # decode's cost per matmul row and per layer of weights streamed from DRAM (stream-*); 15: every
-# timed model measured in PROBE_ROUNDS rounds (once more where they disagree), their median fitted
+# timed model measured in PROBE_ROUNDS rounds (once more where they disagree), their median fitted;
+# 16: the quickest round fitted (taken back: docs/prediction.md); 17: the MHA model at depth
+# (kv-mha64) timed in Q8_0 instead of F16 (TIMED_AS)
 # Q5_0 and Q8_0 are also what a K-quant falls back to for rows not a multiple of 256 (Gemma-3's
 # 640-wide tensors in a Q4_K_M file are mostly Q5_0 and Q8_0)
 PROBE_TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K", "Q5_0", "Q4_K", "Q4_0", "Q3_K")
@@ -110,6 +112,15 @@ DECODE_ONLY_PREFIXES = (BIG_PREFIX, STREAM_PREFIX)
 KV_PREFIX = "kv-"  # probe models of a KV cache beyond the caches (MHA, depth 2048)
 KV_WEIGHTS = "@kv"   # suffix of their weight types in the decode fit: a rate of their own
 KV_DRAM_MODEL = KV_PREFIX + "gqa128"  # its depth cost alone gives PhaseFit.kv_dram_s (no fit)
+KV_MHA_MODEL = KV_PREFIX + "mha64"
+# probe models timed as a pure quantization of the file written (under their own name): the
+# MHA model at depth in Q8_0 since version 17. With its F16 weights (60 MB, streamed at ~32
+# GB/s, the read bandwidth at 1 thread) its depth cost swung 3.9-5.9 ms per token between
+# measurements seconds apart on the Zen-5 VM (DRAM shared with other tenants), in Q8_0 3.8-4.3
+# ms: compute-bound like the quantized models it serves (20-22 ns per attention score at head
+# dim 64, as tiny-l12's and a held-out 12-layer MHA shape's in Q4_0 and Q8_0), where the F16
+# copy's slow moments put the MHA shape at depth 2048 13-26 % too slow
+TIMED_AS = {KV_MHA_MODEL: "Q8_0"}
 GEMMA3_MODEL = "tiny-g3"  # Gemma-3 layers: their work besides a llama layer's (prefill only)
 GEMMA3_TWIN = "tiny-g3-llama"  # the same shape in llama layers: the difference is that work
 MEMORY_ONLY_PREFIX = "mem-"  # probe models whose timings the fits do not use
@@ -126,7 +137,7 @@ PROBE_NOISY_SHARE = 0.5
 PROBE_DEPTH = 2048
 PER_TYPE_MODELS = ("big", "wide", "mid", "small")  # quantized --pure to every probed type
 # also at PROBE_DEPTH: attention per head dimension (HEAD_CLASSES) and KV bytes (MHA)
-DEEP_MODELS = ("tiny-l12", "kv-mha64", KV_DRAM_MODEL, "tiny-hd64", "tiny-hd80", "tiny-hd96",
+DEEP_MODELS = ("tiny-l12", KV_MHA_MODEL, KV_DRAM_MODEL, "tiny-hd64", "tiny-hd80", "tiny-hd96",
                "tiny-hd128", "tiny-hd160", "tiny-hd256")
 # the expected error band: the P90 absolute error of benchmarks/predict.py's probe-only
 # validation on this project's 2-vCPU VM (88 held-out decode / prefill configs, 44 memory;
@@ -165,10 +176,10 @@ def probe_specs() -> dict[str, Any]:
         # vector loops leave what is not a multiple of their step to scalar code); MHA at 64
         # with each layer's KV beyond the L2 caches (8 MiB per layer at PROBE_DEPTH, beyond 1
         # or 2 cores' 2 MiB here) and the whole KV with the weights beyond the L3 share too
-        # (6 layers: 48 MiB of KV + 60 MB of weights; with 2 layers, 16 MiB, the KV stayed in
-        # L3 at 2 threads and the spill cost came out 3x too low)
+        # (6 layers: 48 MiB of KV + 32 MB of weights, timed in Q8_0: TIMED_AS; with 2 layers,
+        # 16 MiB, the KV stayed in L3 at 2 threads and the spill cost came out 3x too low)
         "tiny-hd64": deep(512, 8, 2, n_ff=512),
-        KV_PREFIX + "mha64": deep(1024, 16, 16, n_layer=6),
+        KV_MHA_MODEL: deep(1024, 16, 16, n_layer=6),
         # the KV cache read after weights beyond the caches evicted it: the tiny-hd128 shape
         # (cheap scores: memory-bound) with a 262k-entry output projection, 256 MiB of F16
         # read per token (beyond the L3 share at 1 and 2 threads) and cheap to prefill (one
@@ -1466,27 +1477,31 @@ def build_probe_models(work_dir: str, types: Iterable[str] = PROBE_TYPES,
             progress(f"writing {name}")
             write_synthetic(path + ".tmp", spec)
             os.replace(path + ".tmp", path)
-            for qtype in set(types) | {STREAM_TYPE}:  # its quantized copies are stale too
+            # its quantized copies are stale too
+            for qtype in set(types) | {STREAM_TYPE} | set(TIMED_AS.values()):
                 stale = os.path.join(work_dir, f"{name}-{qtype}.gguf")
                 if os.path.exists(stale):
                     os.remove(stale)
-        if name not in PER_TYPE_MODELS + STREAM_MODELS:
+        if name not in PER_TYPE_MODELS + STREAM_MODELS + tuple(TIMED_AS):
             paths[name] = path
-    # the per-type models in every type, the streaming ones in theirs (when the specs hold them)
+    # the per-type models in every type, the streaming ones in theirs, the TIMED_AS ones in
+    # theirs under their own name (when the specs hold them)
     quantized = [(base, tuple(types)) for base in PER_TYPE_MODELS]
     quantized += [(base, (STREAM_TYPE,)) for base in STREAM_MODELS if base in specs]
+    quantized += [(base, (qtype,)) for base, qtype in TIMED_AS.items() if base in specs]
     for base, base_types in quantized:
         src = os.path.join(work_dir, f"{base}.gguf")
         for qtype in base_types:
             path = os.path.join(work_dir, f"{base}-{qtype}.gguf")
+            mid = base if base in TIMED_AS else f"{base}-{qtype}"
             if qtype == "F16":
-                paths[f"{base}-F16"] = src
+                paths[mid] = src
                 continue
             if not os.path.exists(path):
                 progress(f"quantizing {base} to {qtype} (pure)")
                 quantize(src, path + ".tmp", PURE_LABEL[qtype], pure=True)
                 os.replace(path + ".tmp", path)
-            paths[f"{base}-{qtype}"] = path
+            paths[mid] = path
     _remove_stale(work_dir, paths, progress)
     return paths
 
@@ -1499,7 +1514,7 @@ def _remove_stale(work_dir: str, paths: dict[str, str],
 
     keep = {os.path.abspath(p) for p in paths.values()}
     keep |= {os.path.abspath(os.path.join(work_dir, f"{base}.gguf"))
-             for base in PER_TYPE_MODELS + STREAM_MODELS}
+             for base in PER_TYPE_MODELS + STREAM_MODELS + tuple(TIMED_AS)}
     for name in sorted(os.listdir(work_dir)):
         path = os.path.abspath(os.path.join(work_dir, name))
         if not name.endswith(".gguf") or path in keep:

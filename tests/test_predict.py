@@ -401,14 +401,15 @@ def test_probe_device_end_to_end_on_a_small_ladder(tmp_path, monkeypatch):
 
     specs = {"tiny-l2": spec(2), "tiny-l12": spec(6), "small": spec(2, 256),
              "mid": spec(5, 256), "wide": spec(2, 512), "big": spec(6, 512),
-             P.KV_DRAM_MODEL: spec(4, 128, 65536), "stream-rows": spec(1, 128, 16384),
+             P.KV_DRAM_MODEL: spec(4, 128, 65536), P.KV_MHA_MODEL: spec(2, 256),
+             "stream-rows": spec(1, 128, 16384),
              "stream-layers": spec(12, 128)}
     for name, sp in specs.items():
         sp.name = f"probe-{name}"
     monkeypatch.setattr(P, "probe_specs", lambda: specs)
     monkeypatch.setattr(P, "build_probe_models",
                         functools.partial(P.build_probe_models, types=("F16", "Q8_0")))
-    monkeypatch.setattr(P, "DEEP_MODELS", ("tiny-l12", P.KV_DRAM_MODEL))
+    monkeypatch.setattr(P, "DEEP_MODELS", ("tiny-l12", P.KV_MHA_MODEL, P.KV_DRAM_MODEL))
     for name, value in (("PROBE_REPETITIONS", 2), ("PROBE_PROMPT", 16), ("PROBE_GEN", 4),
                         ("PROBE_DEPTH", 256)):
         monkeypatch.setattr(P, name, value)
@@ -464,6 +465,15 @@ def test_probe_device_end_to_end_on_a_small_ladder(tmp_path, monkeypatch):
     assert set(costs.decode.stream_ref) == {"F16", "Q8_0"}  # every big model's, per byte
     assert costs.decode.n_obs == sum(o["test"] == "tg" for o in costs.measured) - 2 - 2
     assert P.cached_probe([1]) is not None  # stored, and found again by its key
+    # the MHA model is timed as its Q8_0 copy (TIMED_AS), under its own name, at both depths;
+    # the F16 file it is quantized from stays (not an older probe version's)
+    mha = read_gguf(paths[P.KV_MHA_MODEL])
+    assert paths[P.KV_MHA_MODEL].endswith(f"{P.KV_MHA_MODEL}-Q8_0.gguf")
+    assert {t.type for t in mha.tensors if P.is_matmul_weight(t)} == {"Q8_0"}
+    assert sorted(o["n_depth"] for o in costs.measured
+                  if o["model"] == P.KV_MHA_MODEL and o["test"] == "tg") == [0, P.PROBE_DEPTH]
+    assert (models / f"{P.KV_MHA_MODEL}.gguf").exists()
+    assert "Q8_0" + P.KV_WEIGHTS in costs.decode.per_type
 
 
 def test_a_probe_of_real_measurements_predicts_another_model(tmp_path, monkeypatch, capsys):
