@@ -2,8 +2,9 @@
 
 For each thread count the device probe (slmbench.api.probe_device: its own synthetic models,
 one to two minutes) calibrates the costs; then a grid of held-out synthetic shapes (layers, width,
-heads, KV heads, FFN, vocabulary) in several quantizations, and Gemma-3-270M in Q4_K_M / Q4_0
-/ Q8_0 / F16, are measured with slmbench's own measuring core (isolated workers, the same
+heads, KV heads, FFN, vocabulary) in several quantizations, three shapes of real SLMs from the
+survey's table (SmolLM-135M, SmolLM-360M, Qwen2.5-0.5B; random weights, Q4_K_M) and
+Gemma-3-270M in Q4_K_M / Q4_0 / Q8_0 / F16, are measured with slmbench's own measuring core (isolated workers, the same
 numbers `slmbench bench` prints) at depth 0 and 2048, and predicted from their GGUF headers.
 
 Two calibrations are reported:
@@ -25,6 +26,7 @@ absolute error and the share within +-10 %, against two baselines on the same da
     GEMMA_DIR=/path/to/ggufs python benchmarks/predict.py    # Gemma files from a folder
     python benchmarks/predict.py --threads 2 --quick --json out.json
     python benchmarks/predict.py --rows out.json --json again.json   # refit, re-predict
+        (from the run's own probes: a --json keeps every probe taken, under "probes")
     python benchmarks/predict.py --gemma --passes 2      # + how often two measurements agree
     python benchmarks/predict.py --gemma --probe-after   # + predicted from a probe taken after
 
@@ -39,6 +41,7 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import asdict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -64,6 +67,19 @@ SHAPES = {
                                       n_ff=4096, n_vocab=32000, n_ctx=4096),
 }
 QUANTS = ("Q8_0", "Q4_0", "Q4_K_M")
+# held-out shapes of real SLMs (architectures from the survey's model table,
+# ../shared/reference/slm_survey_models.tsv; random weights, an untied output): the grid above
+# is 20-100 MB, around this VM's cache edge, below the SLM range (~100M-5B parameters) that
+# users predict; these are 90-400 MB in Q4_K_M, what such models ship in (not with --quick)
+SLM_SHAPES = {
+    "slm-smollm-135m": SynthSpec(n_embd=576, n_layer=30, n_head=9, n_head_kv=3, n_ff=1536,
+                                 n_vocab=49152, n_ctx=4096),
+    "slm-smollm-360m": SynthSpec(n_embd=960, n_layer=32, n_head=15, n_head_kv=5, n_ff=2560,
+                                 n_vocab=49152, n_ctx=4096),
+    "slm-qwen2.5-0.5b": SynthSpec(n_embd=896, n_layer=24, n_head=14, n_head_kv=2, n_ff=4864,
+                                  n_vocab=151936, n_ctx=4096),
+}
+SLM_QUANTS = ("Q4_K_M",)
 GEMMA = ("Q4_K_M", "Q4_0", "Q8_0", "F16")
 DEPTH = 2048
 PROMPT = 256
@@ -76,14 +92,16 @@ def synth_models(work: str, quick: bool) -> dict[str, str]:
     from slmbench.synth import write_synthetic
 
     out = {}
-    shapes = dict(list(SHAPES.items())[:3]) if quick else SHAPES
-    for name, spec in shapes.items():
+    grid = [(name, spec, QUANTS) for name, spec in SHAPES.items()]
+    grid = grid[:3] if quick else grid + [(name, spec, SLM_QUANTS)
+                                          for name, spec in SLM_SHAPES.items()]
+    for name, spec, quants in grid:
         base = os.path.join(work, f"{name}.gguf")
         if not os.path.exists(base):
             spec.name = name
             write_synthetic(base + ".tmp", spec)
             os.replace(base + ".tmp", base)
-        for q in QUANTS:
+        for q in quants:
             path = os.path.join(work, f"{name}-{q}.gguf")
             if not os.path.exists(path):
                 quantize(base, path + ".tmp", q)
@@ -247,6 +265,25 @@ def reproducibility(rows: list[dict]) -> list[str]:
     return lines + [""]
 
 
+def probes_agree(before: list[dict], after: list[dict]) -> list[str]:
+    """How far two probes minutes apart (before and after the measurements) agree with each
+    other: per thread count, the share of decode configs whose two predictions lie within
+    +-10 % of each other - what a probe on this machine can promise, whatever it is compared
+    with."""
+    a = {row_key(r): r["pred_ours"] for r in before if r["test"] == "tg" and not r.get("pass")}
+    b = {row_key(r): r["pred_ours"] for r in after if r["test"] == "tg"}
+    lines = []
+    for t in sorted({k[1] for k in a}):
+        diff = [abs(100.0 * (a[k] / b[k] - 1.0)) for k in a if k[1] == t and k in b]
+        if diff:
+            lines.append(f"- {t} thread(s): {len(diff)} decode configs, the two probes' "
+                         f"predictions within +-10 % of each other for "
+                         f"{100.0 * sum(d <= 10.0 for d in diff) / len(diff):.0f} % (median "
+                         f"difference {statistics.median(diff):.1f} %)")
+    return ["### Two probes minutes apart (before and after the measurements)", "", *lines,
+            ""] if lines else []
+
+
 def summary(rows: list[dict], label: str) -> list[str]:
     lines = [f"### {label}", "",
              "| phase | configs | method | median abs err | P90 abs err | within +-10 % |",
@@ -287,6 +324,10 @@ def summary(rows: list[dict], label: str) -> list[str]:
     return lines + [""]
 
 
+SLICES = (("Gemma-3-270M", "gemma"), ("survey SLM shapes", "slm-"),
+          ("the small grid's shapes", "s-"))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", default="1,2")
@@ -296,7 +337,8 @@ def main() -> int:
     ap.add_argument("--gemma", action="store_true",
                     help="without a folder: Gemma-3-270M from the PyPI package, requantized")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--quick", action="store_true", help="3 shapes instead of 6")
+    ap.add_argument("--quick", action="store_true",
+                    help="3 shapes of the small grid instead of 6, no survey shapes")
     ap.add_argument("--passes", type=int, default=1,
                     help="measure every config this many times, one pass after the other; "
                          "the tables use pass 0, a second pass adds how often two measurements "
@@ -315,9 +357,11 @@ def main() -> int:
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
     saved: list[dict] = []
+    saved_probes: dict[str, dict] = {}  # the run's own probes (older files: none)
     if args.rows:
         with open(args.rows, encoding="utf-8") as fh:
-            saved = json.load(fh)["probe-only"]
+            data = json.load(fh)
+        saved, saved_probes = data["probe-only"], data.get("probes", {})
     os.makedirs(args.work, exist_ok=True)
     t0 = time.monotonic()
     models = synth_models(args.work, args.quick)
@@ -335,6 +379,7 @@ def main() -> int:
         print("  probe:", message, flush=True)
 
     noise: list[str] = []  # how far each probe's rounds agreed: was the machine quiet?
+    probes: dict[str, dict] = {}  # every probe taken, in the --json (its measurements refit)
 
     def rounds(label: str, c: P.ThreadCosts) -> None:
         n = c.noise
@@ -345,12 +390,16 @@ def main() -> int:
 
     for t in threads:
         print(f"probe at {t} thread(s)...", flush=True)
-        probe = probe_device([t], force=not (args.reuse_probe or args.rows), progress=say)
-        costs = probe.at(t)
+        if f"t{t}" in saved_probes:
+            costs = P.probe_from_dict({"costs": [saved_probes[f"t{t}"]]}).at(t)
+        else:
+            probe = probe_device([t], force=not (args.reuse_probe or args.rows), progress=say)
+            costs = probe.at(t)
+        probes[f"t{t}"] = asdict(costs)
         rounds("probe", costs)
         probe_infos = {mid: read_gguf(p) for mid, p in
                        P.build_probe_models(P.probe_model_dir()).items()}
-        if args.rows:  # the stored probe's measurements, fitted by this code
+        if args.rows:  # the stored probe's (or the run's own) measurements, fitted by this code
             curve = costs.decode.cache_curve
             costs = P.fit_costs(costs.measured, probe_infos, t, costs.bandwidth_gbs,
                                 costs.decode.l2_bytes)
@@ -367,6 +416,7 @@ def main() -> int:
         if "probe-after" in all_rows:  # the same measurements, from a probe taken after them
             print(f"probe at {t} thread(s) again, after the measurements...", flush=True)
             after = probe_device([t], force=True, progress=say).at(t)
+            probes[f"t{t}-after"] = asdict(after)
             rounds("probe after", after)
             all_rows["probe-after"] += error_rows(rows, infos, lambda _r, c=after: c)
         # leave one shape out: the probe's observations + the other shapes' measurements
@@ -385,15 +435,15 @@ def main() -> int:
     if noise:
         report += ["### The probes' rounds", "", *noise, ""]
     report += reproducibility(all_rows["probe-only"])
+    report += probes_agree(all_rows["probe-only"], all_rows.get("probe-after", []))
     all_rows["probe-only"], again = ([r for r in all_rows["probe-only"] if not r.get("pass")],
                                      [r for r in all_rows["probe-only"] if r.get("pass")])
     for label, rows in all_rows.items():
         report += summary(rows, f"{label} ({', '.join(map(str, threads))} threads)")
-        gem_rows = [r for r in rows if r["model"].startswith("gemma")]
-        if gem_rows:  # and the synthetic (llama) shapes apart: the probe's own architecture
-            report += summary(gem_rows, f"{label}: Gemma-3-270M only")
-            report += summary([r for r in rows if not r["model"].startswith("gemma")],
-                              f"{label}: synthetic shapes only")
+        for name, prefix in SLICES:  # Gemma (not the probe's architecture), the survey
+            part = [r for r in rows if r["model"].startswith(prefix)]  # shapes, the grid
+            if part and len(part) < len(rows):
+                report += summary(part, f"{label}: {name} only")
     report.append("Per config (probe-only): model, threads, test, depth, measured, ours, error")
     report.append("")
     for r in all_rows["probe-only"]:
@@ -409,7 +459,8 @@ def main() -> int:
           f"{open('/proc/loadavg').read().split()[:3]}")
     if args.json_out:
         with open(args.json_out, "w", encoding="utf-8") as fh:
-            json.dump({**all_rows, "probe-only": all_rows["probe-only"] + again}, fh, indent=1)
+            json.dump({**all_rows, "probe-only": all_rows["probe-only"] + again,
+                       "probes": probes}, fh, indent=1)
     return 0
 
 
