@@ -70,7 +70,7 @@ QUANTS = ("Q8_0", "Q4_0", "Q4_K_M")
 # held-out shapes of real SLMs (architectures from the survey's model table,
 # ../shared/reference/slm_survey_models.tsv; random weights, an untied output): the grid above
 # is 20-100 MB, around this VM's cache edge, below the SLM range (~100M-5B parameters) that
-# users predict; these are 90-400 MB in Q4_K_M, what such models ship in (not with --quick)
+# users predict; these are 118-466 MB in Q4_K_M, what such models ship in (not with --quick)
 SLM_SHAPES = {
     "slm-smollm-135m": SynthSpec(n_embd=576, n_layer=30, n_head=9, n_head_kv=3, n_ff=1536,
                                  n_vocab=49152, n_ctx=4096),
@@ -352,8 +352,9 @@ def main() -> int:
     ap.add_argument("--json", dest="json_out", default=None)
     ap.add_argument("--rows", default=None,
                     help="a --json file of an earlier run: predict its measurements again "
-                         "from the stored probe's measurements, fitted by this code (no "
-                         "measuring; implies --reuse-probe)")
+                         "from the run's own probes (kept in its --json; older files: the "
+                         "stored probe), fitted by this code (no measuring; implies "
+                         "--reuse-probe)")
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
     saved: list[dict] = []
